@@ -1,0 +1,89 @@
+"""The project's own exceptions, in one place.
+
+    PhotostoryError
+    ├── ConfigError              a setting is missing or invalid (start-up only)
+    ├── UserError                something the user can act on; `str(e)` is one plain sentence
+    │   ├── AccessDenied         the user is not in ALLOWED_USERS
+    │   ├── MediaRejected        a file we cannot take (type, size, corrupt, decompression bomb)
+    │   ├── AlbumFull            the album reached its size cap
+    │   ├── NothingToDo          empty album, nothing to undo, unknown album...
+    │   └── BudgetExceeded       the user's daily token budget is spent
+    └── ModelError               the model call failed; the album and history are unchanged
+        ├── ModelUnavailable     429, 5xx, timeout, network: try again later
+        ├── ModelBlocked         safety / recitation / other block: rephrase
+        ├── ModelEmptyAnswer     the model answered nothing
+        └── MediaNotProcessed    the File API could not process a video (FAILED state)
+
+Handlers turn `UserError` and `ModelError` into a sentence in the chat; anything else is
+logged with its traceback and the user gets a short apology.
+"""
+
+from __future__ import annotations
+
+
+class PhotostoryError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(PhotostoryError):
+    """A setting is missing or invalid; the message says how to fix it."""
+
+
+class UserError(PhotostoryError):
+    """An error the user can act on; the message is shown to them as is."""
+
+
+class AccessDenied(UserError):
+    """The user may not use this bot."""
+
+
+class MediaRejected(UserError):
+    """A file that cannot join an album. `reason` is a short machine-readable code."""
+
+    def __init__(self, message: str, reason: str = "unsupported") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AlbumFull(UserError):
+    """The album already holds as many items as allowed."""
+
+
+class NothingToDo(UserError):
+    """The request has nothing to act on (empty album, nothing to undo...)."""
+
+
+class BudgetExceeded(UserError):
+    """The user's daily token budget is spent."""
+
+
+class ModelError(PhotostoryError):
+    """A model call failed. The message is one plain sentence for the user."""
+
+
+class ModelUnavailable(ModelError):
+    """The model service is busy, failing or too slow; the same request can be retried."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelBlocked(ModelError):
+    """The model refused to answer (safety, recitation...). `reason` is the API's reason."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ModelEmptyAnswer(ModelError):
+    """The model returned no text."""
+
+
+class MediaNotProcessed(ModelError):
+    """The model service could not process one media file (File API state FAILED)."""
+
+    def __init__(self, message: str, item_label: str) -> None:
+        super().__init__(message)
+        self.item_label = item_label
