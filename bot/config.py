@@ -1,0 +1,240 @@
+"""Settings, read once from the environment into one typed object and validated at start-up."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.errors import ConfigError
+
+DEFAULT_MODEL = "gemini-3.8-flash"
+DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
+CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
+LOCAL_DOWNLOAD_LIMIT = 2000 * 1024 * 1024  # a self-hosted Bot API server in --local mode
+MEDIA_RESOLUTIONS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class AccessList:
+    """Who may do something: user ids, group chat ids (negative), @usernames, or everyone."""
+
+    everyone: bool = False
+    ids: frozenset[int] = frozenset()
+    usernames: frozenset[str] = frozenset()
+
+    def allows(self, user_id: int | None, username: str | None, chat_id: int | None = None) -> bool:
+        """Whether this user (or the group chat they write in) is on the list."""
+        if self.everyone:
+            return True
+        if user_id is not None and user_id in self.ids:
+            return True
+        if chat_id is not None and chat_id < 0 and chat_id in self.ids:
+            return True
+        return bool(username) and username.lower().lstrip("@") in self.usernames
+
+    @classmethod
+    def parse(cls, raw: str, variable: str) -> AccessList:
+        """Parse '123, @ana, -100200' or '*'."""
+        ids: set[int] = set()
+        names: set[str] = set()
+        for token in (t.strip() for t in raw.replace(";", ",").split(",")):
+            if not token:
+                continue
+            if token == "*":
+                return cls(everyone=True)
+            if token.startswith("@"):
+                if len(token) < 2:
+                    raise ConfigError(f"{variable}: '@' must be followed by a username.")
+                names.add(token[1:].lower())
+                continue
+            try:
+                ids.add(int(token))
+            except ValueError:
+                raise ConfigError(
+                    f"{variable}: '{token}' is neither a numeric Telegram id nor an @username. "
+                    f"Example: {variable}=123456789,@ana  (or * for everyone)."
+                ) from None
+        return cls(ids=frozenset(ids), usernames=frozenset(names))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot can be told from outside. Build it with `Settings.from_env()`."""
+
+    telegram_token: str
+    gemini_api_key: str
+    gemini_model: str = DEFAULT_MODEL
+    data_dir: Path = Path("./data")
+    telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
+    telegram_local_mode: bool = False
+    gemini_base_url: str | None = None
+    gemini_api_version: str = "v1beta"
+    allowed: AccessList = field(default_factory=AccessList)
+    admins: AccessList = field(default_factory=AccessList)
+    # Conversation with the model.
+    gemini_timeout: float = 180.0
+    gemini_attempts: int = 3
+    gemini_backoff: float = 2.0
+    gemini_max_retry_wait: float = 30.0
+    media_resolution: str = "medium"
+    video_fps: float = 1.0
+    file_poll_interval: float = 1.0
+    file_poll_timeout: float = 300.0
+    upload_concurrency: int = 8
+    # Media intake.
+    photo_max_side: int = 1024
+    photo_max_bytes: int = 150_000
+    max_image_pixels: int = 64_000_000
+    max_album_items: int = 300
+    download_limit: int = CLOUD_DOWNLOAD_LIMIT
+    # Telegram side.
+    ack_debounce: float = 1.0
+    draft_interval: float = 0.6
+    edit_interval: float = 3.0
+    # Budgets and prices (USD per million tokens).
+    daily_token_budget: int = 0
+    price_input_per_million: float = 0.75
+    price_output_per_million: float = 3.75
+    log_level: str = "INFO"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file."""
+        return self.data_dir / "photostory.sqlite3"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line or a message."""
+        return tuple(s for s in (self.telegram_token, self.gemini_api_key) if s)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings; raise ConfigError with every problem found."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        token = reader.required(
+            "TELEGRAM_BOT_TOKEN",
+            "Create a bot with @BotFather in Telegram (/newbot) and put its token here.",
+        )
+        if token and ":" not in token:
+            reader.problems.append(
+                "TELEGRAM_BOT_TOKEN does not look like a bot token (expected '123456:ABC...')."
+            )
+        key = reader.required(
+            "GEMINI_API_KEY", "Create a key at https://aistudio.google.com/apikey and put it here."
+        )
+        local_mode = reader.boolean("TELEGRAM_LOCAL_MODE", False)
+        resolution = reader.text("GEMINI_MEDIA_RESOLUTION", "medium").lower()
+        if resolution not in MEDIA_RESOLUTIONS:
+            reader.problems.append(
+                f"GEMINI_MEDIA_RESOLUTION must be one of {', '.join(MEDIA_RESOLUTIONS)}, "
+                f"not '{resolution}'."
+            )
+        settings = cls(
+            telegram_token=token,
+            gemini_api_key=key,
+            gemini_model=reader.text("GEMINI_MODEL", DEFAULT_MODEL),
+            data_dir=Path(reader.text("DATA_DIR", "./data")).expanduser(),
+            telegram_api_url=reader.url("TELEGRAM_API_URL", DEFAULT_TELEGRAM_API_URL),
+            telegram_local_mode=local_mode,
+            gemini_base_url=reader.url("GEMINI_BASE_URL", "") or None,
+            gemini_api_version=reader.text("GEMINI_API_VERSION", "v1beta"),
+            allowed=reader.access("ALLOWED_USERS"),
+            admins=reader.access("ADMIN_USERS"),
+            gemini_timeout=reader.number("GEMINI_TIMEOUT_SECONDS", 180.0, minimum=1.0),
+            gemini_attempts=int(reader.number("GEMINI_ATTEMPTS", 3, minimum=1)),
+            gemini_backoff=reader.number("GEMINI_BACKOFF_SECONDS", 2.0, minimum=0.0),
+            gemini_max_retry_wait=reader.number("GEMINI_MAX_RETRY_WAIT_SECONDS", 30.0, minimum=0),
+            media_resolution=resolution,
+            video_fps=reader.number("GEMINI_VIDEO_FPS", 1.0, minimum=0.01),
+            file_poll_interval=reader.number("GEMINI_FILE_POLL_SECONDS", 1.0, minimum=0.01),
+            file_poll_timeout=reader.number("GEMINI_FILE_TIMEOUT_SECONDS", 300.0, minimum=0.1),
+            upload_concurrency=int(reader.number("GEMINI_UPLOAD_CONCURRENCY", 8, minimum=1)),
+            photo_max_side=int(reader.number("PHOTO_MAX_SIDE", 1024, minimum=64)),
+            photo_max_bytes=int(reader.number("PHOTO_MAX_BYTES", 150_000, minimum=10_000)),
+            max_image_pixels=int(reader.number("MAX_IMAGE_PIXELS", 64_000_000, minimum=1_000_000)),
+            max_album_items=int(reader.number("MAX_ALBUM_ITEMS", 300, minimum=1)),
+            download_limit=int(
+                reader.number(
+                    "DOWNLOAD_LIMIT_MB",
+                    (LOCAL_DOWNLOAD_LIMIT if local_mode else CLOUD_DOWNLOAD_LIMIT) / 2**20,
+                    minimum=1,
+                )
+                * 2**20
+            ),
+            ack_debounce=reader.number("ACK_DEBOUNCE_SECONDS", 1.0, minimum=0.0),
+            draft_interval=reader.number("DRAFT_INTERVAL_SECONDS", 0.6, minimum=0.0),
+            edit_interval=reader.number("EDIT_INTERVAL_SECONDS", 3.0, minimum=0.0),
+            daily_token_budget=int(reader.number("DAILY_TOKEN_BUDGET", 0, minimum=0)),
+            price_input_per_million=reader.number("PRICE_INPUT_PER_MILLION", 0.75, minimum=0),
+            price_output_per_million=reader.number("PRICE_OUTPUT_PER_MILLION", 3.75, minimum=0),
+            log_level=reader.text("LOG_LEVEL", "INFO").upper(),
+        )
+        if reader.problems:
+            raise ConfigError(
+                "The configuration needs fixing (environment variables or a .env file):\n  - "
+                + "\n  - ".join(reader.problems)
+            )
+        return settings
+
+
+class _Reader:
+    """Reads variables and collects every problem, so one start-up reports them all."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str) -> str:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def required(self, name: str, how: str) -> str:
+        value = self.env.get(name, "").strip()
+        if not value:
+            self.problems.append(f"{name} is not set. {how}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, not '{raw}'.")
+        return default
+
+    def number(self, name: str, default: float, minimum: float | None = None) -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return float(default)
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number, not '{raw}'.")
+            return float(default)
+        if not math.isfinite(value) or (minimum is not None and value < minimum):
+            self.problems.append(f"{name} must be at least {minimum:g}, not '{raw}'.")
+            return float(default)
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        raw = self.env.get(name, "").strip().rstrip("/")
+        if not raw:
+            return default
+        if not raw.startswith(("http://", "https://")):
+            self.problems.append(f"{name} must start with http:// or https:// (got '{raw}').")
+            return default
+        return raw
+
+    def access(self, name: str) -> AccessList:
+        try:
+            return AccessList.parse(self.env.get(name, ""), name)
+        except ConfigError as e:
+            self.problems.append(str(e))
+            return AccessList()

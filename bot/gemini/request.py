@@ -1,0 +1,111 @@
+"""What the rest of the product says to the model, in its own terms (no SDK types here)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+# What the model accepts, checked before any paid call (refused types never leave the bot).
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
+VIDEO_TYPES = frozenset(
+    {
+        "video/mp4", "video/mpeg", "video/quicktime", "video/webm", "video/3gpp",
+        "video/x-flv", "video/mpg", "video/wmv", "video/avi", "video/x-msvideo",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """A stored file the model should see."""
+
+    key: str  # sha256 of the bytes: uploads are remembered by it
+    path: Path
+    mime_type: str
+    label: str  # how messages name it: "video 3 (pier.mp4)"
+
+    @property
+    def is_video(self) -> bool:
+        return self.mime_type.startswith("video/")
+
+
+Part = str | MediaRef
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of the conversation. `raw` is a stored model turn exactly as the API gave it."""
+
+    role: Literal["user", "model"]
+    parts: tuple[Part, ...]
+    raw: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A whole request: instructions plus the conversation, ending with the user's turn."""
+
+    system: str
+    turns: tuple[Turn, ...]
+    kind: str = "question"
+    json_schema: dict[str, Any] | None = None
+
+    def media(self) -> list[MediaRef]:
+        """Every distinct media file the request refers to, in order."""
+        seen: dict[str, MediaRef] = {}
+        for turn in self.turns:
+            for part in turn.parts:
+                if isinstance(part, MediaRef) and part.key not in seen:
+                    seen[part.key] = part
+        return list(seen.values())
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens one call used, as the API reported them."""
+
+    prompt: int = 0
+    output: int = 0
+    thinking: int = 0
+    cached: int = 0
+    total: int = 0
+    by_modality: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    """A complete answer: its text, the turn to store, and what it cost."""
+
+    text: str
+    raw: str | None
+    usage: TokenUsage
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file the model service holds."""
+
+    name: str
+    uri: str
+    mime_type: str
+    expires_at: str  # ISO 8601, UTC
+
+
+class UploadRegistry(Protocol):
+    """Where uploads are remembered between requests and restarts (the database)."""
+
+    async def get(self, sha256: str) -> UploadedFile | None: ...
+
+    async def put(
+        self, sha256: str, name: str, uri: str, mime_type: str, expires_at: str
+    ) -> None: ...
+
+    async def drop(self, sha256: str) -> None: ...
+
+
+OnText = Callable[[str], Awaitable[None]]
+OnStatus = Callable[[str], Awaitable[None]]
+OnUsage = Callable[[TokenUsage], Awaitable[None]]

@@ -1,0 +1,356 @@
+"""Collecting a trip: media and notes into the chat's current album, albums, and taking back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePath
+
+from bot.config import Settings
+from bot.errors import AlbumFull, MediaRejected, NothingToDo
+from bot.gemini.model import GeminiModel
+from bot.service.intake import PhotoLimits, Processed, iso, process_photo, process_video
+from storage.albums import AlbumStore
+from storage.blobs import BlobStore
+from storage.conversation import ConversationStore
+from storage.media import AddStatus, MediaStore, NewItem
+from storage.models import Album, AlbumSummary, Exchange, Item, Note
+
+log = logging.getLogger(__name__)
+
+PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".3gp", ".webm", ".m4v", ".qt"}
+# A burst ends after this much quiet: the next media gets a fresh acknowledgement message.
+BURST_GAP_SECONDS = 120.0
+MAX_NAME_LENGTH = 64
+
+Fetch = Callable[[Path], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class IncomingMedia:
+    """A media message as the bot received it (no Telegram types)."""
+
+    chat_id: int
+    kind: str  # "photo", "video" or "document"
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    caption: str | None = None
+    message_id: int | None = None
+    media_group_id: str | None = None
+    sender_id: int | None = None
+    sender_name: str | None = None
+    message_date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of an incoming file."""
+
+    item: Item
+    album: Album
+    duplicate: bool
+    batch_id: int | None
+
+
+@dataclass(frozen=True)
+class Undone:
+    """What /undo took back: a batch of media and notes, or the last exchange."""
+
+    album: Album
+    items: list[Item] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    exchange: Exchange | None = None
+
+
+@dataclass
+class _Burst:
+    album_id: int
+    batch_id: int
+    last: float
+
+
+class AlbumService:
+    """What a chat does with its albums, independent of Telegram."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        albums: AlbumStore,
+        media: MediaStore,
+        conversation: ConversationStore,
+        blobs: BlobStore,
+        model: GeminiModel,
+    ) -> None:
+        self.settings = settings
+        self.albums = albums
+        self.media = media
+        self.conversation = conversation
+        self.blobs = blobs
+        self.model = model
+        self.limits = PhotoLimits(
+            settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
+        )
+        self._bursts: dict[int, _Burst] = {}
+
+    # Media -------------------------------------------------------------------------------
+
+    async def receive_media(self, incoming: IncomingMedia, fetch: Fetch) -> Received:
+        """Store one photo or video in the chat's current album; committed before returning."""
+        album = await self.albums.current(incoming.chat_id)
+        kind = classify(incoming)
+        self._check_size(incoming, kind)
+        if incoming.file_unique_id:
+            known = await self.media.find_by_unique_id(album.id, incoming.file_unique_id)
+            if known is not None:
+                return Received(known, album, True, self._open_batch(incoming.chat_id, album.id))
+        summary = await self.albums.summary(incoming.chat_id, album.id)
+        if summary is not None and summary.items >= self.settings.max_album_items:
+            raise _album_full(album, self.settings.max_album_items)
+
+        suffix = PurePath(incoming.file_name or "").suffix.lower()[:8]
+        temp = self.blobs.new_temp_path(suffix if suffix.isascii() else "")
+        try:
+            await fetch(temp)
+            if not temp.is_file() or temp.stat().st_size == 0:
+                raise MediaRejected(
+                    "This file is empty, so there is nothing to add.", reason="empty"
+                )
+            processed = await asyncio.to_thread(self._process, temp, kind, incoming.mime_type)
+        finally:
+            temp.unlink(missing_ok=True)
+
+        batch_id = await self._batch(incoming.chat_id, album.id)
+        outcome = await self.media.add(
+            _new_item(album, batch_id, incoming, processed), self.settings.max_album_items
+        )
+        if outcome.status is AddStatus.FULL:
+            raise _album_full(album, self.settings.max_album_items)
+        assert outcome.item is not None
+        return Received(outcome.item, album, outcome.status is AddStatus.DUPLICATE, batch_id)
+
+    def _process(self, temp: Path, kind: str, mime: str | None) -> Processed:
+        if kind == "photo":
+            return process_photo(temp, self.blobs, self.limits)
+        return process_video(temp, self.blobs, mime)
+
+    def _check_size(self, incoming: IncomingMedia, kind: str) -> None:
+        size = incoming.file_size or 0
+        limit = self.settings.download_limit
+        if size <= limit:
+            return
+        what = "video" if kind == "video" else "file"
+        advice = (
+            "Please trim it, or send it as a regular video (Telegram compresses those) "
+            "or record it at a lower quality."
+            if kind == "video"
+            else "Please send a smaller version."
+        )
+        raise MediaRejected(
+            f"This {what} is {_mb(size)}, but Telegram lets bots download files of at most "
+            f"{_mb(limit)}, so I cannot add it. {advice} "
+            "(For the bot's owner: a self-hosted Bot API server, set with TELEGRAM_API_URL and "
+            "TELEGRAM_LOCAL_MODE=true, lifts this limit.)",
+            reason="too_big",
+        )
+
+    # Notes -------------------------------------------------------------------------------
+
+    async def add_note(
+        self, chat_id: int, text: str, sender_id: int | None, sender_name: str | None
+    ) -> tuple[Note, Album, int]:
+        """Keep something the traveller told about the trip as the album's context."""
+        album = await self.albums.current(chat_id)
+        batch_id = await self._batch(chat_id, album.id)
+        note = await self.media.add_note(album.id, text.strip(), batch_id, sender_id, sender_name)
+        return note, album, batch_id
+
+    # Albums ------------------------------------------------------------------------------
+
+    async def current(self, chat_id: int) -> AlbumSummary:
+        """The chat's current album with its counts."""
+        album = await self.albums.current(chat_id)
+        summary = await self.albums.summary(chat_id, album.id)
+        assert summary is not None
+        return summary
+
+    async def summary(self, chat_id: int, album_id: int) -> AlbumSummary | None:
+        """One of the chat's albums with its counts."""
+        return await self.albums.summary(chat_id, album_id)
+
+    async def new_album(self, chat_id: int, name: str | None) -> Album:
+        """Start a fresh album; the old ones are kept."""
+        self.end_burst(chat_id)
+        clean = clean_name(name) or f"Trip {datetime.now().strftime('%d %b %Y')}"
+        return await self.albums.create(chat_id, clean)
+
+    async def list_albums(self, chat_id: int) -> tuple[list[AlbumSummary], int]:
+        """The chat's albums (newest first) and the current album's id."""
+        current = await self.albums.current(chat_id)
+        return await self.albums.summaries(chat_id), current.id
+
+    async def switch_album(self, chat_id: int, album_id: int) -> AlbumSummary:
+        """Make another of the chat's albums the current one."""
+        album = await self.albums.switch(chat_id, album_id)
+        if album is None:
+            raise NothingToDo("That album does not exist in this chat.")
+        self.end_burst(chat_id)
+        summary = await self.albums.summary(chat_id, album.id)
+        assert summary is not None
+        return summary
+
+    async def rename(self, chat_id: int, name: str) -> Album:
+        """Rename the current album."""
+        clean = clean_name(name)
+        if not clean:
+            raise NothingToDo("Give the album a name, e.g. /rename Lisbon 2026.")
+        album = await self.albums.current(chat_id)
+        await self.albums.rename(chat_id, album.id, clean)
+        return Album(album.id, album.chat_id, clean, album.created_at, album.updated_at)
+
+    # Taking back -------------------------------------------------------------------------
+
+    async def undo(self, chat_id: int) -> Undone:
+        """Take back whatever came last: the last batch of media/notes, or the last exchange."""
+        album = await self.albums.current(chat_id)
+        batch = await self.media.latest_batch(album.id)
+        exchange = await self.conversation.latest(album.id)
+        if batch is None and exchange is None:
+            raise NothingToDo("There is nothing to undo in this album.")
+        if exchange is not None and (batch is None or exchange.created_at >= batch[1]):
+            await self.conversation.remove(album.id, exchange.id)
+            return Undone(album, exchange=exchange)
+        assert batch is not None
+        return await self._remove_batch(chat_id, album, batch[0])
+
+    async def undo_batch(self, chat_id: int, batch_id: int) -> Undone:
+        """Take back one batch (the button under an acknowledgement)."""
+        album_id = await self.media.batch_album(chat_id, batch_id)
+        album = await self.albums.get(chat_id, album_id) if album_id is not None else None
+        if album is None:
+            raise NothingToDo("That batch is not in this chat any more.")
+        return await self._remove_batch(chat_id, album, batch_id)
+
+    async def _remove_batch(self, chat_id: int, album: Album, batch_id: int) -> Undone:
+        removed = await self.media.remove_batch(album.id, batch_id)
+        if not removed.items and not removed.notes:
+            raise NothingToDo("That batch was already taken back.")
+        if self._bursts.get(chat_id) and self._bursts[chat_id].batch_id == batch_id:
+            self.end_burst(chat_id)
+        if removed.orphan_blobs:
+            # Nothing refers to these files any more: delete them here and at the model service.
+            await self.model.delete_uploads(removed.orphan_blobs)
+            for sha in removed.orphan_blobs:
+                await asyncio.to_thread(self.blobs.delete, sha)
+        return Undone(album, items=removed.items, notes=removed.notes)
+
+    # Bursts ------------------------------------------------------------------------------
+
+    def end_burst(self, chat_id: int) -> None:
+        """The bot said something else: the next media starts a new batch and acknowledgement."""
+        self._bursts.pop(chat_id, None)
+
+    def _open_batch(self, chat_id: int, album_id: int) -> int | None:
+        burst = self._bursts.get(chat_id)
+        if (
+            burst
+            and burst.album_id == album_id
+            and time.monotonic() - burst.last < BURST_GAP_SECONDS
+        ):
+            return burst.batch_id
+        return None
+
+    async def _batch(self, chat_id: int, album_id: int) -> int:
+        batch_id = self._open_batch(chat_id, album_id)
+        if batch_id is None:
+            batch_id = await self.media.new_batch(album_id)
+        self._bursts[chat_id] = _Burst(album_id, batch_id, time.monotonic())
+        return batch_id
+
+
+def classify(incoming: IncomingMedia) -> str:
+    """'photo' or 'video' for what the bot takes; MediaRejected for anything else."""
+    if incoming.kind in ("photo", "video"):
+        return incoming.kind
+    mime = (incoming.mime_type or "").lower()
+    suffix = PurePath(incoming.file_name or "").suffix.lower()
+    if mime.startswith("image/") or (not mime.startswith("video/") and suffix in PHOTO_EXTENSIONS):
+        return "photo"
+    if mime.startswith("video/") or suffix in VIDEO_EXTENSIONS:
+        return "video"
+    shown = safe_file_name(incoming.file_name)
+    raise MediaRejected(
+        f"I can only add photos and videos to the album; {shown} is not one "
+        f"({mime or 'unknown type'}).",
+        reason="unsupported",
+    )
+
+
+def safe_file_name(name: str | None) -> str:
+    """A file name fit to show: no folders, no control characters, not too long."""
+    if not name:
+        return "this file"
+    base = PurePath(name.replace("\\", "/")).name
+    base = "".join(c for c in base if c.isprintable()).strip() or "this file"
+    return f"'{base[:60]}'"
+
+
+def clean_name(name: str | None) -> str:
+    """An album name as stored: one line, printable, at most 64 characters."""
+    if not name:
+        return ""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in name).split())
+    return flat[:MAX_NAME_LENGTH]
+
+
+def _new_item(album: Album, batch_id: int, incoming: IncomingMedia, p: Processed) -> NewItem:
+    facts = p.facts
+    return NewItem(
+        album_id=album.id,
+        batch_id=batch_id,
+        kind=p.kind,
+        source_sha256=p.source_sha256,
+        source_size=p.source_size,
+        source_mime=p.source_mime,
+        model_sha256=p.model_sha256,
+        model_size=p.model_size,
+        model_mime_type=p.model_mime_type,
+        file_unique_id=incoming.file_unique_id,
+        file_id=incoming.file_id,
+        file_name=(safe_file_name(incoming.file_name).strip("'") if incoming.file_name else None),
+        mime_type=incoming.mime_type,
+        caption=(incoming.caption or None),
+        chat_message_id=incoming.message_id,
+        media_group_id=incoming.media_group_id,
+        sender_id=incoming.sender_id,
+        sender_name=incoming.sender_name,
+        width=facts.width,
+        height=facts.height,
+        duration=facts.duration,
+        taken_at=iso(facts.taken_at),
+        time_source=facts.time_source,
+        latitude=facts.latitude,
+        longitude=facts.longitude,
+        altitude=facts.altitude,
+        place=p.place,
+        camera=facts.camera,
+        message_date=iso(incoming.message_date),
+    )
+
+
+def _album_full(album: Album, cap: int) -> AlbumFull:
+    return AlbumFull(
+        f"The album '{album.name}' is full ({cap} photos and videos). "
+        "Start another one with /new, e.g. /new Lisbon part 2."
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size / 1024:.0f} KB"

@@ -1,0 +1,144 @@
+"""Builds a model request from an album: its media and context first, then the conversation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import prompts
+from bot.gemini.request import MediaRef, ModelRequest, Part, Turn
+from storage.blobs import BlobStore
+from storage.models import Album, Exchange, Item, Note
+
+LANGUAGE_NAMES = {
+    "en": "English", "pt": "Portuguese", "es": "Spanish", "fr": "French", "de": "German",
+    "it": "Italian", "nl": "Dutch", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish",
+    "tr": "Turkish", "ar": "Arabic", "he": "Hebrew", "fa": "Persian", "hi": "Hindi",
+    "ja": "Japanese", "ko": "Korean", "zh": "Chinese", "id": "Indonesian", "cs": "Czech",
+    "sv": "Swedish", "da": "Danish", "no": "Norwegian", "nb": "Norwegian", "fi": "Finnish",
+    "el": "Greek", "ro": "Romanian", "hu": "Hungarian", "vi": "Vietnamese", "th": "Thai",
+}  # fmt: skip
+
+
+def language_name(code: str | None) -> str:
+    """A language for the system prompt from a Telegram language code ('pt-br' -> Portuguese)."""
+    if not code:
+        return "the language the traveller writes in (English if unsure)"
+    base = code.lower().split("-")[0]
+    return LANGUAGE_NAMES.get(base, f"the language with code '{code}'")
+
+
+def media_ref(item: Item, blobs: BlobStore) -> MediaRef:
+    """What the model adapter needs to send an item."""
+    name = f" ({item.file_name})" if item.file_name else ""
+    return MediaRef(
+        key=item.model_sha256,
+        path=blobs.path_for(item.model_sha256),
+        mime_type=item.model_mime_type,
+        label=f"{item.label}{name}",
+    )
+
+
+def facts_line(item: Item) -> str:
+    """The line that introduces an item to the model: number, time, place, camera, caption."""
+    bits = [f"[{item.label}]"]
+    if item.taken_at and item.time_source in ("exif", "container"):
+        bits.append(f"taken {_when(item.taken_at)}")
+    elif item.message_date:
+        bits.append(f"sent {_when(item.message_date)} (approximate: the time it was sent)")
+    if item.latitude is not None and item.longitude is not None:
+        where = f"({item.latitude:.5f}, {item.longitude:.5f})"
+        bits.append(f"near {item.place} {where}" if item.place else f"at {where}")
+    if item.duration:
+        bits.append(f"{item.duration:.0f} s long")
+    if item.camera:
+        bits.append(item.camera)
+    if item.sender_name:
+        bits.append(f"sent by {item.sender_name}")
+    if item.caption:
+        bits.append(f'caption: "{item.caption}"')
+    return " · ".join(bits)
+
+
+def _when(iso: str) -> str:
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    text = moment.strftime("%Y-%m-%d %H:%M")
+    offset = moment.strftime("%z")
+    return f"{text} ({offset[:3]}:{offset[3:]})" if offset else text
+
+
+def album_parts(
+    album: Album, items: Sequence[Item], notes: Sequence[Note], blobs: BlobStore
+) -> list[Part]:
+    """The album as the model sees it: a header, the traveller's notes, then each item."""
+    photos = sum(1 for i in items if i.kind == "photo")
+    videos = len(items) - photos
+    header = [f'The album "{album.name}": {photos} photo(s), {videos} video(s).']
+    if notes:
+        header.append("What the traveller told about the trip:")
+        header.extend(f"- {n.text}" for n in notes)
+    else:
+        header.append("The traveller has not written anything about the trip yet.")
+    parts: list[Part] = ["\n".join(header)]
+    for item in items:
+        parts.append(facts_line(item))
+        parts.append(media_ref(item, blobs))
+    return parts
+
+
+def focus_parts(item: Item, blobs: BlobStore) -> list[Part]:
+    """An item shown again next to a question about it."""
+    return [f"{facts_line(item)} (shown again)", media_ref(item, blobs)]
+
+
+def build_request(
+    *,
+    system: str,
+    album: list[Part],
+    history: Sequence[Exchange],
+    focus_items: dict[int, Item],
+    blobs: BlobStore,
+    prompt: str,
+    focus: Item | None,
+    kind: str,
+) -> ModelRequest:
+    """The whole request: album first (inside the first user turn), earlier turns, the new one."""
+    turns: list[Turn] = []
+    pending_album: list[Part] = list(album)
+    for exchange in history:
+        parts = pending_album + _user_parts(
+            exchange.prompt, focus_items.get(exchange.focus_item_id or -1), blobs
+        )
+        pending_album = []
+        turns.append(Turn("user", tuple(parts)))
+        turns.append(Turn("model", (exchange.answer_text,), raw=exchange.answer_content))
+    turns.append(Turn("user", tuple(pending_album + _user_parts(prompt, focus, blobs))))
+    return ModelRequest(system=system, turns=tuple(turns), kind=kind)
+
+
+def _user_parts(prompt: str, focus: Item | None, blobs: BlobStore) -> list[Part]:
+    if focus is None:
+        return [prompt]
+    return [*focus_parts(focus, blobs), prompt]
+
+
+def system_prompt(language_code: str | None) -> str:
+    """The system instruction, in the traveller's language."""
+    return prompts.render("system", language=language_name(language_code))
+
+
+def story_prompt(wish: str | None) -> str:
+    """The request for the photo tour, with the traveller's wish if any."""
+    extra = (
+        f"\nThe traveller's wish for this story: {wish.strip()}" if wish and wish.strip() else ""
+    )
+    return prompts.render("story", wish=extra)
+
+
+def question_prompt(question: str, focus: Item | None) -> str:
+    """A follow-up question, singled out to one item when the traveller replied to it."""
+    lead = prompts.render("focus", label=focus.label, kind=focus.kind) + "\n\n" if focus else ""
+    return prompts.render("question", focus=lead, question=question.strip())

@@ -1,0 +1,207 @@
+"""The story, the landmarks and every follow-up: one conversation with the model per album."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import prompts
+from bot.config import Settings
+from bot.errors import BudgetExceeded, NothingToDo
+from bot.gemini.model import GeminiModel
+from bot.gemini.request import ModelAnswer, TokenUsage
+from bot.service import context
+from storage.albums import AlbumStore
+from storage.blobs import BlobStore
+from storage.conversation import ConversationStore, NewExchange
+from storage.media import MediaStore
+from storage.models import Album, Item
+from storage.usage import UsageRecord, UsageStore
+
+log = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    """Where a long answer reports to while it is being made (the chat, in practice)."""
+
+    async def status(self, text: str) -> None:
+        """A short line on what is happening ("Processing video 2 of 3...")."""
+
+    async def text(self, so_far: str) -> None:
+        """The answer written so far."""
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who is asking: for budgets, usage and the language of the answer."""
+
+    chat_id: int
+    user_id: int | None
+    name: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A finished answer, plus notices about media the model could not use."""
+
+    text: str
+    album: Album
+    kind: str
+    notices: list[str] = field(default_factory=list)
+
+
+class ConversationService:
+    """Asks the model about an album, with the album's media, context and earlier turns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        albums: AlbumStore,
+        media: MediaStore,
+        conversation: ConversationStore,
+        usage: UsageStore,
+        blobs: BlobStore,
+        model: GeminiModel,
+    ) -> None:
+        self.settings = settings
+        self.albums = albums
+        self.media = media
+        self.conversation = conversation
+        self.usage = usage
+        self.blobs = blobs
+        self.model = model
+
+    async def story(self, asker: Asker, wish: str | None, progress: Progress) -> Reply:
+        """Write the album's photo tour."""
+        return await self._ask(asker, "story", context.story_prompt(wish), None, wish, progress)
+
+    async def landmarks(self, asker: Asker, progress: Progress) -> Reply:
+        """The well-known places near the trip that the album does not show."""
+        prompt = prompts.render("landmarks")
+        return await self._ask(asker, "landmarks", prompt, None, None, progress)
+
+    async def ask(
+        self,
+        asker: Asker,
+        question: str,
+        progress: Progress,
+        replied_message_id: int | None = None,
+    ) -> Reply:
+        """A follow-up question; about one item when it replies to the message that carried it."""
+        focus = None
+        if replied_message_id is not None:
+            focus = await self.media.by_message(asker.chat_id, replied_message_id)
+        prompt = context.question_prompt(question, focus)
+        return await self._ask(asker, "question", prompt, focus, question, progress)
+
+    async def reset(self, chat_id: int) -> tuple[Album, int]:
+        """Forget the current album's conversation; the media stay."""
+        album = await self.albums.current(chat_id)
+        return album, await self.conversation.clear(album.id)
+
+    async def has_conversation(self, chat_id: int) -> bool:
+        """Whether the current album's conversation has begun."""
+        album = await self.albums.current(chat_id)
+        return await self.conversation.latest(album.id) is not None
+
+    async def _ask(
+        self,
+        asker: Asker,
+        kind: str,
+        prompt: str,
+        focus: Item | None,
+        user_text: str | None,
+        progress: Progress,
+    ) -> Reply:
+        album = await self.albums.current(asker.chat_id)
+        items = await self.media.items(album.id)
+        notes = await self.media.notes(album.id)
+        if not items and not notes:
+            raise NothingToDo(
+                f"The album '{album.name}' is empty. Send me some photos or videos of the trip "
+                "first."
+            )
+        await self._check_budget(asker)
+
+        notices: list[str] = []
+        usable = [i for i in items if not i.model_failed]
+        prepared = await self.model.prepare(
+            [context.media_ref(i, self.blobs) for i in usable], progress.status
+        )
+        if prepared.failed:
+            failed_keys = {ref.key: reason for ref, reason in prepared.failed}
+            for item in usable:
+                if item.model_sha256 in failed_keys:
+                    await self.media.mark_model_failed(item.id, failed_keys[item.model_sha256])
+                    notices.append(
+                        f"Gemini could not process {context.media_ref(item, self.blobs).label}"
+                        f" ({failed_keys[item.model_sha256]}), so I left it out."
+                    )
+            usable = [i for i in usable if i.model_sha256 not in failed_keys]
+        if focus is not None and focus.model_sha256 not in {i.model_sha256 for i in usable}:
+            focus = None  # a reply to something the model cannot see: an ordinary question
+
+        history = await self.conversation.exchanges(album.id)
+        by_id = {i.id: i for i in usable}
+        request = context.build_request(
+            system=context.system_prompt(asker.language_code),
+            album=context.album_parts(album, usable, notes, self.blobs),
+            history=history,
+            focus_items=by_id,
+            blobs=self.blobs,
+            prompt=prompt,
+            focus=focus,
+            kind=kind,
+        )
+
+        async def record(usage: TokenUsage) -> None:
+            await self._record_usage(asker, album, kind, usage)
+
+        answer: ModelAnswer = await self.model.generate(
+            request, on_text=progress.text, on_usage=record
+        )
+        await self.conversation.add(
+            NewExchange(
+                album_id=album.id,
+                kind=kind,
+                prompt=prompt,
+                answer_text=answer.text,
+                answer_content=answer.raw,
+                user_text=user_text,
+                focus_item_id=focus.id if focus else None,
+                sender_id=asker.user_id,
+            )
+        )
+        return Reply(answer.text, album, kind, notices)
+
+    async def _check_budget(self, asker: Asker) -> None:
+        budget = self.settings.daily_token_budget
+        if not budget or asker.user_id is None:
+            return
+        since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        used = await self.usage.user_totals(asker.user_id, since.isoformat(timespec="seconds"))
+        if used.total_tokens >= budget:
+            raise BudgetExceeded(
+                f"You have used today's allowance of {budget:,} Gemini tokens. "
+                "It renews at midnight UTC; /usage shows the details."
+            )
+
+    async def _record_usage(self, asker: Asker, album: Album, kind: str, usage: TokenUsage) -> None:
+        await self.usage.record(
+            UsageRecord(
+                chat_id=asker.chat_id,
+                user_id=asker.user_id,
+                album_id=album.id,
+                kind=kind,
+                model=self.settings.gemini_model,
+                prompt_tokens=usage.prompt,
+                output_tokens=usage.output,
+                thinking_tokens=usage.thinking,
+                cached_tokens=usage.cached,
+                total_tokens=usage.total,
+                by_modality=usage.by_modality,
+            )
+        )

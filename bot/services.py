@@ -1,0 +1,60 @@
+"""Builds the product's services from settings: storage, the model, albums, conversation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.gemini.model import GeminiModel
+from bot.media.images import register_heif
+from bot.service.albums import AlbumService
+from bot.service.conversation import ConversationService
+from storage.albums import AlbumStore
+from storage.blobs import BlobStore
+from storage.conversation import ConversationStore
+from storage.db import Database
+from storage.media import MediaStore
+from storage.uploads import UploadStore
+from storage.usage import UsageStore
+
+
+@dataclass
+class Services:
+    """Everything a handler may call; built once at start-up, closed at shutdown."""
+
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    model: GeminiModel
+    albums: AlbumService
+    talk: ConversationService
+    usage: UsageStore
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        """Open the database (running migrations), the blob store and the model client."""
+        register_heif()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.db_path)
+        await db.open()
+        blobs = BlobStore(settings.data_dir)
+        blobs.prepare()
+        model = GeminiModel(settings, UploadStore(db))
+        albums_store, media, conversation = AlbumStore(db), MediaStore(db), ConversationStore(db)
+        usage = UsageStore(db)
+        return cls(
+            settings=settings,
+            db=db,
+            blobs=blobs,
+            model=model,
+            albums=AlbumService(settings, albums_store, media, conversation, blobs, model),
+            talk=ConversationService(
+                settings, albums_store, media, conversation, usage, blobs, model
+            ),
+            usage=usage,
+        )
+
+    async def close(self) -> None:
+        """Close the model client and the database."""
+        await self.model.aclose()
+        await self.db.close()

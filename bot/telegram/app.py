@@ -1,0 +1,105 @@
+"""Builds the python-telegram-bot Application: handlers, concurrency, start-up and shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.config import Settings
+from bot.services import Services
+from bot.telegram import commands, intake
+from bot.telegram.access import AccessGate
+from bot.telegram.acks import Acknowledger
+from bot.telegram.concurrency import PerChatUpdateProcessor
+from bot.telegram.conversation import APOLOGY
+from bot.telegram.runtime import KEY, Runtime
+
+log = logging.getLogger(__name__)
+
+MEDIA = (
+    filters.PHOTO | filters.VIDEO | filters.VIDEO_NOTE | filters.ANIMATION | filters.Document.ALL
+)
+
+
+def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
+    """The bot, wired to its services; run it with run_polling() or start it by hand in tests."""
+    root = settings.telegram_api_url.rstrip("/")
+    app = (
+        ApplicationBuilder()
+        .token(settings.telegram_token)
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .local_mode(settings.telegram_local_mode)
+        .concurrent_updates(PerChatUpdateProcessor())
+        # Waits out Telegram's flood limits (429 retry_after) instead of failing the reply.
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .read_timeout(30)
+        .write_timeout(60)
+        .media_write_timeout(120)
+        .post_init(_post_init(settings))
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    app.add_handler(TypeHandler(Update, AccessGate(settings.allowed)), group=-1)
+    for name, callback in (
+        ("start", commands.start),
+        ("help", commands.help_command),
+        ("story", commands.story),
+        ("landmarks", commands.landmarks),
+        ("new", commands.new_album),
+        ("albums", commands.albums),
+        ("rename", commands.rename),
+        ("note", commands.note),
+        ("undo", commands.undo),
+        ("reset", commands.reset),
+    ):
+        app.add_handler(CommandHandler(name, callback))
+    app.add_handler(MessageHandler(filters.COMMAND, commands.unknown_command))
+    app.add_handler(MessageHandler(MEDIA, intake.on_media))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, intake.on_text))
+    app.add_handler(CallbackQueryHandler(commands.on_button))
+    app.add_error_handler(_on_error)
+    return app
+
+
+def _post_init(settings: Settings):  # type: ignore[no-untyped-def]
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        services = await Services.open(settings)
+        app.bot_data[KEY] = Runtime(
+            services=services, acks=Acknowledger(app.bot, services.albums, settings.ack_debounce)
+        )
+        try:
+            await app.bot.set_my_commands([BotCommand(c, d) for c, d in commands.COMMANDS])
+        except TelegramError:
+            log.warning("Could not register the command menu with Telegram")
+        log.info("photostory is up as @%s (model %s)", app.bot.username, settings.gemini_model)
+
+    return post_init
+
+
+async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    runtime = app.bot_data.pop(KEY, None)
+    if isinstance(runtime, Runtime):
+        await runtime.services.close()
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("Unhandled error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(APOLOGY)
+        except TelegramError:
+            pass

@@ -1,0 +1,256 @@
+"""Command and button handlers: albums, notes, taking back, help."""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from bot.errors import UserError
+from bot.service.albums import Undone
+from bot.telegram.conversation import suggest_landmarks, write_story
+from bot.telegram.runtime import runtime
+from storage.models import AlbumSummary
+
+log = logging.getLogger(__name__)
+
+# (command, description) as shown in Telegram's menu; registered at start-up.
+COMMANDS = [
+    ("story", "Write the story of the current album"),
+    ("landmarks", "Well-known places nearby you did not visit"),
+    ("new", "Start a new album: /new Lisbon 2026"),
+    ("albums", "List your albums and switch between them"),
+    ("note", "Tell me something about the trip"),
+    ("undo", "Take back the last batch or the last question"),
+    ("reset", "Clear the conversation, keep the photos"),
+    ("rename", "Rename the current album"),
+    ("help", "What I can do"),
+]
+
+HELP = "\n".join(
+    [
+        "<b>Send me the photos and videos of a trip</b>, and I will write its story.",
+        "",
+        "• Send photos as they are, or <i>as files</i> to keep when and where they were taken "
+        "(HEIC from iPhones is fine). Albums of up to 10 at once are welcome.",
+        "• Tell me about the trip in a message (“our first week in Lisbon”) or in captions.",
+        "• /story writes a blog-post photo tour. Add a wish: "
+        "<code>/story shorter, in Portuguese</code>.",
+        "• /landmarks lists the well-known places nearby that your photos do not show.",
+        "• Then just ask: “where was photo 3 taken?” Reply to a photo to ask about that one.",
+        "",
+        "<b>Albums</b>",
+        "/new <i>name</i> starts a new album (the old ones are kept) · /albums switches · "
+        "/rename <i>name</i>",
+        "/undo takes back the last batch or question · "
+        "/reset clears the conversation, keeps the photos",
+    ]
+)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Welcome the traveller and say what to send."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    summary = await runtime(context).services.albums.current(chat.id)
+    name = html.escape(update.effective_user.first_name) if update.effective_user else "there"
+    await message.reply_html(
+        f"Hi {name}! 👋\n\n{HELP}\n\nYour current album: {_describe(summary)}."
+    )
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List what the bot does and its commands."""
+    if update.effective_message is not None:
+        await update.effective_message.reply_html(HELP)
+
+
+async def story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/story [wish]: write the photo tour."""
+    await write_story(update, context, " ".join(context.args or []) or None)
+
+
+async def landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/landmarks: places nearby the album does not show."""
+    await suggest_landmarks(update, context)
+
+
+async def new_album(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/new [name]: start a fresh album."""
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    rt = runtime(context)
+    await rt.acks.close(chat.id)
+    album = await rt.services.albums.new_album(chat.id, " ".join(context.args or []))
+    await message.reply_html(
+        f"📁 New album <b>{html.escape(album.name)}</b>. Send its photos and videos; "
+        "your other albums are kept (/albums)."
+    )
+
+
+async def albums(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/albums: the chat's albums, with buttons to switch."""
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    rt = runtime(context)
+    await rt.acks.close(chat.id)
+    summaries, current = await rt.services.albums.list_albums(chat.id)
+    text, markup = _album_list(summaries, current)
+    await message.reply_html(text, reply_markup=markup)
+
+
+async def rename(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/rename name: rename the current album."""
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    try:
+        album = await runtime(context).services.albums.rename(chat.id, " ".join(context.args or []))
+    except UserError as e:
+        await message.reply_text(str(e))
+        return
+    await message.reply_html(f"✏️ The album is now called <b>{html.escape(album.name)}</b>.")
+
+
+async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/note text: add context about the trip at any time."""
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    text = " ".join(context.args or []).strip()
+    if not text:
+        await message.reply_text(
+            "Write the note after the command, e.g. /note We travelled by train."
+        )
+        return
+    rt = runtime(context)
+    user = update.effective_user
+    _, album, batch_id = await rt.services.albums.add_note(
+        chat.id, text, user.id if user else None, user.full_name if user else None
+    )
+    rt.acks.added(chat.id, album.id, batch_id, "note")
+
+
+async def undo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/undo: take back the last batch of media/notes or the last question and answer."""
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    rt = runtime(context)
+    await rt.acks.close(chat.id)
+    try:
+        undone = await rt.services.albums.undo(chat.id)
+    except UserError as e:
+        await message.reply_text(str(e))
+        return
+    await message.reply_text(_undone_text(undone))
+
+
+async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reset: forget the conversation, keep the media."""
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    rt = runtime(context)
+    album, cleared = await rt.services.talk.reset(chat.id)
+    if not cleared:
+        await message.reply_text(f"There is no conversation to clear in '{album.name}'.")
+        return
+    await message.reply_text(
+        f"🧹 Cleared the conversation about '{album.name}' ({cleared} exchange"
+        f"{'s' if cleared != 1 else ''}). The photos and notes are still there: "
+        "/story starts afresh."
+    )
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer a command the bot does not know."""
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(
+            "I don't know that command. /help lists what I can do."
+        )
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Inline buttons: switch album, undo a batch, write the story, list landmarks."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None:
+        return
+    data = query.data or ""
+    rt = runtime(context)
+    action, _, arg = data.partition(":")
+    try:
+        if action == "album" and arg.isdigit():
+            summary = await rt.services.albums.switch_album(chat.id, int(arg))
+            await query.answer(f"Now adding to '{summary.album.name}'.")
+            summaries, current = await rt.services.albums.list_albums(chat.id)
+            text, markup = _album_list(summaries, current)
+            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        elif action == "undo" and arg.isdigit():
+            undone = await rt.services.albums.undo_batch(chat.id, int(arg))
+            rt.acks.forget(chat.id)
+            await query.answer("Taken back.")
+            await query.edit_message_text(_undone_text(undone))
+        elif action == "story":
+            await query.answer()
+            await write_story(update, context, None)
+        elif action == "landmarks":
+            await query.answer()
+            await suggest_landmarks(update, context)
+        else:
+            await query.answer("This button no longer works.")
+    except UserError as e:
+        await query.answer(str(e), show_alert=True)
+
+
+def _describe(summary: AlbumSummary) -> str:
+    bits = [f"<b>{html.escape(summary.album.name)}</b>", f"{summary.photos} photos"]
+    if summary.videos:
+        bits.append(f"{summary.videos} videos")
+    if summary.notes:
+        bits.append(f"{summary.notes} notes")
+    return ", ".join(bits)
+
+
+def _album_list(summaries: list[AlbumSummary], current: int) -> tuple[str, InlineKeyboardMarkup]:
+    lines = ["<b>Your albums</b> (tap one to add to it):"]
+    buttons = []
+    for summary in summaries[:20]:
+        mark = "✅ " if summary.album.id == current else ""
+        lines.append(f"{mark}{_describe(summary)}")
+        label = f"{mark}{summary.album.name} · {summary.items}"
+        buttons.append(
+            [InlineKeyboardButton(label[:60], callback_data=f"album:{summary.album.id}")]
+        )
+    if len(summaries) > 20:
+        lines.append(f"…and {len(summaries) - 20} older ones.")
+    return "\n".join(lines), InlineKeyboardMarkup(buttons)
+
+
+def _undone_text(undone: Undone) -> str:
+    if undone.exchange is not None:
+        asked = undone.exchange.user_text or undone.exchange.kind
+        return f"↩️ Took back the last exchange ({_clip(asked)}). Ask again whenever you like."
+    photos = sum(1 for i in undone.items if i.kind == "photo")
+    videos = len(undone.items) - photos
+    parts = []
+    if photos:
+        parts.append(f"{photos} photo{'s' if photos != 1 else ''}")
+    if videos:
+        parts.append(f"{videos} video{'s' if videos != 1 else ''}")
+    if undone.notes:
+        parts.append(f"{len(undone.notes)} note{'s' if len(undone.notes) != 1 else ''}")
+    return f"↩️ Took back {', '.join(parts)} from '{undone.album.name}'."
+
+
+def _clip(text: str, size: int = 60) -> str:
+    flat = " ".join(text.split())
+    return f"“{flat[: size - 1]}…”" if len(flat) > size else f"“{flat}”"

@@ -1,0 +1,103 @@
+"""Handlers that ask the model: /story, /landmarks and follow-up questions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ContextTypes
+
+from bot.errors import ModelError, UserError
+from bot.service.conversation import Progress, Reply
+from bot.telegram.replies import ChatProgress
+from bot.telegram.runtime import asker, runtime
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, something went wrong on my side. Nothing was lost; please try again."
+
+Run = Callable[[Progress], Awaitable[Reply]]
+
+
+async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: str | None) -> None:
+    """Write the album's photo tour, streamed into the chat."""
+    rt = runtime(context)
+    who = asker(update)
+
+    async def run(progress: Progress) -> Reply:
+        return await rt.services.talk.story(who, wish, progress)
+
+    await _answer(update, context, run, "✍️ Writing the story of your trip…", _after_story())
+
+
+async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the well-known places nearby that the album does not show."""
+    rt = runtime(context)
+    who = asker(update)
+
+    async def run(progress: Progress) -> Reply:
+        return await rt.services.talk.landmarks(who, progress)
+
+    await _answer(update, context, run, "🗺 Looking for the places you missed…", None)
+
+
+async def answer_question(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    question: str,
+    replied_message_id: int | None,
+) -> None:
+    """A follow-up in the album's conversation."""
+    rt = runtime(context)
+    who = asker(update)
+
+    async def run(progress: Progress) -> Reply:
+        return await rt.services.talk.ask(who, question, progress, replied_message_id)
+
+    await _answer(update, context, run, "💭 Thinking…", None)
+
+
+async def _answer(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    run: Run,
+    placeholder: str,
+    markup: InlineKeyboardMarkup | None,
+) -> None:
+    chat = update.effective_chat
+    assert chat is not None
+    rt = runtime(context)
+    # Whatever was being collected is acknowledged first; new media will start a new batch.
+    await rt.acks.close(chat.id)
+    rt.services.albums.end_burst(chat.id)
+    message = update.effective_message
+    reply_to = message.message_id if message is not None and update.callback_query is None else None
+    settings = rt.services.settings
+    async with ChatProgress(
+        context.bot,
+        chat.id,
+        chat.type,
+        reply_to=reply_to,
+        placeholder=placeholder,
+        draft_interval=settings.draft_interval,
+        edit_interval=settings.edit_interval,
+    ) as progress:
+        try:
+            reply = await run(progress)
+        except (UserError, ModelError) as e:
+            await progress.fail(str(e))
+            return
+        except Exception:
+            log.exception("Answering failed in chat %s", chat.id)
+            await progress.fail(APOLOGY)
+            return
+        await progress.finish(reply.text, reply_markup=markup)
+    for notice in reply.notices:
+        await context.bot.send_message(chat.id, notice)
+
+
+def _after_story() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("🗺 Places I missed", callback_data="landmarks")]]
+    )

@@ -1,0 +1,169 @@
+"""Handlers for what travellers send: photos, videos, files and plain text."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from telegram import Bot, Message, Update
+from telegram.constants import ChatType, MessageEntityType
+from telegram.error import BadRequest, NetworkError
+from telegram.ext import ContextTypes
+
+from bot.errors import MediaRejected, UserError
+from bot.service.albums import Fetch, IncomingMedia
+from bot.telegram.conversation import answer_question
+from bot.telegram.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_ATTEMPTS = 3
+
+
+async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Store a photo, video or file in the chat's current album; acknowledged per burst."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    incoming = incoming_media(message)
+    if incoming is None:
+        return
+    rt = runtime(context)
+    try:
+        received = await rt.services.albums.receive_media(
+            incoming, downloader(context.bot, incoming.file_id)
+        )
+    except UserError as e:
+        await message.reply_text(str(e), do_quote=True)
+        return
+    kind = "repeat" if received.duplicate else received.item.kind
+    rt.acks.added(chat.id, received.album.id, received.batch_id, kind)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Plain text: context for the album while collecting, otherwise a question about it."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or not message.text:
+        return
+    rt = runtime(context)
+    text, addressed = _strip_mention(message, context.bot.username)
+    replied = message.reply_to_message
+    replied_to_bot = (
+        replied is not None
+        and replied.from_user is not None
+        and (replied.from_user.id == context.bot.id)
+    )
+    replied_to_media = replied is not None and _carries_media(replied)
+    if chat.type != ChatType.PRIVATE and not (addressed or replied_to_bot or replied_to_media):
+        return  # group chatter that is not for the bot
+    if not text.strip():
+        return
+    if replied_to_media or "?" in text or await rt.services.talk.has_conversation(chat.id):
+        await answer_question(update, context, text, replied.message_id if replied else None)
+        return
+    user = update.effective_user
+    _, album, batch_id = await rt.services.albums.add_note(
+        chat.id, text, user.id if user else None, user.full_name if user else None
+    )
+    rt.acks.added(chat.id, album.id, batch_id, "note")
+
+
+def incoming_media(message: Message) -> IncomingMedia | None:
+    """What a media message carries, in the service's terms."""
+    chat_id = message.chat.id
+    common = {
+        "chat_id": chat_id,
+        "caption": message.caption,
+        "message_id": message.message_id,
+        "media_group_id": message.media_group_id,
+        "sender_id": message.from_user.id if message.from_user else None,
+        "sender_name": message.from_user.full_name if message.from_user else None,
+        "message_date": message.date,
+    }
+    if message.photo:
+        best = message.photo[-1]  # smallest first: the last size is the largest
+        return IncomingMedia(
+            kind="photo", file_id=best.file_id, file_unique_id=best.file_unique_id,
+            file_size=best.file_size, mime_type="image/jpeg", **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    video = message.video or message.animation
+    if video is not None:
+        return IncomingMedia(
+            kind="video", file_id=video.file_id, file_unique_id=video.file_unique_id,
+            file_size=video.file_size, file_name=video.file_name,
+            mime_type=video.mime_type or "video/mp4", **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if message.video_note is not None:
+        note = message.video_note
+        return IncomingMedia(
+            kind="video", file_id=note.file_id, file_unique_id=note.file_unique_id,
+            file_size=note.file_size, mime_type="video/mp4", **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if message.document is not None:
+        doc = message.document
+        return IncomingMedia(
+            kind="document", file_id=doc.file_id, file_unique_id=doc.file_unique_id,
+            file_size=doc.file_size, file_name=doc.file_name, mime_type=doc.mime_type,
+            **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    return None
+
+
+def downloader(bot: Bot, file_id: str) -> Fetch:
+    """A function that downloads one Telegram file to a path, retrying dropped connections."""
+
+    async def fetch(dest: Path) -> None:
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                telegram_file = await bot.get_file(file_id)
+                await telegram_file.download_to_drive(dest)
+                return
+            except BadRequest as e:
+                if "too big" in e.message.lower():
+                    raise MediaRejected(
+                        "Telegram says this file is too big for bots to download. "
+                        "Please send a smaller or shorter version.",
+                        reason="too_big",
+                    ) from e
+                raise MediaRejected(
+                    "Telegram would not hand this file over. Please send it again.",
+                    reason="download_failed",
+                ) from e
+            except NetworkError as e:
+                # The file URL holds the token: log the kind of failure, never the exception text.
+                log.warning("Download failed (%s), attempt %d", type(e).__name__, attempt + 1)
+                if attempt + 1 < DOWNLOAD_ATTEMPTS:
+                    await asyncio.sleep(0.5 * 2**attempt)
+        raise MediaRejected(
+            "I could not download this file from Telegram. Please send it again.",
+            reason="download_failed",
+        )
+
+    return fetch
+
+
+def _strip_mention(message: Message, username: str | None) -> tuple[str, bool]:
+    """The text without a leading/trailing @bot mention, and whether the bot was mentioned."""
+    text = message.text or ""
+    if not username:
+        return text, False
+    mentioned = False
+    for entity, value in message.parse_entities([MessageEntityType.MENTION]).items():
+        del entity
+        if value.lower() == f"@{username.lower()}":
+            mentioned = True
+            text = text.replace(value, " ")
+    return " ".join(text.split()) if mentioned else text, mentioned
+
+
+def _carries_media(message: Message) -> bool:
+    return bool(
+        message.photo
+        or message.video
+        or message.video_note
+        or message.animation
+        or message.document
+    )

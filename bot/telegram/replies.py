@@ -1,0 +1,255 @@
+"""Sending the model's answers: formatted, split, streamed while written, never a parse error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from types import TracebackType
+
+from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from bot.telegram.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html, split_markdown, to_plain
+
+log = logging.getLogger(__name__)
+
+TYPING_EVERY = 4.5  # Telegram shows a chat action for about 5 s
+
+
+async def send_markdown(
+    bot: Bot,
+    chat_id: int,
+    markdown: str,
+    *,
+    reply_to: int | None = None,
+    edit_message_id: int | None = None,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> list[Message | bool]:
+    """Send model text as one or more HTML messages; the first may replace a placeholder."""
+    pieces = split_markdown(markdown, TELEGRAM_TEXT_LIMIT) or [markdown or "…"]
+    sent: list[Message | bool] = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        markup = reply_markup if last else None
+        if index == 0 and edit_message_id is not None:
+            done = await _edit_piece(bot, chat_id, edit_message_id, piece, markup)
+            if done:
+                sent.append(True)
+                continue
+        sent.append(
+            await _send_piece(bot, chat_id, piece, reply_to if index == 0 else None, markup)
+        )
+    return sent
+
+
+async def _send_piece(
+    bot: Bot,
+    chat_id: int,
+    piece: str,
+    reply_to: int | None,
+    markup: InlineKeyboardMarkup | None,
+) -> Message:
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+    try:
+        return await bot.send_message(
+            chat_id,
+            markdown_to_html(piece),
+            parse_mode=ParseMode.HTML,
+            reply_parameters=reply,
+            reply_markup=markup,
+            link_preview_options=None,
+        )
+    except BadRequest as e:
+        if not _is_parse_error(e):
+            raise
+        # Our HTML should always parse; if Telegram disagrees, the words still get through.
+        log.warning("Telegram refused generated HTML (%s); sending plain text", e.message)
+        return await bot.send_message(
+            chat_id, to_plain(piece) or "…", reply_parameters=reply, reply_markup=markup
+        )
+
+
+async def _edit_piece(
+    bot: Bot,
+    chat_id: int,
+    message_id: int,
+    piece: str,
+    markup: InlineKeyboardMarkup | None,
+) -> bool:
+    try:
+        await bot.edit_message_text(
+            markdown_to_html(piece),
+            chat_id=chat_id,
+            message_id=message_id,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+        )
+        return True
+    except BadRequest as e:
+        if "not modified" in e.message.lower():
+            return True
+        if _is_parse_error(e):
+            with contextlib.suppress(BadRequest):
+                await bot.edit_message_text(
+                    to_plain(piece) or "…", chat_id=chat_id, message_id=message_id,
+                    reply_markup=markup,
+                )  # fmt: skip
+                return True
+        log.info("Could not edit the placeholder (%s); sending a new message", e.message)
+        return False
+
+
+def _is_parse_error(e: BadRequest) -> bool:
+    text = e.message.lower()
+    return "parse" in text or "entit" in text or "tag" in text
+
+
+class ChatProgress:
+    """Shows a long answer being made: typing, then the text as it streams.
+
+    Private chats get message drafts (an ephemeral preview that the final message replaces);
+    groups get one placeholder message edited at most every `edit_interval` seconds, because
+    edits there count against a 20-per-minute limit. Updates run in the background, so a slow
+    or rate-limited Telegram never stalls reading the model's stream.
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        chat_type: str,
+        *,
+        reply_to: int | None,
+        placeholder: str,
+        draft_interval: float,
+        edit_interval: float,
+    ) -> None:
+        self.bot = bot
+        self.chat_id = chat_id
+        self.private = chat_type == ChatType.PRIVATE
+        self.reply_to = reply_to
+        self.placeholder = placeholder
+        self.interval = draft_interval if self.private else edit_interval
+        self.draft_id = random.randint(1, 2**31 - 1)
+        self.message_id: int | None = None
+        self._last_update = 0.0
+        self._latest: str | None = None
+        self._updater: asyncio.Task[None] | None = None
+        self._typing: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ChatProgress:
+        self._typing = asyncio.create_task(self._keep_typing())
+        if not self.private:
+            message = await self.bot.send_message(
+                self.chat_id,
+                self.placeholder,
+                reply_parameters=ReplyParameters(self.reply_to, allow_sending_without_reply=True)
+                if self.reply_to
+                else None,
+            )
+            self.message_id = message.message_id
+        else:
+            await self._draft(self.placeholder)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in (self._typing, self._updater):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                    await task
+
+    async def status(self, text: str) -> None:
+        """Show what is happening before any text exists (uploads, processing)."""
+        self._push(f"⏳ {text}", markdown=False)
+
+    async def text(self, so_far: str) -> None:
+        """Show the answer written so far (its last screenful)."""
+        self._push(so_far, markdown=True)
+
+    async def finish(self, markdown: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
+        """Deliver the finished answer; in groups the placeholder becomes its first part."""
+        await self._stop_updates()
+        await send_markdown(
+            self.bot,
+            self.chat_id,
+            markdown,
+            reply_to=self.reply_to,
+            edit_message_id=self.message_id,
+            reply_markup=reply_markup,
+        )
+
+    async def fail(self, sentence: str) -> None:
+        """Replace the progress with one clear sentence."""
+        await self._stop_updates()
+        if self.message_id is not None:
+            try:
+                await self.bot.edit_message_text(
+                    sentence, chat_id=self.chat_id, message_id=self.message_id
+                )
+                return
+            except BadRequest:
+                pass
+        reply = (
+            ReplyParameters(self.reply_to, allow_sending_without_reply=True)
+            if self.reply_to
+            else None
+        )
+        await self.bot.send_message(self.chat_id, sentence, reply_parameters=reply)
+
+    def _push(self, content: str, *, markdown: bool) -> None:
+        if time.monotonic() - self._last_update < self.interval:
+            return
+        if self._updater is not None and not self._updater.done():
+            return  # the previous update is still on its way; the next one will catch up
+        self._last_update = time.monotonic()
+        self._updater = asyncio.create_task(self._show(content, markdown))
+
+    async def _show(self, content: str, markdown: bool) -> None:
+        if markdown:
+            tail = split_markdown(content, TELEGRAM_TEXT_LIMIT - 2)[-1:] or [content]
+            html = markdown_to_html(tail[0]) + " ▌"
+        else:
+            html = content
+        try:
+            if self.private:
+                await self._draft(html, parse=markdown)
+            elif self.message_id is not None:
+                await self.bot.edit_message_text(
+                    html,
+                    chat_id=self.chat_id,
+                    message_id=self.message_id,
+                    parse_mode=ParseMode.HTML if markdown else None,
+                )
+        except TelegramError as e:
+            # Progress is best effort; the final message is what counts.
+            log.debug("Progress update skipped: %s", e)
+
+    async def _draft(self, text: str, parse: bool = False) -> None:
+        with contextlib.suppress(TelegramError):
+            await self.bot.send_message_draft(
+                self.chat_id, self.draft_id, text, parse_mode=ParseMode.HTML if parse else None
+            )
+
+    async def _stop_updates(self) -> None:
+        if self._updater is not None and not self._updater.done():
+            self._updater.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                await self._updater
+        self._updater = None
+        self.interval = float("inf")  # nothing may overwrite the final text now
+
+    async def _keep_typing(self) -> None:
+        while True:
+            with contextlib.suppress(TelegramError):
+                await self.bot.send_chat_action(self.chat_id, ChatAction.TYPING)
+            await asyncio.sleep(TYPING_EVERY)

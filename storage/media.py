@@ -1,0 +1,253 @@
+"""Media items, the blobs behind them, the traveller's notes, and the batches they arrived in."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+from storage.db import Database, Tx
+from storage.models import Item, Note, now_iso
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """Everything known about a media item when it is stored."""
+
+    album_id: int
+    batch_id: int | None
+    kind: str
+    source_sha256: str
+    source_size: int
+    source_mime: str
+    model_sha256: str
+    model_size: int
+    model_mime_type: str
+    file_unique_id: str | None = None
+    file_id: str | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    caption: str | None = None
+    chat_message_id: int | None = None
+    media_group_id: str | None = None
+    sender_id: int | None = None
+    sender_name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    taken_at: str | None = None
+    time_source: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude: float | None = None
+    place: str | None = None
+    camera: str | None = None
+    message_date: str | None = None
+
+
+class AddStatus(Enum):
+    ADDED = "added"
+    DUPLICATE = "duplicate"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    status: AddStatus
+    item: Item | None
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What taking back a batch removed."""
+
+    items: list[Item]
+    notes: list[Note]
+    orphan_blobs: list[str]
+
+
+_ITEM_COLUMNS = [
+    "album_id", "batch_id", "kind", "source_sha256", "model_sha256", "model_mime_type",
+    "file_unique_id", "file_id", "file_name", "mime_type", "caption", "chat_message_id",
+    "media_group_id", "sender_id", "sender_name", "width", "height", "duration", "taken_at",
+    "time_source", "latitude", "longitude", "altitude", "place", "camera", "message_date",
+]  # fmt: skip
+
+
+class MediaStore:
+    """Items of albums. Callers pass the album id they got for their own chat."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def find_by_unique_id(self, album_id: int, file_unique_id: str) -> Item | None:
+        """The album's item that came from this Telegram file, if any."""
+        row = await self.db.fetchone(
+            "SELECT * FROM items WHERE album_id = ? AND file_unique_id = ?",
+            (album_id, file_unique_id),
+        )
+        return Item.from_row(row) if row else None
+
+    async def add(self, new: NewItem, max_items: int) -> AddOutcome:
+        """Store an item and its blobs in one transaction; a repeat of a stored file is a no-op."""
+        async with self.db.transaction() as tx:
+            existing = await tx.fetchone(
+                "SELECT * FROM items WHERE album_id = ? AND source_sha256 = ?",
+                (new.album_id, new.source_sha256),
+            )
+            if existing is not None:
+                return AddOutcome(AddStatus.DUPLICATE, Item.from_row(existing))
+            count_row = await tx.fetchone(
+                "SELECT COUNT(*) AS n, COALESCE(MAX(position), 0) AS top FROM items "
+                "WHERE album_id = ?",
+                (new.album_id,),
+            )
+            assert count_row is not None
+            if count_row["n"] >= max_items:
+                return AddOutcome(AddStatus.FULL, None)
+            stamp = now_iso()
+            for sha, size, mime in (
+                (new.source_sha256, new.source_size, new.source_mime),
+                (new.model_sha256, new.model_size, new.model_mime_type),
+            ):
+                await tx.execute(
+                    "INSERT OR IGNORE INTO blobs (sha256, size, mime_type, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (sha, size, mime, stamp),
+                )
+            values = asdict(new)
+            columns = [*_ITEM_COLUMNS, "position", "created_at"]
+            params = [values[c] for c in _ITEM_COLUMNS] + [count_row["top"] + 1, stamp]
+            item_id = await tx.execute(
+                f"INSERT INTO items ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                params,
+            )
+            await tx.execute("UPDATE albums SET updated_at = ? WHERE id = ?", (stamp, new.album_id))
+            row = await tx.fetchone("SELECT * FROM items WHERE id = ?", (item_id,))
+            assert row is not None
+            return AddOutcome(AddStatus.ADDED, Item.from_row(row))
+
+    async def items(self, album_id: int) -> list[Item]:
+        """The album's items in the order they were added."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM items WHERE album_id = ? ORDER BY position", (album_id,)
+        )
+        return [Item.from_row(r) for r in rows]
+
+    async def by_message(self, chat_id: int, message_id: int) -> Item | None:
+        """The item a chat message carried (for replies to a photo), in any of the chat's albums."""
+        row = await self.db.fetchone(
+            "SELECT i.* FROM items i JOIN albums a ON a.id = i.album_id "
+            "WHERE a.chat_id = ? AND i.chat_message_id = ? ORDER BY i.id DESC LIMIT 1",
+            (chat_id, message_id),
+        )
+        return Item.from_row(row) if row else None
+
+    async def get(self, album_id: int, item_id: int) -> Item | None:
+        """One item of the album."""
+        row = await self.db.fetchone(
+            "SELECT * FROM items WHERE album_id = ? AND id = ?", (album_id, item_id)
+        )
+        return Item.from_row(row) if row else None
+
+    async def mark_model_failed(self, item_id: int, reason: str) -> None:
+        """Remember that the model service could not process this item."""
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE items SET model_failed = ? WHERE id = ?", (reason, item_id))
+
+    # Notes -------------------------------------------------------------------------------
+
+    async def add_note(
+        self,
+        album_id: int,
+        text: str,
+        batch_id: int | None,
+        sender_id: int | None,
+        sender_name: str | None,
+    ) -> Note:
+        """Store something the traveller told about the trip."""
+        stamp = now_iso()
+        async with self.db.transaction() as tx:
+            note_id = await tx.execute(
+                "INSERT INTO notes (album_id, batch_id, text, sender_id, sender_name, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (album_id, batch_id, text, sender_id, sender_name, stamp),
+            )
+            await tx.execute("UPDATE albums SET updated_at = ? WHERE id = ?", (stamp, album_id))
+        return Note(note_id, album_id, batch_id, text, sender_id, sender_name, stamp)
+
+    async def notes(self, album_id: int) -> list[Note]:
+        """The album's notes, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM notes WHERE album_id = ? ORDER BY id", (album_id,)
+        )
+        return [Note.from_row(r) for r in rows]
+
+    # Batches -----------------------------------------------------------------------------
+
+    async def new_batch(self, album_id: int) -> int:
+        """Open a batch: the media and notes one acknowledgement message will cover."""
+        async with self.db.transaction() as tx:
+            return await tx.execute(
+                "INSERT INTO batches (album_id, created_at) VALUES (?, ?)", (album_id, now_iso())
+            )
+
+    async def batch_album(self, chat_id: int, batch_id: int) -> int | None:
+        """The album id of one of the chat's batches, None if the chat has no such batch."""
+        row = await self.db.fetchone(
+            "SELECT b.album_id FROM batches b JOIN albums a ON a.id = b.album_id "
+            "WHERE b.id = ? AND a.chat_id = ?",
+            (batch_id, chat_id),
+        )
+        return int(row["album_id"]) if row else None
+
+    async def latest_batch(self, album_id: int) -> tuple[int, str] | None:
+        """The album's most recent batch that still holds something: (id, created_at)."""
+        row = await self.db.fetchone(
+            "SELECT b.id, b.created_at FROM batches b WHERE b.album_id = ? AND ("
+            " EXISTS (SELECT 1 FROM items i WHERE i.batch_id = b.id) OR"
+            " EXISTS (SELECT 1 FROM notes n WHERE n.batch_id = b.id)) "
+            "ORDER BY b.id DESC LIMIT 1",
+            (album_id,),
+        )
+        return (int(row["id"]), str(row["created_at"])) if row else None
+
+    async def remove_batch(self, album_id: int, batch_id: int) -> Removed:
+        """Delete a batch's items and notes; return them and the blobs nothing uses any more."""
+        async with self.db.transaction() as tx:
+            items = [
+                Item.from_row(r)
+                for r in await tx.fetchall(
+                    "SELECT * FROM items WHERE album_id = ? AND batch_id = ? ORDER BY position",
+                    (album_id, batch_id),
+                )
+            ]
+            notes = [
+                Note.from_row(r)
+                for r in await tx.fetchall(
+                    "SELECT * FROM notes WHERE album_id = ? AND batch_id = ? ORDER BY id",
+                    (album_id, batch_id),
+                )
+            ]
+            await tx.execute(
+                "DELETE FROM items WHERE album_id = ? AND batch_id = ?", (album_id, batch_id)
+            )
+            await tx.execute(
+                "DELETE FROM notes WHERE album_id = ? AND batch_id = ?", (album_id, batch_id)
+            )
+            candidates = {i.source_sha256 for i in items} | {i.model_sha256 for i in items}
+            orphans = await self._drop_orphan_blobs(tx, candidates)
+        return Removed(items, notes, orphans)
+
+    async def _drop_orphan_blobs(self, tx: Tx, candidates: set[str]) -> list[str]:
+        """Delete blob rows no item references any more; return their hashes."""
+        orphans = []
+        for sha in sorted(candidates):
+            used = await tx.fetchone(
+                "SELECT 1 FROM items WHERE source_sha256 = ? OR model_sha256 = ? LIMIT 1",
+                (sha, sha),
+            )
+            if used is None:
+                await tx.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+                orphans.append(sha)
+        return orphans

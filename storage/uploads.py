@@ -1,0 +1,34 @@
+"""Which blobs the model service already holds (File API uploads) and until when."""
+
+from __future__ import annotations
+
+from storage.db import Database
+from storage.models import Upload, now_iso
+
+
+class UploadStore:
+    """Remembers File API uploads by blob hash, so follow-ups reference instead of re-sending."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, sha256: str) -> Upload | None:
+        """The recorded upload of a blob, if any."""
+        row = await self.db.fetchone("SELECT * FROM uploads WHERE sha256 = ?", (sha256,))
+        return Upload.from_row(row) if row else None
+
+    async def put(self, sha256: str, name: str, uri: str, mime_type: str, expires_at: str) -> None:
+        """Record (or replace) the upload of a blob."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO uploads (sha256, name, uri, mime_type, expires_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET"
+                " name = excluded.name, uri = excluded.uri, mime_type = excluded.mime_type,"
+                " expires_at = excluded.expires_at, created_at = excluded.created_at",
+                (sha256, name, uri, mime_type, expires_at, now_iso()),
+            )
+
+    async def drop(self, sha256: str) -> None:
+        """Forget an upload (expired, deleted, or its blob is gone)."""
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM uploads WHERE sha256 = ?", (sha256,))

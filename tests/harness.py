@@ -1,0 +1,142 @@
+"""Runs the real bot (real PTB Application, real google-genai) against the two fakes on loopback."""
+
+from __future__ import annotations
+
+import io
+import random
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+from telegram.ext import Application
+
+from bot.config import Settings
+from bot.telegram.app import build_application
+from tests.fakes.gemini_api import FakeGemini
+from tests.fakes.telegram_api import FakeTelegram
+
+TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
+API_KEY = "test-gemini-key-0123456789"
+ANA, BOB, EVE = 111, 222, 666  # Ana and Bob are allowed, Eve is not
+DATA = Path(__file__).parent / "data"
+
+
+def bot_env(tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment the bot is configured by, pointing at the fakes, with fast timings."""
+    env = {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "GEMINI_API_KEY": API_KEY,
+        "TELEGRAM_API_URL": tg.url,
+        "GEMINI_BASE_URL": gemini.url,
+        "DATA_DIR": str(data_dir),
+        "ALLOWED_USERS": f"{ANA},{BOB}",
+        "ACK_DEBOUNCE_SECONDS": "0.3",
+        "GEMINI_BACKOFF_SECONDS": "0.01",
+        "GEMINI_FILE_POLL_SECONDS": "0.01",
+        "GEMINI_FILE_TIMEOUT_SECONDS": "5",
+        "GEMINI_TIMEOUT_SECONDS": "10",
+        "DRAFT_INTERVAL_SECONDS": "0",
+        "EDIT_INTERVAL_SECONDS": "0",
+        "LOG_LEVEL": "DEBUG",
+    }
+    env.update(extra)
+    return env
+
+
+class Harness:
+    """One bot process-in-a-task plus the fakes it talks to, and helpers to drive and inspect."""
+
+    def __init__(self, tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, **extra: str) -> None:
+        self.tg = tg
+        self.gemini = gemini
+        self.data_dir = data_dir
+        self.settings = Settings.from_env(bot_env(tg, gemini, data_dir, **extra))
+        self.app: Application | None = None  # type: ignore[type-arg]
+        self.ana = tg.user(user_id=ANA, first_name="Ana", username="ana", language_code="en")
+        self.bob = tg.user(user_id=BOB, first_name="Bob", username="bob", language_code="pt-br")
+        self.eve = tg.user(user_id=EVE, first_name="Eve", username="eve", language_code="en")
+        self.chat = tg.private_chat(self.ana)
+
+    async def start(self) -> None:
+        """Start the Application the way run_polling does, inside the test's event loop."""
+        app = build_application(self.settings)
+        await app.initialize()
+        if app.post_init is not None:
+            await app.post_init(app)
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0.0, timeout=1)
+        await app.start()
+        self.app = app
+
+    async def stop(self) -> None:
+        """Stop it the way run_polling does on SIGTERM."""
+        app, self.app = self.app, None
+        if app is None:
+            return
+        assert app.updater is not None
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+
+    async def restart(self) -> None:
+        """A new Application over the same DATA_DIR, as after a process restart."""
+        await self.stop()
+        await self.start()
+
+    # Reading the results back ------------------------------------------------------------
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Query the bot's real SQLite file."""
+        conn = sqlite3.connect(self.settings.db_path)
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute(sql, params))
+        finally:
+            conn.close()
+
+    def media_files(self) -> list[Path]:
+        """Every blob file under DATA_DIR/media."""
+        return sorted(p for p in (self.data_dir / "media").rglob("*") if p.is_file())
+
+    def texts(self, chat_id: int) -> list[str]:
+        """The current text of every message the bot sent in a chat."""
+        return [m.text or "" for m in self.tg.bot_messages(chat_id) if not m.deleted]
+
+    async def wait_text(self, chat_id: int, needle: str, timeout: float = 10.0) -> str:
+        """Wait until a bot message in the chat contains `needle`; return its text."""
+
+        def found() -> str | None:
+            for text in self.texts(chat_id):
+                if needle.lower() in text.lower():
+                    return text
+            return None
+
+        result = await self.tg.wait_for(found, timeout=timeout)
+        assert isinstance(result, str)
+        return result
+
+
+def jpeg(seed: int, size: tuple[int, int] = (640, 480), exif: Mapping[int, Any] | None = None) -> bytes:
+    """A distinct synthetic photo (different seed, different bytes)."""
+    rng = random.Random(seed)
+    image = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.rectangle([x, y, x + rng.randrange(20, 200), y + rng.randrange(20, 200)], fill=colour)
+    buffer = io.BytesIO()
+    if exif:
+        info = Image.Exif()
+        for key, value in exif.items():
+            info[key] = value
+        image.save(buffer, "JPEG", quality=85, exif=info)
+    else:
+        image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()

@@ -1,0 +1,37 @@
+"""Collecting an album: bursts, one acknowledgement, durable and deduplicated storage."""
+
+from __future__ import annotations
+
+from tests.harness import Harness, jpeg
+
+
+def _acks(bot: Harness) -> list[str]:
+    return [t for t in bot.texts(bot.chat["id"]) if t.startswith("📸")]
+
+
+async def test_album_of_ten_photos_and_three_singles_gets_one_acknowledgement(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    photos = [jpeg(n) for n in range(13)]
+    for n in range(10):
+        caption = "Belém at noon" if n == 0 else None
+        tg.send_photo(chat, ana, photos[n], caption=caption, media_group_id="album-1")
+    for n in range(10, 13):
+        tg.send_photo(chat, ana, photos[n])
+    tg.send_photo(chat, ana, photos[3])  # the same photo again
+
+    await bot.wait_text(chat["id"], "13 photos")
+    tg.send_command(chat, ana, "/albums")  # handled after everything before it, in order
+    await bot.wait_text(chat["id"], "Your albums")
+
+    assert len(_acks(bot)) == 1
+    ack = _acks(bot)[0]
+    assert "1 already in the album" in ack
+    rows = bot.rows("SELECT * FROM items ORDER BY position")
+    assert len(rows) == 13
+    assert [r["position"] for r in rows] == list(range(1, 14))
+    assert rows[0]["caption"] == "Belém at noon"
+    for row in rows:
+        for sha in (row["source_sha256"], row["model_sha256"]):
+            assert (bot.data_dir / "media" / sha[:2] / sha).is_file()
+    # The repeat was recognised before downloading it again.
+    assert len(tg.getfile_calls()) == 13
