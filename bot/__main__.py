@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from dotenv import load_dotenv
 from telegram import Update
@@ -15,7 +16,8 @@ from bot.logs import setup_logging
 
 def main() -> int:
     """Run the bot; exit 2 with a readable message when the configuration is wrong."""
-    load_dotenv(override=False)  # a .env file fills in what the environment does not set
+    # A .env file in the working directory fills in what the environment does not set.
+    load_dotenv(Path.cwd() / ".env", override=False)
     try:
         settings = Settings.from_env()
     except ConfigError as e:

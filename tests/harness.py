@@ -122,7 +122,9 @@ class Harness:
         return result
 
 
-def jpeg(seed: int, size: tuple[int, int] = (640, 480), exif: Mapping[int, Any] | None = None) -> bytes:
+def jpeg(
+    seed: int, size: tuple[int, int] = (640, 480), exif: Mapping[int, Any] | None = None
+) -> bytes:
     """A distinct synthetic photo (different seed, different bytes)."""
     rng = random.Random(seed)
     image = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))

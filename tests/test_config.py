@@ -39,7 +39,12 @@ def test_bad_values_are_named() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
     message = str(caught.value)
-    for expected in ("TELEGRAM_API_URL", "'bob'", "GEMINI_TIMEOUT_SECONDS", "GEMINI_MEDIA_RESOLUTION"):
+    for expected in (
+        "TELEGRAM_API_URL",
+        "'bob'",
+        "GEMINI_TIMEOUT_SECONDS",
+        "GEMINI_MEDIA_RESOLUTION",
+    ):
         assert expected in message
 
 

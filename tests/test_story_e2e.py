@@ -59,9 +59,7 @@ async def test_long_story_is_split_at_paragraphs_within_telegram_limits(bot: Har
     bot.tg.send_command(bot.chat, bot.ana, "/story")
     await bot.wait_text(bot.chat["id"], "Paragraph 11")
 
-    pieces = [
-        m.text or "" for m in bot.tg.bot_messages(bot.chat["id"]) if "tram" in (m.text or "")
-    ]
+    pieces = [m.text or "" for m in bot.tg.bot_messages(bot.chat["id"]) if "tram" in (m.text or "")]
     assert len(pieces) >= 4
     assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in pieces)
     for piece in pieces:  # each piece starts at a paragraph boundary
@@ -79,7 +77,7 @@ async def test_story_in_a_group_streams_by_editing_one_message(bot: Harness) -> 
     bot.gemini.enqueue(Reply(text=STORY, chunks=[STORY[:60], STORY[60:]]))
     bot.tg.send_command(group, bot.bob, "/story")
     await bot.wait_text(group["id"], "Pastries and coffee")
-    story = [m for m in bot.tg.bot_messages(group["id"]) if "Pastries" in (m.text or "")][0]
+    story = next(m for m in bot.tg.bot_messages(group["id"]) if "Pastries" in (m.text or ""))
     assert story.history[0].startswith("✍️")  # the placeholder became the story
     assert not bot.tg.drafts(group["id"])
     body = bot.gemini.generate_requests()[0]

@@ -449,7 +449,7 @@ class FakeGemini:
     async def wait_for(
         self,
         predicate: Callable[[], Any],
-        timeout: float = 10.0,  # noqa: ASYNC109 - the agreed test API; it polls, never blocks
+        timeout: float = 10.0,
     ) -> Any:
         """Poll `predicate` every 10 ms until it returns something truthy, and return that."""
         deadline = time.monotonic() + timeout
