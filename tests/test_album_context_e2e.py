@@ -1,0 +1,81 @@
+"""Context, wishes, landmarks and expired uploads: what every answer is built from."""
+
+from __future__ import annotations
+
+from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
+from tests.harness import DATA, Harness, jpeg
+
+
+async def test_notes_and_captions_reach_every_later_answer(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    tg.send_text(chat, ana, "Our first week in Lisbon")
+    tg.send_photo(chat, ana, jpeg(1), caption="Tram 28 up the hill")
+    await bot.wait_text(chat["id"], "1 note")
+    tg.send_command(chat, ana, "/story")
+    await bot.wait_text(chat["id"], "Seen 1 image")
+    tg.send_text(chat, ana, "We also went by boat")  # after the story: a question, not a note
+    await bot.wait_text(chat["id"], "Last question")
+    for body in bot.gemini.generate_requests():
+        joined = "\n".join(texts(body))
+        assert "Our first week in Lisbon" in joined
+        assert "Tram 28 up the hill" in joined
+    assert [r["text"] for r in bot.rows("SELECT text FROM notes")] == ["Our first week in Lisbon"]
+
+
+async def test_story_wish_is_passed_to_the_model(bot: Harness) -> None:
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    bot.tg.send_command(bot.chat, bot.ana, "/story shorter and funny, in Portuguese")
+    await bot.wait_text(bot.chat["id"], "Seen 1 image")
+    last = texts(bot.gemini.generate_requests()[-1])[-1]
+    assert "shorter and funny, in Portuguese" in last
+
+
+async def test_landmarks_asks_for_places_the_album_does_not_show(bot: Harness) -> None:
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    bot.gemini.enqueue(Reply(text="You missed **São Jorge Castle**: views over Alfama."))
+    bot.tg.send_command(bot.chat, bot.ana, "/landmarks")
+    await bot.wait_text(bot.chat["id"], "São Jorge Castle")
+    body = bot.gemini.generate_requests()[-1]
+    prompt = texts(body)[-1]
+    assert "no photo or video shows" in prompt
+    assert "Hollywood sign" in body["systemInstruction"]["parts"][0]["text"]
+    assert len(image_parts(body)) == 1
+
+
+async def test_photo_sent_as_heic_file_reaches_the_model_as_a_small_jpeg(bot: Harness) -> None:
+    heic = (DATA / "lisbon_iphone_xr.heic").read_bytes()
+    bot.tg.send_document(
+        bot.chat, bot.ana, heic, file_name="IMG_0001.HEIC", mime_type="image/heic"
+    )
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    row = bot.rows("SELECT * FROM items")[0]
+    assert row["mime_type"] == "image/heic" and row["model_mime_type"] == "image/jpeg"
+    assert row["latitude"] is not None and "Lisbon" in row["place"]
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "Seen 1 image")
+    upload = bot.gemini.uploads()[0]
+    assert upload.mime_type == "image/jpeg" and len(upload.data) <= 150_000
+    assert "near Ajuda, Lisbon, Portugal" in "\n".join(texts(bot.gemini.generate_requests()[-1]))
+
+
+async def test_expired_uploads_are_replaced_and_the_question_is_answered(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    for n in range(3):
+        tg.send_photo(chat, ana, jpeg(n))
+    await bot.wait_text(chat["id"], "3 photos")
+    tg.send_command(chat, ana, "/story")
+    await bot.wait_text(chat["id"], "Seen 3 images")
+    old = set(file_uris(bot.gemini.generate_requests()[-1]))
+
+    bot.gemini.expire_all()  # 48 hours later
+    bot.gemini.enqueue(Reply(text="Still here after two days."))
+    tg.send_text(chat, ana, "Do you remember the trip?")
+    await bot.wait_text(chat["id"], "Still here after two days")
+
+    new = set(file_uris(bot.gemini.generate_requests()[-1]))
+    assert len(new) == 3 and not (new & old)
+    assert len(bot.gemini.uploads()) == 6
+    assert len(bot.rows("SELECT * FROM exchanges")) == 2
+    assert not any("could not" in t.lower() for t in bot.texts(chat["id"]))
