@@ -46,9 +46,7 @@ async def test_landmarks_asks_for_places_the_album_does_not_show(bot: Harness) -
 
 async def test_photo_sent_as_heic_file_reaches_the_model_as_a_small_jpeg(bot: Harness) -> None:
     heic = (DATA / "lisbon_iphone_xr.heic").read_bytes()
-    bot.tg.send_document(
-        bot.chat, bot.ana, heic, file_name="IMG_0001.HEIC", mime_type="image/heic"
-    )
+    bot.tg.send_document(bot.chat, bot.ana, heic, file_name="IMG_0001.HEIC", mime_type="image/heic")
     await bot.wait_text(bot.chat["id"], "1 photo")
     row = bot.rows("SELECT * FROM items")[0]
     assert row["mime_type"] == "image/heic" and row["model_mime_type"] == "image/jpeg"

@@ -97,6 +97,25 @@ class ConversationService:
         prompt = context.question_prompt(question, focus)
         return await self._ask(asker, "question", prompt, focus, question, progress)
 
+    async def same_trip(
+        self, asker: Asker, progress: Progress, replied_message_id: int | None = None
+    ) -> Reply:
+        """Whether a video (the one replied to, or the latest) was shot on the same trip."""
+        video = None
+        if replied_message_id is not None:
+            video = await self.media.by_message(asker.chat_id, replied_message_id)
+        if video is None or video.kind != "video":
+            album = await self.albums.current(asker.chat_id)
+            videos = [i for i in await self.media.items(album.id) if i.kind == "video"]
+            video = videos[-1] if videos else None
+        if video is None:
+            raise NothingToDo(
+                "There is no video in this album yet. Send the clip, then /sametrip "
+                "(or reply to the video with /sametrip)."
+            )
+        prompt = prompts.render("sametrip", label=video.label)
+        return await self._ask(asker, "sametrip", prompt, video, "/sametrip", progress)
+
     async def reset(self, chat_id: int) -> tuple[Album, int]:
         """Forget the current album's conversation; the media stay."""
         album = await self.albums.current(chat_id)

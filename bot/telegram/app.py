@@ -59,6 +59,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         ("help", commands.help_command),
         ("story", commands.story),
         ("landmarks", commands.landmarks),
+        ("sametrip", commands.same_trip),
         ("new", commands.new_album),
         ("albums", commands.albums),
         ("rename", commands.rename),

@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 
 from bot.errors import UserError
 from bot.service.albums import Undone
-from bot.telegram.conversation import suggest_landmarks, write_story
+from bot.telegram.conversation import compare_trip, suggest_landmarks, write_story
 from bot.telegram.runtime import runtime
 from storage.models import AlbumSummary
 
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 COMMANDS = [
     ("story", "Write the story of the current album"),
     ("landmarks", "Well-known places nearby you did not visit"),
+    ("sametrip", "Was the latest video shot on the same trip?"),
     ("new", "Start a new album: /new Lisbon 2026"),
     ("albums", "List your albums and switch between them"),
     ("note", "Tell me something about the trip"),
@@ -40,7 +41,9 @@ HELP = "\n".join(
         "• /story writes a blog-post photo tour. Add a wish: "
         "<code>/story shorter, in Portuguese</code>.",
         "• /landmarks lists the well-known places nearby that your photos do not show.",
-        "• Then just ask: “where was photo 3 taken?” Reply to a photo to ask about that one.",
+        "• Then just ask: “where was photo 3 taken?” Reply to a photo or video to ask about "
+        "that one.",
+        "• /sametrip checks whether the latest video was shot on the same trip as the photos.",
         "",
         "<b>Albums</b>",
         "/new <i>name</i> starts a new album (the old ones are kept) · /albums switches · "
@@ -78,6 +81,11 @@ async def story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/landmarks: places nearby the album does not show."""
     await suggest_landmarks(update, context)
+
+
+async def same_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/sametrip: was the latest video (or the one replied to) shot on the same trip?"""
+    await compare_trip(update, context)
 
 
 async def new_album(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -42,6 +42,21 @@ async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     await _answer(update, context, run, "🗺 Looking for the places you missed…", None)
 
 
+async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Was a video (replied to, or the latest) shot on the same trip as the photos?"""
+    rt = runtime(context)
+    who = asker(update)
+    message = update.effective_message
+    replied = message.reply_to_message if message is not None else None
+
+    async def run(progress: Progress) -> Reply:
+        return await rt.services.talk.same_trip(
+            who, progress, replied.message_id if replied else None
+        )
+
+    await _answer(update, context, run, "🔎 Comparing the video with your photos…", None)
+
+
 async def answer_question(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
