@@ -42,6 +42,7 @@ class NewItem:
     place: str | None = None
     camera: str | None = None
     message_date: str | None = None
+    telegram_type: str | None = None
 
 
 class AddStatus(Enum):
@@ -70,6 +71,7 @@ _ITEM_COLUMNS = [
     "file_unique_id", "file_id", "file_name", "mime_type", "caption", "chat_message_id",
     "media_group_id", "sender_id", "sender_name", "width", "height", "duration", "taken_at",
     "time_source", "latitude", "longitude", "altitude", "place", "camera", "message_date",
+    "telegram_type",
 ]  # fmt: skip
 
 

@@ -173,3 +173,10 @@ async def m001_initial(tx: Tx) -> None:
         CREATE INDEX usage_by_chat ON usage (chat_id, created_at);
         """
     )
+
+
+@migration
+async def m002_item_telegram_type(tx: Tx) -> None:
+    # How the file reached Telegram (photo, video, video_note, animation, document) decides how
+    # the illustrated story can post it again: by file_id, or by uploading our own copy.
+    await tx.execute("ALTER TABLE items ADD COLUMN telegram_type TEXT")

@@ -77,6 +77,7 @@ class Item(_Row):
     message_date: str | None
     model_failed: str | None
     created_at: str
+    telegram_type: str | None = None
 
     @property
     def label(self) -> str:

@@ -105,8 +105,8 @@ class Harness:
         return sorted(p for p in (self.data_dir / "media").rglob("*") if p.is_file())
 
     def texts(self, chat_id: int) -> list[str]:
-        """The current text of every message the bot sent in a chat."""
-        return [m.text or "" for m in self.tg.bot_messages(chat_id) if not m.deleted]
+        """The current text (or caption) of every message the bot sent in a chat."""
+        return [m.text or m.caption or "" for m in self.tg.bot_messages(chat_id) if not m.deleted]
 
     async def wait_text(self, chat_id: int, needle: str, timeout: float = 10.0) -> str:
         """Wait until a bot message in the chat contains `needle`; return its text."""

@@ -39,7 +39,10 @@ async def test_python_m_bot_answers_start_and_writes_a_story(
             gemini.enqueue(Reply(text="# Two photos\n\nA story from a real process."))
             tg.send_command(chat, user, "/story")
             await tg.wait_for(
-                lambda: any("real process" in (m.text or "") for m in tg.bot_messages(chat["id"])),
+                lambda: any(
+                    "real process" in (m.text or m.caption or "")
+                    for m in tg.bot_messages(chat["id"])
+                ),
                 timeout=30,
             )
             assert len(image_parts(gemini.generate_requests()[-1])) == 2

@@ -1,19 +1,24 @@
-"""/story: one request with the whole album, streamed into the chat, split and formatted safely."""
+"""/story: one request with the whole album, streamed while written, posted with its photos."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
 from tests.fakes.telegram_html import parse_html
-from tests.harness import Harness, jpeg
+from tests.fakes.telegram_api import SentMessage
+from tests.harness import DATA, Harness, jpeg
 
-STORY = """# A Day in Belém
 
-## Morning by the river
-We started at the **monastery** (photos 1–3), its stone glowing in the sun.
-
-## Lunch
-Pastries and coffee (photo 4). *Delicious.*
-"""
+def story(*sections: tuple[str, str, list[int]], title: str = "A Day in Belém") -> dict[str, Any]:
+    """A structured story as the model returns it."""
+    return {
+        "title": title,
+        "intro": "Three days of trams and tiles.",
+        "sections": [{"heading": h, "text": t, "media": m} for h, t, m in sections],
+        "closing": "And then we flew home.",
+    }
 
 
 async def _album(bot: Harness, count: int = 13) -> None:
@@ -25,48 +30,100 @@ async def _album(bot: Harness, count: int = 13) -> None:
     await bot.wait_text(chat["id"], f"{count} photos")
 
 
+def _posted(bot: Harness, chat_id: int) -> list[SentMessage]:
+    return [m for m in bot.tg.bot_messages(chat_id) if not (m.text or "").startswith("📸")]
+
+
+def _shown_photos(bot: Harness, chat_id: int) -> int:
+    return sum(1 for m in bot.tg.bot_messages(chat_id) if m.kind == "photo")
+
+
 async def test_story_request_holds_every_photo_with_captions_and_context(bot: Harness) -> None:
     await _album(bot)
-    bot.gemini.enqueue(Reply(text=STORY, chunks=[STORY[:40], STORY[40:120], STORY[120:]]))
+    answer = story(
+        ("Morning by the river", "The **monastery** (photos 1–10).", list(range(1, 11))),
+        ("Lunch", "Pastries and coffee (photos 11–13). *Delicious.*", [11, 12, 13]),
+    )
+    bot.gemini.enqueue(Reply(json=answer, chunks=None))
     bot.tg.send_command(bot.chat, bot.ana, "/story")
-    await bot.wait_text(bot.chat["id"], "Pastries and coffee")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
 
-    bodies = bot.gemini.generate_requests()
-    assert len(bodies) == 1
-    body = bodies[0]
+    [body] = bot.gemini.generate_requests()
     assert len(image_parts(body)) == 13
     assert len(set(file_uris(body))) == 13
     joined = "\n".join(texts(body))
     assert "Belém at noon" in joined
     assert "Our first week in Lisbon, with my sister" in joined
     assert "photo tour" in joined
+    assert "sections" in body["generationConfig"]["responseJsonSchema"]["properties"]
 
-    final = [m for m in bot.tg.bot_messages(bot.chat["id"]) if "Belém" in (m.text or "")][-1]
-    assert final.parse_mode == "HTML"
-    plain, _ = parse_html(final.html)
-    assert "A Day in Belém" in plain and "**" not in plain and "#" not in plain
+    posted = _posted(bot, bot.chat["id"])
+    title = next(m for m in posted if "A Day in Belém" in (m.text or ""))
+    assert title.parse_mode == "HTML" and "Three days of trams" in (title.text or "")
+    plain, _ = parse_html(title.html or "")
+    assert "#" not in plain
+    groups = bot.tg.calls("sendMediaGroup")
+    assert [len(c.params["media"]) for c in groups] == [10, 3]
+    assert "Morning by the river" in groups[0].params["media"][0]["caption"]
+    assert _shown_photos(bot, bot.chat["id"]) == 13
+    closing = posted[-1]
+    buttons = [b["callback_data"] for row in closing.reply_markup["inline_keyboard"] for b in row]
+    assert {"landmarks", "story_text", "export"} <= set(buttons)
     assert bot.tg.drafts(bot.chat["id"]), "a private chat sees the story as drafts while written"
     assert "typing" in bot.tg.actions(bot.chat["id"])
+    assert bot.tg.calls("sendPhoto") == []  # compressed photos are posted again by file_id
     assert len(bot.rows("SELECT * FROM exchanges")) == 1
 
 
-async def test_long_story_is_split_at_paragraphs_within_telegram_limits(bot: Harness) -> None:
+async def test_drafts_show_the_story_text_while_it_streams(bot: Harness) -> None:
+    await _album(bot, count=2)
+    answer = story(("The hill", "We climbed " + "and climbed " * 30 + "(photo 1).", [1, 2]))
+    text = json.dumps(answer)
+    bot.gemini.enqueue(Reply(text=text, chunks=[text[i : i + 40] for i in range(0, len(text), 40)]))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
+    drafts = [t for _, t in bot.tg.drafts(bot.chat["id"])]
+    assert any("We climbed" in d and "{" not in d for d in drafts)  # Markdown, not raw JSON
+
+
+async def test_long_section_is_split_at_paragraphs_within_telegram_limits(bot: Harness) -> None:
     await _album(bot, count=2)
     paragraphs = [f"Paragraph {n}: " + "the tram climbs the hill again. " * 40 for n in range(12)]
-    long_story = "# Long\n\n" + "\n\n".join(paragraphs)
-    assert len(long_story) > 3 * 4096
-    bot.gemini.enqueue(Reply(text=long_story))
+    answer = story(("Long", "\n\n".join(paragraphs), [1, 2]))
+    bot.gemini.enqueue(Reply(json=answer))
     bot.tg.send_command(bot.chat, bot.ana, "/story")
-    await bot.wait_text(bot.chat["id"], "Paragraph 11")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
 
-    pieces = [m.text or "" for m in bot.tg.bot_messages(bot.chat["id"]) if "tram" in (m.text or "")]
+    pieces = [
+        m.text or "" for m in bot.tg.bot_messages(bot.chat["id"]) if "tram climbs" in (m.text or "")
+    ]
     assert len(pieces) >= 4
     assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in pieces)
-    for piece in pieces:  # each piece starts at a paragraph boundary
-        assert piece.startswith(("Long", "Paragraph"))
+    assert pieces[0].startswith("Long")
+    for piece in pieces[1:]:  # each piece starts at a paragraph boundary
+        assert piece.startswith("Paragraph")
     joined = " ".join(pieces)
     for n in range(12):
         assert joined.count(f"Paragraph {n}:") == 1
+    assert len(bot.tg.calls("sendMediaGroup")) == 1  # the photos follow the long text
+
+
+async def test_missing_and_uncited_photos_are_repaired_and_uncited_sections_dropped(
+    bot: Harness,
+) -> None:
+    await _album(bot, count=5)
+    answer = story(
+        ("Belém", "The monastery (photos 1–2).", [1, 2, 42]),  # 42 does not exist
+        ("Hollywood", "We saw the Hollywood sign.", []),  # cites nothing: invented
+        ("Alfama", "Tiles (photo 4).", [4]),
+    )  # photos 3 and 5 are cited nowhere
+    bot.gemini.enqueue(Reply(json=answer))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
+    assert not any("Hollywood" in t for t in bot.texts(bot.chat["id"]))
+    assert _shown_photos(bot, bot.chat["id"]) == 5  # every photo exactly once
+    [first, second] = bot.tg.calls("sendMediaGroup")
+    assert len(first.params["media"]) == 3 and len(second.params["media"]) == 2
 
 
 async def test_story_in_a_group_streams_by_editing_one_message(bot: Harness) -> None:
@@ -74,11 +131,51 @@ async def test_story_in_a_group_streams_by_editing_one_message(bot: Harness) -> 
     bot.tg.send_photo(group, bot.ana, jpeg(1))
     bot.tg.send_photo(group, bot.bob, jpeg(2))
     await bot.wait_text(group["id"], "2 photos")
-    bot.gemini.enqueue(Reply(text=STORY, chunks=[STORY[:60], STORY[60:]]))
+    bot.gemini.enqueue(Reply(json=story(("Pastries", "Pastries and coffee.", [1, 2]))))
     bot.tg.send_command(group, bot.bob, "/story")
-    await bot.wait_text(group["id"], "Pastries and coffee")
-    story = next(m for m in bot.tg.bot_messages(group["id"]) if "Pastries" in (m.text or ""))
-    assert story.history[0].startswith("✍️")  # the placeholder became the story
+    await bot.wait_text(group["id"], "And then we flew home")
+    title = next(m for m in bot.tg.bot_messages(group["id"]) if "Belém" in (m.text or ""))
+    assert title.history[0].startswith("✍️")  # the placeholder became the title
     assert not bot.tg.drafts(group["id"])
     body = bot.gemini.generate_requests()[0]
     assert "Portuguese" in body["systemInstruction"]["parts"][0]["text"]  # Bob's language
+
+
+async def test_photos_sent_as_files_are_posted_as_web_jpegs(bot: Harness) -> None:
+    heic = (DATA / "lisbon_iphone_xr.heic").read_bytes()
+    bot.tg.send_document(bot.chat, bot.ana, heic, file_name="IMG_1.HEIC", mime_type="image/heic")
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
+    await bot.wait_text(bot.chat["id"], "2 photos")
+    bot.gemini.enqueue(Reply(json=story(("Belém", "Stone and sky.", [1, 2]))))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
+    [call] = bot.tg.calls("sendMediaGroup")
+    media = call.params["media"]
+    assert media[0]["media"].startswith("attach://")  # our upright JPEG of the HEIC
+    assert not media[1]["media"].startswith("attach://")  # Telegram's own photo, by file_id
+    assert call.files[media[0]["media"].removeprefix("attach://")][:3] == b"\xff\xd8\xff"
+
+
+async def test_text_only_button_sends_the_same_story_without_pictures(bot: Harness) -> None:
+    await _album(bot, count=2)
+    bot.gemini.enqueue(Reply(json=story(("Trams", "Yellow trams (photo 1).", [1, 2]))))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
+    closing = _posted(bot, bot.chat["id"])[-1]
+    bot.tg.press_button(bot.chat, bot.ana, closing.message_id, "story_text")
+    await bot.tg.wait_for(
+        lambda: any(
+            "A Day in Belém" in t and "Yellow trams" in t for t in bot.texts(bot.chat["id"])
+        )
+    )
+    assert len(bot.gemini.generate_requests()) == 1  # no new model call
+
+
+async def test_story_in_markdown_despite_the_schema_is_still_posted(bot: Harness) -> None:
+    await _album(bot, count=2)
+    bot.gemini.enqueue(
+        Reply(text="# Plain\n\n## River\n\nBoats (photo 1).\n\n## Hill\n\nView (photo 2).")
+    )
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "View (photo 2)")
+    assert _shown_photos(bot, bot.chat["id"]) == 2

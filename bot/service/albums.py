@@ -48,6 +48,7 @@ class IncomingMedia:
     sender_id: int | None = None
     sender_name: str | None = None
     message_date: datetime | None = None
+    telegram_type: str | None = None  # photo, video, video_note, animation or document
 
 
 @dataclass(frozen=True)
@@ -295,19 +296,33 @@ def classify(incoming: IncomingMedia) -> str:
 
 def safe_file_name(name: str | None) -> str:
     """A file name fit to show: no folders, no control characters, not too long."""
+    base = bare_file_name(name)
+    return f"'{base[:60]}'" if base else "this file"
+
+
+def bare_file_name(name: str | None) -> str | None:
+    """The last part of a sender's file name, printable; None when nothing usable is left."""
     if not name:
-        return "this file"
+        return None
     base = PurePath(name.replace("\\", "/")).name
-    base = "".join(c for c in base if c.isprintable()).strip() or "this file"
-    return f"'{base[:60]}'"
+    base = "".join(c for c in base if _keeps(c)).strip()
+    # "holiday/.." ends in a folder reference, not a name: keep no name rather than "..".
+    return base if base.strip(".") else None
 
 
 def clean_name(name: str | None) -> str:
     """An album name as stored: one line, printable, at most 64 characters."""
     if not name:
         return ""
-    flat = " ".join("".join(c if c.isprintable() else " " for c in name).split())
-    return flat[:MAX_NAME_LENGTH]
+    flat = " ".join("".join(c if _keeps(c) else " " for c in name).split())
+    return flat[:MAX_NAME_LENGTH].rstrip(" \u200c\u200d")
+
+
+def _keeps(char: str) -> bool:
+    """Whether a character may stay in a name: printable, or invisible but part of the text."""
+    # Joiners build emoji sequences (👩‍👩‍👧) and Persian words; tag characters build
+    # subdivision flags (🏴󠁧󠁢󠁳󠁣󠁴󠁿). Other controls and format characters go.
+    return char.isprintable() or char in "\u200c\u200d" or "\U000e0020" <= char <= "\U000e007f"
 
 
 def _new_item(album: Album, batch_id: int, incoming: IncomingMedia, p: Processed) -> NewItem:
@@ -324,7 +339,7 @@ def _new_item(album: Album, batch_id: int, incoming: IncomingMedia, p: Processed
         model_mime_type=p.model_mime_type,
         file_unique_id=incoming.file_unique_id,
         file_id=incoming.file_id,
-        file_name=(safe_file_name(incoming.file_name).strip("'") if incoming.file_name else None),
+        file_name=bare_file_name(incoming.file_name),
         mime_type=incoming.mime_type,
         caption=(incoming.caption or None),
         chat_message_id=incoming.message_id,
@@ -342,6 +357,7 @@ def _new_item(album: Album, batch_id: int, incoming: IncomingMedia, p: Processed
         place=p.place,
         camera=facts.camera,
         message_date=iso(incoming.message_date),
+        telegram_type=incoming.telegram_type,
     )
 
 

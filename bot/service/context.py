@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import prompts
 from bot.gemini.request import MediaRef, ModelRequest, Part, Turn
@@ -70,21 +71,46 @@ def _when(iso: str) -> str:
     return f"{text} ({offset[:3]}:{offset[3:]})" if offset else text
 
 
+def in_time_order(items: Sequence[Item]) -> list[Item]:
+    """Items ordered by when they were taken (the send time where that is unknown)."""
+    return sorted(items, key=lambda item: (_moment(item), item.position))
+
+
+def _moment(item: Item) -> datetime:
+    raw = item.taken_at if item.time_source in ("exif", "container") else None
+    for value in (raw, item.message_date):
+        if not value:
+            continue
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        # Offsets are known for some files only; comparing in UTC where known is the best guess.
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return datetime.max
+
+
 def album_parts(
     album: Album, items: Sequence[Item], notes: Sequence[Note], blobs: BlobStore
 ) -> list[Part]:
-    """The album as the model sees it: a header, the traveller's notes, then each item."""
+    """The album as the model sees it: the traveller's notes, a manifest, then the media."""
+    ordered = in_time_order(items)
     photos = sum(1 for i in items if i.kind == "photo")
-    videos = len(items) - photos
-    header = [f'The album "{album.name}": {photos} photo(s), {videos} video(s).']
+    header = [f'The album "{album.name}": {photos} photo(s), {len(items) - photos} video(s).']
     if notes:
         header.append("What the traveller told about the trip:")
         header.extend(f"- {n.text}" for n in notes)
     else:
         header.append("The traveller has not written anything about the trip yet.")
+    if ordered:
+        header.append("")
+        header.append("Manifest, in the order the media were taken:")
+        header.extend(facts_line(item) for item in ordered)
+        header.append("")
+        header.append("The media follow in the same order, each after its label.")
     parts: list[Part] = ["\n".join(header)]
-    for item in items:
-        parts.append(facts_line(item))
+    for item in ordered:
+        parts.append(f"[{item.label}]")
         parts.append(media_ref(item, blobs))
     return parts
 
@@ -104,6 +130,7 @@ def build_request(
     prompt: str,
     focus: Item | None,
     kind: str,
+    json_schema: dict[str, Any] | None = None,
 ) -> ModelRequest:
     """The whole request: album first (inside the first user turn), earlier turns, the new one."""
     turns: list[Turn] = []
@@ -116,7 +143,7 @@ def build_request(
         turns.append(Turn("user", tuple(parts)))
         turns.append(Turn("model", (exchange.answer_text,), raw=exchange.answer_content))
     turns.append(Turn("user", tuple(pending_album + _user_parts(prompt, focus, blobs))))
-    return ModelRequest(system=system, turns=tuple(turns), kind=kind)
+    return ModelRequest(system=system, turns=tuple(turns), kind=kind, json_schema=json_schema)
 
 
 def _user_parts(prompt: str, focus: Item | None, blobs: BlobStore) -> list[Part]:

@@ -9,15 +9,23 @@ from typing import Protocol
 
 import prompts
 from bot.config import Settings
-from bot.errors import BudgetExceeded, NothingToDo
+from bot.errors import BudgetExceeded, ModelBlocked, ModelError, NothingToDo
 from bot.gemini.model import GeminiModel
 from bot.gemini.request import ModelAnswer, TokenUsage
 from bot.service import context
+from bot.service.story import (
+    STORY_SCHEMA,
+    Story,
+    StoryFormatError,
+    parse_story,
+    preview_markdown,
+    story_from_markdown,
+)
 from storage.albums import AlbumStore
 from storage.blobs import BlobStore
 from storage.conversation import ConversationStore, NewExchange
 from storage.media import MediaStore
-from storage.models import Album, Item
+from storage.models import Album, Exchange, Item
 from storage.usage import UsageRecord, UsageStore
 
 log = logging.getLogger(__name__)
@@ -45,12 +53,28 @@ class Asker:
 
 @dataclass(frozen=True)
 class Reply:
-    """A finished answer, plus notices about media the model could not use."""
+    """A finished answer, plus notices about media the model could not use.
+
+    For a story, `story` holds its checked structure and `items` the album in time order.
+    """
 
     text: str
     album: Album
     kind: str
     notices: list[str] = field(default_factory=list)
+    story: Story | None = None
+    items: list[Item] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """How one kind of request is asked and read back."""
+
+    kind: str
+    prompt: str
+    focus: Item | None = None
+    user_text: str | None = None
+    json_schema: dict[str, object] | None = None
 
 
 class ConversationService:
@@ -75,13 +99,34 @@ class ConversationService:
         self.model = model
 
     async def story(self, asker: Asker, wish: str | None, progress: Progress) -> Reply:
-        """Write the album's photo tour."""
-        return await self._ask(asker, "story", context.story_prompt(wish), None, wish, progress)
+        """Write the album's photo tour as a checked, illustrated structure."""
+        turn = _Turn("story", context.story_prompt(wish), user_text=wish, json_schema=STORY_SCHEMA)
+        return await self._ask(asker, turn, progress)
 
     async def landmarks(self, asker: Asker, progress: Progress) -> Reply:
         """The well-known places near the trip that the album does not show."""
-        prompt = prompts.render("landmarks")
-        return await self._ask(asker, "landmarks", prompt, None, None, progress)
+        try:
+            return await self._ask(asker, _Turn("landmarks", prompts.render("landmarks")), progress)
+        except ModelBlocked as e:
+            if e.reason != "RECITATION":
+                raise
+            # Lists of famous places can come too close to published text: ask again for
+            # descriptions in the model's own words.
+            log.info("Landmarks answer blocked for recitation; asking again in other words")
+            await progress.status("Rephrasing the list of places…")
+            retry = _Turn("landmarks", prompts.render("landmarks_again"))
+            return await self._ask(asker, retry, progress)
+
+    async def latest_story(self, chat_id: int) -> tuple[Album, Story, list[Item]]:
+        """The current album's most recent story, checked against the album as it is now."""
+        album = await self.albums.current(chat_id)
+        stories = [e for e in await self.conversation.exchanges(album.id) if e.kind == "story"]
+        if not stories:
+            raise NothingToDo(f"There is no story of '{album.name}' yet. Write it with /story.")
+        items = context.in_time_order(
+            [i for i in await self.media.items(album.id) if not i.model_failed]
+        )
+        return album, _read_story(stories[-1], items), items
 
     async def ask(
         self,
@@ -95,7 +140,7 @@ class ConversationService:
         if replied_message_id is not None:
             focus = await self.media.by_message(asker.chat_id, replied_message_id)
         prompt = context.question_prompt(question, focus)
-        return await self._ask(asker, "question", prompt, focus, question, progress)
+        return await self._ask(asker, _Turn("question", prompt, focus, question), progress)
 
     async def same_trip(
         self, asker: Asker, progress: Progress, replied_message_id: int | None = None
@@ -114,7 +159,7 @@ class ConversationService:
                 "(or reply to the video with /sametrip)."
             )
         prompt = prompts.render("sametrip", label=video.label)
-        return await self._ask(asker, "sametrip", prompt, video, "/sametrip", progress)
+        return await self._ask(asker, _Turn("sametrip", prompt, video, "/sametrip"), progress)
 
     async def reset(self, chat_id: int) -> tuple[Album, int]:
         """Forget the current album's conversation; the media stay."""
@@ -126,15 +171,8 @@ class ConversationService:
         album = await self.albums.current(chat_id)
         return await self.conversation.latest(album.id) is not None
 
-    async def _ask(
-        self,
-        asker: Asker,
-        kind: str,
-        prompt: str,
-        focus: Item | None,
-        user_text: str | None,
-        progress: Progress,
-    ) -> Reply:
+    async def _ask(self, asker: Asker, turn: _Turn, progress: Progress) -> Reply:
+        focus, kind = turn.focus, turn.kind
         album = await self.albums.current(asker.chat_id)
         items = await self.media.items(album.id)
         notes = await self.media.notes(album.id)
@@ -171,30 +209,43 @@ class ConversationService:
             history=history,
             focus_items=by_id,
             blobs=self.blobs,
-            prompt=prompt,
+            prompt=turn.prompt,
             focus=focus,
             kind=kind,
+            json_schema=turn.json_schema,
         )
 
         async def record(usage: TokenUsage) -> None:
             await self._record_usage(asker, album, kind, usage)
 
-        answer: ModelAnswer = await self.model.generate(
-            request, on_text=progress.text, on_usage=record
-        )
+        async def show(so_far: str) -> None:
+            await progress.text(preview_markdown(so_far) if turn.json_schema else so_far)
+
+        answer: ModelAnswer = await self.model.generate(request, on_text=show, on_usage=record)
+        story = None
+        ordered = context.in_time_order(usable)
+        if kind == "story":
+            try:
+                story = _parse(answer.text, ordered)
+            except StoryFormatError as e:
+                log.warning("Unusable story from the model: %s", e)
+                raise ModelError(
+                    "Gemini's story came back garbled. Please try /story again."
+                ) from e
         await self.conversation.add(
             NewExchange(
                 album_id=album.id,
                 kind=kind,
-                prompt=prompt,
+                prompt=turn.prompt,
                 answer_text=answer.text,
                 answer_content=answer.raw,
-                user_text=user_text,
+                user_text=turn.user_text,
                 focus_item_id=focus.id if focus else None,
                 sender_id=asker.user_id,
             )
         )
-        return Reply(answer.text, album, kind, notices)
+        text = story.markdown() if story else answer.text
+        return Reply(text, album, kind, notices, story=story, items=ordered)
 
     async def _check_budget(self, asker: Asker) -> None:
         budget = self.settings.daily_token_budget
@@ -224,3 +275,20 @@ class ConversationService:
                 by_modality=usage.by_modality,
             )
         )
+
+
+def _parse(answer: str, items: list[Item]) -> Story:
+    """The structured story, or a story read from Markdown if the model ignored the schema."""
+    try:
+        return parse_story(answer, items)
+    except StoryFormatError:
+        if answer.lstrip().startswith("{"):
+            raise
+        return story_from_markdown(answer, items)
+
+
+def _read_story(exchange: Exchange, items: list[Item]) -> Story:
+    try:
+        return _parse(exchange.answer_text, items)
+    except StoryFormatError as e:
+        raise NothingToDo("The last story cannot be read back; write a new one with /story.") from e

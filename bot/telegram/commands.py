@@ -11,7 +11,12 @@ from telegram.ext import ContextTypes
 
 from bot.errors import UserError
 from bot.service.albums import Undone
-from bot.telegram.conversation import compare_trip, suggest_landmarks, write_story
+from bot.telegram.conversation import (
+    compare_trip,
+    story_as_text,
+    suggest_landmarks,
+    write_story,
+)
 from bot.telegram.runtime import runtime
 from storage.models import AlbumSummary
 
@@ -213,6 +218,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         elif action == "landmarks":
             await query.answer()
             await suggest_landmarks(update, context)
+        elif action == "story_text":
+            await query.answer()
+            await story_as_text(update, context)
         else:
             await query.answer("This button no longer works.")
     except UserError as e:

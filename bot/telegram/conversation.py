@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot.errors import ModelError, UserError
 from bot.service.conversation import Progress, Reply
-from bot.telegram.replies import ChatProgress
+from bot.telegram.replies import ChatProgress, send_markdown
 from bot.telegram.runtime import asker, runtime
+from bot.telegram.story import post_story
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: 
     async def run(progress: Progress) -> Reply:
         return await rt.services.talk.story(who, wish, progress)
 
-    await _answer(update, context, run, "✍️ Writing the story of your trip…", _after_story())
+    await _answer(update, context, run, "✍️ Writing the story of your trip…", None)
 
 
 async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -40,6 +41,19 @@ async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         return await rt.services.talk.landmarks(who, progress)
 
     await _answer(update, context, run, "🗺 Looking for the places you missed…", None)
+
+
+async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send the latest story again as plain text messages, without pictures."""
+    chat = update.effective_chat
+    assert chat is not None
+    rt = runtime(context)
+    try:
+        _, story, _ = await rt.services.talk.latest_story(chat.id)
+    except UserError as e:
+        await context.bot.send_message(chat.id, str(e))
+        return
+    await send_markdown(context.bot, chat.id, story.markdown())
 
 
 async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -107,12 +121,18 @@ async def _answer(
             log.exception("Answering failed in chat %s", chat.id)
             await progress.fail(APOLOGY)
             return
-        await progress.finish(reply.text, reply_markup=markup)
+        if reply.story is not None:
+            await post_story(
+                context.bot,
+                chat.id,
+                reply.story,
+                reply.items,
+                rt.services.blobs,
+                album_name=reply.album.name,
+                reply_to=reply_to,
+                placeholder_id=await progress.release(),
+            )
+        else:
+            await progress.finish(reply.text, reply_markup=markup)
     for notice in reply.notices:
         await context.bot.send_message(chat.id, notice)
-
-
-def _after_story() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton("🗺 Places I missed", callback_data="landmarks")]]
-    )

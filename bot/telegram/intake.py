@@ -6,7 +6,16 @@ import asyncio
 import logging
 from pathlib import Path
 
-from telegram import Bot, Message, Update
+from telegram import (
+    Animation,
+    Bot,
+    Document,
+    Message,
+    PhotoSize,
+    Update,
+    Video,
+    VideoNote,
+)
 from telegram.constants import ChatType, MessageEntityType
 from telegram.error import BadRequest, NetworkError
 from telegram.ext import ContextTypes
@@ -73,43 +82,44 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def incoming_media(message: Message) -> IncomingMedia | None:
     """What a media message carries, in the service's terms."""
-    chat_id = message.chat.id
-    common = {
-        "chat_id": chat_id,
-        "caption": message.caption,
-        "message_id": message.message_id,
-        "media_group_id": message.media_group_id,
-        "sender_id": message.from_user.id if message.from_user else None,
-        "sender_name": message.from_user.full_name if message.from_user else None,
-        "message_date": message.date,
-    }
+    file: PhotoSize | Video | Animation | VideoNote | Document
     if message.photo:
-        best = message.photo[-1]  # smallest first: the last size is the largest
-        return IncomingMedia(
-            kind="photo", file_id=best.file_id, file_unique_id=best.file_unique_id,
-            file_size=best.file_size, mime_type="image/jpeg", **common,  # type: ignore[arg-type]
-        )  # fmt: skip
-    video = message.video or message.animation
-    if video is not None:
-        return IncomingMedia(
-            kind="video", file_id=video.file_id, file_unique_id=video.file_unique_id,
-            file_size=video.file_size, file_name=video.file_name,
-            mime_type=video.mime_type or "video/mp4", **common,  # type: ignore[arg-type]
-        )  # fmt: skip
-    if message.video_note is not None:
-        note = message.video_note
-        return IncomingMedia(
-            kind="video", file_id=note.file_id, file_unique_id=note.file_unique_id,
-            file_size=note.file_size, mime_type="video/mp4", **common,  # type: ignore[arg-type]
-        )  # fmt: skip
-    if message.document is not None:
-        doc = message.document
-        return IncomingMedia(
-            kind="document", file_id=doc.file_id, file_unique_id=doc.file_unique_id,
-            file_size=doc.file_size, file_name=doc.file_name, mime_type=doc.mime_type,
-            **common,  # type: ignore[arg-type]
-        )  # fmt: skip
-    return None
+        file = message.photo[-1]  # smallest first: the last size is the largest
+        kind, telegram_type, mime, name = "photo", "photo", "image/jpeg", None
+    elif message.video is not None:
+        file = message.video
+        kind, telegram_type = "video", "video"
+        mime, name = file.mime_type or "video/mp4", file.file_name
+    elif message.animation is not None:
+        file = message.animation
+        kind, telegram_type = "video", "animation"
+        mime, name = file.mime_type or "video/mp4", file.file_name
+    elif message.video_note is not None:
+        file = message.video_note
+        kind, telegram_type, mime, name = "video", "video_note", "video/mp4", None
+    elif message.document is not None:
+        file = message.document
+        kind, telegram_type = "document", "document"
+        mime, name = file.mime_type, file.file_name
+    else:
+        return None
+    sender = message.from_user
+    return IncomingMedia(
+        chat_id=message.chat.id,
+        kind=kind,
+        file_id=file.file_id,
+        file_unique_id=file.file_unique_id,
+        file_size=file.file_size,
+        file_name=name,
+        mime_type=mime,
+        caption=message.caption,
+        message_id=message.message_id,
+        media_group_id=message.media_group_id,
+        sender_id=sender.id if sender else None,
+        sender_name=sender.full_name if sender else None,
+        message_date=message.date,
+        telegram_type=telegram_type,
+    )
 
 
 def downloader(bot: Bot, file_id: str) -> Fetch:

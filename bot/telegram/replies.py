@@ -137,7 +137,8 @@ class ChatProgress:
         self.draft_id = random.randint(1, 2**31 - 1)
         self.message_id: int | None = None
         self._last_update = 0.0
-        self._latest: str | None = None
+        self._latest: tuple[str, bool] | None = None
+        self._closed = False
         self._updater: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
 
@@ -188,6 +189,11 @@ class ChatProgress:
             reply_markup=reply_markup,
         )
 
+    async def release(self) -> int | None:
+        """Stop showing progress; return the placeholder message (groups) for the caller to reuse."""
+        await self._stop_updates()
+        return self.message_id
+
     async def fail(self, sentence: str) -> None:
         """Replace the progress with one clear sentence."""
         await self._stop_updates()
@@ -207,12 +213,22 @@ class ChatProgress:
         await self.bot.send_message(self.chat_id, sentence, reply_parameters=reply)
 
     def _push(self, content: str, *, markdown: bool) -> None:
-        if time.monotonic() - self._last_update < self.interval:
+        if self._closed:
             return
-        if self._updater is not None and not self._updater.done():
-            return  # the previous update is still on its way; the next one will catch up
-        self._last_update = time.monotonic()
-        self._updater = asyncio.create_task(self._show(content, markdown))
+        self._latest = (content, markdown)
+        if self._updater is None or self._updater.done():
+            self._updater = asyncio.create_task(self._run_updates())
+
+    async def _run_updates(self) -> None:
+        """Show the newest state at most once per interval; the last state is never skipped."""
+        while self._latest is not None:
+            wait = self.interval - (time.monotonic() - self._last_update)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            content, markdown = self._latest
+            self._latest = None
+            self._last_update = time.monotonic()
+            await self._show(content, markdown)
 
     async def _show(self, content: str, markdown: bool) -> None:
         if markdown:
@@ -246,7 +262,8 @@ class ChatProgress:
             with contextlib.suppress(asyncio.CancelledError, TelegramError):
                 await self._updater
         self._updater = None
-        self.interval = float("inf")  # nothing may overwrite the final text now
+        self._latest = None
+        self._closed = True  # nothing may overwrite the final text now
 
     async def _keep_typing(self) -> None:
         while True:

@@ -344,7 +344,25 @@ def describe_request(body: JSON) -> Reply:
             ]
             last = found[-1] if found else last
     seen = f"{_plural(len(image_parts(body)), 'image')}, {_plural(len(video_parts(body)), 'video')}"
-    return Reply(text=f"Seen {seen}. Last question: {last}")
+    summary = f"Seen {seen}. Last question: {last}"
+    config = body.get("generationConfig") or body.get("generation_config") or {}
+    schema = config.get("responseJsonSchema") or config.get("response_json_schema")
+    if isinstance(schema, dict) and "sections" in (schema.get("properties") or {}):
+        # A story was asked for as structured output: one section showing every labelled item.
+        numbers = [
+            int(n)
+            for n in re.findall(
+                r"^\[(?:photo|video) (\d+)\]$",
+                "\n".join(p.get("text", "") for p in parts(body)),
+                re.M,
+            )
+        ]
+        story = {
+            "title": "The trip",
+            "sections": [{"heading": "Everything", "text": summary, "media": numbers}],
+        }
+        return Reply(json=story)
+    return Reply(text=summary)
 
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [

@@ -1,0 +1,185 @@
+"""Posting an illustrated story: each section's text with its photos and videos, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    InputMediaVideo,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from bot.media.images import web_image
+from bot.service.story import Section, Story
+from bot.telegram.formatting import (
+    TELEGRAM_CAPTION_LIMIT,
+    html_visible_length,
+    markdown_to_html,
+    to_plain,
+)
+from bot.telegram.replies import send_markdown
+from storage.blobs import BlobStore
+from storage.models import Item
+
+log = logging.getLogger(__name__)
+
+MEDIA_GROUP_LIMIT = 10
+BOT_UPLOAD_LIMIT = 50 * 1024 * 1024  # the cloud Bot API's limit for files a bot sends
+Media = InputMediaPhoto | InputMediaVideo
+
+
+def story_buttons() -> InlineKeyboardMarkup:
+    """What can follow a story: the landmarks, the same story as text, the export."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("🗺 Places I missed", callback_data="landmarks"),
+                InlineKeyboardButton("📝 Text only", callback_data="story_text"),
+            ],
+            [InlineKeyboardButton("📄 Export as a web page", callback_data="export")],
+        ]
+    )
+
+
+async def post_story(
+    bot: Bot,
+    chat_id: int,
+    story: Story,
+    items: Sequence[Item],
+    blobs: BlobStore,
+    *,
+    album_name: str,
+    reply_to: int | None,
+    placeholder_id: int | None,
+) -> None:
+    """Send the title, then each section's text with its media, then the closing with buttons."""
+    opening = f"# {story.title}" + (f"\n\n{story.intro}" if story.intro else "")
+    await send_markdown(bot, chat_id, opening, reply_to=reply_to, edit_message_id=placeholder_id)
+    by_number = {item.position: item for item in items}
+    for section in story.sections:
+        media = [by_number[n] for n in section.media if n in by_number]
+        await _post_section(bot, chat_id, section, media, blobs)
+    closing = story.closing or f"✨ That was the story of “{album_name}”."
+    await send_markdown(bot, chat_id, closing, reply_markup=story_buttons())
+
+
+async def _post_section(
+    bot: Bot, chat_id: int, section: Section, media: list[Item], blobs: BlobStore
+) -> None:
+    text = f"## {section.heading}\n\n{section.text}" if section.heading else section.text
+    html = markdown_to_html(text) if text.strip() else ""
+    # Short sections ride on their photos as the album's caption, the way people post.
+    caption = html if media and 0 < html_visible_length(html) <= TELEGRAM_CAPTION_LIMIT else None
+    if caption is None and text.strip():
+        await send_markdown(bot, chat_id, text)
+    for index, group in enumerate(_groups(media)):
+        try:
+            await _post_media(bot, chat_id, group, blobs, caption if index == 0 else None, text)
+        except TelegramError as e:
+            # The words matter more than the pictures: say which could not be shown, go on.
+            log.warning("Could not post media of a section: %s", type(e).__name__)
+            if index == 0 and caption is not None:
+                await send_markdown(bot, chat_id, text)
+            labels = ", ".join(item.label for item in group)
+            await bot.send_message(chat_id, f"({labels}: could not be posted here.)")
+
+
+def _groups(media: list[Item]) -> list[list[Item]]:
+    """Media groups of at most ten, split evenly so no group is a lone straggler."""
+    if not media:
+        return []
+    count = -(-len(media) // MEDIA_GROUP_LIMIT)
+    size = len(media)
+    return [media[i * size // count : (i + 1) * size // count] for i in range(count)]
+
+
+async def _post_media(
+    bot: Bot,
+    chat_id: int,
+    items: list[Item],
+    blobs: BlobStore,
+    caption: str | None,
+    source: str,
+) -> None:
+    inputs = await _inputs(items, blobs, caption)
+    if not inputs:
+        return
+    try:
+        await _send(bot, chat_id, inputs)
+    except BadRequest as e:
+        if caption is not None and "parse" in e.message.lower():
+            inputs[0] = _with_caption(inputs[0], to_plain(source)[:TELEGRAM_CAPTION_LIMIT], None)
+            await _send(bot, chat_id, inputs)
+            return
+        # A stale or foreign file_id: upload our own copies instead.
+        log.info("Re-posting media by upload after: %s", e.message)
+        await _send(bot, chat_id, await _inputs(items, blobs, caption, upload=True))
+
+
+async def _inputs(
+    items: list[Item], blobs: BlobStore, caption: str | None, *, upload: bool = False
+) -> list[Media]:
+    found = []
+    for item in items:
+        media = await _input(item, blobs, None if found else caption, upload=upload)
+        if media is not None:
+            found.append(media)
+    return found
+
+
+async def _send(bot: Bot, chat_id: int, inputs: list[Media]) -> None:
+    if not inputs:
+        return
+    if len(inputs) == 1:
+        single = inputs[0]
+        if isinstance(single, InputMediaPhoto):
+            await bot.send_photo(
+                chat_id, single.media, caption=single.caption, parse_mode=single.parse_mode
+            )
+        else:
+            await bot.send_video(
+                chat_id, single.media, caption=single.caption, parse_mode=single.parse_mode
+            )
+        return
+    await bot.send_media_group(chat_id, inputs)
+
+
+async def _input(
+    item: Item, blobs: BlobStore, caption: str | None, *, upload: bool = False
+) -> Media | None:
+    """How to post an item: by Telegram's file_id where it is one of ours, else our own copy."""
+    parse = ParseMode.HTML if caption else None
+    if item.kind == "photo":
+        if item.telegram_type == "photo" and item.file_id and not upload:
+            return InputMediaPhoto(item.file_id, caption=caption, parse_mode=parse)
+        data = await asyncio.to_thread(web_image, blobs.path_for(item.source_sha256))
+        return InputMediaPhoto(
+            data, caption=caption, parse_mode=parse, filename=f"{item.label}.jpg"
+        )
+    if item.telegram_type == "video" and item.file_id and not upload:
+        return InputMediaVideo(item.file_id, caption=caption, parse_mode=parse)
+    data = await asyncio.to_thread(_video_bytes, blobs.path_for(item.source_sha256))
+    if data is None:
+        return None
+    return InputMediaVideo(data, caption=caption, parse_mode=parse, filename=f"{item.label}.mp4")
+
+
+def _video_bytes(path: Path) -> bytes | None:
+    """The stored video, if a bot may post it (Telegram takes at most 50 MB from bots)."""
+    if not path.is_file() or path.stat().st_size > BOT_UPLOAD_LIMIT:
+        return None
+    return path.read_bytes()
+
+
+def _with_caption(media: Media, caption: str, parse_mode: str | None) -> Media:
+    if isinstance(media, InputMediaPhoto):
+        return InputMediaPhoto(media.media, caption=caption, parse_mode=parse_mode)
+    return InputMediaVideo(media.media, caption=caption, parse_mode=parse_mode)
