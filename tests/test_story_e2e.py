@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
-from tests.fakes.telegram_html import parse_html
 from tests.fakes.telegram_api import SentMessage
+from tests.fakes.telegram_html import parse_html
 from tests.harness import DATA, Harness, jpeg
 
 

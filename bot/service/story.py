@@ -30,7 +30,7 @@ STORY_SCHEMA: dict[str, Any] = {
                     "heading": {"type": "string", "description": "A short heading."},
                     "text": {
                         "type": "string",
-                        "description": "The section's Markdown paragraphs; cite media as (photo 3).",
+                        "description": "Markdown paragraphs; cite media as (photo 3).",
                     },
                     "media": {
                         "type": "array",

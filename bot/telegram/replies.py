@@ -190,7 +190,7 @@ class ChatProgress:
         )
 
     async def release(self) -> int | None:
-        """Stop showing progress; return the placeholder message (groups) for the caller to reuse."""
+        """Stop showing progress; return the group placeholder's id for the caller to reuse."""
         await self._stop_updates()
         return self.message_id
 
