@@ -9,11 +9,14 @@ from bot.gemini.model import GeminiModel
 from bot.media.images import register_heif
 from bot.service.albums import AlbumService
 from bot.service.conversation import ConversationService
+from bot.service.privacy import PrivacyService
+from bot.service.usage import UsageService
 from storage.albums import AlbumStore
 from storage.blobs import BlobStore
 from storage.conversation import ConversationStore
 from storage.db import Database
 from storage.media import MediaStore
+from storage.privacy import PrivacyStore
 from storage.uploads import UploadStore
 from storage.usage import UsageStore
 
@@ -28,7 +31,8 @@ class Services:
     model: GeminiModel
     albums: AlbumService
     talk: ConversationService
-    usage: UsageStore
+    usage: UsageService
+    privacy: PrivacyService
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -41,7 +45,7 @@ class Services:
         blobs.prepare()
         model = GeminiModel(settings, UploadStore(db))
         albums_store, media, conversation = AlbumStore(db), MediaStore(db), ConversationStore(db)
-        usage = UsageStore(db)
+        usage_store = UsageStore(db)
         return cls(
             settings=settings,
             db=db,
@@ -49,9 +53,10 @@ class Services:
             model=model,
             albums=AlbumService(settings, albums_store, media, conversation, blobs, model),
             talk=ConversationService(
-                settings, albums_store, media, conversation, usage, blobs, model
+                settings, albums_store, media, conversation, usage_store, blobs, model
             ),
-            usage=usage,
+            usage=UsageService(settings, usage_store),
+            privacy=PrivacyService(PrivacyStore(db), blobs, model),
         )
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,12 @@ from typing import Any
 import aiosqlite
 
 from storage.migrations import apply_migrations
+
+Params = Iterable[Any] | Mapping[str, Any]
+
+
+def _bind(params: Params) -> tuple[Any, ...] | Mapping[str, Any]:
+    return params if isinstance(params, Mapping) else tuple(params)
 
 
 class Database:
@@ -69,16 +75,16 @@ class Database:
             else:
                 await conn.execute("COMMIT")
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a read query and return every row."""
         async with self._lock:
-            async with self.conn.execute(sql, tuple(params)) as cur:
+            async with self.conn.execute(sql, _bind(params)) as cur:
                 return list(await cur.fetchall())
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a read query and return its first row, if any."""
         async with self._lock:
-            async with self.conn.execute(sql, tuple(params)) as cur:
+            async with self.conn.execute(sql, _bind(params)) as cur:
                 row: sqlite3.Row | None = await cur.fetchone()
                 return row
 

@@ -180,3 +180,20 @@ async def m002_item_telegram_type(tx: Tx) -> None:
     # How the file reached Telegram (photo, video, video_note, animation, document) decides how
     # the illustrated story can post it again: by file_id, or by uploading our own copy.
     await tx.execute("ALTER TABLE items ADD COLUMN telegram_type TEXT")
+
+
+@migration
+async def m003_inbox(tx: Tx) -> None:
+    # Updates are written here as soon as they are fetched and deleted once handled: Telegram
+    # forgets an update as soon as the next poll confirms it, so without this a process killed
+    # between fetching and handling would lose photos that were never acknowledged.
+    await tx.executescript(
+        """
+        CREATE TABLE inbox (
+            update_id INTEGER PRIMARY KEY,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            received_at TEXT NOT NULL
+        );
+        """
+    )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import random
+import signal
 import sqlite3
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +84,8 @@ class Harness:
             await app.updater.stop()
         if app.running:
             await app.stop()
+            if app.post_stop is not None:
+                await app.post_stop(app)
         await app.shutdown()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
@@ -142,3 +148,37 @@ def jpeg(
     else:
         image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
+
+
+class BotProcess:
+    """`python -m bot` as a child process, configured only by environment variables."""
+
+    def __init__(
+        self, tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, log: Path, **extra: str
+    ) -> None:
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "GEMINI_"))
+        }
+        self.env.update(bot_env(tg, gemini, data_dir, **extra))
+        self.env["NO_PROXY"] = "127.0.0.1,localhost"
+        self.cwd = data_dir.parent
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Spawn the bot; its stderr and stdout go to the log file."""
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=self.cwd, env=self.env, stdout=out, stderr=out
+            )
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send a signal and wait for the exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), timeout=timeout)
+
+    def output(self) -> str:
+        """Everything the process logged so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -1,59 +1,43 @@
-"""The product started as the README says: `python -m bot`, configured only by the environment."""
+"""The product as a process: started as the README says, stopped, killed, and its logs."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
 from tests.fakes.gemini_api import FakeGemini, Reply, image_parts
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, API_KEY, TOKEN, bot_env, jpeg
+from tests.harness import ANA, API_KEY, TOKEN, BotProcess, jpeg
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:
+    return any(needle in (m.text or m.caption or "") for m in tg.bot_messages(chat_id))
 
 
 async def test_python_m_bot_answers_start_and_writes_a_story(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "GEMINI_"))}
-    env.update(bot_env(tg, gemini, tmp_path / "data"))
-    env["NO_PROXY"] = "127.0.0.1,localhost"
-    log_path = tmp_path / "bot.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=tmp_path, env=env, stdout=log, stderr=log
-        )
-        try:
-            user = tg.user(user_id=ANA, first_name="Ana")
-            chat = tg.private_chat(user)
-            tg.send_command(chat, user, "/start")
-            await tg.wait_for(
-                lambda: any("Hi Ana" in (m.text or "") for m in tg.bot_messages(chat["id"])),
-                timeout=30,
-            )
-            tg.send_photo(chat, user, jpeg(1))
-            tg.send_photo(chat, user, jpeg(2))
-            gemini.enqueue(Reply(text="# Two photos\n\nA story from a real process."))
-            tg.send_command(chat, user, "/story")
-            await tg.wait_for(
-                lambda: any(
-                    "real process" in (m.text or m.caption or "")
-                    for m in tg.bot_messages(chat["id"])
-                ),
-                timeout=30,
-            )
-            assert len(image_parts(gemini.generate_requests()[-1])) == 2
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(process.wait(), timeout=30)
-    output = log_path.read_text(errors="replace")
-    assert code == 0, output
+    bot = BotProcess(tg, gemini, tmp_path / "data", tmp_path / "bot.log")
+    await bot.start()
+    try:
+        user = tg.user(user_id=ANA, first_name="Ana")
+        chat = tg.private_chat(user)
+        tg.send_command(chat, user, "/start")
+        await tg.wait_for(lambda: _said(tg, chat["id"], "Hi Ana"), timeout=30)
+        tg.send_photo(chat, user, jpeg(1))
+        tg.send_photo(chat, user, jpeg(2))
+        gemini.enqueue(Reply(text="# Two photos\n\nA story from a real process."))
+        tg.send_command(chat, user, "/story")
+        await tg.wait_for(lambda: _said(tg, chat["id"], "real process"), timeout=30)
+        assert len(image_parts(gemini.generate_requests()[-1])) == 2
+    finally:
+        code = await bot.stop()
+    assert code == 0, bot.output()
     assert (tmp_path / "data" / "photostory.sqlite3").is_file()
-    assert TOKEN not in output and API_KEY not in output
 
 
 async def test_missing_configuration_is_explained_and_exits_2(tmp_path: Path) -> None:
@@ -66,3 +50,101 @@ async def test_missing_configuration_is_explained_and_exits_2(tmp_path: Path) ->
     assert process.returncode == 2
     text = err.decode()
     assert "TELEGRAM_BOT_TOKEN is not set" in text and "GEMINI_API_KEY is not set" in text
+
+
+async def test_sigkill_mid_burst_loses_no_acknowledged_photo(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    bot = BotProcess(tg, gemini, data, tmp_path / "bot.log", ACK_DEBOUNCE_SECONDS="0.2")
+    await bot.start()
+    user = tg.user(user_id=ANA, first_name="Ana")
+    chat = tg.private_chat(user)
+    photos = [jpeg(n, size=(1600, 1200)) for n in range(30)]
+    for n, photo in enumerate(photos):
+        tg.send_photo(chat, user, photo, media_group_id=f"g{n // 10}")
+
+    def acknowledged() -> int:
+        counts = [0]
+        for message in tg.bot_messages(chat["id"]):
+            for version in message.history:
+                if version.startswith("📸"):
+                    counts.append(int(version.split(": ", 1)[1].split(" photo")[0]))
+        return max(counts)
+
+    await tg.wait_for(lambda: acknowledged() >= 3, timeout=30)
+    await bot.stop(signal.SIGKILL)
+    acked = acknowledged()
+    assert acked < 30, "the kill came too late to test anything"
+
+    with sqlite3.connect(data / "photostory.sqlite3") as conn:
+        rows = conn.execute("SELECT source_sha256, model_sha256 FROM items").fetchall()
+    assert len(rows) >= acked
+    for source, model in rows:
+        assert (data / "media" / source[:2] / source).is_file()
+        assert (data / "media" / model[:2] / model).is_file()
+
+    # The restarted bot gets the unconfirmed updates again and completes the album, once each.
+    again = BotProcess(tg, gemini, data, tmp_path / "bot.log", ACK_DEBOUNCE_SECONDS="0.2")
+    await again.start()
+    try:
+        await tg.wait_for(lambda: acknowledged() == 30, timeout=60)
+    finally:
+        assert await again.stop() == 0
+    with sqlite3.connect(data / "photostory.sqlite3") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 30
+    assert list((data / "tmp").iterdir()) == []  # no half-written file left behind
+
+
+async def test_sigterm_lets_an_answer_in_flight_finish(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    bot = BotProcess(tg, gemini, tmp_path / "data", tmp_path / "bot.log")
+    await bot.start()
+    user = tg.user(user_id=ANA, first_name="Ana")
+    chat = tg.private_chat(user)
+    tg.send_photo(chat, user, jpeg(1))
+    await tg.wait_for(lambda: _said(tg, chat["id"], "1 photo"), timeout=30)
+    held = asyncio.Event()
+    gemini.enqueue(Reply(text="Finished despite the shutdown.", gate=held))
+    tg.send_text(chat, user, "What is this?")
+    await gemini.wait_for(lambda: gemini.generate_requests(), timeout=30)
+    assert bot.process is not None
+    bot.process.send_signal(signal.SIGTERM)
+    held.set()
+    code = await bot.stop(timeout=30)
+    assert code == 0, bot.output()
+    assert _said(tg, chat["id"], "Finished despite the shutdown")
+    with sqlite3.connect(tmp_path / "data" / "photostory.sqlite3") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 1
+
+
+async def test_no_token_or_key_in_logs_or_messages_after_a_full_session(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    bot = BotProcess(tg, gemini, tmp_path / "data", tmp_path / "bot.log", LOG_LEVEL="DEBUG")
+    await bot.start()
+    try:
+        user = tg.user(user_id=ANA, first_name="Ana")
+        chat = tg.private_chat(user)
+        tg.send_command(chat, user, "/start")
+        await tg.wait_for(lambda: _said(tg, chat["id"], "Hi Ana"), timeout=30)
+        tg.send_photo(chat, user, jpeg(1))
+        broken = tg.send_photo(chat, user, jpeg(2))
+        tg.fail_download(broken["photo"][-1]["file_id"], mode="drop", times=5)
+        await tg.wait_for(lambda: _said(tg, chat["id"], "could not download"), timeout=30)
+        gemini.enqueue(Reply(status=403, message=f"API key {API_KEY} rejected"))
+        tg.send_text(chat, user, "What is this?")
+        await tg.wait_for(lambda: _said(tg, chat["id"], "Gemini"), timeout=30)
+        tg.send_command(chat, user, "/story")
+        await tg.wait_for(lambda: len(gemini.generate_requests()) == 2, timeout=30)
+        await tg.wait_for(lambda: _said(tg, chat["id"], "Seen 1 image"), timeout=30)
+    finally:
+        assert await bot.stop() == 0
+    log = bot.output()
+    assert "HTTP" in log or "getUpdates" in log or "photostory is up" in log  # it did log
+    assert TOKEN not in log and TOKEN.split(":")[1] not in log
+    assert API_KEY not in log
+    for message in tg.bot_messages(chat["id"]):
+        for text in [*message.history, message.caption or ""]:
+            assert TOKEN not in text and API_KEY not in text

@@ -179,3 +179,27 @@ async def test_story_in_markdown_despite_the_schema_is_still_posted(bot: Harness
     bot.tg.send_command(bot.chat, bot.ana, "/story")
     await bot.wait_text(bot.chat["id"], "View (photo 2)")
     assert _shown_photos(bot, bot.chat["id"]) == 2
+
+
+async def test_export_sends_a_web_page_and_a_markdown_zip_of_the_story(bot: Harness) -> None:
+    import io
+    import zipfile
+
+    bot.tg.send_command(bot.chat, bot.ana, "/export")
+    await bot.wait_text(bot.chat["id"], "There is no story")
+    await _album(bot, count=3)
+    bot.gemini.enqueue(Reply(json=story(("Trams", "Yellow <b>trams</b> & hills.", [1, 2, 3]))))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
+    closing = _posted(bot, bot.chat["id"])[-1]
+    bot.tg.press_button(bot.chat, bot.ana, closing.message_id, "export")
+    await bot.tg.wait_for(lambda: len(bot.tg.calls("sendDocument")) == 2)
+    page_call, zip_call = bot.tg.calls("sendDocument")
+    [page] = page_call.files.values()
+    html = page.decode()
+    assert "A Day in Belém" in html and html.count("data:image/jpeg;base64,") == 3
+    assert "&lt;b&gt;trams&lt;/b&gt; &amp; hills" in html
+    assert page_call.file_names["document"].endswith(".html")
+    [archive] = zip_call.files.values()
+    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+    assert "story.md" in names and sum(n.startswith("images/") for n in names) == 3

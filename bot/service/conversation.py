@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from bot.errors import BudgetExceeded, ModelBlocked, ModelError, NothingToDo
 from bot.gemini.model import GeminiModel
 from bot.gemini.request import ModelAnswer, TokenUsage
 from bot.service import context
+from bot.service.export import export_file_name, render_html, render_markdown_zip
 from bot.service.story import (
     STORY_SCHEMA,
     Story,
@@ -64,6 +66,17 @@ class Reply:
     notices: list[str] = field(default_factory=list)
     story: Story | None = None
     items: list[Item] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Export:
+    """The latest story as files: a self-contained web page and a Markdown zip."""
+
+    album: Album
+    html: bytes
+    html_name: str
+    markdown_zip: bytes
+    zip_name: str
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,23 @@ class ConversationService:
             [i for i in await self.media.items(album.id) if not i.model_failed]
         )
         return album, _read_story(stories[-1], items), items
+
+    async def export(self, chat_id: int, language_code: str | None) -> Export:
+        """Render the current album's latest story as a web page and a Markdown zip."""
+        album, story, items = await self.latest_story(chat_id)
+        html = await asyncio.to_thread(
+            render_html, story, items, self.blobs, album_name=album.name, language=language_code
+        )
+        archive = await asyncio.to_thread(
+            render_markdown_zip, story, items, self.blobs, album_name=album.name
+        )
+        return Export(
+            album=album,
+            html=html,
+            html_name=export_file_name(album.name, "html"),
+            markdown_zip=archive,
+            zip_name=export_file_name(f"{album.name} markdown", "zip"),
+        )
 
     async def ask(
         self,

@@ -14,6 +14,8 @@ from storage.models import AlbumSummary
 
 log = logging.getLogger(__name__)
 
+MAX_HOLD = 3  # a continuous burst is acknowledged at least every MAX_HOLD debounce intervals
+
 
 @dataclass
 class _Burst:
@@ -25,6 +27,7 @@ class _Burst:
     notes: int = 0
     repeats: int = 0
     timer: asyncio.Task[None] | None = None
+    pending_since: float | None = None  # first change not yet shown
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -61,9 +64,17 @@ class Acknowledger:
             burst.notes += 1
         else:
             burst.repeats += 1
-        if burst.timer is not None:
-            burst.timer.cancel()
-        burst.timer = asyncio.create_task(self._flush_later(chat_id, burst))
+        self._schedule(chat_id, burst)
+
+    def _schedule(self, chat_id: int, burst: _Burst) -> None:
+        """Flush after a quiet `debounce`, but never hold news back longer than a few of them."""
+        now = asyncio.get_running_loop().time()
+        if burst.pending_since is None:
+            burst.pending_since = now
+        due = min(now + self.debounce, burst.pending_since + MAX_HOLD * self.debounce)
+        if burst.timer is not None and not burst.timer.done():
+            burst.timer.cancel()  # only its wait: a flush already under way is shielded
+        burst.timer = asyncio.create_task(self._flush_later(chat_id, burst, max(0.0, due - now)))
 
     async def close(self, chat_id: int) -> None:
         """Send what is pending now and end the burst (the bot is about to say something else)."""
@@ -73,6 +84,11 @@ class Acknowledger:
         if burst.timer is not None and not burst.timer.done():
             burst.timer.cancel()
             await self._flush(chat_id, burst)
+
+    async def close_all(self) -> None:
+        """Send every pending acknowledgement now (shutting down)."""
+        for chat_id in list(self._bursts):
+            await self.close(chat_id)
 
     def forget(self, chat_id: int) -> None:
         """Drop the burst without sending (its batch was taken back)."""
@@ -86,12 +102,15 @@ class Acknowledger:
         self._bursts[chat_id] = burst
         return burst
 
-    async def _flush_later(self, chat_id: int, burst: _Burst) -> None:
-        await asyncio.sleep(self.debounce)
-        await self._flush(chat_id, burst)
+    async def _flush_later(self, chat_id: int, burst: _Burst, delay: float) -> None:
+        await asyncio.sleep(delay)
+        # Cancelling a half-sent acknowledgement could lose its message id and make a second
+        # message; once started, a flush runs to the end.
+        await asyncio.shield(self._flush(chat_id, burst))
 
     async def _flush(self, chat_id: int, burst: _Burst) -> None:
         async with burst.lock:
+            burst.pending_since = None
             summary = await self.albums.summary(chat_id, burst.album_id)
             if summary is None:
                 return

@@ -20,12 +20,14 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.services import Services
-from bot.telegram import commands, intake
+from bot.telegram import account, commands, intake
 from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
 from bot.telegram.concurrency import PerChatUpdateProcessor
 from bot.telegram.conversation import APOLOGY
+from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.runtime import KEY, Runtime
+from storage.inbox import InboxStore
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +39,24 @@ MEDIA = (
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
     """The bot, wired to its services; run it with run_polling() or start it by hand in tests."""
     root = settings.telegram_api_url.rstrip("/")
+    queue = DurableUpdateQueue()
+    processor = PerChatUpdateProcessor()
+    processor.on_done = queue.done
     app = (
         ApplicationBuilder()
         .token(settings.telegram_token)
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .local_mode(settings.telegram_local_mode)
-        .concurrent_updates(PerChatUpdateProcessor())
+        .update_queue(queue)
+        .concurrent_updates(processor)
         # Waits out Telegram's flood limits (429 retry_after) instead of failing the reply.
         .rate_limiter(AIORateLimiter(max_retries=3))
         .read_timeout(30)
         .write_timeout(60)
         .media_write_timeout(120)
-        .post_init(_post_init(settings))
+        .post_init(_post_init(settings, queue))
+        .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
         .build()
     )
@@ -60,12 +67,16 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         ("story", commands.story),
         ("landmarks", commands.landmarks),
         ("sametrip", commands.same_trip),
+        ("export", commands.export),
         ("new", commands.new_album),
         ("albums", commands.albums),
         ("rename", commands.rename),
         ("note", commands.note),
         ("undo", commands.undo),
         ("reset", commands.reset),
+        ("usage", account.usage),
+        ("stats", account.stats),
+        ("forget", account.forget),
     ):
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(MessageHandler(filters.COMMAND, commands.unknown_command))
@@ -76,9 +87,11 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     return app
 
 
-def _post_init(settings: Settings):  # type: ignore[no-untyped-def]
+def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[no-untyped-def]
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         services = await Services.open(settings)
+        queue.inbox = InboxStore(services.db)
+        await queue.replay(app.bot)
         app.bot_data[KEY] = Runtime(
             services=services, acks=Acknowledger(app.bot, services.albums, settings.ack_debounce)
         )
@@ -89,6 +102,13 @@ def _post_init(settings: Settings):  # type: ignore[no-untyped-def]
         log.info("photostory is up as @%s (model %s)", app.bot.username, settings.gemini_model)
 
     return post_init
+
+
+async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
+    runtime = app.bot_data.get(KEY)
+    if isinstance(runtime, Runtime):
+        # Everything stored has been acknowledged before the process goes.
+        await runtime.acks.close_all()
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

@@ -11,8 +11,10 @@ from telegram.ext import ContextTypes
 
 from bot.errors import UserError
 from bot.service.albums import Undone
+from bot.telegram.account import on_forget_button
 from bot.telegram.conversation import (
     compare_trip,
+    export_story,
     story_as_text,
     suggest_landmarks,
     write_story,
@@ -27,12 +29,15 @@ COMMANDS = [
     ("story", "Write the story of the current album"),
     ("landmarks", "Well-known places nearby you did not visit"),
     ("sametrip", "Was the latest video shot on the same trip?"),
+    ("export", "The story as a web page and Markdown"),
     ("new", "Start a new album: /new Lisbon 2026"),
     ("albums", "List your albums and switch between them"),
     ("note", "Tell me something about the trip"),
     ("undo", "Take back the last batch or the last question"),
     ("reset", "Clear the conversation, keep the photos"),
     ("rename", "Rename the current album"),
+    ("usage", "Your Gemini usage and its cost"),
+    ("forget", "Delete everything of this chat"),
     ("help", "What I can do"),
 ]
 
@@ -49,12 +54,14 @@ HELP = "\n".join(
         "• Then just ask: “where was photo 3 taken?” Reply to a photo or video to ask about "
         "that one.",
         "• /sametrip checks whether the latest video was shot on the same trip as the photos.",
+        "• /export sends the story as a web page and as Markdown, ready to publish.",
         "",
         "<b>Albums</b>",
         "/new <i>name</i> starts a new album (the old ones are kept) · /albums switches · "
         "/rename <i>name</i>",
         "/undo takes back the last batch or question · "
         "/reset clears the conversation, keeps the photos",
+        "/usage shows your Gemini usage · /forget deletes everything of this chat",
     ]
 )
 
@@ -91,6 +98,11 @@ async def landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def same_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/sametrip: was the latest video (or the one replied to) shot on the same trip?"""
     await compare_trip(update, context)
+
+
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/export: the latest story as a web page and a Markdown zip."""
+    await export_story(update, context)
 
 
 async def new_album(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -218,6 +230,11 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         elif action == "landmarks":
             await query.answer()
             await suggest_landmarks(update, context)
+        elif action == "forget":
+            await on_forget_button(update, context, arg)
+        elif action == "export":
+            await query.answer()
+            await export_story(update, context)
         elif action == "story_text":
             await query.answer()
             await story_as_text(update, context)

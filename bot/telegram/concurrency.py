@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -22,23 +22,31 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
+        # Called after each update's handlers ran (the durable queue crosses it off).
+        self.on_done: Callable[[object], Awaitable[None]] | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the handler coroutine under its chat's lock."""
         key = _chat_key(update)
         if key is None:
             await coroutine
+            await self._done(update)
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
                 await coroutine
+                await self._done(update)
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:  # keep the maps small: drop idle chats
                 del self._waiting[key]
                 del self._locks[key]
+
+    async def _done(self, update: object) -> None:
+        if self.on_done is not None:
+            await self.on_done(update)
 
     async def initialize(self) -> None:
         """Nothing to set up."""

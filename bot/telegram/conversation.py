@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.constants import ChatAction
 from telegram.ext import ContextTypes
 
 from bot.errors import ModelError, UserError
 from bot.service.conversation import Progress, Reply
 from bot.telegram.replies import ChatProgress, send_markdown
 from bot.telegram.runtime import asker, runtime
-from bot.telegram.story import post_story
+from bot.telegram.story import BOT_UPLOAD_LIMIT, post_story
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,33 @@ async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await context.bot.send_message(chat.id, str(e))
         return
     await send_markdown(context.bot, chat.id, story.markdown())
+
+
+async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send the latest story as a web page and a Markdown zip, ready to publish."""
+    chat = update.effective_chat
+    assert chat is not None
+    rt = runtime(context)
+    user = update.effective_user
+    await context.bot.send_chat_action(chat.id, ChatAction.UPLOAD_DOCUMENT)
+    try:
+        export = await rt.services.talk.export(chat.id, user.language_code if user else None)
+    except UserError as e:
+        await context.bot.send_message(chat.id, str(e))
+        return
+    files = [
+        (export.html, export.html_name, "📄 The story as a web page: opens offline in any browser.")
+    ]
+    files.append((export.markdown_zip, export.zip_name, "📝 Markdown with its images, for a blog."))
+    for data, name, caption in files:
+        if len(data) > BOT_UPLOAD_LIMIT:
+            await context.bot.send_message(
+                chat.id,
+                f"{name} is {len(data) / 2**20:.0f} MB, more than the 50 MB Telegram lets a bot "
+                "send. Try /new with fewer photos, or ask for a shorter story.",
+            )
+            continue
+        await context.bot.send_document(chat.id, InputFile(data, filename=name), caption=caption)
 
 
 async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

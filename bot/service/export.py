@@ -1,0 +1,337 @@
+"""The story as files to keep or publish: one self-contained web page, or Markdown and images.
+
+The page loads nothing from anywhere: photos, video posters and small videos are data URIs and
+the styles are inline (a Content-Security-Policy tells the browser so), so the file reads the
+same offline years from now. Model and traveller text is escaped by Jinja's autoescaping; the
+Markdown converter here escapes first and then adds only its own tags. Everything is blocking
+(decoding photos and video frames): callers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import av
+import jinja2
+from markupsafe import Markup, escape
+from PIL import Image
+
+from bot.errors import MediaRejected
+from bot.media.images import web_image
+from bot.service.story import Story
+from storage.blobs import BlobStore
+from storage.models import Item
+
+log = logging.getLogger(__name__)
+
+WEB_MAX_SIDE = 1600
+WEB_QUALITY = 80
+MAX_PAGE_VIDEO = 8 * 1024 * 1024  # larger videos would make the page too heavy for a phone
+MAX_ZIP_VIDEO = 20 * 1024 * 1024
+_RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "dv", "ug"}
+_VIDEO_EXTENSIONS = {"video/mp4": "mp4", "video/quicktime": "mov", "video/3gpp": "3gp"}
+_WINDOWS_RESERVED = re.compile(r"con|prn|aux|nul|com\d|lpt\d")
+
+
+@dataclass(frozen=True)
+class _Media:
+    """An album item ready to show: its picture (a photo, or a video's first frame)."""
+
+    item: Item
+    jpeg: bytes
+    size: tuple[int, int]
+    video: Path | None  # the original file, for a video
+
+    @property
+    def label(self) -> str:
+        """'photo 3', or '▶ video 4 · 0:04' with the length when known."""
+        if self.video is None:
+            return self.item.label
+        length = f" · {_clock(self.item.duration)}" if self.item.duration else ""
+        return f"▶ {self.item.label}{length}"
+
+
+def render_html(
+    story: Story,
+    items: Sequence[Item],
+    blobs: BlobStore,
+    *,
+    album_name: str,
+    language: str | None,
+) -> bytes:
+    """The story as one self-contained HTML page, its photos and small videos inside it."""
+    media = _prepare(story, items, blobs)
+    sections = [
+        {
+            "heading": section.heading,
+            "text": markdown_html(section.text),
+            "figures": [_figure(media[n]) for n in section.media if n in media],
+        }
+        for section in story.sections
+    ]
+    code = re.sub(r"[^A-Za-z0-9-]", "", language or "")[:35] or "und"
+    template = _templates().get_template("story.html.j2")
+    page = template.render(
+        lang=code,
+        dir="rtl" if code.split("-")[0].lower() in _RTL_LANGUAGES else "ltr",
+        album=album_name if album_name.strip() != story.title.strip() else "",
+        title=story.title,
+        summary=_summary(media.values()),
+        intro=markdown_html(story.intro),
+        sections=sections,
+        closing=markdown_html(story.closing),
+    )
+    return page.encode("utf-8")
+
+
+def render_markdown_zip(
+    story: Story, items: Sequence[Item], blobs: BlobStore, *, album_name: str
+) -> bytes:
+    """A zip of story.md and its images/ (and videos up to 20 MB), ready for a static blog."""
+    media = _prepare(story, items, blobs)
+    digits = max(2, len(str(max(media, default=0))))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        byline = " · ".join(filter(None, [album_name.strip(), _summary(media.values())]))
+        blocks = [f"# {story.title}", f"*{_md_escape(byline)}*" if byline else "", story.intro]
+        for section in story.sections:
+            blocks += [f"## {section.heading}" if section.heading else "", section.text]
+            for number in section.media:
+                if number in media:
+                    blocks.append(_md_figure(media[number], archive, digits))
+        blocks += [story.closing, "*Made with photostory*"]
+        text = "\n\n".join(block.strip() for block in blocks if block.strip()) + "\n"
+        archive.writestr("story.md", text)
+    return buffer.getvalue()
+
+
+def export_file_name(album_name: str, ext: str) -> str:
+    """A safe file name for an export: an ASCII slug of the album name ("story" if none)."""
+    ascii_name = unicodedata.normalize("NFKD", album_name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-") or "story"
+    if _WINDOWS_RESERVED.fullmatch(slug):
+        slug = f"{slug}-story"
+    suffix = re.sub(r"[^a-z0-9]", "", ext.lower())
+    return f"{slug}.{suffix}" if suffix else slug
+
+
+# Pictures ----------------------------------------------------------------------------------------
+
+
+def _prepare(story: Story, items: Sequence[Item], blobs: BlobStore) -> dict[int, _Media]:
+    """The web pictures of the items the story shows, by item number."""
+    by_number = {item.position: item for item in items}
+    media: dict[int, _Media] = {}
+    for number in (n for section in story.sections for n in section.media):
+        item = by_number.get(number)
+        if item is None or number in media:
+            continue
+        source = blobs.path_for(item.source_sha256)
+        try:
+            if item.kind == "video":
+                jpeg = _poster(source)
+            else:
+                jpeg = web_image(source, max_side=WEB_MAX_SIDE, quality=WEB_QUALITY)
+            with Image.open(io.BytesIO(jpeg)) as image:
+                size = image.size
+        except (OSError, ValueError, MediaRejected, av.FFmpegError) as exc:
+            # One unreadable file should not cost the traveller the whole export.
+            log.warning("Export leaves out %s: %s", item.label, exc)
+            continue
+        media[number] = _Media(item, jpeg, size, source if item.kind == "video" else None)
+    return media
+
+
+def _poster(path: Path) -> bytes:
+    """A video's first frame, upright and downscaled, as a JPEG."""
+    with av.open(str(path), options={"protocol_whitelist": "file"}) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        frame = next(container.decode(container.streams.video[0]), None)
+        if frame is None:
+            raise ValueError("no video frame")
+        image, rotation = frame.to_image(), frame.rotation  # type: ignore[no-untyped-call]
+    if rotation:  # counterclockwise degrees, as PIL's rotate() takes them
+        image = image.rotate(rotation, expand=True)
+    image.thumbnail((WEB_MAX_SIDE, WEB_MAX_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=WEB_QUALITY, optimize=True, progressive=True)
+    return buffer.getvalue()
+
+
+def _figure(media: _Media) -> dict[str, Any]:
+    item = media.item
+    video = None
+    if media.video is not None and media.video.stat().st_size <= MAX_PAGE_VIDEO:
+        mime = "video/mp4" if item.mime_type == "video/quicktime" else item.mime_type
+        video = _data_uri(mime or "video/mp4", media.video.read_bytes())
+    return {
+        "image": _data_uri("image/jpeg", media.jpeg),
+        "width": media.size[0],
+        "height": media.size[1],
+        "video": video,
+        "poster_only": media.video is not None and video is None,
+        "label": media.label,
+        "details": " · ".join(filter(None, [_when(item, "%Y-%m-%d %H:%M"), item.place])),
+        "caption": (item.caption or "").strip(),
+        "alt": (item.caption or "").strip() or _alt(media),
+    }
+
+
+def _md_figure(media: _Media, archive: zipfile.ZipFile, digits: int) -> str:
+    stem = f"images/{media.item.kind}-{media.item.position:0{digits}d}"
+    archive.writestr(f"{stem}.jpg", media.jpeg, compress_type=zipfile.ZIP_STORED)
+    markdown = f"![{_md_escape(_alt(media))}]({stem}.jpg)"
+    if media.video is not None and media.video.stat().st_size <= MAX_ZIP_VIDEO:
+        name = f"{stem}.{_VIDEO_EXTENSIONS.get(media.item.mime_type or '', 'mp4')}"
+        archive.write(media.video, name, compress_type=zipfile.ZIP_STORED)
+        markdown += f"\n\n[{_md_escape(media.label)}]({name})"
+    return markdown
+
+
+def _alt(media: _Media) -> str:
+    """'photo 3 — 2019-08-21, Lisbon, Portugal'."""
+    where = ", ".join(filter(None, [_when(media.item, "%Y-%m-%d"), media.item.place]))
+    return f"{media.label.removeprefix('▶ ')} — {where}" if where else media.label
+
+
+def _summary(media: Iterable[_Media]) -> str:
+    """'3 photos · 1 video · 2012-10-04 – 2019-08-21'."""
+    items = [m.item for m in media]
+    days = sorted({day for item in items if (day := _when(item, "%Y-%m-%d"))})
+    kinds = [item.kind for item in items]
+    counts = [f"{n} {k}{'s' if n > 1 else ''}" for k in ("photo", "video") if (n := kinds.count(k))]
+    span = [f"{days[0]} – {days[-1]}" if len(days) > 1 else days[0]] if days else []
+    return " · ".join(counts + span)
+
+
+def _when(item: Item, pattern: str) -> str:
+    """When the item was taken, as the camera's local time; empty if only the send time is known."""
+    if not item.taken_at or item.time_source not in ("exif", "container"):
+        return ""
+    try:
+        return datetime.fromisoformat(item.taken_at).strftime(pattern)
+    except ValueError:
+        return ""
+
+
+def _clock(seconds: float) -> str:
+    total = max(1, round(seconds))
+    hours, rest = divmod(total, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _md_escape(text: str) -> str:
+    return re.sub(r"([\\\[\]*_`])", r"\\\1", text)
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bot.service", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+# Markdown ----------------------------------------------------------------------------------------
+
+_HEADING = re.compile(r" {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_LIST_ITEM = re.compile(r" {0,3}(?:[-*+]|(\d{1,9})[.)])[ \t]+(.*)$")
+_QUOTE = re.compile(r" {0,3}>[ \t]?(.*)$")
+_INLINE = re.compile(  # what must not see emphasis: escapes, code, links, bare URLs
+    r"\\(?P<escaped>[!-/:-@\[-`{-~])"
+    r"|`(?P<code>[^`\n]+)`"
+    r"|\[(?P<label>[^\[\]\n]+)\]\(\s*(?P<url>https?://[^\s()<>]+)(?:\s+\"[^\"\n]*\")?\s*\)"
+    r"|(?P<bare>https?://[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"*_])",
+    re.IGNORECASE,
+)
+_EMPHASIS = (  # applied in this order, so that nested emphasis comes out well nested
+    (re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*"), r"<strong><em>\1</em></strong>"),
+    (re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"), r"<em>\1</em>"),
+    (re.compile(r"(?<!\w)_(?=[^\s_])(.+?)(?<=[^\s_])_(?!\w)"), r"<em>\1</em>"),
+    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"(?<!\w)__(?=\S)(.+?)(?<=\S)__(?!\w)"), r"<strong>\1</strong>"),
+)
+
+
+def markdown_html(text: str) -> Markup:
+    """Story Markdown as safe HTML: paragraphs, lists, quotes, emphasis and http(s) links only."""
+    lines: list[tuple[str, str]] = []  # (kind, text); "ul*"/"ol*" start a list item
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").split("\n"):
+        kind = lines[-1][0].rstrip("*") if lines else ""
+        if not line.strip():
+            lines.append(("", ""))
+        elif m := _HEADING.match(line):
+            lines.append(("h", m[1]))
+        elif m := _LIST_ITEM.match(line):
+            new = "ol*" if m[1] else "ul*"
+            if len(lines) > 1 and not kind and lines[-2][0].rstrip("*") == new[:2]:
+                lines.pop()  # a blank line between items does not end the list
+            lines.append((new, m[2]))
+        elif m := _QUOTE.match(line):
+            lines.append(("quote", m[1]))
+        elif kind in ("ul", "ol") and line[:1] in " \t":
+            lines.append((kind, line.strip()))  # an item's continued text
+        else:
+            lines.append(("p", line.strip()))
+    html: list[str] = []
+    for kind, group in groupby(lines, key=lambda line: line[0].rstrip("*")):
+        block = list(group)
+        if kind == "h":
+            html += [f"<h3>{_inline(body)}</h3>" for _, body in block]
+        elif kind in ("ul", "ol"):
+            entries: list[list[str]] = []
+            for start, body in block:
+                if start.endswith("*"):
+                    entries.append([body])
+                else:
+                    entries[-1].append(body)
+            rows = "".join(f"<li>{_inline(' '.join(entry))}</li>" for entry in entries)
+            html.append(f"<{kind}>{rows}</{kind}>")
+        elif kind in ("p", "quote"):
+            paragraph = f"<p>{'<br>'.join(_inline(body) for _, body in block)}</p>"
+            html.append(f"<blockquote>{paragraph}</blockquote>" if kind == "quote" else paragraph)
+    return Markup("\n".join(html))  # safe: all text in it went through escape() in _inline
+
+
+def _inline(text: str) -> str:
+    kept: list[str] = []  # rendered pieces, out of emphasis' reach until the end
+
+    def keep(match: re.Match[str]) -> str:
+        if match["escaped"] is not None:
+            kept.append(str(escape(match["escaped"])))
+        elif match["code"] is not None:
+            kept.append(f"<code>{escape(match['code'])}</code>")
+        else:
+            url = match["url"] or match["bare"]
+            label = _emphasis(str(escape(match["label"]))) if match["label"] else escape(url)
+            kept.append(f'<a href="{escape(url)}">{label}</a>')
+        return f"\x00{len(kept) - 1}\x00"
+
+    html = _emphasis(str(escape(_INLINE.sub(keep, text))))
+    return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m[1])], html)
+
+
+def _emphasis(html: str) -> str:
+    for pattern, replacement in _EMPHASIS:
+        html = pattern.sub(replacement, html)
+    return html

@@ -1,0 +1,40 @@
+"""Forgetting a chat: its albums, media, conversation, usage detail and model uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bot.gemini.model import GeminiModel
+from storage.blobs import BlobStore
+from storage.privacy import ChatFootprint, Forgotten, PrivacyStore
+
+log = logging.getLogger(__name__)
+
+
+class PrivacyService:
+    """What the bot holds for a chat, and deleting all of it."""
+
+    def __init__(self, store: PrivacyStore, blobs: BlobStore, model: GeminiModel) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.model = model
+
+    async def footprint(self, chat_id: int) -> ChatFootprint:
+        """Counts of the chat's albums, media, notes, exchanges and usage records."""
+        return await self.store.footprint(chat_id)
+
+    async def forget(self, chat_id: int) -> Forgotten:
+        """Delete everything of the chat; files other chats still use are kept for them."""
+        forgotten = await self.store.forget(chat_id)
+        if forgotten.orphan_blobs:
+            deleted = await self.model.delete_uploads(forgotten.orphan_blobs)
+            for sha in forgotten.orphan_blobs:
+                await asyncio.to_thread(self.blobs.delete, sha)
+            log.info(
+                "Forgot chat %s: %d files, %d uploads at the model service",
+                chat_id,
+                len(forgotten.orphan_blobs),
+                deleted,
+            )
+        return forgotten

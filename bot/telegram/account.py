@@ -1,0 +1,109 @@
+"""Usage, admin totals and forgetting a chat."""
+
+from __future__ import annotations
+
+import html
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ContextTypes
+
+from bot.service.usage import UsageLine
+from bot.telegram.runtime import runtime
+
+
+async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/usage: the user's Gemini tokens today and this month, with an estimated cost."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    report = await runtime(context).services.usage.report(user.id)
+    lines = [
+        "<b>Your Gemini usage</b>",
+        f"Today: {_line(report.today)}",
+        f"This month: {_line(report.month)}",
+    ]
+    if report.daily_budget:
+        left = max(0, report.daily_budget - report.today.totals.total_tokens)
+        lines.append(f"Daily allowance: {report.daily_budget:,} tokens, {left:,} left today.")
+    lines.append("<i>Costs are estimates at the configured prices; days are UTC.</i>")
+    await message.reply_html("\n".join(lines))
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats (admins only): every user's usage today and this month."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    rt = runtime(context)
+    if not rt.services.settings.admins.allows(user.id, user.username):
+        await message.reply_text("Only the bot's admins (ADMIN_USERS) can see everyone's usage.")
+        return
+    today, month = await rt.services.usage.per_user()
+    lines = ["<b>Usage by user</b> (UTC)", "", "<b>Today</b>"]
+    lines += [f"{_who(u)}: {_line(line)}" for u, line in today] or ["nothing yet"]
+    lines += ["", "<b>This month</b>"]
+    lines += [f"{_who(u)}: {_line(line)}" for u, line in month] or ["nothing yet"]
+    await message.reply_html("\n".join(lines[:120]))
+
+
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/forget: ask for confirmation before deleting everything of this chat."""
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None or user is None:
+        return
+    rt = runtime(context)
+    await rt.acks.close(chat.id)
+    held = await rt.services.privacy.footprint(chat.id)
+    text = (
+        "🗑 <b>Forget this chat?</b>\n"
+        f"This deletes {held.albums} album(s) with {held.items} photo(s) and video(s), "
+        f"{held.notes} note(s), {held.exchanges} exchange(s) of conversation, the usage "
+        "detail, and the copies uploaded to Gemini. It cannot be undone."
+    )
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Delete everything", callback_data=f"forget:yes:{user.id}"),
+                InlineKeyboardButton("Cancel", callback_data=f"forget:no:{user.id}"),
+            ]
+        ]
+    )
+    await message.reply_html(text, reply_markup=buttons)
+
+
+async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, arg: str) -> None:
+    """The answer to /forget's question; only the person who asked may confirm."""
+    query, chat, user = update.callback_query, update.effective_chat, update.effective_user
+    if query is None or chat is None or user is None:
+        return
+    choice, _, asker_id = arg.partition(":")
+    if asker_id != str(user.id):
+        await query.answer("Only the person who sent /forget can confirm it.", show_alert=True)
+        return
+    if choice != "yes":
+        await query.answer("Nothing was deleted.")
+        await query.edit_message_text("Kept everything. Nothing was deleted.")
+        return
+    rt = runtime(context)
+    rt.acks.forget(chat.id)
+    rt.services.albums.end_burst(chat.id)
+    gone = await rt.services.privacy.forget(chat.id)
+    await query.answer("Deleted.")
+    held = gone.footprint
+    await query.edit_message_text(
+        f"🗑 Done: deleted {held.albums} album(s), {held.items} photo(s) and video(s), "
+        f"{held.notes} note(s) and {held.exchanges} exchange(s), and their copies at Gemini. "
+        "Send new photos whenever you like."
+    )
+
+
+def _line(line: UsageLine) -> str:
+    t = line.totals
+    return (
+        f"{t.calls} request(s), {t.total_tokens:,} tokens "
+        f"({t.prompt_tokens:,} in, {t.output_tokens:,} out) ≈ ${line.cost:.4f}"
+    )
+
+
+def _who(user_id: int | None) -> str:
+    return html.escape(str(user_id)) if user_id is not None else "unknown"
