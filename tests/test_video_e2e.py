@@ -22,7 +22,7 @@ from tests.harness import DATA, TOKEN, Harness, jpeg
 
 # (file, mime, taken_at as stored, latitude, longitude) from ../shared/testdata/MANIFEST.md
 REAL_VIDEOS = [
-    ("israel_iphone6_with_gps.mov", "video/quicktime", "2019-07-24T11:25:40+03:00", 32.0929, 34.862),  # noqa: E501
+    ("israel_iphone6_with_gps.mov", "video/quicktime", "2019-07-24T11:25:40+03:00", 32.0929, 34.862),
     ("netherlands_ducks_with_gps.mp4", "video/mp4", "2020-11-20T14:04:36+00:00", 52.36929, 6.67609),
     ("android_3gp5_null_island_rotate90.mp4", "video/mp4", "2020-10-23T20:27:29+00:00", None, None),
 ]  # fmt: skip
