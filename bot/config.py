@@ -33,7 +33,7 @@ class AccessList:
             return True
         if chat_id is not None and chat_id < 0 and chat_id in self.ids:
             return True
-        return bool(username) and username.lower().lstrip("@") in self.usernames
+        return username is not None and username.lower().lstrip("@") in self.usernames
 
     @classmethod
     def parse(cls, raw: str, variable: str) -> AccessList:

@@ -94,10 +94,23 @@ class UploadedFile:
     expires_at: str  # ISO 8601, UTC
 
 
+class UploadRecord(Protocol):
+    """A remembered upload, as the registry returns it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def uri(self) -> str: ...
+    @property
+    def mime_type(self) -> str: ...
+    @property
+    def expires_at(self) -> str: ...
+
+
 class UploadRegistry(Protocol):
     """Where uploads are remembered between requests and restarts (the database)."""
 
-    async def get(self, sha256: str) -> UploadedFile | None: ...
+    async def get(self, sha256: str) -> UploadRecord | None: ...
 
     async def put(
         self, sha256: str, name: str, uri: str, mime_type: str, expires_at: str

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -78,7 +80,7 @@ class MediaUploader:
             if task is None:
                 task = asyncio.ensure_future(self._upload(ref))
                 self._inflight[ref.key] = task
-                task.add_done_callback(lambda _t, k=ref.key: self._inflight.pop(k, None))
+                task.add_done_callback(functools.partial(self._landed, ref.key))
             result = await asyncio.shield(task)
             if isinstance(result, str):
                 failed.append((ref, result))
@@ -88,6 +90,9 @@ class MediaUploader:
 
         await asyncio.gather(*(one(ref) for ref in missing))
         return Prepared(ready, failed)
+
+    def _landed(self, key: str, _task: object) -> None:
+        self._inflight.pop(key, None)
 
     async def forget(self, refs: list[MediaRef]) -> None:
         """Drop recorded uploads that the API no longer has (checked one by one)."""
@@ -166,9 +171,8 @@ class MediaUploader:
             lambda: self.client.aio.files.upload(file=str(ref.path), config=config)
         )
 
-    async def _call(self, make: object) -> types.File:
+    async def _call(self, make: Callable[[], Awaitable[types.File]]) -> types.File:
         """Run a File API call with retries on transient failures."""
-        assert callable(make)
         for attempt in range(self.attempts):
             try:
                 result: types.File = await make()

@@ -83,6 +83,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 def incoming_media(message: Message) -> IncomingMedia | None:
     """What a media message carries, in the service's terms."""
     file: PhotoSize | Video | Animation | VideoNote | Document
+    mime: str | None
     if message.photo:
         file = message.photo[-1]  # smallest first: the last size is the largest
         kind, telegram_type, mime, name = "photo", "photo", "image/jpeg", None

@@ -127,7 +127,7 @@ async def _post_media(
 async def _inputs(
     items: list[Item], blobs: BlobStore, caption: str | None, *, upload: bool = False
 ) -> list[Media]:
-    found = []
+    found: list[Media] = []
     for item in items:
         media = await _input(item, blobs, None if found else caption, upload=upload)
         if media is not None:
@@ -160,9 +160,9 @@ async def _input(
     if item.kind == "photo":
         if item.telegram_type == "photo" and item.file_id and not upload:
             return InputMediaPhoto(item.file_id, caption=caption, parse_mode=parse)
-        data = await asyncio.to_thread(web_image, blobs.path_for(item.source_sha256))
+        picture = await asyncio.to_thread(web_image, blobs.path_for(item.source_sha256))
         return InputMediaPhoto(
-            data, caption=caption, parse_mode=parse, filename=f"{item.label}.jpg"
+            picture, caption=caption, parse_mode=parse, filename=f"{item.label}.jpg"
         )
     if item.telegram_type == "video" and item.file_id and not upload:
         return InputMediaVideo(item.file_id, caption=caption, parse_mode=parse)
