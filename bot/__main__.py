@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 from dotenv import load_dotenv
 from telegram import Update
+from telegram.ext import Application
 
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.logs import setup_logging
+
+log = logging.getLogger("bot")
 
 
 def main() -> int:
@@ -27,9 +33,37 @@ def main() -> int:
     from bot.telegram.app import build_application  # after logging: imports may log
 
     app = build_application(settings)
-    logging.getLogger("bot").info("Starting; data in %s", settings.data_dir.resolve())
-    app.run_polling(allowed_updates=Update.ALL_TYPES)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    _stop_on_signals(app, loop)
+    log.info("Starting; data in %s", settings.data_dir.resolve())
+    app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=None)
+    log.info("Stopped cleanly")
     return 0
+
+
+def _stop_on_signals(app: Application, loop: asyncio.AbstractEventLoop) -> None:  # type: ignore[type-arg]
+    """First SIGTERM/SIGINT: finish what is in flight, then stop. A second one: stop now.
+
+    PTB's own handler raises SystemExit on every signal, so a second signal in the middle of a
+    graceful shutdown would abandon it with the database thread still alive and the process
+    would never exit. Updates not finished by then are replayed from the inbox on restart.
+    """
+    stopping = False
+
+    def on_signal(number: int) -> None:
+        nonlocal stopping
+        if stopping:
+            log.warning("Second %s: exiting without waiting", signal.Signals(number).name)
+            os._exit(128 + number)
+        stopping = True
+        log.info(
+            "%s received: finishing what is in flight, then stopping", signal.Signals(number).name
+        )
+        app.stop_running()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, on_signal, number)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,11 @@ class BotProcess:
         assert self.process is not None
         if self.process.returncode is None:
             self.process.send_signal(sig)
+        return await self.wait(timeout)
+
+    async def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the process to exit; return its exit code."""
+        assert self.process is not None
         return await asyncio.wait_for(self.process.wait(), timeout=timeout)
 
     def output(self) -> str:

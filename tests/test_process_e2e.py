@@ -111,12 +111,38 @@ async def test_sigterm_lets_an_answer_in_flight_finish(
     await gemini.wait_for(lambda: gemini.generate_requests(), timeout=30)
     assert bot.process is not None
     bot.process.send_signal(signal.SIGTERM)
+    await tg.wait_for(lambda: "finishing what is in flight" in bot.output())
     held.set()
-    code = await bot.stop(timeout=30)
+    code = await bot.wait(timeout=30)
     assert code == 0, bot.output()
     assert _said(tg, chat["id"], "Finished despite the shutdown")
     with sqlite3.connect(tmp_path / "data" / "photostory.sqlite3") as conn:
         assert conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] == 0
+    assert "Stopped cleanly" in bot.output()
+
+
+async def test_second_sigterm_during_shutdown_exits_at_once(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    bot = BotProcess(tg, gemini, tmp_path / "data", tmp_path / "bot.log")
+    await bot.start()
+    user = tg.user(user_id=ANA, first_name="Ana")
+    chat = tg.private_chat(user)
+    tg.send_photo(chat, user, jpeg(1))
+    await tg.wait_for(lambda: _said(tg, chat["id"], "1 photo"), timeout=30)
+    gemini.enqueue(Reply(text="Never finished.", gate=asyncio.Event()))  # held forever
+    tg.send_text(chat, user, "What is this?")
+    await gemini.wait_for(lambda: gemini.generate_requests(), timeout=30)
+    assert bot.process is not None
+    bot.process.send_signal(signal.SIGTERM)
+    await tg.wait_for(lambda: "finishing what is in flight" in bot.output())
+    code = await bot.stop(signal.SIGTERM, timeout=10)
+    assert code == 128 + signal.SIGTERM
+    with sqlite3.connect(tmp_path / "data" / "photostory.sqlite3") as conn:
+        # The unanswered question is still in the inbox: the next start answers it.
+        assert conn.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 0
 
 
 async def test_no_token_or_key_in_logs_or_messages_after_a_full_session(

@@ -7,7 +7,6 @@ import logging
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -26,6 +25,7 @@ from bot.telegram.acks import Acknowledger
 from bot.telegram.concurrency import PerChatUpdateProcessor
 from bot.telegram.conversation import APOLOGY
 from bot.telegram.durable import DurableUpdateQueue
+from bot.telegram.ratelimit import RetryingRateLimiter
 from bot.telegram.runtime import KEY, Runtime
 from storage.inbox import InboxStore
 
@@ -50,8 +50,8 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         .local_mode(settings.telegram_local_mode)
         .update_queue(queue)
         .concurrent_updates(processor)
-        # Waits out Telegram's flood limits (429 retry_after) instead of failing the reply.
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        # Waits out flood limits (429 retry_after) and retries 5xx instead of failing a reply.
+        .rate_limiter(RetryingRateLimiter())
         .read_timeout(30)
         .write_timeout(60)
         .media_write_timeout(120)

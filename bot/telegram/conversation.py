@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.constants import ChatAction
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.errors import ModelError, UserError
@@ -18,6 +20,10 @@ from bot.telegram.story import BOT_UPLOAD_LIMIT, post_story
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side. Nothing was lost; please try again."
+UNDELIVERED = (
+    "I wrote the answer, but Telegram would not take it. It is saved: ask me to repeat it, "
+    "or send /undo to drop it."
+)
 
 Run = Callable[[Progress], Awaitable[Reply]]
 
@@ -149,18 +155,25 @@ async def _answer(
             log.exception("Answering failed in chat %s", chat.id)
             await progress.fail(APOLOGY)
             return
-        if reply.story is not None:
-            await post_story(
-                context.bot,
-                chat.id,
-                reply.story,
-                reply.items,
-                rt.services.blobs,
-                album_name=reply.album.name,
-                reply_to=reply_to,
-                placeholder_id=await progress.release(),
-            )
-        else:
-            await progress.finish(reply.text, reply_markup=markup)
+        try:
+            if reply.story is not None:
+                await post_story(
+                    context.bot,
+                    chat.id,
+                    reply.story,
+                    reply.items,
+                    rt.services.blobs,
+                    album_name=reply.album.name,
+                    reply_to=reply_to,
+                    placeholder_id=await progress.release(),
+                )
+            else:
+                await progress.finish(reply.text, reply_markup=markup)
+        except TelegramError:
+            # The answer is stored; say so rather than apologise as if nothing happened.
+            log.exception("Telegram would not take the answer in chat %s", chat.id)
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_message(chat.id, UNDELIVERED)
+            return
     for notice in reply.notices:
         await context.bot.send_message(chat.id, notice)

@@ -1,0 +1,55 @@
+"""Every Bot API call waits out flood limits and retries Telegram's passing server errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.error import NetworkError, TimedOut
+from telegram.ext import AIORateLimiter
+
+log = logging.getLogger(__name__)
+
+JSONDict = dict[str, Any]
+# Polling retries on its own; getFile is retried with its download, by the caller.
+NOT_RETRIED = frozenset({"getUpdates", "getFile"})
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """PTB's AIORateLimiter (flood limits, 429 retry_after), plus retries of 5xx replies.
+
+    A 500/502 from the Bot API means the call did not happen, so sending it again is safe; a
+    timeout is not retried, because the message may have gone out and would then be doubled.
+    """
+
+    def __init__(self, attempts: int = 3, backoff: float = 0.5) -> None:
+        super().__init__(max_retries=3)
+        self.attempts = attempts
+        self.backoff = backoff
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        """Send through the flood limiter; on a server error wait and send again."""
+        for attempt in range(self.attempts):
+            try:
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, data, rate_limit_args
+                )
+            except TimedOut:
+                raise
+            except NetworkError as e:
+                if endpoint in NOT_RETRIED or attempt + 1 >= self.attempts:
+                    raise
+                delay = self.backoff * 2**attempt
+                log.info("Bot API %s failed (%s); retrying in %.1f s", endpoint, e.message, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")

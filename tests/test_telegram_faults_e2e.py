@@ -1,0 +1,253 @@
+"""Telegram and File API faults: retried where that helps, one clear sentence where not, and
+never a half-stored photo, story or answer."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from tests.fakes.gemini_api import Reply
+from tests.harness import Harness, jpeg
+
+APOLOGY = "something went wrong"
+
+
+def _item_rows(bot: Harness) -> list[dict[str, Any]]:
+    return [dict(row) for row in bot.rows("SELECT * FROM items ORDER BY id")]
+
+
+def _failed(bot: Harness, method: str) -> list[str]:
+    return [c.error or "" for c in bot.tg.calls(method) if c.error]
+
+
+def _no_apology(bot: Harness) -> None:
+    assert not any(APOLOGY in t.lower() for t in bot.texts(bot.chat["id"]))
+
+
+async def _photo(bot: Harness, seed: int, count: int) -> None:
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(seed))
+    await bot.wait_text(bot.chat["id"], f"{count} photo")
+
+
+async def _reply_to(bot: Harness, message: dict[str, Any], needle: str) -> str:
+    """Wait for the bot's reply to `message`; check it says `needle`."""
+
+    def replied() -> str | None:
+        for sent in bot.tg.bot_messages(bot.chat["id"]):
+            if sent.reply_to_message_id == message["message_id"] and sent.text:
+                return sent.text
+        return None
+
+    text = str(await bot.tg.wait_for(replied))
+    assert needle.lower() in text.lower()
+    return text
+
+
+def _answers(bot: Harness, needle: str) -> list[str]:
+    return [t for t in bot.texts(bot.chat["id"]) if needle in t]
+
+
+# Telegram refusing or failing what the bot sends ------------------------------------------
+
+
+async def test_flood_limit_on_the_acknowledgement_is_waited_out(bot: Harness) -> None:
+    bot.tg.fail_next("sendMessage", 429, retry_after=1)
+    await _photo(bot, 1, 1)
+
+    sends = bot.tg.calls("sendMessage")
+    assert [c.error is not None for c in sends] == [True, False]
+    assert "retry after 1" in (sends[0].error or "")
+    assert sends[1].time - sends[0].time >= 1.0  # waited as long as Telegram asked
+    assert len(_item_rows(bot)) == 1
+    await _photo(bot, 2, 2)
+
+
+async def test_flood_limit_on_an_answer_is_waited_out(bot: Harness) -> None:
+    await _photo(bot, 1, 1)
+    bot.gemini.enqueue(Reply(text="It is the Belém tower."))
+    bot.tg.fail_next("sendMessage", 429, retry_after=1)
+    bot.tg.send_text(bot.chat, bot.ana, "What is this?")
+
+    await bot.wait_text(bot.chat["id"], "Belém tower")
+    assert len(_failed(bot, "sendMessage")) == 1
+    assert len(_answers(bot, "Belém tower")) == 1
+    assert len(bot.rows("SELECT * FROM exchanges")) == 1
+    _no_apology(bot)
+    await _photo(bot, 2, 2)
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_telegram_5xx_on_an_answer_is_retried_and_the_answer_arrives(
+    bot: Harness, status: int
+) -> None:
+    await _photo(bot, 1, 1)
+    bot.gemini.enqueue(Reply(text="It is the Belém tower."))
+    bot.tg.fail_next("sendMessage", status)
+    bot.tg.send_text(bot.chat, bot.ana, "What is this?")
+
+    await bot.tg.wait_for(lambda: _answers(bot, "Belém tower") or _answers(bot, "Sorry"))
+    assert len(_failed(bot, "sendMessage")) == 1
+    assert len(_answers(bot, "Belém tower")) == 1
+    assert len(bot.rows("SELECT * FROM exchanges")) == 1  # stored once, shown once
+    _no_apology(bot)
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_telegram_5xx_on_an_answer_never_leaves_a_half_stored_exchange(
+    bot: Harness, status: int
+) -> None:
+    await _photo(bot, 1, 1)
+    bot.gemini.enqueue(Reply(text="It is the Belém tower."))
+    bot.tg.fail_next("sendMessage", status)
+    bot.tg.send_text(bot.chat, bot.ana, "What is this?")
+    await bot.gemini.wait_for(lambda: len(bot.gemini.generate_requests()) == 1)
+    await bot.tg.wait_for(lambda: _failed(bot, "sendMessage"))
+
+    # Whatever the bot says next, the history holds the exchange whole, or not at all.
+    bot.gemini.enqueue(Reply(text="Built in the 16th century."))
+    bot.tg.send_text(bot.chat, bot.ana, "When was it built?")
+    await bot.wait_text(bot.chat["id"], "16th century")
+    rows = bot.rows("SELECT user_text, answer_text FROM exchanges ORDER BY id")
+    assert [r["user_text"] for r in rows][-1] == "When was it built?"
+    assert all(r["answer_text"] for r in rows)
+    turns = bot.gemini.generate_requests()[-1]["contents"]
+    assert [c["role"] for c in turns] == ["user", "model"] * len(rows[:-1]) + ["user"]
+
+
+async def test_telegram_5xx_on_the_acknowledgement_is_retried(bot: Harness) -> None:
+    bot.tg.fail_next("sendMessage", 500)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo", timeout=5)  # a retry comes within seconds
+    assert len(_failed(bot, "sendMessage")) == 1
+    assert len(_item_rows(bot)) == 1
+
+
+async def test_telegram_5xx_on_the_acknowledgement_loses_no_photo(bot: Harness) -> None:
+    bot.tg.fail_next("sendMessage", 500)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.tg.wait_for(lambda: _failed(bot, "sendMessage"))
+    assert len(_item_rows(bot)) == 1
+    await _photo(bot, 2, 2)  # the next acknowledgement counts both
+    assert len(_item_rows(bot)) == 2
+
+
+# Downloads --------------------------------------------------------------------------------
+# A failure registered right after send_photo, with no await in between, is in place before
+# the bot sees the update: the fake and the bot run on the test's event loop.
+
+
+async def test_connection_dropped_during_a_download_is_retried_and_the_photo_stored_whole(
+    bot: Harness,
+) -> None:
+    await _photo(bot, 1, 1)
+    data = jpeg(2)
+    sent = bot.tg.send_photo(bot.chat, bot.ana, data)
+    bot.tg.fail_download(sent["photo"][-1]["file_id"], mode="drop", times=1)
+
+    await bot.wait_text(bot.chat["id"], "2 photos")
+    rows = _item_rows(bot)
+    assert len(rows) == 2
+    sha = hashlib.sha256(data).hexdigest()
+    assert rows[1]["source_sha256"] == sha
+    assert (bot.data_dir / "media" / sha[:2] / sha).read_bytes() == data
+    assert len(bot.tg.getfile_calls()) == 3  # the first photo, then the broken try and the retry
+    assert list((bot.data_dir / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["drop", "500"])
+async def test_download_that_keeps_failing_gets_a_clear_reply_and_stores_nothing(
+    bot: Harness, mode: str
+) -> None:
+    await _photo(bot, 1, 1)
+    before = _item_rows(bot)
+    files = sorted((bot.data_dir / "media").rglob("*"))
+    sent = bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
+    bot.tg.fail_download(sent["photo"][-1]["file_id"], mode=mode, times=5)
+
+    text = await _reply_to(bot, sent, "could not download")
+    assert "send it again" in text
+    assert _item_rows(bot) == before
+    assert sorted((bot.data_dir / "media").rglob("*")) == files
+    assert list((bot.data_dir / "tmp").iterdir()) == []
+    _no_apology(bot)
+    await _photo(bot, 3, 2)
+
+
+async def test_getfile_500_is_retried_and_the_photo_stored(bot: Harness) -> None:
+    await _photo(bot, 1, 1)
+    bot.tg.fail_next("getFile", 500)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
+
+    await bot.wait_text(bot.chat["id"], "2 photos")
+    assert len(_failed(bot, "getFile")) == 1
+    assert len(_item_rows(bot)) == 2
+
+
+async def test_getfile_failing_every_time_gets_a_clear_reply_and_stores_nothing(
+    bot: Harness,
+) -> None:
+    await _photo(bot, 1, 1)
+    before = _item_rows(bot)
+    bot.tg.fail_next("getFile", 500, times=3)
+    sent = bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
+
+    await _reply_to(bot, sent, "could not download this file from Telegram")
+    assert len(_failed(bot, "getFile")) == 3
+    assert _item_rows(bot) == before
+    _no_apology(bot)
+    await _photo(bot, 3, 2)
+
+
+# The File API -----------------------------------------------------------------------------
+
+
+def _upload_starts(bot: Harness, status: int) -> int:
+    return sum(1 for r in bot.gemini.requests if r.kind == "upload_start" and r.status == status)
+
+
+async def _two_photos(bot: Harness) -> None:
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
+    await bot.wait_text(bot.chat["id"], "2 photos")
+
+
+async def test_file_api_outage_shorter_than_the_retries_is_ridden_out(bot: Harness) -> None:
+    await _two_photos(bot)
+    # Each photo's upload is tried up to GEMINI_ATTEMPTS (3) times: two failures in all
+    # leave every photo at least one more try, however they are shared out.
+    bot.gemini.fail_uploads(status=503, times=2)
+    bot.gemini.enqueue(Reply(text="# Story\n\nTrams and tiles."))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+
+    await bot.wait_text(bot.chat["id"], "Trams and tiles")
+    assert _upload_starts(bot, 503) == 2
+    assert len(bot.gemini.uploads()) == 2
+    assert len(bot.rows("SELECT * FROM uploads")) == 2
+    assert len(bot.rows("SELECT * FROM exchanges")) == 1
+    assert not any("file service" in t for t in bot.texts(bot.chat["id"]))
+    _no_apology(bot)
+
+
+async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_story_works(
+    bot: Harness,
+) -> None:
+    await _two_photos(bot)
+    bot.gemini.fail_uploads(status=503, times=6)  # every try of both photos
+    story = bot.tg.send_command(bot.chat, bot.ana, "/story")
+
+    text = await _reply_to(bot, story, "file service")
+    assert "try again" in text
+    await bot.gemini.wait_for(lambda: _upload_starts(bot, 503) == 6)  # 3 tries per photo
+    assert bot.gemini.generate_requests() == []  # nothing was asked without the photos
+    assert bot.rows("SELECT * FROM exchanges") == []
+    assert bot.rows("SELECT * FROM uploads") == []
+    assert len(_item_rows(bot)) == 2
+    _no_apology(bot)
+
+    bot.gemini.enqueue(Reply(text="# Story\n\nTrams and tiles."))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "Trams and tiles")
+    assert len(bot.rows("SELECT * FROM exchanges")) == 1
+    assert len(bot.rows("SELECT * FROM uploads")) == 2
