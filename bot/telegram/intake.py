@@ -20,7 +20,7 @@ from telegram.constants import ChatType, MessageEntityType
 from telegram.error import BadRequest, NetworkError
 from telegram.ext import ContextTypes
 
-from bot.errors import MediaRejected, UserError
+from bot.errors import AlbumFull, MediaRejected, UserError
 from bot.service.albums import Fetch, IncomingMedia
 from bot.telegram.conversation import answer_question
 from bot.telegram.runtime import runtime
@@ -44,6 +44,11 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         received = await rt.services.albums.receive_media(
             incoming, downloader(context.bot, incoming.file_id)
         )
+    except AlbumFull as e:
+        # An album of ten sent to a full album gets one answer, not ten.
+        if rt.first_time(chat.id, "album_full"):
+            await message.reply_text(str(e), do_quote=True)
+        return
     except UserError as e:
         await message.reply_text(str(e), do_quote=True)
         return

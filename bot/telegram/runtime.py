@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -20,6 +21,16 @@ class Runtime:
 
     services: Services
     acks: Acknowledger
+    _told: dict[tuple[int, str], float] = field(default_factory=dict)
+
+    def first_time(self, chat_id: int, topic: str, within: float = 60.0) -> bool:
+        """True unless the chat was told about `topic` in the last `within` seconds."""
+        now = time.monotonic()
+        last = self._told.get((chat_id, topic))
+        if last is not None and now - last < within:
+            return False
+        self._told[(chat_id, topic)] = now
+        return True
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
