@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -18,10 +19,12 @@ from bot.errors import ConfigError
 from bot.logs import setup_logging
 
 log = logging.getLogger("bot")
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
 def main() -> int:
     """Run the bot; exit 2 with a readable message when the configuration is wrong."""
+    _limit_malloc_arenas()
     # A .env file in the working directory fills in what the environment does not set.
     load_dotenv(Path.cwd() / ".env", override=False)
     try:
@@ -40,6 +43,20 @@ def main() -> int:
     app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=None)
     log.info("Stopped cleanly")
     return 0
+
+
+def _limit_malloc_arenas() -> None:
+    """Keep glibc from giving every worker thread its own malloc arena.
+
+    Image decoding and uploads run in many threads; with an arena each, memory they free stays
+    with the thread (measured: 550 MB peak during a 100-photo story instead of about 360 MB).
+    Same as MALLOC_ARENA_MAX=2, but applies however the bot is started.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    libc.mallopt(M_ARENA_MAX, 2)
 
 
 def _stop_on_signals(app: Application, loop: asyncio.AbstractEventLoop) -> None:  # type: ignore[type-arg]

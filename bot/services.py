@@ -27,6 +27,7 @@ class Services:
 
     settings: Settings
     db: Database
+    inbox_db: Database  # the update inbox writes often: its own connection, no waiting
     blobs: BlobStore
     model: GeminiModel
     albums: AlbumService
@@ -41,6 +42,8 @@ class Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.db_path)
         await db.open()
+        inbox_db = Database(settings.db_path)
+        await inbox_db.open()
         blobs = BlobStore(settings.data_dir)
         blobs.prepare()
         model = GeminiModel(settings, UploadStore(db))
@@ -49,6 +52,7 @@ class Services:
         return cls(
             settings=settings,
             db=db,
+            inbox_db=inbox_db,
             blobs=blobs,
             model=model,
             albums=AlbumService(settings, albums_store, media, conversation, blobs, model),
@@ -62,4 +66,5 @@ class Services:
     async def close(self) -> None:
         """Close the model client and the database."""
         await self.model.aclose()
+        await self.inbox_db.close()
         await self.db.close()

@@ -9,6 +9,10 @@ from storage.models import Album, AlbumSummary, now_iso
 
 DEFAULT_ALBUM_NAME = "My trip"
 
+_CURRENT_SQL = (
+    "SELECT a.* FROM chats c JOIN albums a ON a.id = c.current_album_id "
+    "WHERE c.chat_id = ? AND a.chat_id = ?"
+)
 _SUMMARY_SQL = """
     SELECT a.*,
         (SELECT COUNT(*) FROM items i WHERE i.album_id = a.id AND i.kind = 'photo') AS photos,
@@ -27,16 +31,15 @@ class AlbumStore:
 
     async def current(self, chat_id: int) -> Album:
         """The chat's current album, created on first use."""
-        async with self.db.transaction() as tx:
+        row = await self.db.fetchone(_CURRENT_SQL, (chat_id, chat_id))
+        if row is not None:
+            return Album.from_row(row)
+        async with self.db.transaction() as tx:  # looked again inside: another task may have won
             return await self.current_in(tx, chat_id)
 
     async def current_in(self, tx: Tx, chat_id: int) -> Album:
         """`current` inside an open transaction."""
-        row = await tx.fetchone(
-            "SELECT a.* FROM chats c JOIN albums a ON a.id = c.current_album_id "
-            "WHERE c.chat_id = ? AND a.chat_id = ?",
-            (chat_id, chat_id),
-        )
+        row = await tx.fetchone(_CURRENT_SQL, (chat_id, chat_id))
         if row is not None:
             return Album.from_row(row)
         return await self._create(tx, chat_id, DEFAULT_ALBUM_NAME)

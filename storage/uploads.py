@@ -17,6 +17,16 @@ class UploadStore:
         row = await self.db.fetchone("SELECT * FROM uploads WHERE sha256 = ?", (sha256,))
         return Upload.from_row(row) if row else None
 
+    async def get_many(self, sha256s: list[str]) -> dict[str, Upload]:
+        """The recorded uploads of several blobs, by hash (one query)."""
+        found: dict[str, Upload] = {}
+        for start in range(0, len(sha256s), 500):  # stay under SQLite's variable limit
+            chunk = sha256s[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.db.fetchall(f"SELECT * FROM uploads WHERE sha256 IN ({marks})", chunk)
+            found.update((row["sha256"], Upload.from_row(row)) for row in rows)
+        return found
+
     async def put(self, sha256: str, name: str, uri: str, mime_type: str, expires_at: str) -> None:
         """Record (or replace) the upload of a blob."""
         async with self.db.transaction() as tx:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -111,6 +111,8 @@ class UploadRegistry(Protocol):
     """Where uploads are remembered between requests and restarts (the database)."""
 
     async def get(self, sha256: str) -> UploadRecord | None: ...
+
+    async def get_many(self, sha256s: list[str]) -> Mapping[str, UploadRecord]: ...
 
     async def put(
         self, sha256: str, name: str, uri: str, mime_type: str, expires_at: str

@@ -60,8 +60,9 @@ class MediaUploader:
         """Make every file available to the model; files the API cannot process are reported."""
         ready: dict[str, UploadedFile] = {}
         missing: list[MediaRef] = []
+        recorded = await self.registry.get_many([ref.key for ref in refs])
         for ref in refs:
-            known = await self.registry.get(ref.key)
+            known = recorded.get(ref.key)
             if known is not None and _fresh(known.expires_at):
                 ready[ref.key] = UploadedFile(
                     known.name, known.uri, known.mime_type, known.expires_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -90,10 +91,12 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
 def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[no-untyped-def]
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         services = await Services.open(settings)
-        queue.inbox = InboxStore(services.db)
+        queue.inbox = InboxStore(services.inbox_db)
         await queue.replay(app.bot)
         app.bot_data[KEY] = Runtime(
-            services=services, acks=Acknowledger(app.bot, services.albums, settings.ack_debounce)
+            services=services,
+            acks=Acknowledger(app.bot, services.albums, settings.ack_debounce),
+            http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
         )
         try:
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in commands.COMMANDS])
@@ -114,6 +117,7 @@ async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
     runtime = app.bot_data.pop(KEY, None)
     if isinstance(runtime, Runtime):
+        await runtime.http.aclose()
         await runtime.services.close()
 
 

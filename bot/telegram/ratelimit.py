@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 JSONDict = dict[str, Any]
 # Polling retries on its own; getFile is retried with its download, by the caller.
 NOT_RETRIED = frozenset({"getUpdates", "getFile"})
+# Progress signals are not messages: they do not count against the 30 messages a second, and
+# queueing them behind other chats' messages would only make every chat look slower. Each
+# chat's progress is already throttled by ChatProgress.
+UNLIMITED = frozenset({"sendChatAction", "sendMessageDraft"})
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -39,6 +43,8 @@ class RetryingRateLimiter(AIORateLimiter):
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
         """Send through the flood limiter; on a server error wait and send again."""
+        if endpoint in UNLIMITED:
+            return await callback(*args, **kwargs)
         for attempt in range(self.attempts):
             try:
                 return await super().process_request(

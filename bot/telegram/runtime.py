@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import httpx
 from telegram import Update
 from telegram.ext import ContextTypes
 
@@ -21,6 +22,7 @@ class Runtime:
 
     services: Services
     acks: Acknowledger
+    http: httpx.AsyncClient  # file downloads, streamed to disk
     _told: dict[tuple[int, str], float] = field(default_factory=dict)
 
     def first_time(self, chat_id: int, topic: str, within: float = 60.0) -> bool:
