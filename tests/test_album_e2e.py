@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.harness import Harness, jpeg
 
 
@@ -35,3 +37,24 @@ async def test_album_of_ten_photos_and_three_singles_gets_one_acknowledgement(bo
             assert (bot.data_dir / "media" / sha[:2] / sha).is_file()
     # The repeat was recognised before downloading it again.
     assert len(tg.getfile_calls()) == 13
+
+
+async def test_files_of_one_chat_download_side_by_side_but_keep_their_order(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    slow = asyncio.Event()
+    first = tg.send_photo(chat, ana, jpeg(1), media_group_id="a")
+    tg.hold_download(first["photo"][-1]["file_id"], slow)  # a slow connection for photo 1
+    tg.send_photo(chat, ana, jpeg(2), media_group_id="a")
+    tg.send_photo(chat, ana, jpeg(3), media_group_id="a")
+    tg.send_command(chat, ana, "/story")  # must wait for all three
+
+    # Photos 2 and 3 are fetched while photo 1 is still on its way...
+    await tg.wait_for(lambda: len(tg.downloads()) == 3)
+    assert bot.rows("SELECT * FROM items") == []  # ...but nothing is stored out of turn
+    assert bot.gemini.requests == []
+    slow.set()
+
+    await bot.wait_text(chat["id"], "Seen 3 images")
+    rows = bot.rows("SELECT position, chat_message_id FROM items ORDER BY position")
+    assert [r["chat_message_id"] for r in rows] == sorted(r["chat_message_id"] for r in rows)
+    assert rows[0]["chat_message_id"] == first["message_id"]

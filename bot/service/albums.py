@@ -52,6 +52,16 @@ class IncomingMedia:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A file checked and processed, not yet in the album (or the item it repeats)."""
+
+    incoming: IncomingMedia
+    album: Album
+    processed: Processed | None
+    known: Item | None
+
+
+@dataclass(frozen=True)
 class Received:
     """What became of an incoming file."""
 
@@ -105,13 +115,17 @@ class AlbumService:
 
     async def receive_media(self, incoming: IncomingMedia, fetch: Fetch) -> Received:
         """Store one photo or video in the chat's current album; committed before returning."""
+        return await self.store_media(await self.prepare_media(incoming, fetch))
+
+    async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> Prepared:
+        """Check, download and process a file; safe to run for several files at once."""
         album = await self.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
         if incoming.file_unique_id:
             known = await self.media.find_by_unique_id(album.id, incoming.file_unique_id)
             if known is not None:
-                return Received(known, album, True, self._open_batch(incoming.chat_id, album.id))
+                return Prepared(incoming, album, None, known)
         summary = await self.albums.summary(incoming.chat_id, album.id)
         if summary is not None and summary.items >= self.settings.max_album_items:
             raise _album_full(album, self.settings.max_album_items)
@@ -120,17 +134,26 @@ class AlbumService:
         temp = self.blobs.new_temp_path(suffix if suffix.isascii() else "")
         try:
             await fetch(temp)
-            if not temp.is_file() or temp.stat().st_size == 0:
+            if not await asyncio.to_thread(_has_content, temp):
                 raise MediaRejected(
                     "This file is empty, so there is nothing to add.", reason="empty"
                 )
             processed = await asyncio.to_thread(self._process, temp, kind, incoming.mime_type)
         finally:
-            temp.unlink(missing_ok=True)
+            await asyncio.to_thread(temp.unlink, True)
+        return Prepared(incoming, album, processed, None)
 
+    async def store_media(self, prepared: Prepared) -> Received:
+        """Record a prepared file in its album (call in arrival order: it takes the next number)."""
+        incoming, album = prepared.incoming, prepared.album
+        if prepared.known is not None:
+            return Received(
+                prepared.known, album, True, self._open_batch(incoming.chat_id, album.id)
+            )
+        assert prepared.processed is not None
         batch_id = await self._batch(incoming.chat_id, album.id)
         outcome = await self.media.add(
-            _new_item(album, batch_id, incoming, processed), self.settings.max_album_items
+            _new_item(album, batch_id, incoming, prepared.processed), self.settings.max_album_items
         )
         if outcome.status is AddStatus.FULL:
             raise _album_full(album, self.settings.max_album_items)
@@ -274,6 +297,10 @@ class AlbumService:
             batch_id = await self.media.new_batch(album_id)
         self._bursts[chat_id] = _Burst(album_id, batch_id, time.monotonic())
         return batch_id
+
+
+def _has_content(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
 
 
 def classify(incoming: IncomingMedia) -> str:

@@ -1,48 +1,102 @@
-"""Chats in parallel, each chat's updates in order."""
+"""Chats in parallel; within a chat, media files side by side but stored in order."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextvars
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+# Files of one chat downloaded and prepared at the same time; more mostly adds memory.
+MEDIA_AT_ONCE = 4
+
+
+@dataclass
+class _Waiter:
+    media: bool
+    granted: asyncio.Future[int]
+
+
+@dataclass
+class _Chat:
+    """One chat's queue: who runs now, who waits, and whose turn it is to store."""
+
+    waiting: deque[_Waiter] = field(default_factory=deque)
+    media_running: int = 0
+    other_running: bool = False
+    next_ticket: int = 0
+    storing: int = 0  # the ticket whose turn it is
+    finished: set[int] = field(default_factory=set)
+    turn_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def idle(self) -> bool:
+        return not self.waiting and not self.media_running and not self.other_running
+
+
+@dataclass
+class _Slot:
+    chat: _Chat
+    ticket: int
+
+
+_slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("media_slot", default=None)
+
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Processes updates of different chats concurrently and those of one chat one by one.
+    """Processes chats concurrently; within a chat, updates keep Telegram's order.
 
-    PTB starts one task per update in arrival order; asyncio.Lock wakes waiters first come,
-    first served, so a chat's updates run in the order Telegram sent them, while a chat waiting
-    a minute for the model holds up nobody else.
+    Media messages of one chat may run side by side (up to MEDIA_AT_ONCE: an album's ten
+    files download and shrink in parallel), but each stores its result in arrival order
+    (`in_turn()`), so "photo 3" is the third photo sent. Any other update (a command, a text,
+    a button) waits until every earlier update has finished and runs alone: /story always sees
+    every photo sent before it. A chat waiting a minute for the model holds up nobody else.
     """
 
     def __init__(self, max_concurrent_updates: int = 4096) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: dict[int, int] = {}
+        self._chats: dict[int, _Chat] = {}
         # Called after each update's handlers ran (the durable queue crosses it off).
         self.on_done: Callable[[object], Awaitable[None]] | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the handler coroutine under its chat's lock."""
+        """Run the handler coroutine when the chat's order allows it."""
         key = _chat_key(update)
         if key is None:
             await coroutine
             await self._done(update)
             return
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
+        chat = self._chats.setdefault(key, _Chat())
+        media = _is_media(update)
+        waiter = _Waiter(media, asyncio.get_running_loop().create_future())
+        chat.waiting.append(waiter)
+        _grant(chat)
         try:
-            async with lock:
-                await coroutine
-                await self._done(update)
+            ticket = await waiter.granted
+        except asyncio.CancelledError:
+            if waiter in chat.waiting:
+                chat.waiting.remove(waiter)
+            raise
+        token = _slot.set(_Slot(chat, ticket) if media else None)
+        try:
+            await coroutine
+            await self._done(update)
         finally:
-            self._waiting[key] -= 1
-            if not self._waiting[key]:  # keep the maps small: drop idle chats
-                del self._waiting[key]
-                del self._locks[key]
+            _slot.reset(token)
+            if media:
+                chat.media_running -= 1
+                _finish_ticket(chat, ticket)
+            else:
+                chat.other_running = False
+            _grant(chat)
+            if chat.idle:
+                self._chats.pop(key, None)
 
     async def _done(self, update: object) -> None:
         if self.on_done is not None:
@@ -53,6 +107,65 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to tear down."""
+
+
+@asynccontextmanager
+async def in_turn() -> AsyncIterator[None]:
+    """Wait until every earlier media message of the chat has stored its file, then store."""
+    slot = _slot.get()
+    if slot is None:  # not a media update (or outside the processor): nothing to wait for
+        yield
+        return
+    chat = slot.chat
+    while chat.storing != slot.ticket:
+        chat.turn_changed.clear()
+        await chat.turn_changed.wait()
+    try:
+        yield
+    finally:
+        _finish_ticket(chat, slot.ticket)
+
+
+def _grant(chat: _Chat) -> None:
+    """Let the waiting updates at the head of the queue run, as far as the rules allow."""
+    while chat.waiting:
+        head = chat.waiting[0]
+        if head.media:
+            if chat.other_running or chat.media_running >= MEDIA_AT_ONCE:
+                return
+            chat.media_running += 1
+            ticket = chat.next_ticket
+            chat.next_ticket += 1
+        else:
+            if chat.other_running or chat.media_running:
+                return
+            chat.other_running = True
+            ticket = -1
+        chat.waiting.popleft()
+        if not head.granted.done():
+            head.granted.set_result(ticket)
+
+
+def _finish_ticket(chat: _Chat, ticket: int) -> None:
+    """A media update stored its file (or gave up): the next one may store."""
+    if ticket < chat.storing:
+        return  # already counted (stored, then its handler ended)
+    chat.finished.add(ticket)
+    while chat.storing in chat.finished:
+        chat.finished.discard(chat.storing)
+        chat.storing += 1
+    chat.turn_changed.set()
+
+
+def _is_media(update: object) -> bool:
+    message = update.message if isinstance(update, Update) else None
+    return message is not None and bool(
+        message.photo
+        or message.video
+        or message.video_note
+        or message.animation
+        or message.document
+    )
 
 
 def _chat_key(update: object) -> int | None:

@@ -24,6 +24,7 @@ from telegram.ext import ContextTypes
 
 from bot.errors import AlbumFull, MediaRejected, UserError
 from bot.service.albums import Fetch, IncomingMedia
+from bot.telegram.concurrency import in_turn
 from bot.telegram.conversation import answer_question
 from bot.telegram.runtime import runtime
 
@@ -43,20 +44,22 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if incoming is None:
         return
     rt = runtime(context)
+    albums = rt.services.albums
     try:
-        received = await rt.services.albums.receive_media(
+        # Downloading and shrinking run beside the chat's other files; storing waits its turn.
+        prepared = await albums.prepare_media(
             incoming, downloader(context.bot, rt.http, incoming.file_id)
         )
+        async with in_turn():
+            received = await albums.store_media(prepared)
+            kind = "repeat" if received.duplicate else received.item.kind
+            rt.acks.added(chat.id, received.album.id, received.batch_id, kind)
     except AlbumFull as e:
         # An album of ten sent to a full album gets one answer, not ten.
         if rt.first_time(chat.id, "album_full"):
             await message.reply_text(str(e), do_quote=True)
-        return
     except UserError as e:
         await message.reply_text(str(e), do_quote=True)
-        return
-    kind = "repeat" if received.duplicate else received.item.kind
-    rt.acks.added(chat.id, received.album.id, received.batch_id, kind)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -193,6 +193,7 @@ class FakeTelegram:
         self._answered: set[str] = set()
         self._failures: dict[str, list[list[Any]]] = {}
         self._download_failures: dict[str, list[str]] = {}
+        self._download_gates: dict[str, asyncio.Event] = {}
         self._downloads: list[str] = []
         self._allowed_updates: list[str] = []
         self._active_poll: object | None = None
@@ -488,6 +489,10 @@ class FakeTelegram:
             [ApiError(error_code, description, retry_after), times]
         )
 
+    def hold_download(self, file_id: str, gate: asyncio.Event) -> None:
+        """Keep downloads of a file waiting until the test sets `gate` (a slow connection)."""
+        self._download_gates[file_id] = gate
+
     def fail_download(self, file_id: str, mode: str = "drop", times: int = 1) -> None:
         """Break the next downloads of a file: "drop" cuts the body short, "500" errors."""
         if mode not in ("drop", "500"):
@@ -585,6 +590,9 @@ class FakeTelegram:
         if stored is None:
             return self._error_response(ApiError(404, "Not Found"))
         self._downloads.append(stored.file_path)
+        gate = self._download_gates.get(stored.file_id)
+        if gate is not None:
+            await gate.wait()
         failures = self._download_failures.get(stored.file_id)
         mode = failures.pop(0) if failures else None
         if mode == "500":
