@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from bot.config import Settings
@@ -9,6 +10,8 @@ from bot.gemini.model import GeminiModel
 from bot.media.images import register_heif
 from bot.service.albums import AlbumService
 from bot.service.conversation import ConversationService
+from bot.service.copies import ModelCopies
+from bot.service.intake import PhotoLimits
 from bot.service.privacy import PrivacyService
 from bot.service.usage import UsageService
 from storage.albums import AlbumStore
@@ -29,6 +32,7 @@ class Services:
     db: Database
     inbox_db: Database  # the update inbox writes often: its own connection, no waiting
     blobs: BlobStore
+    copies: ModelCopies
     model: GeminiModel
     albums: AlbumService
     talk: ConversationService
@@ -49,22 +53,30 @@ class Services:
         model = GeminiModel(settings, UploadStore(db))
         albums_store, media, conversation = AlbumStore(db), MediaStore(db), ConversationStore(db)
         usage_store = UsageStore(db)
+        limits = PhotoLimits(
+            settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
+        )
+        # One core is left for the event loop: copies wait, replies should not.
+        copies = ModelCopies(media, blobs, limits, workers=(os.cpu_count() or 2) - 1)
+        await copies.start()
         return cls(
             settings=settings,
             db=db,
             inbox_db=inbox_db,
             blobs=blobs,
+            copies=copies,
             model=model,
-            albums=AlbumService(settings, albums_store, media, conversation, blobs, model),
+            albums=AlbumService(settings, albums_store, media, conversation, blobs, model, copies),
             talk=ConversationService(
-                settings, albums_store, media, conversation, usage_store, blobs, model
+                settings, albums_store, media, conversation, usage_store, blobs, model, copies
             ),
             usage=UsageService(settings, usage_store),
             privacy=PrivacyService(PrivacyStore(db), blobs, model),
         )
 
     async def close(self) -> None:
-        """Close the model client and the database."""
+        """Stop the background copies, close the model client and the databases."""
+        await self.copies.close()
         await self.model.aclose()
         await self.inbox_db.close()
         await self.db.close()

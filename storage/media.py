@@ -43,6 +43,7 @@ class NewItem:
     camera: str | None = None
     message_date: str | None = None
     telegram_type: str | None = None
+    model_ready: bool = True
 
 
 class AddStatus(Enum):
@@ -71,7 +72,7 @@ _ITEM_COLUMNS = [
     "file_unique_id", "file_id", "file_name", "mime_type", "caption", "chat_message_id",
     "media_group_id", "sender_id", "sender_name", "width", "height", "duration", "taken_at",
     "time_source", "latitude", "longitude", "altitude", "place", "camera", "message_date",
-    "telegram_type",
+    "telegram_type", "model_ready",
 ]  # fmt: skip
 
 
@@ -151,6 +152,38 @@ class MediaStore:
             "SELECT * FROM items WHERE album_id = ? AND id = ?", (album_id, item_id)
         )
         return Item.from_row(row) if row else None
+
+    async def pending_copies(self) -> list[Item]:
+        """Photos whose model copy has not been made yet (left by a restart), oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM items WHERE model_ready = 0 AND model_failed IS NULL ORDER BY id"
+        )
+        return [Item.from_row(r) for r in rows]
+
+    async def set_model_copy(self, item_id: int, sha256: str, size: int, mime_type: str) -> bool:
+        """Point an item at its model copy; False if the item is gone (taken back meanwhile)."""
+        async with self.db.transaction() as tx:
+            if await tx.fetchone("SELECT 1 FROM items WHERE id = ?", (item_id,)) is None:
+                return False
+            await tx.execute(
+                "INSERT OR IGNORE INTO blobs (sha256, size, mime_type, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (sha256, size, mime_type, now_iso()),
+            )
+            await tx.execute(
+                "UPDATE items SET model_sha256 = ?, model_mime_type = ?, model_ready = 1"
+                " WHERE id = ?",
+                (sha256, mime_type, item_id),
+            )
+        return True
+
+    async def is_blob_used(self, sha256: str) -> bool:
+        """Whether any item still refers to a blob."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM items WHERE source_sha256 = ? OR model_sha256 = ? LIMIT 1",
+            (sha256, sha256),
+        )
+        return row is not None
 
     async def mark_model_failed(self, item_id: int, reason: str) -> None:
         """Remember that the model service could not process this item."""

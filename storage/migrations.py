@@ -197,3 +197,10 @@ async def m003_inbox(tx: Tx) -> None:
         );
         """
     )
+
+
+@migration
+async def m004_model_copy_pending(tx: Tx) -> None:
+    # A photo is acknowledged once its original is stored and checked; the model's small copy
+    # is made in the background (0 = not yet: model_sha256 still names the original).
+    await tx.execute("ALTER TABLE items ADD COLUMN model_ready INTEGER NOT NULL DEFAULT 1")

@@ -78,6 +78,7 @@ class Item(_Row):
     model_failed: str | None
     created_at: str
     telegram_type: str | None = None
+    model_ready: int = 1
 
     @property
     def label(self) -> str:

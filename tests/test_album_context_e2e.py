@@ -49,10 +49,12 @@ async def test_photo_sent_as_heic_file_reaches_the_model_as_a_small_jpeg(bot: Ha
     bot.tg.send_document(bot.chat, bot.ana, heic, file_name="IMG_0001.HEIC", mime_type="image/heic")
     await bot.wait_text(bot.chat["id"], "1 photo")
     row = bot.rows("SELECT * FROM items")[0]
-    assert row["mime_type"] == "image/heic" and row["model_mime_type"] == "image/jpeg"
     assert row["latitude"] is not None and "Lisbon" in row["place"]
     bot.tg.send_command(bot.chat, bot.ana, "/story")
     await bot.wait_text(bot.chat["id"], "Seen 1 image")
+    row = bot.rows("SELECT * FROM items")[0]  # the model's copy is made after the acknowledgement
+    assert row["mime_type"] == "image/heic" and row["model_mime_type"] == "image/jpeg"
+    assert row["model_ready"] == 1 and row["model_sha256"] != row["source_sha256"]
     upload = bot.gemini.uploads()[0]
     assert upload.mime_type == "image/jpeg" and len(upload.data) <= 150_000
     assert "near Ajuda, Lisbon, Portugal" in "\n".join(texts(bot.gemini.generate_requests()[-1]))

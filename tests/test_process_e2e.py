@@ -61,8 +61,11 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_photo(
     user = tg.user(user_id=ANA, first_name="Ana")
     chat = tg.private_chat(user)
     photos = [jpeg(n, size=(1600, 1200)) for n in range(30)]
+    slow = asyncio.Event()  # photo 16 arrives over a slow connection: the kill comes meanwhile
     for n, photo in enumerate(photos):
-        tg.send_photo(chat, user, photo, media_group_id=f"g{n // 10}")
+        sent = tg.send_photo(chat, user, photo, media_group_id=f"g{n // 10}")
+        if n == 15:
+            tg.hold_download(sent["photo"][-1]["file_id"], slow)
 
     def acknowledged() -> int:
         counts = [0]
@@ -85,10 +88,19 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_photo(
         assert (data / "media" / model[:2] / model).is_file()
 
     # The restarted bot gets the unconfirmed updates again and completes the album, once each.
+    slow.set()
     again = BotProcess(tg, gemini, data, tmp_path / "bot.log", ACK_DEBOUNCE_SECONDS="0.2")
     await again.start()
+
+    def copies_made() -> bool:
+        with sqlite3.connect(data / "photostory.sqlite3") as conn:
+            return (
+                conn.execute("SELECT COUNT(*) FROM items WHERE model_ready = 1").fetchone()[0] == 30
+            )
+
     try:
         await tg.wait_for(lambda: acknowledged() == 30, timeout=60)
+        await tg.wait_for(copies_made, timeout=60)  # including those the kill interrupted
     finally:
         assert await again.stop() == 0
     with sqlite3.connect(data / "photostory.sqlite3") as conn:

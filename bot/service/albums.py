@@ -13,7 +13,8 @@ from pathlib import Path, PurePath
 from bot.config import Settings
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.gemini.model import GeminiModel
-from bot.service.intake import PhotoLimits, Processed, iso, process_photo, process_video
+from bot.service.copies import ModelCopies
+from bot.service.intake import Processed, iso, process_photo, process_video
 from storage.albums import AlbumStore
 from storage.blobs import BlobStore
 from storage.conversation import ConversationStore
@@ -99,6 +100,7 @@ class AlbumService:
         conversation: ConversationStore,
         blobs: BlobStore,
         model: GeminiModel,
+        copies: ModelCopies,
     ) -> None:
         self.settings = settings
         self.albums = albums
@@ -106,9 +108,8 @@ class AlbumService:
         self.conversation = conversation
         self.blobs = blobs
         self.model = model
-        self.limits = PhotoLimits(
-            settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
-        )
+        self.copies = copies
+        self.limits = copies.limits
         self._bursts: dict[int, _Burst] = {}
 
     # Media -------------------------------------------------------------------------------
@@ -158,6 +159,8 @@ class AlbumService:
         if outcome.status is AddStatus.FULL:
             raise _album_full(album, self.settings.max_album_items)
         assert outcome.item is not None
+        if outcome.status is AddStatus.ADDED and not outcome.item.model_ready:
+            self.copies.add(outcome.item)
         return Received(outcome.item, album, outcome.status is AddStatus.DUPLICATE, batch_id)
 
     def _process(self, temp: Path, kind: str, mime: str | None) -> Processed:
@@ -385,6 +388,7 @@ def _new_item(album: Album, batch_id: int, incoming: IncomingMedia, p: Processed
         camera=facts.camera,
         message_date=iso(incoming.message_date),
         telegram_type=incoming.telegram_type,
+        model_ready=p.model_ready,
     )
 
 

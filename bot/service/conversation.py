@@ -14,6 +14,7 @@ from bot.errors import BudgetExceeded, ModelBlocked, ModelError, NothingToDo
 from bot.gemini.model import GeminiModel
 from bot.gemini.request import ModelAnswer, TokenUsage
 from bot.service import context
+from bot.service.copies import ModelCopies
 from bot.service.export import export_file_name, render_html, render_markdown_zip
 from bot.service.story import (
     STORY_SCHEMA,
@@ -102,6 +103,7 @@ class ConversationService:
         usage: UsageStore,
         blobs: BlobStore,
         model: GeminiModel,
+        copies: ModelCopies,
     ) -> None:
         self.settings = settings
         self.albums = albums
@@ -110,6 +112,7 @@ class ConversationService:
         self.usage = usage
         self.blobs = blobs
         self.model = model
+        self.copies = copies
 
     async def story(self, asker: Asker, wish: str | None, progress: Progress) -> Reply:
         """Write the album's photo tour as a checked, illustrated structure."""
@@ -204,6 +207,9 @@ class ConversationService:
     async def _ask(self, asker: Asker, turn: _Turn, progress: Progress) -> Reply:
         focus, kind = turn.focus, turn.kind
         album = await self.albums.current(asker.chat_id)
+        if waiting := self.copies.waiting(album.id):
+            await progress.status(f"Getting {waiting} photo(s) ready…")
+            await self.copies.ready(album.id)
         items = await self.media.items(album.id)
         notes = await self.media.notes(album.id)
         if not items and not notes:
@@ -214,7 +220,13 @@ class ConversationService:
         await self._check_budget(asker)
 
         notices: list[str] = []
-        usable = [i for i in items if not i.model_failed]
+        if kind == "story":  # the story says what it leaves out, however long ago it failed
+            notices += [
+                f"I left out {context.media_ref(i, self.blobs).label}: {i.model_failed}."
+                for i in items
+                if i.model_failed
+            ]
+        usable = [i for i in items if not i.model_failed and i.model_ready]
         prepared = await self.model.prepare(
             [context.media_ref(i, self.blobs) for i in usable], progress.status
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.errors import MediaRejected
 from bot.media.exif import read_photo_facts
 from bot.media.facts import MediaFacts
-from bot.media.images import prepare_for_model, probe_image
+from bot.media.images import check_decodes, prepare_for_model, probe_image
 from bot.media.places import nearest_place
 from bot.media.video import probe_video, read_video_facts
 from storage.blobs import BlobStore
@@ -41,6 +41,7 @@ class Processed:
     model_mime_type: str
     facts: MediaFacts
     place: str | None
+    model_ready: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,17 @@ class PhotoLimits:
 
 
 def process_photo(temp: Path, blobs: BlobStore, limits: PhotoLimits) -> Processed:
-    """Check an image, read its metadata, store it and its small upright JPEG for the model."""
+    """Check an image (decoding it), read its metadata and store it.
+
+    The model's small copy is not made here: that is most of the CPU a photo costs, and a
+    photo that decodes can always be shrunk, so it is made after the acknowledgement
+    (`make_model_copy`, run by ModelCopies).
+    """
     try:
         info = probe_image(temp, max_pixels=limits.max_pixels)
-        prepared = prepare_for_model(
-            temp, max_side=limits.max_side, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels
-        )
+        check_decodes(temp, max_side=limits.max_side, max_pixels=limits.max_pixels)
         facts = read_photo_facts(temp)
         place = _place(facts)
-        model_sha, model_size = blobs.put_bytes(prepared.jpeg)
         source_sha, source_size = blobs.adopt(temp)
     finally:
         temp.unlink(missing_ok=True)
@@ -70,12 +73,21 @@ def process_photo(temp: Path, blobs: BlobStore, limits: PhotoLimits) -> Processe
         source_sha256=source_sha,
         source_size=source_size,
         source_mime=info.mime_type,
-        model_sha256=model_sha,
-        model_size=model_size,
-        model_mime_type="image/jpeg",
+        model_sha256=source_sha,  # until the copy is made
+        model_size=source_size,
+        model_mime_type=info.mime_type,
         facts=facts,
         place=place,
+        model_ready=False,
     )
+
+
+def make_model_copy(source: Path, blobs: BlobStore, limits: PhotoLimits) -> tuple[str, int]:
+    """The upright, downscaled JPEG the model sees, stored as a blob: (sha256, size)."""
+    prepared = prepare_for_model(
+        source, max_side=limits.max_side, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels
+    )
+    return blobs.put_bytes(prepared.jpeg)
 
 
 def process_video(temp: Path, blobs: BlobStore, declared_mime: str | None) -> Processed:

@@ -1,0 +1,99 @@
+"""The model's copies of photos, made in the background after the photo is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+from bot.errors import MediaRejected
+from bot.service.intake import PhotoLimits, make_model_copy
+from storage.blobs import BlobStore
+from storage.media import MediaStore
+from storage.models import Item
+
+log = logging.getLogger(__name__)
+
+
+class ModelCopies:
+    """A queue of photos whose small upright JPEG for the model is still to be made.
+
+    Shrinking is most of the CPU a photo costs; doing it after the acknowledgement keeps a
+    burst of albums answered quickly. Anything that asks the model first waits for its
+    album's copies (`ready`). Items left pending by a restart are queued again at start.
+    """
+
+    def __init__(
+        self, media: MediaStore, blobs: BlobStore, limits: PhotoLimits, workers: int
+    ) -> None:
+        self.media = media
+        self.blobs = blobs
+        self.limits = limits
+        self.workers = max(1, workers)
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._pending: defaultdict[int, set[int]] = defaultdict(set)  # album id -> item ids
+        self._changed = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Queue what an earlier run left unmade and start the workers."""
+        for item in await self.media.pending_copies():
+            self.add(item)
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    async def close(self) -> None:
+        """Stop the workers (what is left is made after the next start)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def add(self, item: Item) -> None:
+        """Make this photo's copy soon."""
+        self._pending[item.album_id].add(item.id)
+        self._queue.put_nowait(item)
+
+    def waiting(self, album_id: int) -> int:
+        """How many of the album's copies are not made yet."""
+        return len(self._pending.get(album_id, ()))
+
+    async def ready(self, album_id: int) -> None:
+        """Wait until every copy of the album's photos is made."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._pending.get(album_id))
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._make(item)
+            except Exception:
+                log.exception("Could not make the model copy of item %s", item.id)
+            finally:
+                async with self._changed:
+                    pending = self._pending.get(item.album_id)
+                    if pending is not None:
+                        pending.discard(item.id)
+                        if not pending:
+                            del self._pending[item.album_id]
+                    self._changed.notify_all()
+
+    async def _make(self, item: Item) -> None:
+        source = self.blobs.path_for(item.source_sha256)
+        if not await asyncio.to_thread(source.is_file):
+            return  # taken back meanwhile
+        try:
+            sha, size = await asyncio.to_thread(make_model_copy, source, self.blobs, self.limits)
+        except MediaRejected as e:
+            # It passed the checks but will not shrink (very rare: a HEIF libheif rejects):
+            # the model leaves it out and the story says so.
+            await self.media.mark_model_failed(
+                item.id, f"the picture could not be read ({e.reason})"
+            )
+            return
+        if not await self.media.set_model_copy(item.id, sha, size, "image/jpeg"):
+            if not await self.media.is_blob_used(sha):
+                await asyncio.to_thread(self.blobs.delete, sha)
