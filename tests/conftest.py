@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import API_KEY, TOKEN, Harness
+from tests.harness import API_KEY, TOKEN, BotProcess, Harness
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +19,17 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     for name in ("GOOGLE_GEMINI_BASE_URL", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+async def _no_bot_left_behind() -> AsyncIterator[None]:
+    # A failed test must not leave a `python -m bot` running on after the suite.
+    yield
+    while BotProcess.running:
+        process = BotProcess.running.pop().process
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image, ImageDraw
 from telegram.ext import Application
@@ -153,6 +153,8 @@ def jpeg(
 class BotProcess:
     """`python -m bot` as a child process, configured only by environment variables."""
 
+    running: ClassVar[list[BotProcess]] = []  # killed after each test, should one be left
+
     def __init__(
         self, tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, log: Path, **extra: str
     ) -> None:
@@ -171,6 +173,7 @@ class BotProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", cwd=self.cwd, env=self.env, stdout=out, stderr=out
             )
+        BotProcess.running.append(self)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send a signal and wait for the exit code."""

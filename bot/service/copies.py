@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 from bot.errors import MediaRejected
 from bot.service.intake import PhotoLimits, make_model_copy
@@ -35,6 +38,9 @@ class ModelCopies:
         self._pending: defaultdict[int, set[int]] = defaultdict(set)  # album id -> item ids
         self._changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+        self._executor = ThreadPoolExecutor(
+            self.workers, thread_name_prefix="model-copy", initializer=_yield_to_others
+        )
 
     async def start(self) -> None:
         """Queue what an earlier run left unmade and start the workers."""
@@ -50,6 +56,7 @@ class ModelCopies:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def add(self, item: Item) -> None:
         """Make this photo's copy soon."""
@@ -85,8 +92,11 @@ class ModelCopies:
         source = self.blobs.path_for(item.source_sha256)
         if not await asyncio.to_thread(source.is_file):
             return  # taken back meanwhile
+        loop = asyncio.get_running_loop()
         try:
-            sha, size = await asyncio.to_thread(make_model_copy, source, self.blobs, self.limits)
+            sha, size = await loop.run_in_executor(
+                self._executor, make_model_copy, source, self.blobs, self.limits
+            )
         except MediaRejected as e:
             # It passed the checks but will not shrink (very rare: a HEIF libheif rejects):
             # the model leaves it out and the story says so.
@@ -97,3 +107,13 @@ class ModelCopies:
         if not await self.media.set_model_copy(item.id, sha, size, "image/jpeg"):
             if not await self.media.is_blob_used(sha):
                 await asyncio.to_thread(self.blobs.delete, sha)
+
+
+def _yield_to_others() -> None:
+    """Run this worker thread at a lower CPU priority (Linux schedules threads one by one).
+
+    Copies can wait; the event loop answering people and acknowledging photos cannot. In a
+    burst of albums the copies then use what CPU is left instead of slowing every reply.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
