@@ -79,3 +79,35 @@ async def test_expired_uploads_are_replaced_and_the_question_is_answered(bot: Ha
     assert len(bot.gemini.uploads()) == 6
     assert len(bot.rows("SELECT * FROM exchanges")) == 2
     assert not any("could not" in t.lower() for t in bot.texts(chat["id"]))
+
+
+async def test_an_edited_caption_replaces_the_stored_one(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    sent = tg.send_photo(chat, ana, jpeg(1), caption="Tram 82")
+    await bot.wait_text(chat["id"], "1 photo")
+    tg.edit_message(sent, caption="Tram 28 up to Graça")
+    await tg.wait_for(
+        lambda: bot.rows("SELECT caption FROM items")[0]["caption"] == "Tram 28 up to Graça"
+    )
+    tg.send_command(chat, ana, "/story")
+    await bot.wait_text(chat["id"], "Seen 1 image")
+    joined = "\n".join(texts(bot.gemini.generate_requests()[-1]))
+    assert "Tram 28 up to Graça" in joined and "Tram 82" not in joined
+
+
+async def test_an_edited_question_is_not_answered_again(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    tg.send_photo(chat, ana, jpeg(1))
+    await bot.wait_text(chat["id"], "1 photo")
+    tg.send_command(chat, ana, "/story")
+    await bot.wait_text(chat["id"], "Seen 1 image")
+    bot.gemini.enqueue(Reply(text="It was sunny all week."))
+    question = tg.send_text(chat, ana, "What was the wether like?")
+    await bot.wait_text(chat["id"], "sunny all week")
+    tg.edit_message(question, text="What was the weather like?")
+    bot.gemini.enqueue(Reply(text="Lisbon has seven hills."))
+    tg.send_text(chat, ana, "How many hills?")  # handled after the edit, in order
+    await bot.wait_text(chat["id"], "seven hills")
+    asked = [r["user_text"] for r in bot.rows("SELECT user_text FROM exchanges")]
+    assert asked == [None, "What was the wether like?", "How many hills?"]  # story, 2 questions
+    assert len(bot.gemini.generate_requests()) == 3

@@ -188,6 +188,14 @@ class AlbumService:
             reason="too_big",
         )
 
+    async def update_caption(self, chat_id: int, message_id: int, caption: str) -> bool:
+        """Take an edited caption for the item a message carried; False if none did."""
+        item = await self.media.by_message(chat_id, message_id)
+        if item is None:
+            return False
+        await self.media.set_caption(item.id, caption.strip() or None)
+        return True
+
     # Notes -------------------------------------------------------------------------------
 
     async def add_note(

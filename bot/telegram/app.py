@@ -32,6 +32,8 @@ from storage.inbox import InboxStore
 
 log = logging.getLogger(__name__)
 
+NEW = filters.UpdateType.MESSAGE  # edits of earlier messages are not new requests
+EDITED = filters.UpdateType.EDITED_MESSAGE
 MEDIA = (
     filters.PHOTO | filters.VIDEO | filters.VIDEO_NOTE | filters.ANIMATION | filters.Document.ALL
 )
@@ -79,10 +81,13 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         ("stats", account.stats),
         ("forget", account.forget),
     ):
-        app.add_handler(CommandHandler(name, callback))
-    app.add_handler(MessageHandler(filters.COMMAND, commands.unknown_command))
-    app.add_handler(MessageHandler(MEDIA, intake.on_media))
-    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, intake.on_text))
+        app.add_handler(CommandHandler(name, callback, filters=NEW))
+    app.add_handler(MessageHandler(NEW & filters.COMMAND, commands.unknown_command))
+    app.add_handler(MessageHandler(NEW & MEDIA, intake.on_media))
+    app.add_handler(MessageHandler(NEW & filters.TEXT & ~filters.COMMAND, intake.on_text))
+    # Editing a photo's caption later updates what the story knows; other edits change nothing
+    # (an edited question must not be answered twice).
+    app.add_handler(MessageHandler(EDITED & MEDIA & filters.CAPTION, intake.on_caption_edit))
     app.add_handler(CallbackQueryHandler(commands.on_button))
     app.add_error_handler(_on_error)
     return app

@@ -91,6 +91,16 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt.acks.added(chat.id, album.id, batch_id, "note")
 
 
+async def on_caption_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A caption edited after sending: the stored item takes the new one."""
+    message = update.edited_message
+    if message is None or message.caption is None:
+        return
+    await runtime(context).services.albums.update_caption(
+        message.chat.id, message.message_id, message.caption
+    )
+
+
 def incoming_media(message: Message) -> IncomingMedia | None:
     """What a media message carries, in the service's terms."""
     file: PhotoSize | Video | Animation | VideoNote | Document

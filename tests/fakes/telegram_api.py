@@ -323,6 +323,13 @@ class FakeTelegram:
             chat, user, reply_to, document=document, caption=caption, media_group_id=media_group_id
         )
 
+    def edit_message(self, message: JSON, **changes: Any) -> JSON:
+        """Queue the user's edit of an earlier message (new caption or text) as Telegram does."""
+        edited = {**message, **changes, "edit_date": int(time.time())}
+        self._messages[(message["chat"]["id"], message["message_id"])] = edited
+        self._queue({"edited_message": edited})
+        return edited
+
     def send_video(
         self,
         chat: JSON,
