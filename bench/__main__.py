@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--experiment",
         default="",
-        help="try proposed fixes on the bot, e.g. progress-unlimited (bench/experiments)",
+        help="weigh a part of the bot by taking it away, e.g. no-places (bench/experiments)",
     )
     args = parser.parse_args(argv)
     chosen = sorted({int(n) for n in args.only.split(",") if n.strip()} or SCENARIOS)

@@ -1,8 +1,8 @@
 """`python -m bench.diag FILE`: summarise what the loop-lag and db-wait experiments wrote.
 
 Run the bot with them, e.g.
-`BENCH_DIAG_FILE=/tmp/d.jsonl python -m bench --only 1 --experiment loop-lag,db-wait`, then
-read here, per 5 s of the run, how late the event loop woke and how long database calls waited
+`BENCH_DIAG_FILE=/tmp/d.jsonl python -m bench --only 1 --experiment loop-lag,db-wait` (every
+process of the run appends to the file), then read here, per process and per 5 s of the run, how late the event loop woke and how long database calls waited
 for the one connection's lock, and which storage functions held it longest.
 """
 
@@ -59,7 +59,13 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     args = parser.parse_args()
     records = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
-    print(report(records))
+    by_process: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_process[record.get("pid", 0)].append(record)
+    # The bot is the process that used the database; the echo bots follow it.
+    for pid, mine in sorted(by_process.items(), key=lambda kv: not any("who" in r for r in kv[1])):
+        kind = "bot" if any("who" in r for r in mine) else "echo bot"
+        print(f"== process {pid} ({kind}), {len(mine)} records\n{report(mine)}\n")
 
 
 if __name__ == "__main__":

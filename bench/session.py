@@ -19,11 +19,7 @@ from tests.harness import API_KEY, TOKEN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
-EXPERIMENTS = (
-    "progress-unlimited", "no-rate-limiter", "streamed-download", "no-places", "malloc-arenas",
-    "inbox-off",
-    "inbox-connection", "loop-lag", "db-wait",
-)  # fmt: skip
+EXPERIMENTS = ("no-rate-limiter", "no-places", "inbox-off", "loop-lag", "db-wait")
 
 
 @dataclass(frozen=True)

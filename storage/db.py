@@ -78,15 +78,13 @@ class Database:
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a read query and return every row."""
         async with self._lock:
-            async with self.conn.execute(sql, _bind(params)) as cur:
-                return list(await cur.fetchall())
+            return await _fetchall(self.conn, sql, _bind(params))
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a read query and return its first row, if any."""
         async with self._lock:
-            async with self.conn.execute(sql, _bind(params)) as cur:
-                row: sqlite3.Row | None = await cur.fetchone()
-                return row
+            rows = await _fetchall(self.conn, sql, _bind(params))
+            return rows[0] if rows else None
 
 
 class Tx:
@@ -97,10 +95,12 @@ class Tx:
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run a statement; return lastrowid (for INSERT) or the number of changed rows."""
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            if sql.lstrip().upper().startswith("INSERT"):
-                return int(cur.lastrowid or 0)
-            return int(cur.rowcount)
+        # One trip to the connection's thread: a statement that returns no rows is complete once
+        # executed, so its cursor needs no closing trip of its own.
+        cur = await self._conn.execute(sql, tuple(params))
+        if sql.lstrip().upper().startswith("INSERT"):
+            return int(cur.lastrowid or 0)
+        return int(cur.rowcount)
 
     async def executescript(self, sql: str) -> None:
         """Run several statements (migrations only); stays inside the transaction."""
@@ -109,14 +109,21 @@ class Tx:
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Read inside the transaction."""
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return await _fetchall(self._conn, sql, tuple(params))
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         """Read one row inside the transaction."""
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            row: sqlite3.Row | None = await cur.fetchone()
-            return row
+        rows = await _fetchall(self._conn, sql, tuple(params))
+        return rows[0] if rows else None
+
+
+async def _fetchall(
+    conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] | Mapping[str, Any]
+) -> list[sqlite3.Row]:
+    """Execute and fetch in one trip to the connection's thread (not three: execute, fetch,
+    close). Under load every trip waits for a turn of the event loop while the lock is held."""
+    rows = await conn.execute_fetchall(sql, params)
+    return list(rows)  # sqlite3.Row, by the row_factory
 
 
 def _split_statements(script: str) -> list[str]:
