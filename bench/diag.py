@@ -2,8 +2,9 @@
 
 Run the bot with them, e.g.
 `BENCH_DIAG_FILE=/tmp/d.jsonl python -m bench --only 1 --experiment loop-lag,db-wait` (every
-process of the run appends to the file), then read here, per process and per 5 s of the run, how late the event loop woke and how long database calls waited
-for the one connection's lock, and which storage functions held it longest.
+process of the run appends to the file), then read here, per process and per 5 s of the run,
+how late the event loop woke, how long database calls waited for a connection's lock, and
+which storage functions held it longest.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from tests.harness import API_KEY, TOKEN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
-EXPERIMENTS = ("no-rate-limiter", "no-places", "inbox-off", "loop-lag", "db-wait")
+EXPERIMENTS = ("no-rate-limiter", "no-places", "inbox-off", "copies-wait", "loop-lag", "db-wait")
 
 
 @dataclass(frozen=True)

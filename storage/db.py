@@ -75,6 +75,12 @@ class Database:
             else:
                 await conn.execute("COMMIT")
 
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """One change made by a single statement, atomic on its own (no BEGIN/COMMIT trips)."""
+        async with self._lock:
+            cur = await self.conn.execute(sql, _bind(params))
+            return int(cur.rowcount)
+
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a read query and return every row."""
         async with self._lock:

@@ -16,16 +16,14 @@ class InboxStore:
 
     async def keep(self, update_id: int, payload: str) -> None:
         """Record a fetched update (a second copy of the same update is ignored)."""
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-                (update_id, payload, now_iso()),
-            )
+        await self.db.execute(
+            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+            (update_id, payload, now_iso()),
+        )
 
     async def done(self, update_id: int) -> None:
         """The update was handled."""
-        async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,))
+        await self.db.execute("DELETE FROM inbox WHERE update_id = ?", (update_id,))
 
     async def unfinished(self) -> list[str]:
         """Updates left unhandled by an earlier run, oldest first; each try is counted."""

@@ -29,16 +29,14 @@ class UploadStore:
 
     async def put(self, sha256: str, name: str, uri: str, mime_type: str, expires_at: str) -> None:
         """Record (or replace) the upload of a blob."""
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO uploads (sha256, name, uri, mime_type, expires_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET"
-                " name = excluded.name, uri = excluded.uri, mime_type = excluded.mime_type,"
-                " expires_at = excluded.expires_at, created_at = excluded.created_at",
-                (sha256, name, uri, mime_type, expires_at, now_iso()),
-            )
+        await self.db.execute(
+            "INSERT INTO uploads (sha256, name, uri, mime_type, expires_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET"
+            " name = excluded.name, uri = excluded.uri, mime_type = excluded.mime_type,"
+            " expires_at = excluded.expires_at, created_at = excluded.created_at",
+            (sha256, name, uri, mime_type, expires_at, now_iso()),
+        )
 
     async def drop(self, sha256: str) -> None:
         """Forget an upload (expired, deleted, or its blob is gone)."""
-        async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM uploads WHERE sha256 = ?", (sha256,))
+        await self.db.execute("DELETE FROM uploads WHERE sha256 = ?", (sha256,))

@@ -44,18 +44,17 @@ class UsageStore:
 
     async def record(self, usage: UsageRecord) -> None:
         """Store one call's usage."""
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO usage (user_id, chat_id, album_id, kind, model, prompt_tokens,"
-                " output_tokens, thinking_tokens, cached_tokens, total_tokens, by_modality,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    usage.user_id, usage.chat_id, usage.album_id, usage.kind, usage.model,
-                    usage.prompt_tokens, usage.output_tokens, usage.thinking_tokens,
-                    usage.cached_tokens, usage.total_tokens, json.dumps(usage.by_modality),
-                    now_iso(),
-                ),
-            )  # fmt: skip
+        await self.db.execute(
+            "INSERT INTO usage (user_id, chat_id, album_id, kind, model, prompt_tokens,"
+            " output_tokens, thinking_tokens, cached_tokens, total_tokens, by_modality,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                usage.user_id, usage.chat_id, usage.album_id, usage.kind, usage.model,
+                usage.prompt_tokens, usage.output_tokens, usage.thinking_tokens,
+                usage.cached_tokens, usage.total_tokens, json.dumps(usage.by_modality),
+                now_iso(),
+            ),
+        )  # fmt: skip
 
     async def user_totals(self, user_id: int, since_iso: str) -> UsageTotals:
         """One user's usage since a UTC time."""

@@ -10,6 +10,8 @@ Each weighs one part of the bot by taking it away; none is a proposal:
   control costs).
 - no-places: no offline place lookup (to weigh the place index).
 - inbox-off: updates are not journaled in the inbox (to weigh its cost).
+- copies-wait: model copies are not made while any file is being received (to weigh what
+  making them during a burst costs the acknowledgements).
 
 Two more only measure, to find where time goes; they write JSON lines to BENCH_DIAG_FILE:
 - loop-lag: how late a 10 ms sleep of the event loop wakes up, every 10 ms.
@@ -139,10 +141,44 @@ def _inbox_off() -> None:
         setattr(storage.inbox.InboxStore, name, nothing)
 
 
+def _copies_wait() -> None:
+    import asyncio
+
+    import bot.service.albums
+    import bot.service.copies
+
+    receiving = 0
+    idle = asyncio.Event()
+    idle.set()
+    prepare = bot.service.albums.AlbumService.prepare_media
+    make = bot.service.copies.ModelCopies._make
+
+    async def prepare_media(self: Any, *args: Any) -> Any:
+        nonlocal receiving
+        receiving += 1
+        idle.clear()
+        try:
+            return await prepare(self, *args)
+        finally:
+            receiving -= 1
+            if not receiving:
+                idle.set()
+
+    async def make_later(self: Any, item: Any) -> None:
+        while not idle.is_set():
+            await idle.wait()
+            await asyncio.sleep(0.2)  # between two files of a burst
+        await make(self, item)
+
+    bot.service.albums.AlbumService.prepare_media = prepare_media  # type: ignore[method-assign]
+    bot.service.copies.ModelCopies._make = make_later  # type: ignore[method-assign]
+
+
 PATCHES = {
     "no-rate-limiter": _no_rate_limiter,
     "no-places": _no_places,
     "inbox-off": _inbox_off,
+    "copies-wait": _copies_wait,
     "loop-lag": _loop_lag,
     "db-wait": _db_wait,
 }
