@@ -170,7 +170,7 @@ def _copies_wait() -> None:
             await asyncio.sleep(0.2)  # between two files of a burst
         await make(self, item)
 
-    bot.service.albums.AlbumService.prepare_media = prepare_media  # type: ignore[method-assign]
+    bot.service.albums.AlbumService.prepare_media = prepare_media  # type: ignore[method-assign,assignment]
     bot.service.copies.ModelCopies._make = make_later  # type: ignore[method-assign]
 
 
