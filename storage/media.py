@@ -58,6 +58,10 @@ class AddOutcome:
     item: Item | None
 
 
+class _NotAdded(Exception):
+    """Raised inside `add`'s transaction to roll it back."""
+
+
 @dataclass(frozen=True)
 class Removed:
     """What taking back a batch removed."""
@@ -82,53 +86,68 @@ class MediaStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def find_by_unique_id(self, album_id: int, file_unique_id: str) -> Item | None:
-        """The album's item that came from this Telegram file, if any."""
+    async def arrival(self, album_id: int, file_unique_id: str | None) -> tuple[Item | None, int]:
+        """For a file about to be downloaded: the album's item already made from it (by
+        Telegram's file_unique_id), and how many items the album holds. One query."""
         row = await self.db.fetchone(
-            "SELECT * FROM items WHERE album_id = ? AND file_unique_id = ?",
-            (album_id, file_unique_id),
+            "SELECT i.*, (SELECT COUNT(*) FROM items WHERE album_id = :album) AS album_items"
+            " FROM (SELECT 1) LEFT JOIN items i"
+            " ON i.album_id = :album AND i.file_unique_id = :unique LIMIT 1",
+            {"album": album_id, "unique": file_unique_id},
         )
-        return Item.from_row(row) if row else None
+        assert row is not None  # the LEFT JOIN always gives one row
+        known = Item.from_row(row) if row["id"] is not None else None
+        return known, int(row["album_items"])
 
     async def add(self, new: NewItem, max_items: int) -> AddOutcome:
-        """Store an item and its blobs in one transaction; a repeat of a stored file is a no-op."""
-        async with self.db.transaction() as tx:
-            existing = await tx.fetchone(
+        """Store an item and its blobs in one transaction; a repeat of a stored file is a no-op.
+
+        Written as few statements as it can be: under load every statement is a trip to
+        SQLite's thread while every other change of the bot waits for the lock.
+        """
+        for _ in range(2):
+            stamp = now_iso()
+            values = asdict(new)
+            columns = [*_ITEM_COLUMNS, "position", "created_at"]
+            try:
+                async with self.db.transaction() as tx:
+                    await tx.execute(
+                        "INSERT OR IGNORE INTO blobs (sha256, size, mime_type, created_at) "
+                        "VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
+                        (
+                            new.source_sha256, new.source_size, new.source_mime, stamp,
+                            new.model_sha256, new.model_size, new.model_mime_type, stamp,
+                        ),
+                    )  # fmt: skip
+                    # Numbered after the album's last item, unless the album is full or already
+                    # holds these bytes (then no row comes back).
+                    rows = await tx.fetchall(
+                        f"INSERT INTO items ({', '.join(columns)}) "
+                        f"SELECT {', '.join('?' for _ in _ITEM_COLUMNS)}, top + 1, ? FROM ("
+                        " SELECT COUNT(*) AS n, COALESCE(MAX(position), 0) AS top"
+                        " FROM items WHERE album_id = ?) WHERE n < ?"
+                        " ON CONFLICT (album_id, source_sha256) DO NOTHING RETURNING *",
+                        [values[c] for c in _ITEM_COLUMNS] + [stamp, new.album_id, max_items],
+                    )
+                    if not rows:
+                        raise _NotAdded  # rolls back the blob rows too
+                    await tx.execute(
+                        "UPDATE albums SET updated_at = ? WHERE id = ?", (stamp, new.album_id)
+                    )
+                    return AddOutcome(AddStatus.ADDED, Item.from_row(rows[0]))
+            except _NotAdded:
+                pass
+            existing = await self.db.fetchone(
                 "SELECT * FROM items WHERE album_id = ? AND source_sha256 = ?",
                 (new.album_id, new.source_sha256),
             )
             if existing is not None:
                 return AddOutcome(AddStatus.DUPLICATE, Item.from_row(existing))
-            count_row = await tx.fetchone(
-                "SELECT COUNT(*) AS n, COALESCE(MAX(position), 0) AS top FROM items "
-                "WHERE album_id = ?",
-                (new.album_id,),
-            )
-            assert count_row is not None
-            if count_row["n"] >= max_items:
+            _, count = await self.arrival(new.album_id, None)
+            if count >= max_items:
                 return AddOutcome(AddStatus.FULL, None)
-            stamp = now_iso()
-            for sha, size, mime in (
-                (new.source_sha256, new.source_size, new.source_mime),
-                (new.model_sha256, new.model_size, new.model_mime_type),
-            ):
-                await tx.execute(
-                    "INSERT OR IGNORE INTO blobs (sha256, size, mime_type, created_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (sha, size, mime, stamp),
-                )
-            values = asdict(new)
-            columns = [*_ITEM_COLUMNS, "position", "created_at"]
-            params = [values[c] for c in _ITEM_COLUMNS] + [count_row["top"] + 1, stamp]
-            item_id = await tx.execute(
-                f"INSERT INTO items ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' for _ in columns)})",
-                params,
-            )
-            await tx.execute("UPDATE albums SET updated_at = ? WHERE id = ?", (stamp, new.album_id))
-            row = await tx.fetchone("SELECT * FROM items WHERE id = ?", (item_id,))
-            assert row is not None
-            return AddOutcome(AddStatus.ADDED, Item.from_row(row))
+            # Neither: the repeat was taken back meanwhile. Try once more.
+        return AddOutcome(AddStatus.FULL, None)
 
     async def items(self, album_id: int) -> list[Item]:
         """The album's items in the order they were added."""

@@ -17,6 +17,7 @@ def _item(album_id: int, batch_id: int, sha: str) -> NewItem:
     return NewItem(
         album_id=album_id, batch_id=batch_id, kind="photo", source_sha256=sha, source_size=10,
         source_mime="image/jpeg", model_sha256=sha, model_size=10, model_mime_type="image/jpeg",
+        file_unique_id=f"unique-{sha[:4]}",
     )  # fmt: skip
 
 
@@ -47,6 +48,10 @@ async def test_same_content_is_stored_once_per_album_and_numbers_are_stable(tmp_
     assert second.item is not None and second.item.position == 2
     full = await media.add(_item(album.id, batch, "c" * 64), max_items=2)
     assert full.status is AddStatus.FULL
+    known, count = await media.arrival(album.id, "unique-aaaa")
+    assert known == first.item and count == 2
+    assert await media.arrival(album.id, "never-sent") == (None, 2)
+    assert await media.arrival(album.id, None) == (None, 2)
     await db.close()
     with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
         assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 2

@@ -123,12 +123,10 @@ class AlbumService:
         album = await self.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
-        if incoming.file_unique_id:
-            known = await self.media.find_by_unique_id(album.id, incoming.file_unique_id)
-            if known is not None:
-                return Prepared(incoming, album, None, known)
-        summary = await self.albums.summary(incoming.chat_id, album.id)
-        if summary is not None and summary.items >= self.settings.max_album_items:
+        known, count = await self.media.arrival(album.id, incoming.file_unique_id)
+        if known is not None:
+            return Prepared(incoming, album, None, known)
+        if count >= self.settings.max_album_items:
             raise _album_full(album, self.settings.max_album_items)
 
         suffix = PurePath(incoming.file_name or "").suffix.lower()[:8]
