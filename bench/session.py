@@ -19,7 +19,10 @@ from tests.harness import API_KEY, TOKEN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
-EXPERIMENTS = ("no-rate-limiter", "no-places", "inbox-off", "copies-wait", "loop-lag", "db-wait")
+EXPERIMENTS = (
+    "no-rate-limiter", "no-places", "inbox-off", "copies-wait", "switch-interval", "two-workers",
+    "loop-lag", "db-wait",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

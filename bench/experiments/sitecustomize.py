@@ -12,6 +12,10 @@ Each weighs one part of the bot by taking it away; none is a proposal:
 - inbox-off: updates are not journaled in the inbox (to weigh its cost).
 - copies-wait: model copies are not made while any file is being received (to weigh what
   making them during a burst costs the acknowledgements).
+- switch-interval: the GIL is handed over every 0.5 ms instead of 5 ms (does the event loop
+  wait for worker threads to let go of it?).
+- two-workers: asyncio's default thread pool has two threads, one per core, instead of six
+  (do more threads than cores only add GIL contention?).
 
 Two more only measure, to find where time goes; they write JSON lines to BENCH_DIAG_FILE:
 - loop-lag: how late a 10 ms sleep of the event loop wakes up, every 10 ms.
@@ -174,11 +178,34 @@ def _copies_wait() -> None:
     bot.service.copies.ModelCopies._make = make_later  # type: ignore[method-assign]
 
 
+def _switch_interval() -> None:
+    import sys
+
+    sys.setswitchinterval(0.0005)
+
+
+def _two_workers() -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from telegram.ext import Application
+
+    start = Application.start
+
+    async def started(self: Any) -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))
+        await start(self)
+
+    Application.start = started  # type: ignore[method-assign]
+
+
 PATCHES = {
     "no-rate-limiter": _no_rate_limiter,
     "no-places": _no_places,
     "inbox-off": _inbox_off,
     "copies-wait": _copies_wait,
+    "switch-interval": _switch_interval,
+    "two-workers": _two_workers,
     "loop-lag": _loop_lag,
     "db-wait": _db_wait,
 }
