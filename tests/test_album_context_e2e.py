@@ -111,3 +111,29 @@ async def test_an_edited_question_is_not_answered_again(bot: Harness) -> None:
     asked = [r["user_text"] for r in bot.rows("SELECT user_text FROM exchanges")]
     assert asked == [None, "What was the wether like?", "How many hills?"]  # story, 2 questions
     assert len(bot.gemini.generate_requests()) == 3
+
+
+async def test_a_shared_location_and_place_become_notes_named_offline(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    tg.send_location(chat, ana, 38.69758, -9.20641)  # by the Tower of Belém
+    tg.send_location(
+        chat, ana, 38.70697, -9.14594, title="Time Out Market", address="Av. 24 de Julho 49"
+    )
+    tg.send_photo(chat, ana, jpeg(1))
+    await bot.wait_text(chat["id"], "2 notes")
+    notes = [r["text"] for r in bot.rows("SELECT text FROM notes ORDER BY id")]
+    assert notes[0].startswith("Shared a location: (38.69758, -9.20641), near ")
+    assert "Lisbon" in notes[0]
+    assert notes[1].startswith("Shared a place: Time Out Market, Av. 24 de Julho 49 (38.70697")
+    tg.send_command(chat, ana, "/story")
+    await bot.wait_text(chat["id"], "Seen 1 image")
+    joined = "\n".join(texts(bot.gemini.generate_requests()[-1]))
+    assert "Time Out Market" in joined and "(38.69758, -9.20641)" in joined
+
+
+async def test_a_location_in_the_open_sea_is_kept_without_a_place(bot: Harness) -> None:
+    bot.tg.send_location(bot.chat, bot.ana, 0.0, -30.0)
+    await bot.wait_text(bot.chat["id"], "1 note")
+    assert [r["text"] for r in bot.rows("SELECT text FROM notes")] == [
+        "Shared a location: (0.00000, -30.00000)"
+    ]

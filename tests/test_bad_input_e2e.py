@@ -91,6 +91,8 @@ async def _two_photos(bot: Harness) -> Snapshot:
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
     await bot.wait_text(bot.chat["id"], "2 photos")
+    # The model's copies are made just after the acknowledgement.
+    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1")[1:])
     before = _snapshot(bot)
     assert len(before.items) == 2 and len(before.files) == 4  # originals and the model's copies
     return before
@@ -467,3 +469,23 @@ async def test_album_name_with_quotes_sql_and_emoji_is_kept_as_text(
     counts = bot.rows("SELECT album_id, COUNT(*) AS n FROM items GROUP BY album_id")
     assert [row["n"] for row in counts] == [3, 1]
     assert _telegram_refused(bot) == []
+
+
+@pytest.mark.parametrize("kind", ["sticker", "voice"])
+async def test_sticker_or_voice_gets_a_clear_reply_in_private_and_silence_in_a_group(
+    bot: Harness, kind: str
+) -> None:
+    before = await _two_photos(bot)
+    downloads = len(bot.tg.getfile_calls())
+    send = bot.tg.send_sticker if kind == "sticker" else bot.tg.send_voice
+    group = bot.tg.group_chat(-100901, "Trip")
+    send(group, bot.ana)  # a member talking to the others: not for the bot
+    sent = send(bot.chat, bot.ana)
+    expected = "Stickers cannot go" if kind == "sticker" else "cannot listen to voice messages"
+    await _reply_to(bot, sent, expected)
+    _assert_intact(bot, before)
+    assert len(bot.tg.getfile_calls()) == downloads
+    await _next_photo_counts(bot, 3)
+    bot.tg.send_photo(group, bot.ana, jpeg(7))  # handled after the group's sticker or voice
+    await bot.wait_text(group["id"], "1 photo")
+    assert len(bot.texts(group["id"])) == 1  # the acknowledgement only

@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 
 NEW = filters.UpdateType.MESSAGE  # edits of earlier messages are not new requests
 EDITED = filters.UpdateType.EDITED_MESSAGE
+UNUSABLE = (
+    filters.Sticker.ALL
+    | filters.VOICE
+    | filters.AUDIO
+    | filters.CONTACT
+    | filters.POLL
+    | filters.Dice.ALL
+    | filters.STORY
+)
 MEDIA = (
     filters.PHOTO | filters.VIDEO | filters.VIDEO_NOTE | filters.ANIMATION | filters.Document.ALL
 )
@@ -85,6 +94,8 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     app.add_handler(MessageHandler(NEW & filters.COMMAND, commands.unknown_command))
     app.add_handler(MessageHandler(NEW & MEDIA, intake.on_media))
     app.add_handler(MessageHandler(NEW & filters.TEXT & ~filters.COMMAND, intake.on_text))
+    app.add_handler(MessageHandler(NEW & filters.LOCATION, intake.on_location))
+    app.add_handler(MessageHandler(NEW & UNUSABLE, intake.on_unusable))
     # Editing a photo's caption later updates what the story knows; other edits change nothing
     # (an edited question must not be answered twice).
     app.add_handler(MessageHandler(EDITED & MEDIA & filters.CAPTION, intake.on_caption_edit))

@@ -47,7 +47,8 @@ HELP = "\n".join(
         "",
         "• Send photos as they are, or <i>as files</i> to keep when and where they were taken "
         "(HEIC from iPhones is fine). Albums of up to 10 at once are welcome.",
-        "• Tell me about the trip in a message (“our first week in Lisbon”) or in captions.",
+        "• Tell me about the trip in a message (“our first week in Lisbon”) or in captions; "
+        "a shared location or place is noted too.",
         "• /story writes a blog-post photo tour. Add a wish: "
         "<code>/story shorter, in Portuguese</code>.",
         "• /landmarks lists the well-known places nearby that your photos do not show.",

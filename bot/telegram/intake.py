@@ -1,4 +1,4 @@
-"""Handlers for what travellers send: photos, videos, files and plain text."""
+"""Handlers for what travellers send: photos, videos, files, text and shared locations."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from telegram.error import BadRequest, NetworkError
 from telegram.ext import ContextTypes
 
 from bot.errors import AlbumFull, MediaRejected, UserError
+from bot.media.places import describe_place
 from bot.service.albums import Fetch, IncomingMedia
 from bot.telegram.concurrency import in_turn
 from bot.telegram.conversation import answer_question
@@ -89,6 +90,59 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
     rt.acks.added(chat.id, album.id, batch_id, "note")
+
+
+async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A shared location or place joins the album's context as a note, named offline."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or message.location is None:
+        return
+    text = await location_note(message)
+    user = update.effective_user
+    _, album, batch_id = await runtime(context).services.albums.add_note(
+        chat.id, text, user.id if user else None, user.full_name if user else None
+    )
+    runtime(context).acks.added(chat.id, album.id, batch_id, "note")
+
+
+async def location_note(message: Message) -> str:
+    """'Shared a place: Time Out Market, Av. 24 de Julho (38.70697, -9.14594), near Lisbon'."""
+    assert message.location is not None
+    lat, lon = message.location.latitude, message.location.longitude
+    where = f"({lat:.5f}, {lon:.5f})"
+    place = await describe_place(lat, lon)
+    near = f", near {place.label()}" if place else ""
+    venue = message.venue
+    if venue is not None:
+        name = ", ".join(part for part in (venue.title, venue.address) if part)
+        return f"Shared a place: {name} {where}{near}"
+    return f"Shared a location: {where}{near}"
+
+
+# What the bot cannot use, with what to do instead (said in private chats only: in a group
+# these are members talking to each other).
+UNUSABLE = {
+    "sticker": "Stickers cannot go into the album.",
+    "voice": "I cannot listen to voice messages: please type what you wanted to say.",
+    "audio": "Audio files cannot go into the album.",
+    "contact": "Contacts cannot go into the album.",
+    "poll": "Polls cannot go into the album.",
+    "dice": "Dice cannot go into the album.",
+    "story": "Telegram stories cannot go into the album: send the photo or video itself.",
+}
+UNUSABLE_ADVICE = "Send photos and videos, and tell me about the trip in a text message."
+
+
+async def on_unusable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Something the album cannot hold: say so and what works, in private chats."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or chat.type != ChatType.PRIVATE:
+        return
+    what = next((UNUSABLE[k] for k in UNUSABLE if getattr(message, k, None)), None)
+    if what is not None:
+        await message.reply_text(f"{what} {UNUSABLE_ADVICE}", do_quote=True)
 
 
 async def on_caption_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

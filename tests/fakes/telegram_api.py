@@ -323,6 +323,42 @@ class FakeTelegram:
             chat, user, reply_to, document=document, caption=caption, media_group_id=media_group_id
         )
 
+    def send_location(
+        self,
+        chat: JSON,
+        user: JSON,
+        latitude: float,
+        longitude: float,
+        title: str | None = None,
+        address: str | None = None,
+    ) -> JSON:
+        """Queue a shared location, or a place (venue) when `title` is given."""
+        location = {"latitude": latitude, "longitude": longitude}
+        if title is None:
+            return self._user_message(chat, user, None, location=location)
+        venue = {"location": location, "title": title, "address": address or ""}
+        return self._user_message(chat, user, None, location=location, venue=venue)
+
+    def send_sticker(self, chat: JSON, user: JSON, emoji: str = "😀") -> JSON:
+        """Queue a (static) sticker."""
+        stored = self._store(b"RIFF\x00\x00\x00\x00WEBP", "stickers", ".webp")
+        sticker = {
+            **self._file_dict(stored),
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": emoji,
+        }
+        return self._user_message(chat, user, None, sticker=sticker)
+
+    def send_voice(self, chat: JSON, user: JSON, data: bytes = b"OggS", duration: int = 3) -> JSON:
+        """Queue a voice message."""
+        stored = self._store(data, "voice", ".oga")
+        voice = {**self._file_dict(stored), "duration": duration, "mime_type": "audio/ogg"}
+        return self._user_message(chat, user, None, voice=voice)
+
     def edit_message(self, message: JSON, **changes: Any) -> JSON:
         """Queue the user's edit of an earlier message (new caption or text) as Telegram does."""
         edited = {**message, **changes, "edit_date": int(time.time())}
