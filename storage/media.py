@@ -174,8 +174,7 @@ class MediaStore:
 
     async def set_caption(self, item_id: int, caption: str | None) -> None:
         """Replace an item's caption."""
-        async with self.db.transaction() as tx:
-            await tx.execute("UPDATE items SET caption = ? WHERE id = ?", (caption, item_id))
+        await self.db.execute("UPDATE items SET caption = ? WHERE id = ?", (caption, item_id))
 
     async def pending_copies(self) -> list[Item]:
         """Photos whose model copy has not been made yet (left by a restart), oldest first."""

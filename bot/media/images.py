@@ -170,10 +170,7 @@ def check_decodes(
     with open_image(path, max_pixels) as image:
         if image.format in ("HEIF", "AVIF"):
             return
-        if image.format in ("JPEG", "MPO"):
-            scale = max_side / max(image.size)
-            if scale < 1:
-                image.draft("RGB", (_ceil(image.width * scale), _ceil(image.height * scale)))
+        _decode_smaller(image, max_side)
         try:
             image.load()
         except Image.DecompressionBombError as exc:
@@ -242,12 +239,7 @@ def _load_upright(
     """Decode at reduced size where the format allows, convert to RGB, shrink, turn upright."""
     with open_image(path, max_pixels) as image:
         icc = image.info.get("icc_profile") if image.mode in ("RGB", "RGBA") else None
-        if image.format in ("JPEG", "MPO"):
-            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a 12 MP photo never fully lands
-            # in memory. draft() keeps the result at least as large as asked.
-            scale = max_side / max(image.size)
-            if scale < 1:
-                image.draft("RGB", (_ceil(image.width * scale), _ceil(image.height * scale)))
+        _decode_smaller(image, max_side)
         try:
             image.load()
             # After load(): a decoder that rotates by itself has removed the tag by now.
@@ -265,6 +257,16 @@ def _load_upright(
         if rgb is image:  # closing the file would take the pixels with it
             rgb = image.copy()
     return rgb, icc if isinstance(icc, bytes) and icc else None
+
+
+def _decode_smaller(image: Image.Image, max_side: int) -> None:
+    """Before load(): let libjpeg decode at 1/2, 1/4 or 1/8 scale when `max_side` allows, so a
+    12 MP photo never fully lands in memory. draft() keeps the result at least as large as asked;
+    other formats decode whole."""
+    if image.format in ("JPEG", "MPO"):
+        scale = max_side / max(image.size)
+        if scale < 1:
+            image.draft("RGB", (_ceil(image.width * scale), _ceil(image.height * scale)))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
