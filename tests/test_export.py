@@ -6,6 +6,7 @@ import io
 import re
 import time
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -358,3 +359,57 @@ def test_page_renders_in_chromium_on_a_phone_and_a_desktop(album: Album, tmp_pat
             browser.close()
     seconds = time.perf_counter() - start
     print(f"browser {seconds:.1f} s, render {album.seconds}, html {len(album.html):,} bytes")
+
+
+def _picture_sides(html: str) -> list[int]:
+    return [max(int(w), int(h)) for w, h in re.findall(r'<img src="data:image/jpeg;base64,[^"]+" width="(\d+)" height="(\d+)"', html)]  # fmt: skip
+
+
+def test_a_page_too_heavy_to_send_drops_its_videos_then_shrinks_its_pictures(album: Album) -> None:
+    full = len(album.html)
+    assert "data:video" in album.html.decode()
+    without_videos = render_html(
+        STORY, album.items, album.blobs, album_name=ALBUM, language="pt-br", max_bytes=full - 1
+    )
+    assert len(without_videos) < full and "data:video" not in without_videos.decode()
+    assert "video not included (too large)" in without_videos.decode()
+    # the same pictures (the videos' first frames now shown as pictures too)
+    assert not Counter(_picture_sides(album.html.decode())) - Counter(
+        _picture_sides(without_videos.decode())
+    )
+
+    pictures_only = len(without_videos)
+    limit = int(pictures_only * 0.5)
+    smaller = render_html(
+        STORY, album.items, album.blobs, album_name=ALBUM, language="pt-br", max_bytes=limit
+    )
+    assert len(smaller) <= limit
+    sides = _picture_sides(smaller.decode())
+    assert len(sides) == len(_picture_sides(without_videos.decode()))  # every picture is there
+    assert export.SMALLEST_SIDE <= max(sides) < export.WEB_MAX_SIDE
+
+
+def test_a_page_that_cannot_fit_keeps_its_smallest_pictures(album: Album) -> None:
+    page = render_html(
+        STORY, album.items, album.blobs, album_name=ALBUM, language=None, max_bytes=10_000
+    )
+    assert len(page) > 10_000  # the caller tells the traveller it is too large
+    assert max(_picture_sides(page.decode())) <= export.SMALLEST_SIDE
+
+
+def test_a_zip_too_heavy_to_send_drops_its_videos_then_shrinks_its_pictures(album: Album) -> None:
+    pictures_only = len(
+        render_markdown_zip(
+            STORY, album.items, album.blobs, album_name=ALBUM, max_bytes=len(album.zip) - 1
+        )
+    )
+    limit = int(pictures_only * 0.5)
+    archive = render_markdown_zip(
+        STORY, album.items, album.blobs, album_name=ALBUM, max_bytes=limit
+    )
+    assert len(archive) <= limit
+    with zipfile.ZipFile(io.BytesIO(archive)) as smaller:
+        names = smaller.namelist()
+        assert not any(n.endswith((".mp4", ".mov")) for n in names)
+        with Image.open(io.BytesIO(smaller.read("images/photo-01.jpg"))) as picture:
+            assert export.SMALLEST_SIDE <= max(picture.size) < export.WEB_MAX_SIDE

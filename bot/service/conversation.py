@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,14 +145,25 @@ class ConversationService:
         )
         return album, _read_story(stories[-1], items), items
 
-    async def export(self, chat_id: int, language_code: str | None) -> Export:
-        """Render the current album's latest story as a web page and a Markdown zip."""
+    async def export(
+        self, chat_id: int, language_code: str | None, max_bytes: int | None = None
+    ) -> Export:
+        """Render the current album's latest story as a web page and a Markdown zip, each made
+        lighter if needed to stay within `max_bytes`."""
         album, story, items = await self.latest_story(chat_id)
         html = await asyncio.to_thread(
-            render_html, story, items, self.blobs, album_name=album.name, language=language_code
+            functools.partial(
+                render_html, album_name=album.name, language=language_code, max_bytes=max_bytes
+            ),
+            story,
+            items,
+            self.blobs,
         )
         archive = await asyncio.to_thread(
-            render_markdown_zip, story, items, self.blobs, album_name=album.name
+            functools.partial(render_markdown_zip, album_name=album.name, max_bytes=max_bytes),
+            story,
+            items,
+            self.blobs,
         )
         return Export(
             album=album,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from itertools import groupby
@@ -63,6 +64,15 @@ class _Media:
         return f"▶ {self.item.label}{length}"
 
 
+@dataclass(frozen=True)
+class _Look:
+    """How heavy an export's media are: picture size and quality, and the largest video kept."""
+
+    side: int
+    quality: int
+    max_video: int
+
+
 def render_html(
     story: Story,
     items: Sequence[Item],
@@ -70,14 +80,91 @@ def render_html(
     *,
     album_name: str,
     language: str | None,
+    max_bytes: int | None = None,
 ) -> bytes:
-    """The story as one self-contained HTML page, its photos and small videos inside it."""
-    media = _prepare(story, items, blobs)
+    """The story as one self-contained HTML page, its photos and small videos inside it.
+
+    With `max_bytes` (what Telegram lets a bot send), a page that would be heavier leaves its
+    videos out (their first frames stay), then uses smaller pictures, so that a long trip still
+    fits. Only if even the smallest pictures are too heavy is the page larger than asked.
+    """
+
+    def render(media: dict[int, _Media], look: _Look) -> bytes:
+        return _page(story, media, look, album_name=album_name, language=language)
+
+    return _fitted(story, items, blobs, render, _Look(WEB_MAX_SIDE, WEB_QUALITY, MAX_PAGE_VIDEO),
+                   max_bytes, encoded=True)  # fmt: skip
+
+
+def render_markdown_zip(
+    story: Story,
+    items: Sequence[Item],
+    blobs: BlobStore,
+    *,
+    album_name: str,
+    max_bytes: int | None = None,
+) -> bytes:
+    """A zip of story.md and its images/ (and videos up to 20 MB), ready for a static blog.
+
+    `max_bytes` as for render_html: videos go first, then picture size."""
+
+    def render(media: dict[int, _Media], look: _Look) -> bytes:
+        return _zip(story, media, look, album_name=album_name)
+
+    return _fitted(story, items, blobs, render, _Look(WEB_MAX_SIDE, WEB_QUALITY, MAX_ZIP_VIDEO),
+                   max_bytes, encoded=False)  # fmt: skip
+
+
+SMALLEST_SIDE = 480  # below this a blog picture is a thumbnail: better to say it does not fit
+SMALLER_QUALITY = 72
+
+
+def _fitted(
+    story: Story,
+    items: Sequence[Item],
+    blobs: BlobStore,
+    render: Callable[[dict[int, _Media], _Look], bytes],
+    look: _Look,
+    max_bytes: int | None,
+    *,
+    encoded: bool,
+) -> bytes:
+    """The export rendered with `look`, made lighter step by step while over `max_bytes`."""
+    media = _prepare(story, items, blobs, look)
+    result = render(media, look)
+    if max_bytes is None or len(result) <= max_bytes:
+        return result
+    look = replace(look, max_video=0)
+    result = render(media, look)
+    for _ in range(3):
+        if len(result) <= max_bytes or look.side <= SMALLEST_SIDE:
+            break
+        # Picture bytes grow with their area: shrink the side by the square root of what is
+        # needed, with a margin, and re-encode from the originals.
+        pictures = sum(len(m.jpeg) for m in media.values()) * (4 / 3 if encoded else 1)
+        room = max_bytes * 0.95 - (len(result) - pictures)
+        ratio = max(room, 0) / pictures if pictures else 0
+        side = max(SMALLEST_SIDE, min(int(look.side * math.sqrt(ratio) * 0.95), look.side - 1))
+        look = replace(look, side=side, quality=SMALLER_QUALITY)
+        log.info("Export over %d bytes: pictures of %d px instead", max_bytes, side)
+        media = _prepare(story, items, blobs, look)
+        result = render(media, look)
+    return result
+
+
+def _page(
+    story: Story,
+    media: dict[int, _Media],
+    look: _Look,
+    *,
+    album_name: str,
+    language: str | None,
+) -> bytes:
     sections = [
         {
             "heading": section.heading,
             "text": markdown_html(section.text),
-            "figures": [_figure(media[n]) for n in section.media if n in media],
+            "figures": [_figure(media[n], look.max_video) for n in section.media if n in media],
         }
         for section in story.sections
     ]
@@ -96,11 +183,7 @@ def render_html(
     return page.encode("utf-8")
 
 
-def render_markdown_zip(
-    story: Story, items: Sequence[Item], blobs: BlobStore, *, album_name: str
-) -> bytes:
-    """A zip of story.md and its images/ (and videos up to 20 MB), ready for a static blog."""
-    media = _prepare(story, items, blobs)
+def _zip(story: Story, media: dict[int, _Media], look: _Look, *, album_name: str) -> bytes:
     digits = max(2, len(str(max(media, default=0))))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -110,7 +193,7 @@ def render_markdown_zip(
             blocks += [f"## {section.heading}" if section.heading else "", section.text]
             for number in section.media:
                 if number in media:
-                    blocks.append(_md_figure(media[number], archive, digits))
+                    blocks.append(_md_figure(media[number], archive, digits, look.max_video))
         blocks += [story.closing, "*Made with photostory*"]
         text = "\n\n".join(block.strip() for block in blocks if block.strip()) + "\n"
         archive.writestr("story.md", text)
@@ -130,7 +213,9 @@ def export_file_name(album_name: str, ext: str) -> str:
 # Pictures ----------------------------------------------------------------------------------------
 
 
-def _prepare(story: Story, items: Sequence[Item], blobs: BlobStore) -> dict[int, _Media]:
+def _prepare(
+    story: Story, items: Sequence[Item], blobs: BlobStore, look: _Look
+) -> dict[int, _Media]:
     """The web pictures of the items the story shows, by item number."""
     by_number = {item.position: item for item in items}
     media: dict[int, _Media] = {}
@@ -141,9 +226,9 @@ def _prepare(story: Story, items: Sequence[Item], blobs: BlobStore) -> dict[int,
         source = blobs.path_for(item.source_sha256)
         try:
             if item.kind == "video":
-                jpeg = _poster(source)
+                jpeg = _poster(source, look)
             else:
-                jpeg = web_image(source, max_side=WEB_MAX_SIDE, quality=WEB_QUALITY)
+                jpeg = web_image(source, max_side=look.side, quality=look.quality)
             with Image.open(io.BytesIO(jpeg)) as image:
                 size = image.size
         except (OSError, ValueError, MediaRejected, av.FFmpegError) as exc:
@@ -154,7 +239,7 @@ def _prepare(story: Story, items: Sequence[Item], blobs: BlobStore) -> dict[int,
     return media
 
 
-def _poster(path: Path) -> bytes:
+def _poster(path: Path, look: _Look) -> bytes:
     """A video's first frame, upright and downscaled, as a JPEG."""
     with av.open(str(path), options={"protocol_whitelist": "file"}) as container:
         if not container.streams.video:
@@ -165,16 +250,16 @@ def _poster(path: Path) -> bytes:
         image, rotation = frame.to_image(), frame.rotation  # type: ignore[no-untyped-call]
     if rotation:  # counterclockwise degrees, as PIL's rotate() takes them
         image = image.rotate(rotation, expand=True)
-    image.thumbnail((WEB_MAX_SIDE, WEB_MAX_SIDE), Image.Resampling.LANCZOS)
+    image.thumbnail((look.side, look.side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=WEB_QUALITY, optimize=True, progressive=True)
+    image.convert("RGB").save(buffer, "JPEG", quality=look.quality, optimize=True, progressive=True)
     return buffer.getvalue()
 
 
-def _figure(media: _Media) -> dict[str, Any]:
+def _figure(media: _Media, max_video: int) -> dict[str, Any]:
     item = media.item
     video = None
-    if media.video is not None and media.video.stat().st_size <= MAX_PAGE_VIDEO:
+    if media.video is not None and media.video.stat().st_size <= max_video:
         mime = "video/mp4" if item.mime_type == "video/quicktime" else item.mime_type
         video = _data_uri(mime or "video/mp4", media.video.read_bytes())
     return {
@@ -190,11 +275,11 @@ def _figure(media: _Media) -> dict[str, Any]:
     }
 
 
-def _md_figure(media: _Media, archive: zipfile.ZipFile, digits: int) -> str:
+def _md_figure(media: _Media, archive: zipfile.ZipFile, digits: int, max_video: int) -> str:
     stem = f"images/{media.item.kind}-{media.item.position:0{digits}d}"
     archive.writestr(f"{stem}.jpg", media.jpeg, compress_type=zipfile.ZIP_STORED)
     markdown = f"![{_md_escape(_alt(media))}]({stem}.jpg)"
-    if media.video is not None and media.video.stat().st_size <= MAX_ZIP_VIDEO:
+    if media.video is not None and media.video.stat().st_size <= max_video:
         name = f"{stem}.{_VIDEO_EXTENSIONS.get(media.item.mime_type or '', 'mp4')}"
         archive.write(media.video, name, compress_type=zipfile.ZIP_STORED)
         markdown += f"\n\n[{_md_escape(media.label)}]({name})"

@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot.errors import ModelError, UserError
 from bot.service.conversation import Progress, Reply
-from bot.telegram.replies import ChatProgress, send_markdown
+from bot.telegram.replies import ChatProgress, send_markdown, showing
 from bot.telegram.runtime import asker, runtime
 from bot.telegram.story import BOT_UPLOAD_LIMIT, post_story
 
@@ -69,25 +69,35 @@ async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     assert chat is not None
     rt = runtime(context)
     user = update.effective_user
-    await context.bot.send_chat_action(chat.id, ChatAction.UPLOAD_DOCUMENT)
-    try:
-        export = await rt.services.talk.export(chat.id, user.language_code if user else None)
-    except UserError as e:
-        await context.bot.send_message(chat.id, str(e))
-        return
-    files = [
-        (export.html, export.html_name, "📄 The story as a web page: opens offline in any browser.")
-    ]
-    files.append((export.markdown_zip, export.zip_name, "📝 Markdown with its images, for a blog."))
-    for data, name, caption in files:
-        if len(data) > BOT_UPLOAD_LIMIT:
-            await context.bot.send_message(
-                chat.id,
-                f"{name} is {len(data) / 2**20:.0f} MB, more than the 50 MB Telegram lets a bot "
-                "send. Try /new with fewer photos, or ask for a shorter story.",
+    # A long trip's pages take a while to build: the chat shows "sending a file" meanwhile.
+    async with showing(context.bot, chat.id, ChatAction.UPLOAD_DOCUMENT):
+        try:
+            export = await rt.services.talk.export(
+                chat.id, user.language_code if user else None, BOT_UPLOAD_LIMIT
             )
-            continue
-        await context.bot.send_document(chat.id, InputFile(data, filename=name), caption=caption)
+        except UserError as e:
+            await context.bot.send_message(chat.id, str(e))
+            return
+        files = [
+            (
+                export.html,
+                export.html_name,
+                "📄 The story as a web page: opens offline in any browser.",
+            ),
+            (export.markdown_zip, export.zip_name, "📝 Markdown with its images, for a blog."),
+        ]
+        for data, name, caption in files:
+            if len(data) > BOT_UPLOAD_LIMIT:
+                await context.bot.send_message(
+                    chat.id,
+                    f"{name} is {len(data) / 2**20:.0f} MB even with smaller pictures, more than "
+                    "the 50 MB Telegram lets a bot send. A story over fewer photos would fit: "
+                    "start one with /new and send the best of them.",
+                )
+                continue
+            await context.bot.send_document(
+                chat.id, InputFile(data, filename=name), caption=caption
+            )
 
 
 async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

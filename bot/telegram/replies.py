@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 
 from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
@@ -266,7 +267,24 @@ class ChatProgress:
         self._closed = True  # nothing may overwrite the final text now
 
     async def _keep_typing(self) -> None:
-        while True:
-            with contextlib.suppress(TelegramError):
-                await self.bot.send_chat_action(self.chat_id, ChatAction.TYPING)
-            await asyncio.sleep(TYPING_EVERY)
+        await keep_action(self.bot, self.chat_id, ChatAction.TYPING)
+
+
+async def keep_action(bot: Bot, chat_id: int, action: str) -> None:
+    """Show a chat action ("typing", "sending a file") until cancelled."""
+    while True:
+        with contextlib.suppress(TelegramError):
+            await bot.send_chat_action(chat_id, action)
+        await asyncio.sleep(TYPING_EVERY)
+
+
+@contextlib.asynccontextmanager
+async def showing(bot: Bot, chat_id: int, action: str) -> AsyncIterator[None]:
+    """Keep a chat action shown while the block runs (slow work with no text to stream)."""
+    task = asyncio.create_task(keep_action(bot, chat_id, action))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
