@@ -105,49 +105,44 @@ class MediaStore:
         Written as few statements as it can be: under load every statement is a trip to
         SQLite's thread while every other change of the bot waits for the lock.
         """
-        for _ in range(2):
-            stamp = now_iso()
-            values = asdict(new)
-            columns = [*_ITEM_COLUMNS, "position", "created_at"]
-            try:
-                async with self.db.transaction() as tx:
-                    await tx.execute(
-                        "INSERT OR IGNORE INTO blobs (sha256, size, mime_type, created_at) "
-                        "VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
-                        (
-                            new.source_sha256, new.source_size, new.source_mime, stamp,
-                            new.model_sha256, new.model_size, new.model_mime_type, stamp,
-                        ),
-                    )  # fmt: skip
-                    # Numbered after the album's last item, unless the album is full or already
-                    # holds these bytes (then no row comes back).
-                    rows = await tx.fetchall(
-                        f"INSERT INTO items ({', '.join(columns)}) "
-                        f"SELECT {', '.join('?' for _ in _ITEM_COLUMNS)}, top + 1, ? FROM ("
-                        " SELECT COUNT(*) AS n, COALESCE(MAX(position), 0) AS top"
-                        " FROM items WHERE album_id = ?) WHERE n < ?"
-                        " ON CONFLICT (album_id, source_sha256) DO NOTHING RETURNING *",
-                        [values[c] for c in _ITEM_COLUMNS] + [stamp, new.album_id, max_items],
-                    )
-                    if not rows:
-                        raise _NotAdded  # rolls back the blob rows too
+        stamp = now_iso()
+        values = asdict(new)
+        columns = [*_ITEM_COLUMNS, "position", "created_at"]
+        outcome = AddOutcome(AddStatus.FULL, None)
+        try:
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "INSERT OR IGNORE INTO blobs (sha256, size, mime_type, created_at) "
+                    "VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
+                    (
+                        new.source_sha256, new.source_size, new.source_mime, stamp,
+                        new.model_sha256, new.model_size, new.model_mime_type, stamp,
+                    ),
+                )  # fmt: skip
+                # Numbered after the album's last item, unless the album is full or already
+                # holds these bytes (then no row comes back).
+                rows = await tx.fetchall(
+                    f"INSERT INTO items ({', '.join(columns)}) "
+                    f"SELECT {', '.join('?' for _ in _ITEM_COLUMNS)}, top + 1, ? FROM ("
+                    " SELECT COUNT(*) AS n, COALESCE(MAX(position), 0) AS top"
+                    " FROM items WHERE album_id = ?) WHERE n < ?"
+                    " ON CONFLICT (album_id, source_sha256) DO NOTHING RETURNING *",
+                    [values[c] for c in _ITEM_COLUMNS] + [stamp, new.album_id, max_items],
+                )
+                if rows:
                     await tx.execute(
                         "UPDATE albums SET updated_at = ? WHERE id = ?", (stamp, new.album_id)
                     )
                     return AddOutcome(AddStatus.ADDED, Item.from_row(rows[0]))
-            except _NotAdded:
-                pass
-            existing = await self.db.fetchone(
-                "SELECT * FROM items WHERE album_id = ? AND source_sha256 = ?",
-                (new.album_id, new.source_sha256),
-            )
-            if existing is not None:
-                return AddOutcome(AddStatus.DUPLICATE, Item.from_row(existing))
-            _, count = await self.arrival(new.album_id, None)
-            if count >= max_items:
-                return AddOutcome(AddStatus.FULL, None)
-            # Neither: the repeat was taken back meanwhile. Try once more.
-        return AddOutcome(AddStatus.FULL, None)
+                existing = await tx.fetchone(
+                    "SELECT * FROM items WHERE album_id = ? AND source_sha256 = ?",
+                    (new.album_id, new.source_sha256),
+                )
+                if existing is not None:
+                    outcome = AddOutcome(AddStatus.DUPLICATE, Item.from_row(existing))
+                raise _NotAdded  # rolls the blob rows back
+        except _NotAdded:
+            return outcome
 
     async def items(self, album_id: int) -> list[Item]:
         """The album's items in the order they were added."""

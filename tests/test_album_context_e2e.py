@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bot.service import copies as bot_copies
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
 from tests.harness import DATA, Harness, jpeg
 
@@ -93,6 +96,8 @@ async def test_an_edited_caption_replaces_the_stored_one(bot: Harness) -> None:
     await bot.wait_text(chat["id"], "Seen 1 image")
     joined = "\n".join(texts(bot.gemini.generate_requests()[-1]))
     assert "Tram 28 up to Graça" in joined and "Tram 82" not in joined
+    tg.edit_message(sent, caption=None)  # taken away altogether
+    await tg.wait_for(lambda: bot.rows("SELECT caption FROM items")[0]["caption"] is None)
 
 
 async def test_an_edited_question_is_not_answered_again(bot: Harness) -> None:
@@ -137,3 +142,36 @@ async def test_a_location_in_the_open_sea_is_kept_without_a_place(bot: Harness) 
     assert [r["text"] for r in bot.rows("SELECT text FROM notes")] == [
         "Shared a location: (0.00000, -30.00000)"
     ]
+
+
+async def test_in_a_group_only_a_location_sent_in_reply_to_the_bot_is_a_note(bot: Harness) -> None:
+    tg, ana = bot.tg, bot.ana
+    group = tg.group_chat(-100902, "Trip")
+    tg.send_location(group, ana, 38.71, -9.14)  # "meet here": for the others
+    tg.send_photo(group, ana, jpeg(1))
+    ack = await bot.wait_text(group["id"], "1 photo")
+    assert bot.rows("SELECT * FROM notes") == []
+    ack_id = next(m.message_id for m in tg.bot_messages(group["id"]) if m.text == ack)
+    tg.send_location(group, ana, 38.71, -9.14, reply_to=ack_id)
+    await bot.wait_text(group["id"], "1 note")
+    assert bot.rows("SELECT text FROM notes")[0]["text"].startswith("Shared a location")
+
+
+async def test_a_photo_whose_model_copy_fails_is_named_in_the_story(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bot_copies, "make_model_copy", broken)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    await bot.tg.wait_for(lambda: bot.rows("SELECT model_failed FROM items")[0]["model_failed"])
+    monkeypatch.undo()
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
+    await bot.wait_text(bot.chat["id"], "2 photos")
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "Seen 1 image")
+    await bot.wait_text(
+        bot.chat["id"], "left out photo 1: its copy for the model could not be made"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import re
@@ -489,3 +490,26 @@ async def test_sticker_or_voice_gets_a_clear_reply_in_private_and_silence_in_a_g
     bot.tg.send_photo(group, bot.ana, jpeg(7))  # handled after the group's sticker or voice
     await bot.wait_text(group["id"], "1 photo")
     assert len(bot.texts(group["id"])) == 1  # the acknowledgement only
+
+
+async def test_files_that_found_the_album_full_on_arrival_leave_nothing_on_disk(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot(MAX_ALBUM_ITEMS="3")
+    await _two_photos(bot)
+    slow = asyncio.Event()
+    first = bot.tg.send_photo(bot.chat, bot.ana, jpeg(3), media_group_id="late")
+    bot.tg.hold_download(first["photo"][-1]["file_id"], slow)
+    for n in (4, 5):  # checked while the album still had room, stored after photo 3
+        bot.tg.send_photo(bot.chat, bot.ana, jpeg(n), media_group_id="late")
+    await bot.tg.wait_for(lambda: len(bot.media_files()) == 6)  # 4 and 5 are on disk, waiting
+    slow.set()
+    await bot.wait_text(bot.chat["id"], "is full")
+    await bot.tg.wait_for(lambda: len(bot.rows("SELECT 1 FROM items WHERE model_ready = 1")) == 3)
+
+    used = {
+        sha
+        for row in bot.rows("SELECT source_sha256, model_sha256 FROM items")
+        for sha in (row["source_sha256"], row["model_sha256"])
+    }
+    assert {p.name for p in bot.media_files()} == used and len(used) == 6

@@ -4,10 +4,12 @@ never a half-stored photo, story or answer."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from typing import Any
 
 import pytest
 
+from storage.inbox import InboxStore
 from tests.fakes.gemini_api import Reply
 from tests.harness import Harness, jpeg
 
@@ -251,3 +253,23 @@ async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_sto
     await bot.wait_text(bot.chat["id"], "Trams and tiles")
     assert len(bot.rows("SELECT * FROM exchanges")) == 1
     assert len(bot.rows("SELECT * FROM uploads")) == 2
+
+
+async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keep = InboxStore.keep
+    refused: list[int] = []
+
+    async def locked_once(self: InboxStore, update_id: int, payload: str) -> None:
+        if not refused:
+            refused.append(update_id)
+            raise sqlite3.OperationalError("database is locked")
+        await keep(self, update_id, payload)
+
+    monkeypatch.setattr(InboxStore, "keep", locked_once)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))  # polling went on
+    await bot.wait_text(bot.chat["id"], "2 photos")
+    assert len(refused) == 1 and len(bot.rows("SELECT * FROM items")) == 2

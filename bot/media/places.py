@@ -112,14 +112,12 @@ class _Table:
         shrink = max(math.cos(math.radians(min(89.0, abs(latitude) + lat_span))), 0.01)
         lon_span = min(180, math.ceil(max_km / (_KM_PER_DEGREE * shrink)) + 1)
         row, column = math.floor(latitude), math.floor(longitude)
-        seen: set[int] = set()
+        # Every column once, even when the span goes all the way round (near the poles).
+        offsets = range(-180, 180) if lon_span == 180 else range(-lon_span, lon_span + 1)
         for lat_cell in range(row - lat_span, row + lat_span + 1):
-            for offset in range(-lon_span, lon_span + 1):
+            for offset in offsets:
                 lon_cell = (column + offset + 180) % 360 - 180  # across the date line too
-                if lon_cell in seen and lon_span == 180:
-                    continue
                 yield from self.grid.get((lat_cell, lon_cell), ())
-            seen.clear()
 
     def add(
         self, record: dict[str, object], regions: dict[str, int], codes: dict[str, int]

@@ -252,8 +252,10 @@ class ConversationService:
                         f" ({failed_keys[item.model_sha256]}), so I left it out."
                     )
             usable = [i for i in usable if i.model_sha256 not in failed_keys]
-        if focus is not None and focus.model_sha256 not in {i.model_sha256 for i in usable}:
-            focus = None  # a reply to something the model cannot see: an ordinary question
+        if focus is not None:
+            # The item as it is now (its model copy may have been made since it was looked up);
+            # None if the model cannot see it, and the reply is an ordinary question.
+            focus = next((i for i in usable if i.id == focus.id), None)
 
         history = await self.conversation.exchanges(album.id)
         by_id = {i.id: i for i in usable}

@@ -79,6 +79,12 @@ class ModelCopies:
                 await self._make(item)
             except Exception:
                 log.exception("Could not make the model copy of item %s", item.id)
+                # Left as it is, the photo would silently never reach the model; marked, the
+                # story says it was left out and why.
+                with contextlib.suppress(Exception):
+                    await self.media.mark_model_failed(
+                        item.id, "its copy for the model could not be made"
+                    )
             finally:
                 async with self._changed:
                     pending = self._pending.get(item.album_id)

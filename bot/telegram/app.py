@@ -98,7 +98,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     app.add_handler(MessageHandler(NEW & UNUSABLE, intake.on_unusable))
     # Editing a photo's caption later updates what the story knows; other edits change nothing
     # (an edited question must not be answered twice).
-    app.add_handler(MessageHandler(EDITED & MEDIA & filters.CAPTION, intake.on_caption_edit))
+    app.add_handler(MessageHandler(EDITED & MEDIA, intake.on_caption_edit))
     app.add_handler(CallbackQueryHandler(commands.on_button))
     app.add_error_handler(_on_error)
     return app

@@ -27,7 +27,12 @@ class DurableUpdateQueue(asyncio.Queue[object]):
     async def put(self, item: object) -> None:
         """Journal the update, then queue it."""
         if self.inbox is not None and isinstance(item, Update):
-            await self.inbox.keep(item.update_id, json.dumps(item.to_dict()))
+            try:
+                await self.inbox.keep(item.update_id, json.dumps(item.to_dict()))
+            except Exception:
+                # Raising here would end PTB's polling loop and leave the bot deaf: handle the
+                # update anyway, without the crash safety for this one.
+                log.exception("Could not journal update %s; handling it anyway", item.update_id)
         await super().put(item)
 
     async def replay(self, bot: Bot) -> int:

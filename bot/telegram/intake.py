@@ -98,6 +98,14 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     chat = update.effective_chat
     if message is None or chat is None or message.location is None:
         return
+    replied = message.reply_to_message
+    to_bot = (
+        replied is not None
+        and replied.from_user is not None
+        and (replied.from_user.id == context.bot.id)
+    )
+    if chat.type != ChatType.PRIVATE and not to_bot:
+        return  # in a group, "meet here" is for the others: only a reply to the bot is a note
     text = await location_note(message)
     user = update.effective_user
     _, album, batch_id = await runtime(context).services.albums.add_note(
@@ -146,12 +154,12 @@ async def on_unusable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def on_caption_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A caption edited after sending: the stored item takes the new one."""
+    """A caption edited (or removed) after sending: the stored item takes the new one."""
     message = update.edited_message
-    if message is None or message.caption is None:
+    if message is None:
         return
     await runtime(context).services.albums.update_caption(
-        message.chat.id, message.message_id, message.caption
+        message.chat.id, message.message_id, message.caption or ""
     )
 
 

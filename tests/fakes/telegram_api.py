@@ -331,13 +331,14 @@ class FakeTelegram:
         longitude: float,
         title: str | None = None,
         address: str | None = None,
+        reply_to: int | JSON | None = None,
     ) -> JSON:
         """Queue a shared location, or a place (venue) when `title` is given."""
         location = {"latitude": latitude, "longitude": longitude}
         if title is None:
-            return self._user_message(chat, user, None, location=location)
+            return self._user_message(chat, user, reply_to, location=location)
         venue = {"location": location, "title": title, "address": address or ""}
-        return self._user_message(chat, user, None, location=location, venue=venue)
+        return self._user_message(chat, user, reply_to, location=location, venue=venue)
 
     def send_sticker(self, chat: JSON, user: JSON, emoji: str = "😀") -> JSON:
         """Queue a (static) sticker."""
@@ -360,8 +361,10 @@ class FakeTelegram:
         return self._user_message(chat, user, None, voice=voice)
 
     def edit_message(self, message: JSON, **changes: Any) -> JSON:
-        """Queue the user's edit of an earlier message (new caption or text) as Telegram does."""
+        """Queue the user's edit of an earlier message (new caption or text) as Telegram does;
+        a change to None removes the field (a caption taken away)."""
         edited = {**message, **changes, "edit_date": int(time.time())}
+        edited = {k: v for k, v in edited.items() if v is not None}
         self._messages[(message["chat"]["id"], message["message_id"])] = edited
         self._queue({"edited_message": edited})
         return edited
