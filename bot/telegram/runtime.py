@@ -25,14 +25,16 @@ class Runtime:
     http: httpx.AsyncClient  # file downloads, streamed to disk
     _told: dict[tuple[int, str], float] = field(default_factory=dict)
 
-    def first_time(self, chat_id: int, topic: str, within: float = 60.0) -> bool:
-        """True unless the chat was told about `topic` in the last `within` seconds."""
+    def first_time(self, chat_id: int, topic: str, quiet: float = 10.0) -> bool:
+        """True for the first of a burst: unless the chat heard of `topic`, or would have, less
+        than `quiet` seconds ago (an album of ten gets one answer; a photo sent a minute later
+        gets its own)."""
         now = time.monotonic()
         last = self._told.get((chat_id, topic))
-        if last is not None and now - last < within:
-            return False
         self._told[(chat_id, topic)] = now
-        return True
+        if len(self._told) > 10_000:  # forget the old ones now and then
+            self._told = {k: t for k, t in self._told.items() if now - t < quiet}
+        return last is None or now - last >= quiet
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
