@@ -82,6 +82,13 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         except asyncio.CancelledError:
             if waiter in chat.waiting:
                 chat.waiting.remove(waiter)
+                _grant(chat)
+            elif waiter.granted.done() and not waiter.granted.cancelled():
+                _release(chat, media, waiter.granted.result())  # granted, then cancelled
+            if chat.idle:
+                self._chats.pop(key, None)
+            if asyncio.iscoroutine(coroutine):
+                coroutine.close()  # never to run
             raise
         token = _slot.set(_Slot(chat, ticket) if media else None)
         try:
@@ -89,12 +96,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             await self._done(update)
         finally:
             _slot.reset(token)
-            if media:
-                chat.media_running -= 1
-                _finish_ticket(chat, ticket)
-            else:
-                chat.other_running = False
-            _grant(chat)
+            _release(chat, media, ticket)
             if chat.idle:
                 self._chats.pop(key, None)
 
@@ -126,10 +128,23 @@ async def in_turn() -> AsyncIterator[None]:
         _finish_ticket(chat, slot.ticket)
 
 
+def _release(chat: _Chat, media: bool, ticket: int) -> None:
+    """An update is over (or was cancelled once granted): let the next ones run."""
+    if media:
+        chat.media_running -= 1
+        _finish_ticket(chat, ticket)
+    else:
+        chat.other_running = False
+    _grant(chat)
+
+
 def _grant(chat: _Chat) -> None:
     """Let the waiting updates at the head of the queue run, as far as the rules allow."""
     while chat.waiting:
         head = chat.waiting[0]
+        if head.granted.done():  # cancelled while waiting: it takes no turn
+            chat.waiting.popleft()
+            continue
         if head.media:
             if chat.other_running or chat.media_running >= MEDIA_AT_ONCE:
                 return
@@ -142,8 +157,7 @@ def _grant(chat: _Chat) -> None:
             chat.other_running = True
             ticket = -1
         chat.waiting.popleft()
-        if not head.granted.done():
-            head.granted.set_result(ticket)
+        head.granted.set_result(ticket)
 
 
 def _finish_ticket(chat: _Chat, ticket: int) -> None:
