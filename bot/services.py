@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from dataclasses import dataclass
 
@@ -22,6 +24,8 @@ from storage.media import MediaStore
 from storage.privacy import PrivacyStore
 from storage.uploads import UploadStore
 from storage.usage import UsageStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Services:
         blobs.prepare()
         model = GeminiModel(settings, UploadStore(db))
         albums_store, media, conversation = AlbumStore(db), MediaStore(db), ConversationStore(db)
+        await _sweep_orphans(blobs, media)
         usage_store = UsageStore(db)
         limits = PhotoLimits(
             settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
@@ -80,3 +85,13 @@ class Services:
         await self.model.aclose()
         await self.inbox_db.close()
         await self.db.close()
+
+
+async def _sweep_orphans(blobs: BlobStore, media: MediaStore) -> None:
+    """Delete stored files no item refers to: left by a process killed between storing a file
+    and committing its row. Nothing else is running yet, so none of them is on its way in."""
+    orphans = await asyncio.to_thread(blobs.stored) - await media.used_blobs()
+    for sha in orphans:
+        await asyncio.to_thread(blobs.delete, sha)
+    if orphans:
+        log.info("Deleted %d stored file(s) that no album refers to", len(orphans))

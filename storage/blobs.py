@@ -78,6 +78,16 @@ class BlobStore:
         """Remove a blob's file if present."""
         self.path_for(sha256).unlink(missing_ok=True)
 
+    def stored(self) -> set[str]:
+        """The hashes of every blob file on disk. Blocking."""
+        return {
+            path.name
+            for folder in self.media.iterdir()
+            if folder.is_dir()
+            for path in folder.iterdir()
+            if path.is_file() and len(path.name) == 64
+        }
+
 
 def _fsync_dir(path: Path) -> None:
     """Make a rename durable: the directory entry must reach the disk too."""

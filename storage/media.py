@@ -195,6 +195,13 @@ class MediaStore:
             )
         return True
 
+    async def used_blobs(self) -> set[str]:
+        """Every blob some item refers to."""
+        rows = await self.db.fetchall(
+            "SELECT source_sha256 AS sha FROM items UNION SELECT model_sha256 FROM items"
+        )
+        return {str(row["sha"]) for row in rows}
+
     async def is_blob_used(self, sha256: str) -> bool:
         """Whether any item still refers to a blob."""
         row = await self.db.fetchone(

@@ -168,3 +168,18 @@ async def test_another_chat_cannot_reach_an_album_through_buttons_or_replies(bot
         bot.rows("SELECT current_album_id FROM chats WHERE chat_id = ?", (group["id"],))[0][0]
         != album_a
     )
+
+
+async def test_files_no_album_refers_to_are_deleted_at_start(bot: Harness) -> None:
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1"))
+    kept = set(bot.media_files())
+    # What a process killed between storing a file and committing its row leaves behind.
+    orphan = bot.data_dir / "media" / "ab" / ("ab" + "0" * 62)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(jpeg(2))
+    await bot.restart()
+    assert set(bot.media_files()) == kept and not orphan.exists()
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "Seen 1 image")
