@@ -170,7 +170,9 @@ def _page(
     ]
     code = re.sub(r"[^A-Za-z0-9-]", "", language or "")[:35] or "und"
     template = _templates().get_template("story.html.j2")
-    page = template.render(
+    # Written piece by piece, each picture's data: URI made as it is written, so the page is
+    # the only large thing in memory (a 100-photo page is tens of MB).
+    pieces = template.generate(
         lang=code,
         dir="rtl" if code.split("-")[0].lower() in _RTL_LANGUAGES else "ltr",
         album=album_name if album_name.strip() != story.title.strip() else "",
@@ -180,7 +182,10 @@ def _page(
         sections=sections,
         closing=markdown_html(story.closing),
     )
-    return page.encode("utf-8")
+    page = io.BytesIO()
+    for piece in pieces:
+        page.write(piece.encode("utf-8"))
+    return page.getvalue()
 
 
 def _zip(story: Story, media: dict[int, _Media], look: _Look, *, album_name: str) -> bytes:
@@ -261,9 +266,9 @@ def _figure(media: _Media, max_video: int) -> dict[str, Any]:
     video = None
     if media.video is not None and media.video.stat().st_size <= max_video:
         mime = "video/mp4" if item.mime_type == "video/quicktime" else item.mime_type
-        video = _data_uri(mime or "video/mp4", media.video.read_bytes())
+        video = _DataUri(mime or "video/mp4", media.video.read_bytes)
     return {
-        "image": _data_uri("image/jpeg", media.jpeg),
+        "image": _DataUri("image/jpeg", lambda: media.jpeg),
         "width": media.size[0],
         "height": media.size[1],
         "video": video,
@@ -316,6 +321,17 @@ def _clock(seconds: float) -> str:
     total = max(1, round(seconds))
     hours, rest = divmod(total, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class _DataUri:
+    """A data: URI made only when the template writes it out (it is safe HTML as it is)."""
+
+    def __init__(self, mime: str, read: Callable[[], bytes]) -> None:
+        self.mime = mime
+        self.read = read
+
+    def __html__(self) -> str:
+        return _data_uri(self.mime, self.read())
 
 
 def _data_uri(mime: str, data: bytes) -> str:
