@@ -310,6 +310,26 @@ class Traveller:
         final = await watcher.wait(done, self.chat_id)
         return Answer(sent_at, first.time - sent_at, final.time - sent_at)
 
+    async def export(self) -> tuple[float, list[int]]:
+        """Send /export and wait for its two files (or a message saying one is too large):
+        the seconds it took and the files' sizes."""
+        self.tg.send_command(self.chat, self.user, "/export")
+        sent_at = time.monotonic()
+        watcher = self.watcher
+
+        def done() -> list[Call] | None:
+            calls = [
+                c
+                for c in watcher.calls(self.chat_id, sent_at)
+                if c.method.lower() == "senddocument"
+                or (c.method.lower() == "sendmessage" and " MB " in str(c.params.get("text")))
+            ]
+            return calls if len(calls) >= 2 else None
+
+        calls = await watcher.wait(done, self.chat_id)
+        sizes = [sum(len(data) for data in c.files.values()) for c in calls]
+        return calls[-1].time - sent_at, sizes
+
     async def _first_reply(self, since: float) -> Call:
         def found() -> Call | None:
             return _first(

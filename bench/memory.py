@@ -4,7 +4,8 @@ The order tells memory apart: first a small real video warms the bot up (the fir
 FFmpeg's libraries), then the big video alone, so the RSS it adds is visible on its own (a
 file that streams to disk adds little; one held in memory adds at least its size), then the
 photos in albums of ten (the first photo with GPS loads the offline places), then /story
-(uploads to the File API, the illustrated story posted with the photos).
+(uploads to the File API, the illustrated story posted with the photos), then /export (a web
+page with every photo inside it, and a zip).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ async def run(ctx: Context) -> list[Row]:
 
         story = await user.story("short")
         story_peak = mem.high_water_mark()
+        export_seconds, export_sizes = await user.export()
+        export_peak = mem.high_water_mark()
         await session.stop_process()
 
     what = f"{plan.big_photos} photos of {plan.big_kind.width}x{plan.big_kind.height} as files"
@@ -88,5 +91,14 @@ async def run(ctx: Context) -> list[Row]:
             f"<= {mb(TARGET)}",
             verdict(story_peak <= TARGET),
             {"bytes": story_peak, "story_seconds": story.final},
+        ),
+        Row(
+            SCENARIO,
+            f"bot peak RSS including /export (web page and zip of {mb(sum(export_sizes))}, "
+            f"sent in {export_seconds:.0f} s; a file sent is held whole, see docs)",
+            mb(export_peak),
+            "-",
+            "INFO",
+            {"bytes": export_peak, "seconds": export_seconds, "sizes": export_sizes},
         ),
     ]

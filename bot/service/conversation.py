@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -71,14 +72,21 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class ExportFile:
+    """One file of an export, made when asked for (a long trip's files are tens of MB each:
+    made and sent one at a time, only one is in memory)."""
+
+    kind: str  # "page" or "markdown"
+    name: str
+    make: Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
 class Export:
     """The latest story as files: a self-contained web page and a Markdown zip."""
 
     album: Album
-    html: bytes
-    html_name: str
-    markdown_zip: bytes
-    zip_name: str
+    files: tuple[ExportFile, ...]
 
 
 @dataclass(frozen=True)
@@ -148,29 +156,29 @@ class ConversationService:
     async def export(
         self, chat_id: int, language_code: str | None, max_bytes: int | None = None
     ) -> Export:
-        """Render the current album's latest story as a web page and a Markdown zip, each made
-        lighter if needed to stay within `max_bytes`."""
+        """The current album's latest story as a web page and a Markdown zip, each made lighter
+        if needed to stay within `max_bytes` (rendered when each file is asked for)."""
         album, story, items = await self.latest_story(chat_id)
-        html = await asyncio.to_thread(
-            functools.partial(
-                render_html, album_name=album.name, language=language_code, max_bytes=max_bytes
-            ),
-            story,
-            items,
-            self.blobs,
+        page = functools.partial(
+            render_html, album_name=album.name, language=language_code, max_bytes=max_bytes
         )
-        archive = await asyncio.to_thread(
-            functools.partial(render_markdown_zip, album_name=album.name, max_bytes=max_bytes),
-            story,
-            items,
-            self.blobs,
+        markdown = functools.partial(
+            render_markdown_zip, album_name=album.name, max_bytes=max_bytes
         )
         return Export(
             album=album,
-            html=html,
-            html_name=export_file_name(album.name, "html"),
-            markdown_zip=archive,
-            zip_name=export_file_name(f"{album.name} markdown", "zip"),
+            files=(
+                ExportFile(
+                    "page",
+                    export_file_name(album.name, "html"),
+                    lambda: asyncio.to_thread(page, story, items, self.blobs),
+                ),
+                ExportFile(
+                    "markdown",
+                    export_file_name(f"{album.name} markdown", "zip"),
+                    lambda: asyncio.to_thread(markdown, story, items, self.blobs),
+                ),
+            ),
         )
 
     async def ask(

@@ -135,6 +135,7 @@ def _fitted(
     if max_bytes is None or len(result) <= max_bytes:
         return result
     look = replace(look, max_video=0)
+    result = b""  # (each attempt's bytes are let go before the next is made)
     result = render(media, look)
     for _ in range(3):
         if len(result) <= max_bytes or look.side <= SMALLEST_SIDE:
@@ -147,6 +148,7 @@ def _fitted(
         side = max(SMALLEST_SIDE, min(int(look.side * math.sqrt(ratio) * 0.95), look.side - 1))
         look = replace(look, side=side, quality=SMALLER_QUALITY)
         log.info("Export over %d bytes: pictures of %d px instead", max_bytes, side)
+        result, media = b"", {}
         media = _prepare(story, items, blobs, look)
         result = render(media, look)
     return result

@@ -78,26 +78,26 @@ async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         except UserError as e:
             await context.bot.send_message(chat.id, str(e))
             return
-        files = [
-            (
-                export.html,
-                export.html_name,
-                "📄 The story as a web page: opens offline in any browser.",
-            ),
-            (export.markdown_zip, export.zip_name, "📝 Markdown with its images, for a blog."),
-        ]
-        for data, name, caption in files:
+        for file in export.files:
+            data = await file.make()
             if len(data) > BOT_UPLOAD_LIMIT:
                 await context.bot.send_message(
                     chat.id,
-                    f"{name} is {len(data) / 2**20:.0f} MB even with smaller pictures, more than "
-                    "the 50 MB Telegram lets a bot send. A story over fewer photos would fit: "
-                    "start one with /new and send the best of them.",
+                    f"{file.name} is {len(data) / 2**20:.0f} MB even with smaller pictures, more "
+                    "than the 50 MB Telegram lets a bot send. A story over fewer photos would "
+                    "fit: start one with /new and send the best of them.",
                 )
                 continue
             await context.bot.send_document(
-                chat.id, InputFile(data, filename=name), caption=caption
+                chat.id, InputFile(data, filename=file.name), caption=EXPORT_CAPTIONS[file.kind]
             )
+            del data  # before the next file is made
+
+
+EXPORT_CAPTIONS = {
+    "page": "📄 The story as a web page: opens offline in any browser.",
+    "markdown": "📝 Markdown with its images, for a blog.",
+}
 
 
 async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
