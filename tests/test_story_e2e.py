@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from PIL import Image
+
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
 from tests.fakes.telegram_api import SentMessage
 from tests.fakes.telegram_html import parse_html
@@ -203,3 +206,36 @@ async def test_export_sends_a_web_page_and_a_markdown_zip_of_the_story(bot: Harn
     [archive] = zip_call.files.values()
     names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
     assert "story.md" in names and sum(n.startswith("images/") for n in names) == 3
+
+
+async def test_export_too_heavy_for_telegram_is_sent_with_smaller_pictures(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import zipfile
+
+    from bot.telegram import conversation
+
+    for n in range(3):
+        bot.tg.send_photo(bot.chat, bot.ana, jpeg(n, size=(1600, 1200)))
+    await bot.wait_text(bot.chat["id"], "3 photos")
+    bot.gemini.enqueue(Reply(json=story(("Hills", "Up and down.", [1, 2, 3]))))
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "And then we flew home")
+    bot.tg.send_command(bot.chat, bot.ana, "/export")
+    await bot.tg.wait_for(lambda: len(bot.tg.calls("sendDocument")) == 2)
+    full = [next(iter(c.files.values())) for c in bot.tg.calls("sendDocument")]
+
+    limit = min(len(f) for f in full) // 2  # as if Telegram took half of the smaller one
+    monkeypatch.setattr(conversation, "BOT_UPLOAD_LIMIT", limit)
+    bot.tg.send_command(bot.chat, bot.ana, "/export")
+    await bot.tg.wait_for(lambda: len(bot.tg.calls("sendDocument")) == 4)
+    page, archive = [next(iter(c.files.values())) for c in bot.tg.calls("sendDocument")[2:]]
+    assert len(page) <= limit and len(archive) <= limit
+    assert page.decode().count("data:image/jpeg;base64,") == 3
+    with zipfile.ZipFile(io.BytesIO(archive)) as smaller:
+        pictures = [n for n in smaller.namelist() if n.startswith("images/")]
+        assert len(pictures) == 3
+        with Image.open(io.BytesIO(smaller.read(pictures[0]))) as picture:
+            assert 480 <= max(picture.size) < 1600
+    assert not any("even with smaller pictures" in t for t in bot.texts(bot.chat["id"]))
