@@ -94,12 +94,12 @@ async def test_forget_deletes_the_chat_after_confirmation_and_keeps_other_chats(
 
     tg.send_command(chat, ana, "/forget")
     question = await bot.wait_text(chat["id"], "Forget this chat?")
-    assert "2 photo(s)" in question
+    assert "1 album with 2 photos and videos" in question
     ask = next(m for m in tg.bot_messages(chat["id"]) if "Forget this chat?" in (m.text or ""))
     yes = ask.reply_markup["inline_keyboard"][0][0]["callback_data"]
     await bot.wait_text(chat["id"], "Forget this chat?")
     tg.press_button(chat, ana, ask.message_id, yes)
-    await bot.wait_text(chat["id"], "Done: deleted 1 album(s), 2 photo(s)")
+    await bot.wait_text(chat["id"], "Done: deleted 1 album, 2 photos and videos")
 
     assert bot.rows("SELECT * FROM albums WHERE chat_id = ?", (chat["id"],)) == []
     assert bot.rows("SELECT * FROM usage WHERE chat_id = ?", (chat["id"],)) == []

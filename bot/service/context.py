@@ -8,6 +8,7 @@ from typing import Any
 
 import prompts
 from bot.gemini.request import MediaRef, ModelRequest, Part, Turn
+from bot.service.words import count
 from storage.blobs import BlobStore
 from storage.models import Album, Exchange, Item, Note
 
@@ -96,7 +97,10 @@ def album_parts(
     """The album as the model sees it: the traveller's notes, a manifest, then the media."""
     ordered = in_time_order(items)
     photos = sum(1 for i in items if i.kind == "photo")
-    header = [f'The album "{album.name}": {photos} photo(s), {len(items) - photos} video(s).']
+    header = [
+        f'The album "{album.name}": {count(photos, "photo")}, '
+        f"{count(len(items) - photos, 'video')}."
+    ]
     if notes:
         header.append("What the traveller told about the trip:")
         header.extend(f"- {n.text}" for n in notes)

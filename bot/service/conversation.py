@@ -26,6 +26,7 @@ from bot.service.story import (
     preview_markdown,
     story_from_markdown,
 )
+from bot.service.words import count
 from storage.albums import AlbumStore
 from storage.blobs import BlobStore
 from storage.conversation import ConversationStore, NewExchange
@@ -228,7 +229,7 @@ class ConversationService:
         focus, kind = turn.focus, turn.kind
         album = await self.albums.current(asker.chat_id)
         if waiting := self.copies.waiting(album.id):
-            await progress.status(f"Getting {waiting} photo(s) ready…")
+            await progress.status(f"Getting {count(waiting, 'photo')} ready…")
             await self.copies.ready(album.id)
         items = await self.media.items(album.id)
         notes = await self.media.notes(album.id)

@@ -8,6 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot.service.usage import UsageLine
+from bot.service.words import count
 from bot.telegram.runtime import runtime
 
 
@@ -56,9 +57,10 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     held = await rt.services.privacy.footprint(chat.id)
     text = (
         "🗑 <b>Forget this chat?</b>\n"
-        f"This deletes {held.albums} album(s) with {held.items} photo(s) and video(s), "
-        f"{held.notes} note(s), {held.exchanges} exchange(s) of conversation, the usage "
-        "detail, and the copies uploaded to Gemini. It cannot be undone."
+        f"This deletes {count(held.albums, 'album')} with "
+        f"{count(held.items, 'photo or video', 'photos and videos')}, "
+        f"{count(held.notes, 'note')}, {count(held.exchanges, 'exchange')} of conversation, "
+        "the usage detail, and the copies uploaded to Gemini. It cannot be undone."
     )
     buttons = InlineKeyboardMarkup(
         [
@@ -91,16 +93,17 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, a
     await query.answer("Deleted.")
     held = gone.footprint
     await query.edit_message_text(
-        f"🗑 Done: deleted {held.albums} album(s), {held.items} photo(s) and video(s), "
-        f"{held.notes} note(s) and {held.exchanges} exchange(s), and their copies at Gemini. "
-        "Send new photos whenever you like."
+        f"🗑 Done: deleted {count(held.albums, 'album')}, "
+        f"{count(held.items, 'photo or video', 'photos and videos')}, "
+        f"{count(held.notes, 'note')} and {count(held.exchanges, 'exchange')}, and their copies "
+        "at Gemini. Send new photos whenever you like."
     )
 
 
 def _line(line: UsageLine) -> str:
     t = line.totals
     return (
-        f"{t.calls} request(s), {t.total_tokens:,} tokens "
+        f"{count(t.calls, 'request')}, {t.total_tokens:,} tokens "
         f"({t.prompt_tokens:,} in, {t.output_tokens:,} out) ≈ ${line.cost:.4f}"
     )
 

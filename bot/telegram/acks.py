@@ -10,6 +10,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
 from bot.service.albums import AlbumService
+from bot.service.words import count
 from storage.models import AlbumSummary
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,9 @@ def _text(summary: AlbumSummary, burst: _Burst) -> str:
 
 
 def _counts(photos: int, videos: int) -> str:
-    parts = [f"{photos} photo{'s' if photos != 1 else ''}"]
+    parts = [count(photos, "photo")]
     if videos:
-        parts.append(f"{videos} video{'s' if videos != 1 else ''}")
+        parts.append(count(videos, "video"))
     return ", ".join(parts)
 
 
