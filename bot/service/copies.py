@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -34,8 +35,12 @@ class ModelCopies:
         self.blobs = blobs
         self.limits = limits
         self.workers = max(1, workers)
-        self._queue: asyncio.Queue[Item] = asyncio.Queue()
-        self._pending: defaultdict[int, set[int]] = defaultdict(set)  # album id -> item ids
+        # Soonest first: (0 for an album someone is waiting for, else 1; order of arrival).
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Item]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        self._pending: defaultdict[int, dict[int, Item]] = defaultdict(dict)  # album -> items
+        self._hurried: set[int] = set()  # albums whose copies were moved to the front
+        self._making: set[int] = set()  # item ids a worker is on
         self._changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._executor = ThreadPoolExecutor(
@@ -60,21 +65,33 @@ class ModelCopies:
 
     def add(self, item: Item) -> None:
         """Make this photo's copy soon."""
-        self._pending[item.album_id].add(item.id)
-        self._queue.put_nowait(item)
+        self._pending[item.album_id][item.id] = item
+        first = 0 if item.album_id in self._hurried else 1
+        self._queue.put_nowait((first, next(self._order), item))
 
     def waiting(self, album_id: int) -> int:
         """How many of the album's copies are not made yet."""
         return len(self._pending.get(album_id, ()))
 
     async def ready(self, album_id: int) -> None:
-        """Wait until every copy of the album's photos is made."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._pending.get(album_id))
+        """Wait until every copy of the album's photos is made; they go before other albums'
+        (someone is waiting for these, the others are only being collected)."""
+        if album_id not in self._hurried and self._pending.get(album_id):
+            self._hurried.add(album_id)
+            for item in self._pending[album_id].values():
+                self._queue.put_nowait((0, next(self._order), item))  # the old entry is skipped
+        try:
+            async with self._changed:
+                await self._changed.wait_for(lambda: not self._pending.get(album_id))
+        finally:
+            self._hurried.discard(album_id)
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
+            _, _, item = await self._queue.get()
+            if item.id not in self._pending.get(item.album_id, {}) or item.id in self._making:
+                continue  # made already (it was queued twice when its album was hurried)
+            self._making.add(item.id)
             try:
                 await self._make(item)
             except Exception:
@@ -86,10 +103,11 @@ class ModelCopies:
                         item.id, "its copy for the model could not be made"
                     )
             finally:
+                self._making.discard(item.id)
                 async with self._changed:
                     pending = self._pending.get(item.album_id)
                     if pending is not None:
-                        pending.discard(item.id)
+                        pending.pop(item.id, None)
                         if not pending:
                             del self._pending[item.album_id]
                     self._changed.notify_all()
