@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 from bot.config import Settings
@@ -87,10 +88,21 @@ class Services:
         await self.db.close()
 
 
+ORPHAN_AGE = 3600.0  # a younger file may belong to a process still finishing (a deploy)
+
+
 async def _sweep_orphans(blobs: BlobStore, media: MediaStore) -> None:
     """Delete stored files no item refers to: left by a process killed between storing a file
-    and committing its row. Nothing else is running yet, so none of them is on its way in."""
-    orphans = await asyncio.to_thread(blobs.stored) - await media.used_blobs()
+    and committing its row. Nothing else of this process is running yet."""
+    stored = await asyncio.to_thread(blobs.stored)
+    used = await media.used_blobs()
+    if stored and not used:
+        # Files but an empty album table: a new or restored database next to old media.
+        # Deleting them all could not be undone; leave that to the owner.
+        log.warning("%d stored files but no album refers to any: none deleted", len(stored))
+        return
+    old = time.time() - ORPHAN_AGE
+    orphans = [sha for sha in stored - used if (await asyncio.to_thread(blobs.modified, sha)) < old]
     for sha in orphans:
         await asyncio.to_thread(blobs.delete, sha)
     if orphans:

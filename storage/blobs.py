@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
+from collections import Counter
 from pathlib import Path
 
 CHUNK = 1024 * 1024
@@ -21,6 +23,10 @@ class BlobStore:
         self.root = root
         self.media = root / "media"
         self.scratch = root / "tmp"
+        # Blobs stored whose row is not committed yet: `delete` leaves them alone, so a file
+        # another chat is about to record is not removed for being unused a moment earlier.
+        self._pins: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def prepare(self) -> None:
         """Create the folders and clear scratch files left by a crash."""
@@ -48,6 +54,7 @@ class BlobStore:
     def adopt(self, temp: Path) -> tuple[str, int]:
         """Hash a scratch file, move it into the store (durably) and return (sha256, size).
 
+        The blob stays pinned (see `release`) until the caller has recorded or given it up.
         Blocking: call it in a thread.
         """
         digest = hashlib.sha256()
@@ -58,6 +65,8 @@ class BlobStore:
                 size += len(chunk)
             os.fsync(f.fileno())
         sha = digest.hexdigest()
+        with self._lock:
+            self._pins[sha] += 1
         target = self.path_for(sha)
         if target.is_file():
             temp.unlink(missing_ok=True)
@@ -74,9 +83,27 @@ class BlobStore:
             f.write(data)
         return self.adopt(temp)
 
+    def release(self, *shas: str) -> None:
+        """The blobs `adopt` gave are recorded (or given up): `delete` may remove them again."""
+        with self._lock:
+            for sha in shas:
+                self._pins[sha] -= 1
+                if self._pins[sha] <= 0:
+                    del self._pins[sha]
+
     def delete(self, sha256: str) -> None:
-        """Remove a blob's file if present."""
-        self.path_for(sha256).unlink(missing_ok=True)
+        """Remove a blob's file if present, unless it is on its way into some row."""
+        with self._lock:
+            if self._pins[sha256] > 0:
+                return
+            self.path_for(sha256).unlink(missing_ok=True)
+
+    def modified(self, sha256: str) -> float:
+        """When the blob's file was last written (seconds since the epoch; 0 if absent)."""
+        try:
+            return self.path_for(sha256).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
 
     def stored(self) -> set[str]:
         """The hashes of every blob file on disk. Blocking."""

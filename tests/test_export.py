@@ -294,7 +294,7 @@ def test_a_video_too_big_for_the_page_shows_its_poster(
     ).decode()
     assert "data:video" not in html
     assert '<span class="play">▶ video 4 · 0:04</span>' in html
-    assert "video not included (too large)" in html
+    assert "video not included: too heavy for the page" in html
     assert '<html lang="und"' in html
 
 
@@ -372,7 +372,7 @@ def test_a_page_too_heavy_to_send_drops_its_videos_then_shrinks_its_pictures(alb
         STORY, album.items, album.blobs, album_name=ALBUM, language="pt-br", max_bytes=full - 1
     )
     assert len(without_videos) < full and "data:video" not in without_videos.decode()
-    assert "video not included (too large)" in without_videos.decode()
+    assert "video not included: too heavy for the page" in without_videos.decode()
     # the same pictures (the videos' first frames now shown as pictures too)
     assert not Counter(_picture_sides(album.html.decode())) - Counter(
         _picture_sides(without_videos.decode())

@@ -107,3 +107,16 @@ def test_blob_store_is_content_addressed(tmp_path: Path) -> None:
     assert sha1 == sha2 and size == 5
     assert blobs.path_for(sha1).read_bytes() == b"hello"
     assert list(blobs.scratch.iterdir()) == []
+
+
+def test_a_blob_on_its_way_into_a_row_is_not_deleted_until_released(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    blobs.prepare()
+    sha, _ = blobs.put_bytes(b"photo")  # one chat stores it...
+    again, _ = blobs.put_bytes(b"photo")  # ...and another the same bytes
+    blobs.release(sha)
+    blobs.delete(sha)  # the first gave it up: the second still needs it
+    assert blobs.exists(sha)
+    blobs.release(again)
+    blobs.delete(sha)
+    assert not blobs.exists(sha)

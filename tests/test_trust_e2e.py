@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -175,11 +177,27 @@ async def test_files_no_album_refers_to_are_deleted_at_start(bot: Harness) -> No
     await bot.wait_text(bot.chat["id"], "1 photo")
     await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1"))
     kept = set(bot.media_files())
-    # What a process killed between storing a file and committing its row leaves behind.
+    # What a process killed between storing a file and committing its row leaves behind...
     orphan = bot.data_dir / "media" / "ab" / ("ab" + "0" * 62)
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(jpeg(2))
+    two_hours_ago = time.time() - 7200
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    # ...and one a process still finishing (a deploy) may be about to record: kept for now.
+    young = bot.data_dir / "media" / "cd" / ("cd" + "0" * 62)
+    young.parent.mkdir(parents=True, exist_ok=True)
+    young.write_bytes(jpeg(3))
     await bot.restart()
-    assert set(bot.media_files()) == kept and not orphan.exists()
+    assert set(bot.media_files()) == kept | {young} and not orphan.exists()
     bot.tg.send_command(bot.chat, bot.ana, "/story")
     await bot.wait_text(bot.chat["id"], "Seen 1 image")
+
+
+async def test_media_next_to_an_empty_database_is_left_alone(bot: Harness) -> None:
+    # A new or restored database beside old media: deleting them all could not be undone.
+    old = bot.data_dir / "media" / "ef" / ("ef" + "0" * 62)
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(jpeg(4))
+    os.utime(old, (time.time() - 86400, time.time() - 86400))
+    await bot.restart()
+    assert old.exists()

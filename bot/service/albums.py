@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,8 +111,6 @@ class AlbumService:
         self.copies = copies
         self.limits = copies.limits
         self._bursts: dict[int, _Burst] = {}
-        # Blobs of files prepared but not stored yet: their rows do not exist, their files do.
-        self._in_flight: Counter[str] = Counter()
 
     # Media -------------------------------------------------------------------------------
 
@@ -143,8 +140,7 @@ class AlbumService:
             processed = await asyncio.to_thread(self._process, temp, kind, incoming.mime_type)
         finally:
             await asyncio.to_thread(temp.unlink, True)
-        self._in_flight.update(_shas(processed))
-        return Prepared(incoming, album, processed, None)
+        return Prepared(incoming, album, processed, None)  # its blob pinned until stored
 
     async def store_media(self, prepared: Prepared) -> Received:
         """Record a prepared file in its album (call in arrival order: it takes the next number)."""
@@ -161,22 +157,16 @@ class AlbumService:
                 _new_item(album, batch_id, incoming, processed), self.settings.max_album_items
             )
         finally:
-            self._in_flight.subtract(_shas(processed))
-            self._in_flight += Counter()  # drops the zeros
+            self.blobs.release(processed.source_sha256)
         if outcome.status is AddStatus.FULL:
             # Filled up by files that arrived alongside: its stored file is nobody's now.
-            await self._drop_unused(_shas(processed))
+            if not await self.media.is_blob_used(processed.source_sha256):
+                await asyncio.to_thread(self.blobs.delete, processed.source_sha256)
             raise _album_full(album, self.settings.max_album_items)
         assert outcome.item is not None
         if outcome.status is AddStatus.ADDED and not outcome.item.model_ready:
             self.copies.add(outcome.item)
         return Received(outcome.item, album, outcome.status is AddStatus.DUPLICATE, batch_id)
-
-    async def _drop_unused(self, shas: set[str]) -> None:
-        """Delete the files of blobs no item refers to and no file on its way is about to."""
-        for sha in shas:
-            if not self._in_flight[sha] and not await self.media.is_blob_used(sha):
-                await asyncio.to_thread(self.blobs.delete, sha)
 
     def _process(self, temp: Path, kind: str, mime: str | None) -> Processed:
         if kind == "photo":
@@ -424,7 +414,3 @@ def _album_full(album: Album, cap: int) -> AlbumFull:
 
 def _mb(size: int) -> str:
     return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size / 1024:.0f} KB"
-
-
-def _shas(processed: Processed) -> set[str]:
-    return {processed.source_sha256, processed.model_sha256}

@@ -128,9 +128,12 @@ class ModelCopies:
                 item.id, f"the picture could not be read ({e.reason})"
             )
             return
-        if not await self.media.set_model_copy(item.id, sha, size, "image/jpeg"):
-            if not await self.media.is_blob_used(sha):
-                await asyncio.to_thread(self.blobs.delete, sha)
+        try:
+            recorded = await self.media.set_model_copy(item.id, sha, size, "image/jpeg")
+        finally:
+            self.blobs.release(sha)
+        if not recorded and not await self.media.is_blob_used(sha):
+            await asyncio.to_thread(self.blobs.delete, sha)
 
 
 def _yield_to_others() -> None:

@@ -81,11 +81,13 @@ async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         for file in export.files:
             data = await file.make()
             if len(data) > BOT_UPLOAD_LIMIT:
+                size = len(data) / 2**20
+                data = b""  # not kept while the next file is made
                 await context.bot.send_message(
                     chat.id,
-                    f"{file.name} is {len(data) / 2**20:.0f} MB even with smaller pictures, more "
-                    "than the 50 MB Telegram lets a bot send. A story over fewer photos would "
-                    "fit: start one with /new and send the best of them.",
+                    f"{file.name} is {size:.1f} MB even with smaller pictures, more than the "
+                    "50 MB Telegram lets a bot send. A story over fewer photos would fit: start "
+                    "one with /new and send the best of them.",
                 )
                 continue
             await context.bot.send_document(
