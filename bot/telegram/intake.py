@@ -72,11 +72,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     text, addressed = _strip_mention(message, context.bot.username)
     replied = message.reply_to_message
-    replied_to_bot = (
-        replied is not None
-        and replied.from_user is not None
-        and (replied.from_user.id == context.bot.id)
-    )
+    replied_to_bot = _replies_to_bot(message, context.bot.id)
     replied_to_media = replied is not None and _carries_media(replied)
     if chat.type != ChatType.PRIVATE and not (addressed or replied_to_bot or replied_to_media):
         return  # group chatter that is not for the bot
@@ -98,20 +94,21 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     chat = update.effective_chat
     if message is None or chat is None or message.location is None:
         return
-    replied = message.reply_to_message
-    to_bot = (
-        replied is not None
-        and replied.from_user is not None
-        and (replied.from_user.id == context.bot.id)
-    )
-    if chat.type != ChatType.PRIVATE and not to_bot:
+    if chat.type != ChatType.PRIVATE and not _replies_to_bot(message, context.bot.id):
         return  # in a group, "meet here" is for the others: only a reply to the bot is a note
     text = await location_note(message)
     user = update.effective_user
-    _, album, batch_id = await runtime(context).services.albums.add_note(
+    rt = runtime(context)
+    _, album, batch_id = await rt.services.albums.add_note(
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
-    runtime(context).acks.added(chat.id, album.id, batch_id, "note")
+    rt.acks.added(chat.id, album.id, batch_id, "note")
+
+
+def _replies_to_bot(message: Message, bot_id: int) -> bool:
+    """Whether the message answers one of the bot's own messages."""
+    replied = message.reply_to_message
+    return replied is not None and replied.from_user is not None and replied.from_user.id == bot_id
 
 
 async def location_note(message: Message) -> str:
