@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test test-deps bench lint typecheck clean
 
 setup: $(VENV)/.installed
 
@@ -16,8 +16,13 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/python -m bot
 
-test: setup
+# The whole check, as CI runs it: system packages the tests need (installed when missing), lint,
+# strict typing, then the suite.
+test: setup test-deps lint typecheck
 	$(BIN)/python -m pytest
+
+test-deps:
+	scripts/test-system-deps
 
 bench: setup
 	$(BIN)/python -m bench
@@ -25,6 +30,9 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -330,7 +330,7 @@ def test_page_renders_in_chromium_on_a_phone_and_a_desktop(album: Album, tmp_pat
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the export test opens the page in Debian's Chromium. "
-            "Install it with: sudo apt-get install -y chromium"
+            "`make test` installs it (scripts/test-system-deps); or: sudo apt-get install -y chromium"
         )
     path = tmp_path / "story.html"
     path.write_bytes(album.html)
