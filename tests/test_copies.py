@@ -12,19 +12,16 @@ import pytest
 from bot.service import copies as copies_module
 from bot.service.copies import ModelCopies
 from bot.service.intake import PhotoLimits
-from storage.blobs import BlobStore
-from storage.db import Database
-from storage.media import MediaStore
+from storage.protocols import BlobStore
+from storage.sqlite import open_sqlite
 from tests.test_export import make_items
 
 
 async def test_the_album_a_story_waits_for_is_copied_before_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = Database(tmp_path / "db.sqlite3")
-    await db.open()
-    blobs = BlobStore(tmp_path)
-    blobs.prepare()
+    storage = await open_sqlite(tmp_path / "db.sqlite3", tmp_path)
+    blobs = storage.blobs
     template = make_items(blobs)[0]
     made: list[int] = []  # album ids in the order their copies were made
 
@@ -34,16 +31,18 @@ async def test_the_album_a_story_waits_for_is_copied_before_the_others(
         return "f" * 64, 1
 
     monkeypatch.setattr(copies_module, "make_model_copy", slow_copy)
-    copies = ModelCopies(MediaStore(db), blobs, PhotoLimits(1024, 150_000, 10**8), workers=1)
+    copies = ModelCopies(storage, PhotoLimits(1024, 150_000, 10**8), workers=1)
     await copies.start()
     try:
         for n, album in enumerate([1] * 8 + [2] * 2, start=1):
             sha, _ = blobs.put_bytes(f"{album}:{n}".encode())
-            copies.add(dataclasses.replace(template, id=n, album_id=album, source_sha256=sha))
+            source = dataclasses.replace(template.media.source, sha256=sha)
+            media = dataclasses.replace(template.media, source=source)
+            copies.add(dataclasses.replace(template, id=n, album_id=album, media=media))
         await asyncio.wait_for(copies.ready(2), timeout=10)  # /story in album 2
         assert made.count(2) == 2 and len(made) <= 4  # not after all eight of album 1
         await asyncio.wait_for(copies.ready(1), timeout=10)
         assert sorted(made) == [1] * 8 + [2] * 2  # each made once
     finally:
         await copies.close()
-        await db.close()
+        await storage.close()

@@ -8,6 +8,7 @@ import time
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from bot.service.export import (
     render_markdown_zip,
 )
 from bot.service.story import Section, Story
-from storage.blobs import BlobStore
-from storage.models import Item
+from storage.local_blobs import LocalBlobStore
+from storage.protocols import BlobStore
+from storage.records import Blob, Item, Media, MediaFacts, Origin, from_iso
 
 DATA = Path(__file__).parent / "data"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -127,48 +129,43 @@ def make_items(blobs: BlobStore) -> list[Item]:
     items = []
     for number, row in enumerate(FILES, start=1):
         name, kind, mime, taken, source, place, lat, lon, camera, duration, size = row
-        sha, _ = blobs.put_bytes((DATA / name).read_bytes())
-        items.append(
-            Item(
-                id=number,
-                album_id=1,
-                batch_id=1,
-                position=number,
-                kind=kind,
-                source_sha256=sha,
-                model_sha256=sha,
-                model_mime_type=mime,
-                file_unique_id=f"unique-{number}",
+        sha, length = blobs.put_bytes((DATA / name).read_bytes())
+        blob = Blob(sha, length, mime)
+        media = Media(
+            kind=kind,
+            source=blob,
+            model=blob,
+            origin=Origin(
                 file_id=f"file-{number}",
+                file_unique_id=f"unique-{number}",
                 file_name=name,
                 mime_type=mime,
                 caption=CAPTIONS.get(number),
                 chat_message_id=100 + number,
-                media_group_id=None,
                 sender_id=42,
                 sender_name="Ana",
-                width=size[0],
-                height=size[1],
-                duration=duration,
-                taken_at=taken,
+                message_date=datetime(2024, 5, 1, 10, tzinfo=UTC),
+                telegram_type=kind,
+            ),
+            facts=MediaFacts(
+                taken_at=from_iso(taken),
                 time_source=source,
                 latitude=lat,
                 longitude=lon,
-                altitude=None,
-                place=place,
                 camera=camera,
-                message_date="2024-05-01T10:00:00+00:00",
-                model_failed=None,
-                created_at="2024-05-01T10:00:01+00:00",
-                telegram_type=kind,
-            )
+                width=size[0],
+                height=size[1],
+                duration=duration,
+                place=place,
+            ),
         )
+        items.append(Item(number, 1, 1, number, media, "2024-05-01T10:00:01+00:00"))
     return items
 
 
 @pytest.fixture(scope="module")
 def album(tmp_path_factory: pytest.TempPathFactory) -> Album:
-    blobs = BlobStore(tmp_path_factory.mktemp("data"))
+    blobs = LocalBlobStore(tmp_path_factory.mktemp("data"))
     blobs.prepare()
     result = Album(blobs, make_items(blobs))
     start = time.perf_counter()

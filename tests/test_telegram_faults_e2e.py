@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from storage.inbox import InboxStore
+from storage.sqlite.inbox_store import SqliteInboxStore
 from tests.fakes.gemini_api import Reply
 from tests.harness import Harness, jpeg
 
@@ -258,16 +258,16 @@ async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_sto
 async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
     bot: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keep = InboxStore.keep
+    keep = SqliteInboxStore.keep
     refused: list[int] = []
 
-    async def locked_once(self: InboxStore, update_id: int, payload: str) -> None:
+    async def locked_once(self: SqliteInboxStore, update_id: int, payload: str) -> None:
         if not refused:
             refused.append(update_id)
             raise sqlite3.OperationalError("database is locked")
         await keep(self, update_id, payload)
 
-    monkeypatch.setattr(InboxStore, "keep", locked_once)
+    monkeypatch.setattr(SqliteInboxStore, "keep", locked_once)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))  # polling went on

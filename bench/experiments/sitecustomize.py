@@ -45,7 +45,7 @@ def _no_rate_limiter() -> None:
 def _no_places() -> None:
     import bot.service.intake
 
-    bot.service.intake._place = lambda facts: None
+    bot.service.intake._with_place = lambda facts: facts
 
 
 _lines: list[str] = []
@@ -108,7 +108,7 @@ def _db_wait() -> None:
     import asyncio
     import time
 
-    import storage.db
+    import storage.sqlite.db
 
     write = _diag_writer()
 
@@ -126,23 +126,23 @@ def _db_wait() -> None:
             write({"t": time.time(), "wait": self.bench_wait, "held": held, "who": self.bench_who})
             super().release()
 
-    opened = storage.db.Database.__init__
+    opened = storage.sqlite.db.Database.__init__
 
     def init(self: Any, path: Any) -> None:
         opened(self, path)
         self._lock = TimedLock()
 
-    storage.db.Database.__init__ = init  # type: ignore[method-assign]
+    storage.sqlite.db.Database.__init__ = init  # type: ignore[method-assign]
 
 
 def _inbox_off() -> None:
-    import storage.inbox
+    import storage.sqlite.inbox_store
 
     async def nothing(self: Any, *args: Any) -> None:
         return None
 
     for name in ("keep", "done"):
-        setattr(storage.inbox.InboxStore, name, nothing)
+        setattr(storage.sqlite.inbox_store.SqliteInboxStore, name, nothing)
 
 
 def _copies_wait() -> None:

@@ -38,10 +38,10 @@ from bot.gemini.request import (
     OnText,
     OnUsage,
     TokenUsage,
-    UploadedFile,
-    UploadRegistry,
 )
 from bot.gemini.uploads import MediaUploader, Prepared
+from storage.protocols import UploadStore
+from storage.records import Upload
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class GeminiModel:
 
     capabilities = IMAGE_TYPES | VIDEO_TYPES
 
-    def __init__(self, settings: Settings, registry: UploadRegistry) -> None:
+    def __init__(self, settings: Settings, registry: UploadStore) -> None:
         self.model_name = settings.gemini_model
         self.attempts = settings.gemini_attempts
         self.backoff = settings.gemini_backoff
@@ -192,9 +192,7 @@ class GeminiModel:
             await on_usage(state.usage)
         return state.answer()
 
-    def _contents(
-        self, request: ModelRequest, ready: dict[str, UploadedFile]
-    ) -> list[types.Content]:
+    def _contents(self, request: ModelRequest, ready: dict[str, Upload]) -> list[types.Content]:
         contents = []
         for turn in request.turns:
             if turn.raw:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+from storage.records import TokenCounts
 
 # What the model accepts, checked before any paid call (refused types never leave the bot).
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
@@ -62,16 +64,8 @@ class ModelRequest:
         return list(seen.values())
 
 
-@dataclass(frozen=True)
-class TokenUsage:
-    """Tokens one call used, as the API reported them."""
-
-    prompt: int = 0
-    output: int = 0
-    thinking: int = 0
-    cached: int = 0
-    total: int = 0
-    by_modality: dict[str, int] = field(default_factory=dict)
+# Tokens one call used, as the API reported them: the same counts the usage store keeps.
+TokenUsage = TokenCounts
 
 
 @dataclass(frozen=True)
@@ -82,43 +76,6 @@ class ModelAnswer:
     raw: str | None
     usage: TokenUsage
     finish_reason: str
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    """A file the model service holds."""
-
-    name: str
-    uri: str
-    mime_type: str
-    expires_at: str  # ISO 8601, UTC
-
-
-class UploadRecord(Protocol):
-    """A remembered upload, as the registry returns it."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def uri(self) -> str: ...
-    @property
-    def mime_type(self) -> str: ...
-    @property
-    def expires_at(self) -> str: ...
-
-
-class UploadRegistry(Protocol):
-    """Where uploads are remembered between requests and restarts (the database)."""
-
-    async def get(self, sha256: str) -> UploadRecord | None: ...
-
-    async def get_many(self, sha256s: list[str]) -> Mapping[str, UploadRecord]: ...
-
-    async def put(
-        self, sha256: str, name: str, uri: str, mime_type: str, expires_at: str
-    ) -> None: ...
-
-    async def drop(self, sha256: str) -> None: ...
 
 
 OnText = Callable[[str], Awaitable[None]]

@@ -15,7 +15,9 @@ from google.genai import types
 
 from bot.errors import ModelUnavailable
 from bot.gemini.failures import is_transient, transport_errors
-from bot.gemini.request import MediaRef, OnStatus, UploadedFile, UploadRegistry
+from bot.gemini.request import MediaRef, OnStatus
+from storage.protocols import UploadStore
+from storage.records import Upload
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +30,17 @@ MIN_REMAINING = timedelta(hours=2)
 class Prepared:
     """The outcome of making media available: ready files by key, and those the API refused."""
 
-    ready: dict[str, UploadedFile]
+    ready: dict[str, Upload]
     failed: list[tuple[MediaRef, str]]
 
 
 class MediaUploader:
-    """Uploads media to the File API and remembers the uploads in a registry."""
+    """Uploads media to the File API and remembers the uploads in the upload store."""
 
     def __init__(
         self,
         client: genai.Client,
-        registry: UploadRegistry,
+        registry: UploadStore,
         *,
         poll_interval: float,
         poll_timeout: float,
@@ -54,19 +56,17 @@ class MediaUploader:
         self.backoff = backoff
         self._slots = asyncio.Semaphore(concurrency)
         # Two requests of one chat may want the same new file at once: upload it once.
-        self._inflight: dict[str, asyncio.Task[UploadedFile | str]] = {}
+        self._inflight: dict[str, asyncio.Task[Upload | str]] = {}
 
     async def prepare(self, refs: list[MediaRef], on_status: OnStatus | None = None) -> Prepared:
         """Make every file available to the model; files the API cannot process are reported."""
-        ready: dict[str, UploadedFile] = {}
+        ready: dict[str, Upload] = {}
         missing: list[MediaRef] = []
         recorded = await self.registry.get_many([ref.key for ref in refs])
         for ref in refs:
             known = recorded.get(ref.key)
             if known is not None and _fresh(known.expires_at):
-                ready[ref.key] = UploadedFile(
-                    known.name, known.uri, known.mime_type, known.expires_at
-                )
+                ready[ref.key] = known
             else:
                 missing.append(ref)
         if not missing:
@@ -133,7 +133,7 @@ class MediaUploader:
             await self.registry.drop(key)
         return deleted
 
-    async def _upload(self, ref: MediaRef) -> UploadedFile | str:
+    async def _upload(self, ref: MediaRef) -> Upload | str:
         """Upload one file and wait until it is ACTIVE. A string result is the API's refusal."""
         async with self._slots:
             file = await self._send(ref)
@@ -155,15 +155,14 @@ class MediaUploader:
             )
             return str(reason)
         expires = file.expiration_time or (datetime.now(UTC) + timedelta(hours=48))
-        uploaded = UploadedFile(
+        uploaded = Upload(
+            sha256=ref.key,
             name=name,
             uri=file.uri or "",
             mime_type=file.mime_type or ref.mime_type,
             expires_at=expires.astimezone(UTC).isoformat(timespec="seconds"),
         )
-        await self.registry.put(
-            ref.key, uploaded.name, uploaded.uri, uploaded.mime_type, uploaded.expires_at
-        )
+        await self.registry.put(uploaded)
         return uploaded
 
     async def _send(self, ref: MediaRef) -> types.File:

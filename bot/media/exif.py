@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from bot.media.facts import MediaFacts, camera_label, checked_location
+from bot.media.facts import camera_label, checked_location
 from bot.media.images import displayed_size, open_image
+from storage.records import MediaFacts
 
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825

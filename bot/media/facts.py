@@ -1,42 +1,12 @@
-"""What we know about one photo or video: when, where, with what, and how big.
+"""Helpers for reading capture facts (`storage.records.MediaFacts`): locations and camera names.
 
-`bot.media.exif` fills it from a photo, `bot.media.video` from a video. Every field may be None:
-metadata is a hint for the story, never a reason to refuse a file.
+`bot.media.exif` fills the facts from a photo, `bot.media.video` from a video.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from datetime import datetime
-
-
-@dataclass(frozen=True)
-class MediaFacts:
-    """Capture facts of one media file.
-
-    `taken_at` is the local wall-clock time the camera recorded, tz-aware when the offset is
-    known and naive otherwise (a video's container time is UTC and therefore aware).
-    `time_source` is "exif", "container" or None; with None the caller may fall back to the
-    message date and mark it approximate. Coordinates are signed decimal degrees (south and west
-    negative), altitude is metres above sea level. Width and height are as displayed, after the
-    orientation tag or rotation matrix is applied. `duration` is in seconds, videos only.
-    """
-
-    taken_at: datetime | None = None
-    time_source: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    altitude: float | None = None
-    camera: str | None = None
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-
-    def has_location(self) -> bool:
-        """Whether both coordinates are known."""
-        return self.latitude is not None and self.longitude is not None
 
 
 def checked_location(

@@ -22,7 +22,8 @@ from typing import IO
 import av
 
 from bot.errors import MediaRejected
-from bot.media.facts import MediaFacts, camera_label, checked_location
+from bot.media.facts import camera_label, checked_location
+from storage.records import MediaFacts
 
 # Demuxers we let FFmpeg use on untrusted files. Everything else is refused before probing:
 # no image2/jpeg_pipe "videos", no playlists (hls, concat) that would open other files or URLs.

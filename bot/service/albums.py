@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePath
 
@@ -14,12 +14,19 @@ from bot.config import Settings
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.gemini.model import GeminiModel
 from bot.service.copies import ModelCopies
-from bot.service.intake import Processed, iso, process_photo, process_video
-from storage.albums import AlbumStore
-from storage.blobs import BlobStore
-from storage.conversation import ConversationStore
-from storage.media import AddStatus, MediaStore, NewItem
-from storage.models import Album, AlbumSummary, Exchange, Item, Note
+from bot.service.intake import process_photo, process_video
+from storage.protocols import Storage
+from storage.records import (
+    AddStatus,
+    Album,
+    AlbumSummary,
+    Exchange,
+    Item,
+    Media,
+    MediaKind,
+    Note,
+    Origin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +41,18 @@ Fetch = Callable[[Path], Awaitable[None]]
 
 @dataclass(frozen=True)
 class IncomingMedia:
-    """A media message as the bot received it (no Telegram types)."""
+    """A media message as the bot received it, before download (no Telegram types)."""
 
     chat_id: int
-    kind: str  # "photo", "video" or "document"
-    file_id: str
-    file_unique_id: str | None = None
+    kind: str  # "photo", "video" or "document" (a file that may be either, or neither)
+    origin: Origin
     file_size: int | None = None
-    file_name: str | None = None
-    mime_type: str | None = None
-    caption: str | None = None
-    message_id: int | None = None
-    media_group_id: str | None = None
-    sender_id: int | None = None
-    sender_name: str | None = None
-    message_date: datetime | None = None
-    telegram_type: str | None = None  # photo, video, video_note, animation or document
+
+    @property
+    def file_id(self) -> str:
+        """The file to download (every media message names one)."""
+        assert self.origin.file_id is not None
+        return self.origin.file_id
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Prepared:
 
     incoming: IncomingMedia
     album: Album
-    processed: Processed | None
+    media: Media | None
     known: Item | None
 
 
@@ -95,18 +98,15 @@ class AlbumService:
     def __init__(
         self,
         settings: Settings,
-        albums: AlbumStore,
-        media: MediaStore,
-        conversation: ConversationStore,
-        blobs: BlobStore,
+        storage: Storage,
         model: GeminiModel,
         copies: ModelCopies,
     ) -> None:
         self.settings = settings
-        self.albums = albums
-        self.media = media
-        self.conversation = conversation
-        self.blobs = blobs
+        self.albums = storage.albums
+        self.media = storage.media
+        self.conversation = storage.conversation
+        self.blobs = storage.blobs
         self.model = model
         self.copies = copies
         self.limits = copies.limits
@@ -123,13 +123,14 @@ class AlbumService:
         album = await self.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
-        known, count = await self.media.arrival(album.id, incoming.file_unique_id)
+        known, count = await self.media.arrival(album.id, incoming.origin.file_unique_id)
         if known is not None:
             return Prepared(incoming, album, None, known)
         if count >= self.settings.max_album_items:
             raise _album_full(album, self.settings.max_album_items)
 
-        suffix = PurePath(incoming.file_name or "").suffix.lower()[:8]
+        origin = incoming.origin
+        suffix = PurePath(origin.file_name or "").suffix.lower()[:8]
         temp = self.blobs.new_temp_path(suffix if suffix.isascii() else "")
         try:
             await fetch(temp)
@@ -137,10 +138,14 @@ class AlbumService:
                 raise MediaRejected(
                     "This file is empty, so there is nothing to add.", reason="empty"
                 )
-            processed = await asyncio.to_thread(self._process, temp, kind, incoming.mime_type)
+            # Kept as the album shows it: a bare file name, no empty caption.
+            origin = replace(
+                origin, file_name=bare_file_name(origin.file_name), caption=origin.caption or None
+            )
+            media = await asyncio.to_thread(self._process, temp, kind, origin)
         finally:
             await asyncio.to_thread(temp.unlink, True)
-        return Prepared(incoming, album, processed, None)  # its blob pinned until stored
+        return Prepared(incoming, album, media, None)  # its blob pinned until stored
 
     async def store_media(self, prepared: Prepared) -> Received:
         """Record a prepared file in its album (call in arrival order: it takes the next number)."""
@@ -149,29 +154,27 @@ class AlbumService:
             return Received(
                 prepared.known, album, True, self._open_batch(incoming.chat_id, album.id)
             )
-        processed = prepared.processed
-        assert processed is not None
+        media = prepared.media
+        assert media is not None
         try:
             batch_id = await self._batch(incoming.chat_id, album.id)
-            outcome = await self.media.add(
-                _new_item(album, batch_id, incoming, processed), self.settings.max_album_items
-            )
+            outcome = await self.media.add(album.id, batch_id, media, self.settings.max_album_items)
         finally:
-            self.blobs.release(processed.source_sha256)
+            self.blobs.release(media.source.sha256)
         if outcome.status is AddStatus.FULL:
             # Filled up by files that arrived alongside: its stored file is nobody's now.
-            if not await self.media.is_blob_used(processed.source_sha256):
-                await asyncio.to_thread(self.blobs.delete, processed.source_sha256)
+            if not await self.media.is_blob_used(media.source.sha256):
+                await asyncio.to_thread(self.blobs.delete, media.source.sha256)
             raise _album_full(album, self.settings.max_album_items)
         assert outcome.item is not None
-        if outcome.status is AddStatus.ADDED and not outcome.item.model_ready:
+        if outcome.status is AddStatus.ADDED and not outcome.item.media.model_ready:
             self.copies.add(outcome.item)
         return Received(outcome.item, album, outcome.status is AddStatus.DUPLICATE, batch_id)
 
-    def _process(self, temp: Path, kind: str, mime: str | None) -> Processed:
+    def _process(self, temp: Path, kind: MediaKind, origin: Origin) -> Media:
         if kind == "photo":
-            return process_photo(temp, self.blobs, self.limits)
-        return process_video(temp, self.blobs, mime)
+            return process_photo(temp, self.blobs, self.limits, origin)
+        return process_video(temp, self.blobs, origin)
 
     def _check_size(self, incoming: IncomingMedia, kind: str) -> None:
         size = incoming.file_size or 0
@@ -319,17 +322,19 @@ def _has_content(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def classify(incoming: IncomingMedia) -> str:
+def classify(incoming: IncomingMedia) -> MediaKind:
     """'photo' or 'video' for what the bot takes; MediaRejected for anything else."""
-    if incoming.kind in ("photo", "video"):
-        return incoming.kind
-    mime = (incoming.mime_type or "").lower()
-    suffix = PurePath(incoming.file_name or "").suffix.lower()
+    if incoming.kind == "photo":
+        return "photo"
+    if incoming.kind == "video":
+        return "video"
+    mime = (incoming.origin.mime_type or "").lower()
+    suffix = PurePath(incoming.origin.file_name or "").suffix.lower()
     if mime.startswith("image/") or (not mime.startswith("video/") and suffix in PHOTO_EXTENSIONS):
         return "photo"
     if mime.startswith("video/") or suffix in VIDEO_EXTENSIONS:
         return "video"
-    shown = safe_file_name(incoming.file_name)
+    shown = safe_file_name(incoming.origin.file_name)
     raise MediaRejected(
         f"I can only add photos and videos to the album; {shown} is not one "
         f"({mime or 'unknown type'}).",
@@ -366,43 +371,6 @@ def _keeps(char: str) -> bool:
     # Joiners build emoji sequences (👩‍👩‍👧) and Persian words; tag characters build
     # subdivision flags (🏴󠁧󠁢󠁳󠁣󠁴󠁿). Other controls and format characters go.
     return char.isprintable() or char in "\u200c\u200d" or "\U000e0020" <= char <= "\U000e007f"
-
-
-def _new_item(album: Album, batch_id: int, incoming: IncomingMedia, p: Processed) -> NewItem:
-    facts = p.facts
-    return NewItem(
-        album_id=album.id,
-        batch_id=batch_id,
-        kind=p.kind,
-        source_sha256=p.source_sha256,
-        source_size=p.source_size,
-        source_mime=p.source_mime,
-        model_sha256=p.model_sha256,
-        model_size=p.model_size,
-        model_mime_type=p.model_mime_type,
-        file_unique_id=incoming.file_unique_id,
-        file_id=incoming.file_id,
-        file_name=bare_file_name(incoming.file_name),
-        mime_type=incoming.mime_type,
-        caption=(incoming.caption or None),
-        chat_message_id=incoming.message_id,
-        media_group_id=incoming.media_group_id,
-        sender_id=incoming.sender_id,
-        sender_name=incoming.sender_name,
-        width=facts.width,
-        height=facts.height,
-        duration=facts.duration,
-        taken_at=iso(facts.taken_at),
-        time_source=facts.time_source,
-        latitude=facts.latitude,
-        longitude=facts.longitude,
-        altitude=facts.altitude,
-        place=p.place,
-        camera=facts.camera,
-        message_date=iso(incoming.message_date),
-        telegram_type=incoming.telegram_type,
-        model_ready=p.model_ready,
-    )
 
 
 def _album_full(album: Album, cap: int) -> AlbumFull:

@@ -9,8 +9,8 @@ from typing import Any
 import prompts
 from bot.gemini.request import MediaRef, ModelRequest, Part, Turn
 from bot.service.words import count
-from storage.blobs import BlobStore
-from storage.models import Album, Exchange, Item, Note
+from storage.protocols import BlobStore
+from storage.records import Album, Exchange, Item, Note
 
 LANGUAGE_NAMES = {
     "en": "English", "pt": "Portuguese", "es": "Spanish", "fr": "French", "de": "German",
@@ -32,41 +32,39 @@ def language_name(code: str | None) -> str:
 
 def media_ref(item: Item, blobs: BlobStore) -> MediaRef:
     """What the model adapter needs to send an item."""
-    name = f" ({item.file_name})" if item.file_name else ""
+    file_name, model = item.media.origin.file_name, item.media.model
+    name = f" ({file_name})" if file_name else ""
     return MediaRef(
-        key=item.model_sha256,
-        path=blobs.path_for(item.model_sha256),
-        mime_type=item.model_mime_type,
+        key=model.sha256,
+        path=blobs.path_for(model.sha256),
+        mime_type=model.mime_type,
         label=f"{item.label}{name}",
     )
 
 
 def facts_line(item: Item) -> str:
     """The line that introduces an item to the model: number, time, place, camera, caption."""
+    facts, origin = item.media.facts, item.media.origin
     bits = [f"[{item.label}]"]
-    if item.taken_at and item.time_source in ("exif", "container"):
-        bits.append(f"taken {_when(item.taken_at)}")
-    elif item.message_date:
-        bits.append(f"sent {_when(item.message_date)} (approximate: the time it was sent)")
-    if item.latitude is not None and item.longitude is not None:
-        where = f"({item.latitude:.5f}, {item.longitude:.5f})"
-        bits.append(f"near {item.place} {where}" if item.place else f"at {where}")
-    if item.duration:
-        bits.append(f"{item.duration:.0f} s long")
-    if item.camera:
-        bits.append(item.camera)
-    if item.sender_name:
-        bits.append(f"sent by {item.sender_name}")
-    if item.caption:
-        bits.append(f'caption: "{item.caption}"')
+    if facts.exact_time:
+        bits.append(f"taken {_when(facts.exact_time)}")
+    elif origin.message_date:
+        bits.append(f"sent {_when(origin.message_date)} (approximate: the time it was sent)")
+    if facts.latitude is not None and facts.longitude is not None:
+        where = f"({facts.latitude:.5f}, {facts.longitude:.5f})"
+        bits.append(f"near {facts.place} {where}" if facts.place else f"at {where}")
+    if facts.duration:
+        bits.append(f"{facts.duration:.0f} s long")
+    if facts.camera:
+        bits.append(facts.camera)
+    if origin.sender_name:
+        bits.append(f"sent by {origin.sender_name}")
+    if origin.caption:
+        bits.append(f'caption: "{origin.caption}"')
     return " · ".join(bits)
 
 
-def _when(iso: str) -> str:
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
+def _when(moment: datetime) -> str:
     text = moment.strftime("%Y-%m-%d %H:%M")
     offset = moment.strftime("%z")
     return f"{text} ({offset[:3]}:{offset[3:]})" if offset else text
@@ -78,13 +76,8 @@ def in_time_order(items: Sequence[Item]) -> list[Item]:
 
 
 def _moment(item: Item) -> datetime:
-    raw = item.taken_at if item.time_source in ("exif", "container") else None
-    for value in (raw, item.message_date):
-        if not value:
-            continue
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
+    for moment in (item.media.facts.exact_time, item.media.origin.message_date):
+        if moment is None:
             continue
         # Offsets are known for some files only; comparing in UTC where known is the best guess.
         return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

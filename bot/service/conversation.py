@@ -27,12 +27,8 @@ from bot.service.story import (
     story_from_markdown,
 )
 from bot.service.words import count
-from storage.albums import AlbumStore
-from storage.blobs import BlobStore
-from storage.conversation import ConversationStore, NewExchange
-from storage.media import MediaStore
-from storage.models import Album, Exchange, Item
-from storage.usage import UsageRecord, UsageStore
+from storage.protocols import Storage
+from storage.records import Album, Exchange, Item, NewExchange, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +103,16 @@ class ConversationService:
     def __init__(
         self,
         settings: Settings,
-        albums: AlbumStore,
-        media: MediaStore,
-        conversation: ConversationStore,
-        usage: UsageStore,
-        blobs: BlobStore,
+        storage: Storage,
         model: GeminiModel,
         copies: ModelCopies,
     ) -> None:
         self.settings = settings
-        self.albums = albums
-        self.media = media
-        self.conversation = conversation
-        self.usage = usage
-        self.blobs = blobs
+        self.albums = storage.albums
+        self.media = storage.media
+        self.conversation = storage.conversation
+        self.usage = storage.usage
+        self.blobs = storage.blobs
         self.model = model
         self.copies = copies
 
@@ -247,20 +239,22 @@ class ConversationService:
                 for i in items
                 if i.model_failed
             ]
-        usable = [i for i in items if not i.model_failed and i.model_ready]
+        usable = [i for i in items if not i.model_failed and i.media.model_ready]
         prepared = await self.model.prepare(
             [context.media_ref(i, self.blobs) for i in usable], progress.status
         )
         if prepared.failed:
             failed_keys = {ref.key: reason for ref, reason in prepared.failed}
             for item in usable:
-                if item.model_sha256 in failed_keys:
-                    await self.media.mark_model_failed(item.id, failed_keys[item.model_sha256])
+                if item.media.model.sha256 in failed_keys:
+                    await self.media.mark_model_failed(
+                        item.id, failed_keys[item.media.model.sha256]
+                    )
                     notices.append(
                         f"Gemini could not process {context.media_ref(item, self.blobs).label}"
-                        f" ({failed_keys[item.model_sha256]}), so I left it out."
+                        f" ({failed_keys[item.media.model.sha256]}), so I left it out."
                     )
-            usable = [i for i in usable if i.model_sha256 not in failed_keys]
+            usable = [i for i in usable if i.media.model.sha256 not in failed_keys]
         if focus is not None:
             # The item as it is now (its model copy may have been made since it was looked up);
             # None if the model cannot see it, and the reply is an ordinary question.
@@ -332,12 +326,7 @@ class ConversationService:
                 album_id=album.id,
                 kind=kind,
                 model=self.settings.gemini_model,
-                prompt_tokens=usage.prompt,
-                output_tokens=usage.output,
-                thinking_tokens=usage.thinking,
-                cached_tokens=usage.cached,
-                total_tokens=usage.total,
-                by_modality=usage.by_modality,
+                tokens=usage,
             )
         )
 

@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.errors import MediaRejected
 from bot.service.intake import PhotoLimits, make_model_copy
-from storage.blobs import BlobStore
-from storage.media import MediaStore
-from storage.models import Item
+from storage.protocols import Storage
+from storage.records import Item
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +27,9 @@ class ModelCopies:
     album's copies (`ready`). Items left pending by a restart are queued again at start.
     """
 
-    def __init__(
-        self, media: MediaStore, blobs: BlobStore, limits: PhotoLimits, workers: int
-    ) -> None:
-        self.media = media
-        self.blobs = blobs
+    def __init__(self, storage: Storage, limits: PhotoLimits, workers: int) -> None:
+        self.media = storage.media
+        self.blobs = storage.blobs
         self.limits = limits
         self.workers = max(1, workers)
         # Soonest first: (0 for an album someone is waiting for, else 1; order of arrival).
@@ -113,7 +110,7 @@ class ModelCopies:
                     self._changed.notify_all()
 
     async def _make(self, item: Item) -> None:
-        source = self.blobs.path_for(item.source_sha256)
+        source = self.blobs.path_for(item.media.source.sha256)
         if not await asyncio.to_thread(source.is_file):
             return  # taken back meanwhile
         loop = asyncio.get_running_loop()

@@ -18,7 +18,6 @@ import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from functools import cache
 from itertools import groupby
 from pathlib import Path
@@ -32,8 +31,8 @@ from PIL import Image
 from bot.errors import MediaRejected
 from bot.media.images import web_image
 from bot.service.story import Story
-from storage.blobs import BlobStore
-from storage.models import Item
+from storage.protocols import BlobStore
+from storage.records import Item
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,8 @@ class _Media:
         """'photo 3', or '▶ video 4 · 0:04' with the length when known."""
         if self.video is None:
             return self.item.label
-        length = f" · {_clock(self.item.duration)}" if self.item.duration else ""
+        duration = self.item.media.facts.duration
+        length = f" · {_clock(duration)}" if duration else ""
         return f"▶ {self.item.label}{length}"
 
 
@@ -230,7 +230,7 @@ def _prepare(
         item = by_number.get(number)
         if item is None or number in media:
             continue
-        source = blobs.path_for(item.source_sha256)
+        source = blobs.path_for(item.media.source.sha256)
         try:
             if item.kind == "video":
                 jpeg = _poster(source, look)
@@ -267,7 +267,8 @@ def _figure(media: _Media, max_video: int) -> dict[str, Any]:
     item = media.item
     video = None
     if media.video is not None and media.video.stat().st_size <= max_video:
-        mime = "video/mp4" if item.mime_type == "video/quicktime" else item.mime_type
+        declared = item.media.origin.mime_type
+        mime = "video/mp4" if declared == "video/quicktime" else declared
         video = _DataUri(mime or "video/mp4", media.video.read_bytes)
     return {
         "image": _DataUri("image/jpeg", lambda: media.jpeg),
@@ -276,9 +277,11 @@ def _figure(media: _Media, max_video: int) -> dict[str, Any]:
         "video": video,
         "poster_only": media.video is not None and video is None,
         "label": media.label,
-        "details": " · ".join(filter(None, [_when(item, "%Y-%m-%d %H:%M"), item.place])),
-        "caption": (item.caption or "").strip(),
-        "alt": (item.caption or "").strip() or _alt(media),
+        "details": " · ".join(
+            filter(None, [_when(item, "%Y-%m-%d %H:%M"), item.media.facts.place])
+        ),
+        "caption": (item.media.origin.caption or "").strip(),
+        "alt": (item.media.origin.caption or "").strip() or _alt(media),
     }
 
 
@@ -287,7 +290,7 @@ def _md_figure(media: _Media, archive: zipfile.ZipFile, digits: int, max_video: 
     archive.writestr(f"{stem}.jpg", media.jpeg, compress_type=zipfile.ZIP_STORED)
     markdown = f"![{_md_escape(_alt(media))}]({stem}.jpg)"
     if media.video is not None and media.video.stat().st_size <= max_video:
-        name = f"{stem}.{_VIDEO_EXTENSIONS.get(media.item.mime_type or '', 'mp4')}"
+        name = f"{stem}.{_VIDEO_EXTENSIONS.get(media.item.media.origin.mime_type or '', 'mp4')}"
         archive.write(media.video, name, compress_type=zipfile.ZIP_STORED)
         markdown += f"\n\n[{_md_escape(media.label)}]({name})"
     return markdown
@@ -295,7 +298,7 @@ def _md_figure(media: _Media, archive: zipfile.ZipFile, digits: int, max_video: 
 
 def _alt(media: _Media) -> str:
     """'photo 3 — 2019-08-21, Lisbon, Portugal'."""
-    where = ", ".join(filter(None, [_when(media.item, "%Y-%m-%d"), media.item.place]))
+    where = ", ".join(filter(None, [_when(media.item, "%Y-%m-%d"), media.item.media.facts.place]))
     return f"{media.label.removeprefix('▶ ')} — {where}" if where else media.label
 
 
@@ -303,7 +306,7 @@ def _summary(media: Iterable[_Media]) -> str:
     """'3 photos · 1 video · 2012-10-04 – 2019-08-21'."""
     items = [m.item for m in media]
     days = sorted({day for item in items if (day := _when(item, "%Y-%m-%d"))})
-    kinds = [item.kind for item in items]
+    kinds: list[str] = [item.kind for item in items]
     counts = [f"{n} {k}{'s' if n > 1 else ''}" for k in ("photo", "video") if (n := kinds.count(k))]
     span = [f"{days[0]} – {days[-1]}" if len(days) > 1 else days[0]] if days else []
     return " · ".join(counts + span)
@@ -311,12 +314,8 @@ def _summary(media: Iterable[_Media]) -> str:
 
 def _when(item: Item, pattern: str) -> str:
     """When the item was taken, as the camera's local time; empty if only the send time is known."""
-    if not item.taken_at or item.time_source not in ("exif", "container"):
-        return ""
-    try:
-        return datetime.fromisoformat(item.taken_at).strftime(pattern)
-    except ValueError:
-        return ""
+    moment = item.media.facts.exact_time
+    return moment.strftime(pattern) if moment else ""
 
 
 def _clock(seconds: float) -> str:

@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from bot.gemini.model import GeminiModel
-from storage.blobs import BlobStore
-from storage.privacy import ChatFootprint, Forgotten, PrivacyStore
+from storage.protocols import Storage
+from storage.records import ChatFootprint, Forgotten
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 class PrivacyService:
     """What the bot holds for a chat, and deleting all of it."""
 
-    def __init__(self, store: PrivacyStore, blobs: BlobStore, model: GeminiModel) -> None:
-        self.store = store
-        self.blobs = blobs
+    def __init__(self, storage: Storage, model: GeminiModel) -> None:
+        self.store = storage.privacy
+        self.blobs = storage.blobs
         self.model = model
 
     async def footprint(self, chat_id: int) -> ChatFootprint:

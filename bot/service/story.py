@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.models import Item
+from storage.records import Item
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.config import Settings
-from storage.usage import UsageStore, UsageTotals
+from storage.protocols import Storage
+from storage.records import UsageTotals
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,9 @@ class UsageReport:
 class UsageService:
     """Turns the usage rows into reports and costs."""
 
-    def __init__(self, settings: Settings, store: UsageStore) -> None:
+    def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
-        self.store = store
+        self.store = storage.usage
 
     def cost(self, totals: UsageTotals) -> float:
         """Estimated USD for these tokens at the configured prices."""

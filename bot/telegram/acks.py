@@ -10,8 +10,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
 from bot.service.albums import AlbumService
+from bot.service.records import AlbumSummary
 from bot.service.words import count
-from storage.models import AlbumSummary
 
 log = logging.getLogger(__name__)
 

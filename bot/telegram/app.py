@@ -28,7 +28,6 @@ from bot.telegram.conversation import APOLOGY
 from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.ratelimit import RetryingRateLimiter
 from bot.telegram.runtime import KEY, Runtime
-from storage.inbox import InboxStore
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
 def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[no-untyped-def]
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         services = await Services.open(settings)
-        queue.inbox = InboxStore(services.inbox_db)
+        queue.inbox = services.storage.inbox
         await queue.replay(app.bot)
         app.bot_data[KEY] = Runtime(
             services=services,

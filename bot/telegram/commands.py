@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 
 from bot.errors import UserError
 from bot.service.albums import Undone
+from bot.service.records import AlbumSummary
 from bot.telegram.account import on_forget_button
 from bot.telegram.conversation import (
     compare_trip,
@@ -20,7 +21,6 @@ from bot.telegram.conversation import (
     write_story,
 )
 from bot.telegram.runtime import runtime
-from storage.models import AlbumSummary
 
 log = logging.getLogger(__name__)
 

@@ -174,7 +174,7 @@ async def _answer(
                     chat.id,
                     reply.story,
                     reply.items,
-                    rt.services.blobs,
+                    rt.services.media_files,
                     album_name=reply.album.name,
                     reply_to=reply_to,
                     placeholder_id=await progress.release(),

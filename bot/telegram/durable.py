@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Protocol
 
 from telegram import Bot, Update
 
-from storage.inbox import InboxStore
-
 log = logging.getLogger(__name__)
+
+
+class Inbox(Protocol):
+    """Where fetched updates are kept until handled (the storage's inbox)."""
+
+    async def keep(self, update_id: int, payload: str) -> None: ...
+
+    async def done(self, update_id: int) -> None: ...
+
+    async def unfinished(self) -> list[str]: ...
 
 
 class DurableUpdateQueue(asyncio.Queue[object]):
@@ -22,7 +31,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.inbox: InboxStore | None = None
+        self.inbox: Inbox | None = None
 
     async def put(self, item: object) -> None:
         """Journal the update, then queue it."""

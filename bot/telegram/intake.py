@@ -25,6 +25,7 @@ from telegram.ext import ContextTypes
 from bot.errors import AlbumFull, MediaRejected, UserError
 from bot.media.places import describe_place
 from bot.service.albums import Fetch, IncomingMedia
+from bot.service.records import Origin
 from bot.telegram.concurrency import in_turn
 from bot.telegram.conversation import answer_question
 from bot.telegram.runtime import runtime
@@ -188,18 +189,20 @@ def incoming_media(message: Message) -> IncomingMedia | None:
     return IncomingMedia(
         chat_id=message.chat.id,
         kind=kind,
-        file_id=file.file_id,
-        file_unique_id=file.file_unique_id,
         file_size=file.file_size,
-        file_name=name,
-        mime_type=mime,
-        caption=message.caption,
-        message_id=message.message_id,
-        media_group_id=message.media_group_id,
-        sender_id=sender.id if sender else None,
-        sender_name=sender.full_name if sender else None,
-        message_date=message.date,
-        telegram_type=telegram_type,
+        origin=Origin(
+            file_id=file.file_id,
+            file_unique_id=file.file_unique_id,
+            file_name=name,
+            mime_type=mime,
+            caption=message.caption,
+            chat_message_id=message.message_id,
+            media_group_id=message.media_group_id,
+            sender_id=sender.id if sender else None,
+            sender_name=sender.full_name if sender else None,
+            message_date=message.date,
+            telegram_type=telegram_type,
+        ),
     )
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from telegram import (
     Bot,
@@ -17,7 +15,8 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from bot.media.images import web_image
+from bot.service.media_files import MediaFiles
+from bot.service.records import Item
 from bot.service.story import Section, Story
 from bot.telegram.formatting import (
     TELEGRAM_CAPTION_LIMIT,
@@ -26,8 +25,6 @@ from bot.telegram.formatting import (
     to_plain,
 )
 from bot.telegram.replies import send_markdown
-from storage.blobs import BlobStore
-from storage.models import Item
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +51,7 @@ async def post_story(
     chat_id: int,
     story: Story,
     items: Sequence[Item],
-    blobs: BlobStore,
+    files: MediaFiles,
     *,
     album_name: str,
     reply_to: int | None,
@@ -66,13 +63,13 @@ async def post_story(
     by_number = {item.position: item for item in items}
     for section in story.sections:
         media = [by_number[n] for n in section.media if n in by_number]
-        await _post_section(bot, chat_id, section, media, blobs)
+        await _post_section(bot, chat_id, section, media, files)
     closing = story.closing or f"✨ That was the story of “{album_name}”."
     await send_markdown(bot, chat_id, closing, reply_markup=story_buttons())
 
 
 async def _post_section(
-    bot: Bot, chat_id: int, section: Section, media: list[Item], blobs: BlobStore
+    bot: Bot, chat_id: int, section: Section, media: list[Item], files: MediaFiles
 ) -> None:
     text = f"## {section.heading}\n\n{section.text}" if section.heading else section.text
     html = markdown_to_html(text) if text.strip() else ""
@@ -82,7 +79,7 @@ async def _post_section(
         await send_markdown(bot, chat_id, text)
     for index, group in enumerate(_groups(media)):
         try:
-            await _post_media(bot, chat_id, group, blobs, caption if index == 0 else None, text)
+            await _post_media(bot, chat_id, group, files, caption if index == 0 else None, text)
         except TelegramError as e:
             # The words matter more than the pictures: say which could not be shown, go on.
             log.warning("Could not post media of a section: %s", type(e).__name__)
@@ -105,11 +102,11 @@ async def _post_media(
     bot: Bot,
     chat_id: int,
     items: list[Item],
-    blobs: BlobStore,
+    files: MediaFiles,
     caption: str | None,
     source: str,
 ) -> None:
-    inputs = await _inputs(items, blobs, caption)
+    inputs = await _inputs(items, files, caption)
     if not inputs:
         return
     try:
@@ -121,15 +118,15 @@ async def _post_media(
             return
         # A stale or foreign file_id: upload our own copies instead.
         log.info("Re-posting media by upload after: %s", e.message)
-        await _send(bot, chat_id, await _inputs(items, blobs, caption, upload=True))
+        await _send(bot, chat_id, await _inputs(items, files, caption, upload=True))
 
 
 async def _inputs(
-    items: list[Item], blobs: BlobStore, caption: str | None, *, upload: bool = False
+    items: list[Item], files: MediaFiles, caption: str | None, *, upload: bool = False
 ) -> list[Media]:
     found: list[Media] = []
     for item in items:
-        media = await _input(item, blobs, None if found else caption, upload=upload)
+        media = await _input(item, files, None if found else caption, upload=upload)
         if media is not None:
             found.append(media)
     return found
@@ -153,30 +150,24 @@ async def _send(bot: Bot, chat_id: int, inputs: list[Media]) -> None:
 
 
 async def _input(
-    item: Item, blobs: BlobStore, caption: str | None, *, upload: bool = False
+    item: Item, files: MediaFiles, caption: str | None, *, upload: bool = False
 ) -> Media | None:
     """How to post an item: by Telegram's file_id where it is one of ours, else our own copy."""
     parse = ParseMode.HTML if caption else None
+    origin = item.media.origin
     if item.kind == "photo":
-        if item.telegram_type == "photo" and item.file_id and not upload:
-            return InputMediaPhoto(item.file_id, caption=caption, parse_mode=parse)
-        picture = await asyncio.to_thread(web_image, blobs.path_for(item.source_sha256))
+        if origin.telegram_type == "photo" and origin.file_id and not upload:
+            return InputMediaPhoto(origin.file_id, caption=caption, parse_mode=parse)
+        picture = await files.web_photo(item)
         return InputMediaPhoto(
             picture, caption=caption, parse_mode=parse, filename=f"{item.label}.jpg"
         )
-    if item.telegram_type == "video" and item.file_id and not upload:
-        return InputMediaVideo(item.file_id, caption=caption, parse_mode=parse)
-    data = await asyncio.to_thread(_video_bytes, blobs.path_for(item.source_sha256))
+    if origin.telegram_type == "video" and origin.file_id and not upload:
+        return InputMediaVideo(origin.file_id, caption=caption, parse_mode=parse)
+    data = await files.video(item, BOT_UPLOAD_LIMIT)  # Telegram takes at most 50 MB from bots
     if data is None:
         return None
     return InputMediaVideo(data, caption=caption, parse_mode=parse, filename=f"{item.label}.mp4")
-
-
-def _video_bytes(path: Path) -> bytes | None:
-    """The stored video, if a bot may post it (Telegram takes at most 50 MB from bots)."""
-    if not path.is_file() or path.stat().st_size > BOT_UPLOAD_LIMIT:
-        return None
-    return path.read_bytes()
 
 
 def _with_caption(media: Media, caption: str, parse_mode: str | None) -> Media:

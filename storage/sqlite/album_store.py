@@ -1,11 +1,12 @@
-"""Albums and each chat's current album."""
+"""Albums and each chat's current album, in SQLite."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from storage.db import Database, Tx
-from storage.models import Album, AlbumSummary, now_iso
+from storage.records import Album, AlbumSummary, now_iso
+from storage.sqlite.db import Database, Tx
+from storage.sqlite.rows import record
 
 DEFAULT_ALBUM_NAME = "My trip"
 
@@ -23,7 +24,7 @@ _SUMMARY_SQL = """
 """
 
 
-class AlbumStore:
+class SqliteAlbumStore:
     """Chats' albums. Every lookup takes the chat id, so one chat can never reach another's."""
 
     def __init__(self, db: Database) -> None:
@@ -33,15 +34,15 @@ class AlbumStore:
         """The chat's current album, created on first use."""
         row = await self.db.fetchone(_CURRENT_SQL, (chat_id, chat_id))
         if row is not None:
-            return Album.from_row(row)
+            return record(Album, row)
         async with self.db.transaction() as tx:  # looked again inside: another task may have won
-            return await self.current_in(tx, chat_id)
+            return await self._current_in(tx, chat_id)
 
-    async def current_in(self, tx: Tx, chat_id: int) -> Album:
+    async def _current_in(self, tx: Tx, chat_id: int) -> Album:
         """`current` inside an open transaction."""
         row = await tx.fetchone(_CURRENT_SQL, (chat_id, chat_id))
         if row is not None:
-            return Album.from_row(row)
+            return record(Album, row)
         return await self._create(tx, chat_id, DEFAULT_ALBUM_NAME)
 
     async def create(self, chat_id: int, name: str) -> Album:
@@ -75,7 +76,7 @@ class AlbumStore:
                 "ON CONFLICT (chat_id) DO UPDATE SET current_album_id = excluded.current_album_id",
                 (chat_id, album_id, now_iso()),
             )
-            return Album.from_row(row)
+            return record(Album, row)
 
     async def rename(self, chat_id: int, album_id: int, name: str) -> bool:
         """Rename one of the chat's albums."""
@@ -91,7 +92,7 @@ class AlbumStore:
         row = await self.db.fetchone(
             "SELECT * FROM albums WHERE id = ? AND chat_id = ?", (album_id, chat_id)
         )
-        return Album.from_row(row) if row else None
+        return record(Album, row) if row else None
 
     async def summaries(self, chat_id: int) -> list[AlbumSummary]:
         """The chat's albums with their counts, newest first."""
@@ -107,14 +108,10 @@ class AlbumStore:
         )
         return _summary(row) if row else None
 
-    async def touch(self, tx: Tx, album_id: int) -> None:
-        """Record that the album changed."""
-        await tx.execute("UPDATE albums SET updated_at = ? WHERE id = ?", (now_iso(), album_id))
-
 
 def _summary(row: sqlite3.Row) -> AlbumSummary:
     return AlbumSummary(
-        album=Album.from_row(row),
+        album=record(Album, row),
         photos=row["photos"],
         videos=row["videos"],
         notes=row["notes"],

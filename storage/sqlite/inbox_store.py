@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from storage.db import Database
-from storage.models import now_iso
+from storage.records import now_iso
+from storage.sqlite.db import Database
 
 MAX_ATTEMPTS = 3  # an update that crashed the process this often is given up
 
 
-class InboxStore:
+class SqliteInboxStore:
     """A durable queue of raw updates, keyed by Telegram's update_id."""
 
     def __init__(self, db: Database) -> None:

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from storage.db import Database
-
-
-@dataclass(frozen=True)
-class ChatFootprint:
-    """What the bot holds for one chat."""
-
-    albums: int
-    items: int
-    notes: int
-    exchanges: int
-    usage_rows: int
+from storage.records import ChatFootprint, Forgotten
+from storage.sqlite.db import Database
+from storage.sqlite.rows import drop_orphan_blobs
 
 
-@dataclass(frozen=True)
-class Forgotten:
-    """What forgetting a chat removed, and the blobs no other chat uses any more."""
-
-    footprint: ChatFootprint
-    orphan_blobs: list[str]
-
-
-class PrivacyStore:
+class SqlitePrivacyStore:
     """A chat's footprint, and wiping it."""
 
     def __init__(self, db: Database) -> None:
@@ -72,13 +53,5 @@ class PrivacyStore:
                 " by_modality = NULL WHERE chat_id = ?",
                 (chat_id,),
             )
-            orphans = []
-            for sha in sorted(shas):
-                used = await tx.fetchone(
-                    "SELECT 1 FROM items WHERE source_sha256 = ? OR model_sha256 = ? LIMIT 1",
-                    (sha, sha),
-                )
-                if used is None:
-                    await tx.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
-                    orphans.append(sha)
+            orphans = await drop_orphan_blobs(tx, shas)
         return Forgotten(footprint, orphans)

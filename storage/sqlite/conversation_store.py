@@ -1,28 +1,13 @@
-"""The conversation about an album: each question stored with its complete answer."""
+"""The conversation about an album, in SQLite: each question stored with its complete answer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from storage.db import Database
-from storage.models import Exchange, now_iso
-
-
-@dataclass(frozen=True)
-class NewExchange:
-    """A finished question and answer, ready to be stored."""
-
-    album_id: int
-    kind: str
-    prompt: str
-    answer_text: str
-    answer_content: str | None = None
-    user_text: str | None = None
-    focus_item_id: int | None = None
-    sender_id: int | None = None
+from storage.records import Exchange, NewExchange, now_iso
+from storage.sqlite.db import Database
+from storage.sqlite.rows import record
 
 
-class ConversationStore:
+class SqliteConversationStore:
     """Exchanges of an album, in order."""
 
     def __init__(self, db: Database) -> None:
@@ -33,7 +18,7 @@ class ConversationStore:
         rows = await self.db.fetchall(
             "SELECT * FROM exchanges WHERE album_id = ? ORDER BY id", (album_id,)
         )
-        return [Exchange.from_row(r) for r in rows]
+        return [record(Exchange, r) for r in rows]
 
     async def add(self, new: NewExchange) -> Exchange:
         """Append a finished exchange (one transaction: question and answer land together)."""
@@ -64,7 +49,7 @@ class ConversationStore:
         row = await self.db.fetchone(
             "SELECT * FROM exchanges WHERE album_id = ? ORDER BY id DESC LIMIT 1", (album_id,)
         )
-        return Exchange.from_row(row) if row else None
+        return record(Exchange, row) if row else None
 
     async def remove(self, album_id: int, exchange_id: int) -> bool:
         """Delete one exchange of the album."""

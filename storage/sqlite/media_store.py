@@ -1,86 +1,17 @@
-"""Media items, the blobs behind them, the traveller's notes, and the batches they arrived in."""
+"""Media items, the blobs behind them, the traveller's notes and their batches, in SQLite."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from enum import Enum
-
-from storage.db import Database, Tx
-from storage.models import Item, Note, now_iso
-
-
-@dataclass(frozen=True)
-class NewItem:
-    """Everything known about a media item when it is stored."""
-
-    album_id: int
-    batch_id: int | None
-    kind: str
-    source_sha256: str
-    source_size: int
-    source_mime: str
-    model_sha256: str
-    model_size: int
-    model_mime_type: str
-    file_unique_id: str | None = None
-    file_id: str | None = None
-    file_name: str | None = None
-    mime_type: str | None = None
-    caption: str | None = None
-    chat_message_id: int | None = None
-    media_group_id: str | None = None
-    sender_id: int | None = None
-    sender_name: str | None = None
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    taken_at: str | None = None
-    time_source: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    altitude: float | None = None
-    place: str | None = None
-    camera: str | None = None
-    message_date: str | None = None
-    telegram_type: str | None = None
-    model_ready: bool = True
-
-
-class AddStatus(Enum):
-    ADDED = "added"
-    DUPLICATE = "duplicate"
-    FULL = "full"
-
-
-@dataclass(frozen=True)
-class AddOutcome:
-    status: AddStatus
-    item: Item | None
+from storage.records import AddOutcome, AddStatus, Item, Media, Note, Removed, now_iso
+from storage.sqlite.db import Database
+from storage.sqlite.rows import ITEM_COLUMNS, drop_orphan_blobs, item, item_values, record
 
 
 class _NotAdded(Exception):
     """Raised inside `add`'s transaction to roll it back."""
 
 
-@dataclass(frozen=True)
-class Removed:
-    """What taking back a batch removed."""
-
-    items: list[Item]
-    notes: list[Note]
-    orphan_blobs: list[str]
-
-
-_ITEM_COLUMNS = [
-    "album_id", "batch_id", "kind", "source_sha256", "model_sha256", "model_mime_type",
-    "file_unique_id", "file_id", "file_name", "mime_type", "caption", "chat_message_id",
-    "media_group_id", "sender_id", "sender_name", "width", "height", "duration", "taken_at",
-    "time_source", "latitude", "longitude", "altitude", "place", "camera", "message_date",
-    "telegram_type", "model_ready",
-]  # fmt: skip
-
-
-class MediaStore:
+class SqliteMediaStore:
     """Items of albums. Callers pass the album id they got for their own chat."""
 
     def __init__(self, db: Database) -> None:
@@ -96,18 +27,20 @@ class MediaStore:
             {"album": album_id, "unique": file_unique_id},
         )
         assert row is not None  # the LEFT JOIN always gives one row
-        known = Item.from_row(row) if row["id"] is not None else None
+        known = item(row) if row["id"] is not None else None
         return known, int(row["album_items"])
 
-    async def add(self, new: NewItem, max_items: int) -> AddOutcome:
+    async def add(
+        self, album_id: int, batch_id: int | None, media: Media, max_items: int
+    ) -> AddOutcome:
         """Store an item and its blobs in one transaction; a repeat of a stored file is a no-op.
 
         Written as few statements as it can be: under load every statement is a trip to
         SQLite's thread while every other change of the bot waits for the lock.
         """
         stamp = now_iso()
-        values = asdict(new)
-        columns = [*_ITEM_COLUMNS, "position", "created_at"]
+        columns = ["album_id", "batch_id", *ITEM_COLUMNS, "position", "created_at"]
+        source, model = media.source, media.model
         outcome = AddOutcome(AddStatus.FULL, None)
         try:
             async with self.db.transaction() as tx:
@@ -115,31 +48,31 @@ class MediaStore:
                     "INSERT OR IGNORE INTO blobs (sha256, size, mime_type, created_at) "
                     "VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
                     (
-                        new.source_sha256, new.source_size, new.source_mime, stamp,
-                        new.model_sha256, new.model_size, new.model_mime_type, stamp,
+                        source.sha256, source.size, source.mime_type, stamp,
+                        model.sha256, model.size, model.mime_type, stamp,
                     ),
                 )  # fmt: skip
                 # Numbered after the album's last item, unless the album is full or already
                 # holds these bytes (then no row comes back).
                 rows = await tx.fetchall(
                     f"INSERT INTO items ({', '.join(columns)}) "
-                    f"SELECT {', '.join('?' for _ in _ITEM_COLUMNS)}, top + 1, ? FROM ("
+                    f"SELECT ?, ?, {', '.join('?' for _ in ITEM_COLUMNS)}, top + 1, ? FROM ("
                     " SELECT COUNT(*) AS n, COALESCE(MAX(position), 0) AS top"
                     " FROM items WHERE album_id = ?) WHERE n < ?"
                     " ON CONFLICT (album_id, source_sha256) DO NOTHING RETURNING *",
-                    [values[c] for c in _ITEM_COLUMNS] + [stamp, new.album_id, max_items],
+                    [album_id, batch_id, *item_values(media), stamp, album_id, max_items],
                 )
                 if rows:
                     await tx.execute(
-                        "UPDATE albums SET updated_at = ? WHERE id = ?", (stamp, new.album_id)
+                        "UPDATE albums SET updated_at = ? WHERE id = ?", (stamp, album_id)
                     )
-                    return AddOutcome(AddStatus.ADDED, Item.from_row(rows[0]))
+                    return AddOutcome(AddStatus.ADDED, item(rows[0]))
                 existing = await tx.fetchone(
                     "SELECT * FROM items WHERE album_id = ? AND source_sha256 = ?",
-                    (new.album_id, new.source_sha256),
+                    (album_id, source.sha256),
                 )
                 if existing is not None:
-                    outcome = AddOutcome(AddStatus.DUPLICATE, Item.from_row(existing))
+                    outcome = AddOutcome(AddStatus.DUPLICATE, item(existing))
                 raise _NotAdded  # rolls the blob rows back
         except _NotAdded:
             return outcome
@@ -149,7 +82,7 @@ class MediaStore:
         rows = await self.db.fetchall(
             "SELECT * FROM items WHERE album_id = ? ORDER BY position", (album_id,)
         )
-        return [Item.from_row(r) for r in rows]
+        return [item(r) for r in rows]
 
     async def by_message(self, chat_id: int, message_id: int) -> Item | None:
         """The item a chat message carried (for replies to a photo), in any of the chat's albums."""
@@ -158,14 +91,14 @@ class MediaStore:
             "WHERE a.chat_id = ? AND i.chat_message_id = ? ORDER BY i.id DESC LIMIT 1",
             (chat_id, message_id),
         )
-        return Item.from_row(row) if row else None
+        return item(row) if row else None
 
     async def get(self, album_id: int, item_id: int) -> Item | None:
         """One item of the album."""
         row = await self.db.fetchone(
             "SELECT * FROM items WHERE album_id = ? AND id = ?", (album_id, item_id)
         )
-        return Item.from_row(row) if row else None
+        return item(row) if row else None
 
     async def set_caption(self, item_id: int, caption: str | None) -> None:
         """Replace an item's caption."""
@@ -176,7 +109,7 @@ class MediaStore:
         rows = await self.db.fetchall(
             "SELECT * FROM items WHERE model_ready = 0 AND model_failed IS NULL ORDER BY id"
         )
-        return [Item.from_row(r) for r in rows]
+        return [item(r) for r in rows]
 
     async def set_model_copy(self, item_id: int, sha256: str, size: int, mime_type: str) -> bool:
         """Point an item at its model copy; False if the item is gone (taken back meanwhile)."""
@@ -189,9 +122,9 @@ class MediaStore:
                 (sha256, size, mime_type, now_iso()),
             )
             await tx.execute(
-                "UPDATE items SET model_sha256 = ?, model_mime_type = ?, model_ready = 1"
-                " WHERE id = ?",
-                (sha256, mime_type, item_id),
+                "UPDATE items SET model_sha256 = ?, model_size = ?, model_mime_type = ?,"
+                " model_ready = 1 WHERE id = ?",
+                (sha256, size, mime_type, item_id),
             )
         return True
 
@@ -241,7 +174,7 @@ class MediaStore:
         rows = await self.db.fetchall(
             "SELECT * FROM notes WHERE album_id = ? ORDER BY id", (album_id,)
         )
-        return [Note.from_row(r) for r in rows]
+        return [record(Note, r) for r in rows]
 
     # Batches -----------------------------------------------------------------------------
 
@@ -276,14 +209,14 @@ class MediaStore:
         """Delete a batch's items and notes; return them and the blobs nothing uses any more."""
         async with self.db.transaction() as tx:
             items = [
-                Item.from_row(r)
+                item(r)
                 for r in await tx.fetchall(
                     "SELECT * FROM items WHERE album_id = ? AND batch_id = ? ORDER BY position",
                     (album_id, batch_id),
                 )
             ]
             notes = [
-                Note.from_row(r)
+                record(Note, r)
                 for r in await tx.fetchall(
                     "SELECT * FROM notes WHERE album_id = ? AND batch_id = ? ORDER BY id",
                     (album_id, batch_id),
@@ -295,19 +228,8 @@ class MediaStore:
             await tx.execute(
                 "DELETE FROM notes WHERE album_id = ? AND batch_id = ?", (album_id, batch_id)
             )
-            candidates = {i.source_sha256 for i in items} | {i.model_sha256 for i in items}
-            orphans = await self._drop_orphan_blobs(tx, candidates)
+            candidates = {i.media.source.sha256 for i in items} | {
+                i.media.model.sha256 for i in items
+            }
+            orphans = await drop_orphan_blobs(tx, candidates)
         return Removed(items, notes, orphans)
-
-    async def _drop_orphan_blobs(self, tx: Tx, candidates: set[str]) -> list[str]:
-        """Delete blob rows no item references any more; return their hashes."""
-        orphans = []
-        for sha in sorted(candidates):
-            used = await tx.fetchone(
-                "SELECT 1 FROM items WHERE source_sha256 = ? OR model_sha256 = ? LIMIT 1",
-                (sha, sha),
-            )
-            if used is None:
-                await tx.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
-                orphans.append(sha)
-        return orphans

@@ -3,40 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
-from storage.db import Database
-from storage.models import now_iso
-
-
-@dataclass(frozen=True)
-class UsageRecord:
-    """The tokens one model call used."""
-
-    chat_id: int
-    user_id: int | None
-    album_id: int | None
-    kind: str
-    model: str
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    thinking_tokens: int = 0
-    cached_tokens: int = 0
-    total_tokens: int = 0
-    by_modality: dict[str, int] = field(default_factory=dict)
+from storage.records import UsageRecord, UsageTotals, now_iso
+from storage.sqlite.db import Database
 
 
-@dataclass(frozen=True)
-class UsageTotals:
-    """Sums over a period."""
-
-    calls: int
-    prompt_tokens: int
-    output_tokens: int
-    total_tokens: int
-
-
-class UsageStore:
+class SqliteUsageStore:
     """Appends usage rows and sums them."""
 
     def __init__(self, db: Database) -> None:
@@ -50,8 +22,8 @@ class UsageStore:
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 usage.user_id, usage.chat_id, usage.album_id, usage.kind, usage.model,
-                usage.prompt_tokens, usage.output_tokens, usage.thinking_tokens,
-                usage.cached_tokens, usage.total_tokens, json.dumps(usage.by_modality),
+                usage.tokens.prompt, usage.tokens.output, usage.tokens.thinking,
+                usage.tokens.cached, usage.tokens.total, json.dumps(usage.tokens.by_modality),
                 now_iso(),
             ),
         )  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from storage.db import Tx
+    from storage.sqlite.db import Tx
 
 Migration = Callable[["Tx"], Awaitable[None]]
 MIGRATIONS: list[tuple[str, Migration]] = []
@@ -204,3 +204,22 @@ async def m004_model_copy_pending(tx: Tx) -> None:
     # A photo is acknowledged once its original is stored and checked; the model's small copy
     # is made in the background (0 = not yet: model_sha256 still names the original).
     await tx.execute("ALTER TABLE items ADD COLUMN model_ready INTEGER NOT NULL DEFAULT 1")
+
+
+@migration
+async def m005_item_blob_sizes(tx: Tx) -> None:
+    # An item carries its two files whole (hash, size, type), so reading an album needs no join
+    # with `blobs`; rows from before are filled from there.
+    await tx.executescript(
+        """
+        ALTER TABLE items ADD COLUMN source_size INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE items ADD COLUMN source_mime TEXT NOT NULL DEFAULT '';
+        ALTER TABLE items ADD COLUMN model_size INTEGER NOT NULL DEFAULT 0;
+        UPDATE items SET
+            source_size = COALESCE((SELECT size FROM blobs WHERE sha256 = items.source_sha256), 0),
+            source_mime = COALESCE(
+                (SELECT mime_type FROM blobs WHERE sha256 = items.source_sha256),
+                items.mime_type, ''),
+            model_size = COALESCE((SELECT size FROM blobs WHERE sha256 = items.model_sha256), 0);
+        """
+    )

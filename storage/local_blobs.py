@@ -1,4 +1,4 @@
-"""Media bytes on disk under DATA_DIR/media, named by the sha256 of their content."""
+"""Media bytes on the local disk under DATA_DIR/media, named by the sha256 of their content."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 CHUNK = 1024 * 1024
 
 
-class BlobStore:
+class LocalBlobStore:
     """Content-addressed files: writing the same bytes twice keeps one file.
 
     Files arrive in a scratch folder first (`new_temp_path`), are hashed there and then renamed

@@ -1,0 +1,8 @@
+"""The records the services hand to the Telegram side, defined once in `storage.records`.
+
+Handlers import them from here, so nothing under `bot/telegram/` reaches into storage.
+"""
+
+from storage.records import AlbumSummary, Item, Origin
+
+__all__ = ["AlbumSummary", "Item", "Origin"]

@@ -1,0 +1,33 @@
+"""Keeping files and rows in step: the start-up sweep of files no item refers to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from storage.protocols import Storage
+
+log = logging.getLogger(__name__)
+
+ORPHAN_AGE = 3600.0  # a younger file may belong to a process still finishing (a deploy)
+
+
+async def sweep_orphan_blobs(storage: Storage) -> int:
+    """Delete stored files no item refers to, left by a process killed between storing a file
+    and committing its row; return how many. Run before anything else of the process."""
+    blobs = storage.blobs
+    stored = await asyncio.to_thread(blobs.stored)
+    used = await storage.media.used_blobs()
+    if stored and not used:
+        # Files but an empty album table: a new or restored database next to old media.
+        # Deleting them all could not be undone; leave that to the owner.
+        log.warning("%d stored files but no album refers to any: none deleted", len(stored))
+        return 0
+    old = time.time() - ORPHAN_AGE
+    orphans = [sha for sha in stored - used if (await asyncio.to_thread(blobs.modified, sha)) < old]
+    for sha in orphans:
+        await asyncio.to_thread(blobs.delete, sha)
+    if orphans:
+        log.info("Deleted %d stored file(s) that no album refers to", len(orphans))
+    return len(orphans)

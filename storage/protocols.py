@@ -1,0 +1,302 @@
+"""What a storage engine provides: one protocol per concern, and the `Storage` bundle.
+
+Services depend on these, never on an engine. Every lookup that reaches a chat's data takes the
+chat id (or an album id the caller got for its own chat), so one chat can never reach another's.
+`storage.sqlite` implements them on one SQLite file; `tests/test_storage_contract.py` is the
+behaviour every engine must show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from storage.records import (
+    AddOutcome,
+    Album,
+    AlbumSummary,
+    ChatFootprint,
+    Exchange,
+    Forgotten,
+    Item,
+    Media,
+    NewExchange,
+    Note,
+    Removed,
+    Upload,
+    UsageRecord,
+    UsageTotals,
+)
+
+
+class AlbumStore(Protocol):
+    """Chats' albums and each chat's current one."""
+
+    async def current(self, chat_id: int) -> Album:
+        """The chat's current album, created on first use."""
+        ...
+
+    async def create(self, chat_id: int, name: str) -> Album:
+        """Start a new album and make it the chat's current one."""
+        ...
+
+    async def switch(self, chat_id: int, album_id: int) -> Album | None:
+        """Make one of the chat's albums current; None if the chat has no such album."""
+        ...
+
+    async def rename(self, chat_id: int, album_id: int, name: str) -> bool:
+        """Rename one of the chat's albums; False if it has no such album."""
+        ...
+
+    async def get(self, chat_id: int, album_id: int) -> Album | None:
+        """One of the chat's albums by id."""
+        ...
+
+    async def summaries(self, chat_id: int) -> list[AlbumSummary]:
+        """The chat's albums with their counts, newest first."""
+        ...
+
+    async def summary(self, chat_id: int, album_id: int) -> AlbumSummary | None:
+        """One album with its counts."""
+        ...
+
+
+class MediaStore(Protocol):
+    """Albums' items, notes and the batches they arrived in."""
+
+    async def arrival(self, album_id: int, file_unique_id: str | None) -> tuple[Item | None, int]:
+        """For a file about to be downloaded: the album's item already made from it (by
+        Telegram's file_unique_id), and how many items the album holds."""
+        ...
+
+    async def add(
+        self, album_id: int, batch_id: int | None, media: Media, max_items: int
+    ) -> AddOutcome:
+        """Store an item and its blobs at once; the same bytes twice in one album are one item,
+        and an album holding `max_items` takes no more."""
+        ...
+
+    async def items(self, album_id: int) -> list[Item]:
+        """The album's items in the order they were added."""
+        ...
+
+    async def get(self, album_id: int, item_id: int) -> Item | None:
+        """One item of the album."""
+        ...
+
+    async def by_message(self, chat_id: int, message_id: int) -> Item | None:
+        """The item a chat message carried, in any of the chat's albums."""
+        ...
+
+    async def set_caption(self, item_id: int, caption: str | None) -> None:
+        """Replace an item's caption."""
+        ...
+
+    async def pending_copies(self) -> list[Item]:
+        """Photos whose model copy is still to be made (left by a restart), oldest first."""
+        ...
+
+    async def set_model_copy(self, item_id: int, sha256: str, size: int, mime_type: str) -> bool:
+        """Point an item at its model copy; False if the item is gone (taken back meanwhile)."""
+        ...
+
+    async def mark_model_failed(self, item_id: int, reason: str) -> None:
+        """Remember that the model service could not process this item."""
+        ...
+
+    async def used_blobs(self) -> set[str]:
+        """Every blob some item refers to."""
+        ...
+
+    async def is_blob_used(self, sha256: str) -> bool:
+        """Whether any item still refers to a blob."""
+        ...
+
+    async def add_note(
+        self,
+        album_id: int,
+        text: str,
+        batch_id: int | None,
+        sender_id: int | None,
+        sender_name: str | None,
+    ) -> Note:
+        """Store something the traveller told about the trip."""
+        ...
+
+    async def notes(self, album_id: int) -> list[Note]:
+        """The album's notes, oldest first."""
+        ...
+
+    async def new_batch(self, album_id: int) -> int:
+        """Open a batch: the media and notes one acknowledgement covers."""
+        ...
+
+    async def batch_album(self, chat_id: int, batch_id: int) -> int | None:
+        """The album id of one of the chat's batches; None if the chat has no such batch."""
+        ...
+
+    async def latest_batch(self, album_id: int) -> tuple[int, str] | None:
+        """The album's most recent batch that still holds something: (id, created_at)."""
+        ...
+
+    async def remove_batch(self, album_id: int, batch_id: int) -> Removed:
+        """Delete a batch's items and notes; return them and the blobs nothing uses any more."""
+        ...
+
+
+class ConversationStore(Protocol):
+    """The exchanges of an album, in order."""
+
+    async def exchanges(self, album_id: int) -> list[Exchange]:
+        """The album's conversation so far, oldest first."""
+        ...
+
+    async def add(self, new: NewExchange) -> Exchange:
+        """Append a finished exchange: question and answer land together."""
+        ...
+
+    async def latest(self, album_id: int) -> Exchange | None:
+        """The album's most recent exchange."""
+        ...
+
+    async def remove(self, album_id: int, exchange_id: int) -> bool:
+        """Delete one exchange of the album."""
+        ...
+
+    async def clear(self, album_id: int) -> int:
+        """Forget the album's conversation (the media stay); how many exchanges went."""
+        ...
+
+
+class UsageStore(Protocol):
+    """Token usage of every model call."""
+
+    async def record(self, usage: UsageRecord) -> None:
+        """Store one call's usage."""
+        ...
+
+    async def user_totals(self, user_id: int, since_iso: str) -> UsageTotals:
+        """One user's usage since a UTC time."""
+        ...
+
+    async def per_user(self, since_iso: str) -> list[tuple[int | None, UsageTotals]]:
+        """Every user's usage since a UTC time, biggest first."""
+        ...
+
+
+class UploadStore(Protocol):
+    """Which blobs the model service already holds, so follow-ups refer instead of re-send."""
+
+    async def get(self, sha256: str) -> Upload | None:
+        """The recorded upload of a blob, if any."""
+        ...
+
+    async def get_many(self, sha256s: list[str]) -> Mapping[str, Upload]:
+        """The recorded uploads of several blobs, by hash."""
+        ...
+
+    async def put(self, upload: Upload) -> None:
+        """Record (or replace) the upload of a blob."""
+        ...
+
+    async def drop(self, sha256: str) -> None:
+        """Forget an upload (expired, deleted, or its blob is gone)."""
+        ...
+
+
+class InboxStore(Protocol):
+    """A durable queue of raw updates not handled yet, keyed by Telegram's update_id."""
+
+    async def keep(self, update_id: int, payload: str) -> None:
+        """Record a fetched update (a second copy of the same update is ignored)."""
+        ...
+
+    async def done(self, update_id: int) -> None:
+        """The update was handled."""
+        ...
+
+    async def unfinished(self) -> list[str]:
+        """Updates an earlier run left unhandled, oldest first; each replay is counted and an
+        update that was tried too often is given up."""
+        ...
+
+
+class PrivacyStore(Protocol):
+    """A chat's footprint, and wiping it."""
+
+    async def footprint(self, chat_id: int) -> ChatFootprint:
+        """Counts of what the bot holds for the chat."""
+        ...
+
+    async def forget(self, chat_id: int) -> Forgotten:
+        """Delete the chat's albums, items, notes and conversation; anonymise its usage."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Media bytes, content-addressed: the same bytes stored twice are kept once.
+
+    A stored blob is pinned from `adopt` until `release`, so `delete` does not remove a file
+    some chat is about to record. Methods are blocking: call them in a worker thread.
+    """
+
+    def prepare(self) -> None:
+        """Make the store ready and clear scratch files a crash left."""
+        ...
+
+    def new_temp_path(self, suffix: str = "") -> Path:
+        """A fresh local scratch path to download or write into."""
+        ...
+
+    def adopt(self, temp: Path) -> tuple[str, int]:
+        """Move a scratch file into the store, pinned; return (sha256, size)."""
+        ...
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store bytes (small derived files), pinned; return (sha256, size)."""
+        ...
+
+    def release(self, *shas: str) -> None:
+        """The pinned blobs are recorded (or given up): `delete` may remove them again."""
+        ...
+
+    def path_for(self, sha256: str) -> Path:
+        """A local path holding the blob's bytes."""
+        ...
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored."""
+        ...
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob unless it is pinned; a missing one is no error."""
+        ...
+
+    def modified(self, sha256: str) -> float:
+        """When the blob was written (seconds since the epoch; 0 if absent)."""
+        ...
+
+    def stored(self) -> set[str]:
+        """The hashes of every stored blob."""
+        ...
+
+
+@dataclass
+class Storage:
+    """Everything the product keeps, behind one object: opened once, closed at shutdown."""
+
+    albums: AlbumStore
+    media: MediaStore
+    conversation: ConversationStore
+    usage: UsageStore
+    uploads: UploadStore
+    inbox: InboxStore
+    privacy: PrivacyStore
+    blobs: BlobStore
+    closer: Callable[[], Awaitable[None]]
+
+    async def close(self) -> None:
+        """Close the engine's connections; safe to call twice."""
+        await self.closer()

@@ -1,0 +1,289 @@
+"""The plain records every store takes and returns, whatever engine holds them.
+
+A media item is composed, not spelt out: `Origin` (the chat message it came in), `MediaFacts`
+(what the file itself says), two `Blob`s (the original and the model's copy) make a `Media`,
+and a stored `Item` is a `Media` plus what the album gave it (id, position, batch). Each field is
+written once; a new kind of media touches `MediaKind` and the code that reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Literal
+
+MediaKind = Literal["photo", "video"]
+
+
+def now_iso() -> str:
+    """The current UTC time as stored."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A datetime as stored (ISO 8601, offset kept when known)."""
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def from_iso(text: str | None) -> datetime | None:
+    """A stored time back as a datetime (naive when it was stored without an offset)."""
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True)
+class Album:
+    id: int
+    chat_id: int
+    name: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AlbumSummary:
+    """An album with its counts, for lists and acknowledgements."""
+
+    album: Album
+    photos: int
+    videos: int
+    notes: int
+    exchanges: int
+
+    @property
+    def items(self) -> int:
+        return self.photos + self.videos
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """What one media file says about itself: when, where, with what, how big.
+
+    `taken_at` is the local wall-clock time the camera recorded, tz-aware when the offset is
+    known and naive otherwise (a video's container time is UTC and therefore aware).
+    `time_source` is "exif", "container" or None; with None the caller may fall back to the
+    message date and mark it approximate. Coordinates are signed decimal degrees (south and west
+    negative), altitude is metres above sea level, `place` the nearest town read offline from
+    them. Width and height are as displayed, after the orientation tag or rotation matrix is
+    applied. `duration` is in seconds, videos only. Every field may be None: metadata is a hint
+    for the story, never a reason to refuse a file.
+    """
+
+    taken_at: datetime | None = None
+    time_source: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude: float | None = None
+    camera: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    place: str | None = None
+
+    def has_location(self) -> bool:
+        """Whether both coordinates are known and finite."""
+        return (
+            self.latitude is not None
+            and self.longitude is not None
+            and math.isfinite(self.latitude)
+            and math.isfinite(self.longitude)
+        )
+
+    @property
+    def exact_time(self) -> datetime | None:
+        """The capture time when the file itself recorded it (not guessed from the message)."""
+        return self.taken_at if self.time_source in ("exif", "container") else None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The chat message a media file came in, as the album keeps it (no Telegram types)."""
+
+    file_id: str | None = None
+    file_unique_id: str | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    caption: str | None = None
+    chat_message_id: int | None = None
+    media_group_id: str | None = None
+    sender_id: int | None = None
+    sender_name: str | None = None
+    message_date: datetime | None = None
+    telegram_type: str | None = None  # photo, video, video_note, animation or document
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A stored file, named by the sha256 of its bytes."""
+
+    sha256: str
+    size: int
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class Media:
+    """A checked media file ready for an album: its files, where it came from, what it says.
+
+    `model` is the copy the model sees (an upright small JPEG for a photo, the file itself for a
+    video); until `model_ready`, it names the original and the copy is still to be made.
+    """
+
+    kind: MediaKind
+    source: Blob
+    model: Blob
+    origin: Origin
+    facts: MediaFacts
+    model_ready: bool = True
+
+
+@dataclass(frozen=True)
+class Item:
+    """A media file in an album."""
+
+    id: int
+    album_id: int
+    batch_id: int | None
+    position: int
+    media: Media
+    created_at: str
+    model_failed: str | None = None
+
+    @property
+    def kind(self) -> MediaKind:
+        return self.media.kind
+
+    @property
+    def label(self) -> str:
+        """How the item is named to the user and the model: 'photo 3', 'video 12'."""
+        return f"{self.kind} {self.position}"
+
+
+@dataclass(frozen=True)
+class Note:
+    id: int
+    album_id: int
+    batch_id: int | None
+    text: str
+    sender_id: int | None
+    sender_name: str | None
+    created_at: str
+
+
+class AddStatus(Enum):
+    ADDED = "added"
+    DUPLICATE = "duplicate"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    """What storing a media file did; `item` is the new one, or the one it repeats."""
+
+    status: AddStatus
+    item: Item | None
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What taking back a batch removed, and the blobs nothing uses any more."""
+
+    items: list[Item]
+    notes: list[Note]
+    orphan_blobs: list[str]
+
+
+@dataclass(frozen=True)
+class NewExchange:
+    """A finished question and answer, ready to be stored."""
+
+    album_id: int
+    kind: str
+    prompt: str
+    answer_text: str
+    answer_content: str | None = None
+    user_text: str | None = None
+    focus_item_id: int | None = None
+    sender_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A stored question and its complete answer."""
+
+    id: int
+    album_id: int
+    kind: str
+    prompt: str
+    user_text: str | None
+    focus_item_id: int | None
+    answer_text: str
+    answer_content: str | None
+    sender_id: int | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file the model service holds, remembered by the sha256 of its bytes."""
+
+    sha256: str
+    name: str
+    uri: str
+    mime_type: str
+    expires_at: str  # ISO 8601, UTC
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """Tokens one model call used, as the API reported them."""
+
+    prompt: int = 0
+    output: int = 0
+    thinking: int = 0
+    cached: int = 0
+    total: int = 0
+    by_modality: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """The tokens one model call used, and for whom."""
+
+    chat_id: int
+    user_id: int | None
+    album_id: int | None
+    kind: str
+    model: str
+    tokens: TokenCounts = field(default_factory=TokenCounts)
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Sums over a period."""
+
+    calls: int
+    prompt_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+@dataclass(frozen=True)
+class ChatFootprint:
+    """What the bot holds for one chat."""
+
+    albums: int
+    items: int
+    notes: int
+    exchanges: int
+    usage_rows: int
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What forgetting a chat removed, and the blobs no other chat uses any more."""
+
+    footprint: ChatFootprint
+    orphan_blobs: list[str]

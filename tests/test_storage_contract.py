@@ -1,0 +1,277 @@
+"""What every storage engine must do, run against each one (`tests/storage_backends.py`).
+
+Only the protocols of `storage.protocols` are used here, so a new engine is a new entry in
+BACKENDS, not a copy of these tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from storage.protocols import Storage
+from storage.records import (
+    AddStatus,
+    Blob,
+    Media,
+    MediaFacts,
+    NewExchange,
+    Origin,
+    TokenCounts,
+    Upload,
+    UsageRecord,
+)
+from tests.storage_backends import BACKENDS
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    async with BACKENDS[request.param](tmp_path) as storage:
+        yield storage
+
+
+def photo(sha: str, unique: str | None = None, **origin: object) -> Media:
+    blob = Blob(sha, 10, "image/jpeg")
+    return Media(
+        "photo",
+        blob,
+        blob,
+        Origin(file_id=f"id-{sha[:4]}", file_unique_id=unique or f"unique-{sha[:4]}", **origin),  # type: ignore[arg-type]
+        MediaFacts(),
+    )
+
+
+A, B, C = "a" * 64, "b" * 64, "c" * 64
+
+
+async def test_every_field_of_a_media_file_survives_the_round_trip(store: Storage) -> None:
+    album = await store.albums.current(1)
+    batch = await store.media.new_batch(album.id)
+    media = Media(
+        kind="video",
+        source=Blob(A, 123_456, "video/quicktime"),
+        model=Blob(B, 654, "video/mp4"),
+        origin=Origin(
+            file_id="file-1", file_unique_id="uniq-1", file_name="pier.mov",
+            mime_type="video/quicktime", caption="The pier 🌊", chat_message_id=77,
+            media_group_id="g1", sender_id=5, sender_name="Ana",
+            message_date=datetime(2026, 5, 1, 9, 30, tzinfo=UTC), telegram_type="document",
+        ),
+        facts=MediaFacts(
+            taken_at=datetime(2026, 4, 30, 18, 5, 7, tzinfo=timezone(timedelta(hours=1))),
+            time_source="container", latitude=38.69, longitude=-9.21, altitude=12.5,
+            camera="Apple iPhone 15", width=1920, height=1080, duration=12.25,
+            place="Belém, Lisbon, Portugal",
+        ),
+        model_ready=False,
+    )  # fmt: skip
+    added = await store.media.add(album.id, batch, media, max_items=10)
+    assert added.status is AddStatus.ADDED and added.item is not None
+    assert added.item.media == media
+    (read,) = await store.media.items(album.id)
+    assert read == added.item
+    assert (read.id, read.album_id, read.batch_id, read.position) == (
+        added.item.id, album.id, batch, 1,
+    )  # fmt: skip
+    naive = replace(media.facts, taken_at=datetime(2019, 8, 21, 10, 0), time_source="exif")
+    other = await store.media.add(album.id, batch, replace(media, source=Blob(C, 1, "x/y"),
+                                  facts=naive), 10)  # fmt: skip
+    assert other.item is not None and other.item.media.facts.taken_at == datetime(2019, 8, 21, 10)
+
+
+async def test_same_content_is_stored_once_per_album_and_numbers_are_stable(store: Storage) -> None:
+    media = store.media
+    album = await store.albums.current(1)
+    batch = await media.new_batch(album.id)
+    first = await media.add(album.id, batch, photo(A), max_items=10)
+    again = await media.add(album.id, batch, photo(A), max_items=10)
+    second = await media.add(album.id, batch, photo(B), max_items=10)
+    assert first.status is AddStatus.ADDED and again.status is AddStatus.DUPLICATE
+    assert again.item == first.item
+    assert second.item is not None and second.item.position == 2
+    assert (await media.add(album.id, batch, photo(C), max_items=2)).status is AddStatus.FULL
+    known, count = await media.arrival(album.id, "unique-aaaa")
+    assert known == first.item and count == 2
+    assert await media.arrival(album.id, "never-sent") == (None, 2)
+    assert await media.arrival(album.id, None) == (None, 2)
+    assert await media.used_blobs() == {A, B}  # the refused third left no blob behind
+
+
+async def test_albums_are_per_chat_and_counted(store: Storage) -> None:
+    albums = store.albums
+    mine = await albums.create(1, "Lisbon")
+    assert await albums.switch(2, mine.id) is None  # another chat cannot take it
+    assert await albums.get(2, mine.id) is None
+    assert not await albums.rename(2, mine.id, "Mine now")
+    assert await albums.summary(2, mine.id) is None
+    assert (await albums.current(1)).id == mine.id
+    assert (await albums.current(2)).id != mine.id
+    batch = await store.media.new_batch(mine.id)
+    await store.media.add(mine.id, batch, photo(A), 10)
+    await store.media.add(mine.id, batch, replace(photo(B), kind="video"), 10)
+    await store.media.add_note(mine.id, "first week", batch, 5, "Ana")
+    await store.conversation.add(NewExchange(mine.id, "question", "q", "a"))
+    assert await albums.rename(1, mine.id, "Lisbon 2026")
+    summary = await albums.summary(1, mine.id)
+    assert summary is not None and summary.album.name == "Lisbon 2026"
+    assert (summary.photos, summary.videos, summary.notes, summary.exchanges) == (1, 1, 1, 1)
+    second = await albums.create(1, "Porto")
+    assert [s.album.id for s in await albums.summaries(1)] == [second.id, mine.id]
+    switched = await albums.switch(1, mine.id)
+    assert switched is not None and (await albums.current(1)).id == mine.id
+
+
+async def test_batches_notes_and_taking_back(store: Storage) -> None:
+    media = store.media
+    one, two = await store.albums.create(1, "One"), await store.albums.create(1, "Two")
+    b1, b2 = await media.new_batch(one.id), await media.new_batch(two.id)
+    await media.add(one.id, b1, photo(A), 10)
+    await media.add(one.id, b1, photo(B), 10)
+    note = await media.add_note(one.id, "missed the ferry", b1, 5, "Ana")
+    await media.add(two.id, b2, photo(B), 10)  # shared with album Two
+    assert await media.notes(one.id) == [note]
+    assert await media.batch_album(1, b1) == one.id
+    assert await media.batch_album(2, b1) is None  # not another chat's
+    latest = await media.latest_batch(one.id)
+    assert latest is not None and latest[0] == b1
+    removed = await media.remove_batch(one.id, b1)
+    assert [i.media.source.sha256 for i in removed.items] == [A, B]
+    assert removed.notes == [note]
+    assert removed.orphan_blobs == [A]
+    assert await media.latest_batch(one.id) is None  # an emptied batch is not "latest"
+    assert len(await media.items(two.id)) == 1
+    assert await media.is_blob_used(B) and not await media.is_blob_used(A)
+
+
+async def test_captions_messages_and_model_copies(store: Storage) -> None:
+    media = store.media
+    album = await store.albums.current(1)
+    batch = await media.new_batch(album.id)
+    pending = replace(photo(A, chat_message_id=40), model_ready=False)
+    added = (await media.add(album.id, batch, pending, 10)).item
+    assert added is not None
+    assert await media.by_message(1, 40) == added
+    assert await media.by_message(2, 40) is None
+    await media.set_caption(added.id, "Tram 28")
+    assert (await media.get(album.id, added.id)).media.origin.caption == "Tram 28"  # type: ignore[union-attr]
+    assert [i.id for i in await media.pending_copies()] == [added.id]
+    assert await media.set_model_copy(added.id, C, 99, "image/jpeg")
+    copied = await media.get(album.id, added.id)
+    assert copied is not None and copied.media.model_ready
+    assert copied.media.model == Blob(C, 99, "image/jpeg")
+    assert await media.pending_copies() == []
+    assert await media.used_blobs() == {A, C}
+    await media.mark_model_failed(added.id, "too dark")
+    assert (await media.get(album.id, added.id)).model_failed == "too dark"  # type: ignore[union-attr]
+    assert not await media.set_model_copy(10_000, C, 99, "image/jpeg")  # gone: nothing to do
+
+
+async def test_exchanges_round_trip_in_order(store: Storage) -> None:
+    talk = store.conversation
+    album = await store.albums.current(1)
+    for n in range(3):
+        await talk.add(NewExchange(album.id, "question", f"q{n}", f"a{n}", sender_id=5))
+    exchanges = await talk.exchanges(album.id)
+    assert [e.prompt for e in exchanges] == ["q0", "q1", "q2"]
+    assert await talk.latest(album.id) == exchanges[-1]
+    assert await talk.remove(album.id, exchanges[-1].id)
+    assert not await talk.remove(album.id, exchanges[-1].id)
+    assert await talk.clear(album.id) == 2
+    assert await talk.exchanges(album.id) == [] and await talk.latest(album.id) is None
+
+
+async def test_usage_is_summed_per_user_since_a_time(store: Storage) -> None:
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+    for user, prompt in ((7, 100), (7, 50), (8, 10)):
+        tokens = TokenCounts(prompt=prompt, output=5, thinking=1, total=prompt + 6)
+        await store.usage.record(UsageRecord(1, user, None, "question", "m", tokens))
+    totals = await store.usage.user_totals(7, since)
+    assert (totals.calls, totals.prompt_tokens, totals.output_tokens) == (2, 150, 12)
+    assert totals.total_tokens == 162
+    assert [u for u, _ in await store.usage.per_user(since)] == [7, 8]
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat(timespec="seconds")
+    assert (await store.usage.user_totals(7, future)).calls == 0
+
+
+async def test_uploads_are_remembered_replaced_and_dropped(store: Storage) -> None:
+    uploads = store.uploads
+    first = Upload(A, "files/1", "https://x/1", "image/jpeg", "2026-12-06T00:00:00+00:00")
+    await uploads.put(first)
+    await uploads.put(replace(first, name="files/2", uri="https://x/2"))
+    got = await uploads.get(A)
+    assert got is not None and (got.name, got.uri) == ("files/2", "https://x/2")
+    await uploads.put(replace(first, sha256=B))
+    assert set(await uploads.get_many([A, B, C])) == {A, B}
+    await uploads.drop(A)
+    assert await uploads.get(A) is None
+
+
+async def test_the_inbox_replays_unfinished_updates_and_gives_up_after_three_tries(
+    store: Storage,
+) -> None:
+    inbox = store.inbox
+    await inbox.keep(2, '{"update_id": 2}')
+    await inbox.keep(1, '{"update_id": 1}')
+    await inbox.keep(1, '{"update_id": 1, "again": true}')  # a second copy is ignored
+    await inbox.keep(3, '{"update_id": 3}')
+    await inbox.done(3)
+    assert await inbox.unfinished() == ['{"update_id": 1}', '{"update_id": 2}']
+    assert len(await inbox.unfinished()) == 2
+    assert len(await inbox.unfinished()) == 2
+    assert await inbox.unfinished() == []  # tried three times: given up
+
+
+async def test_forgetting_a_chat_keeps_what_other_chats_use(store: Storage) -> None:
+    mine, theirs = await store.albums.current(1), await store.albums.current(2)
+    b1, b2 = await store.media.new_batch(mine.id), await store.media.new_batch(theirs.id)
+    await store.media.add(mine.id, b1, photo(A), 10)
+    await store.media.add(mine.id, b1, photo(B), 10)
+    await store.media.add(theirs.id, b2, photo(B), 10)
+    await store.media.add_note(mine.id, "note", b1, 5, "Ana")
+    await store.conversation.add(NewExchange(mine.id, "story", "p", "a"))
+    await store.usage.record(UsageRecord(1, 5, mine.id, "story", "m", TokenCounts(total=9)))
+    footprint = await store.privacy.footprint(1)
+    assert (footprint.albums, footprint.items, footprint.notes) == (1, 2, 1)
+    assert (footprint.exchanges, footprint.usage_rows) == (1, 1)
+    forgotten = await store.privacy.forget(1)
+    assert forgotten.footprint == footprint and forgotten.orphan_blobs == [A]
+    empty = await store.privacy.footprint(1)
+    assert (empty.albums, empty.items, empty.notes, empty.exchanges, empty.usage_rows) == (
+        0, 0, 0, 0, 0,
+    )  # fmt: skip
+    assert len(await store.media.items(theirs.id)) == 1
+    since = "2000-01-01T00:00:00+00:00"
+    assert (await store.usage.user_totals(5, since)).total_tokens == 9  # still counts
+
+
+def test_blobs_are_content_addressed(store: Storage) -> None:
+    blobs = store.blobs
+    sha1, size = blobs.put_bytes(b"hello")
+    sha2, _ = blobs.put_bytes(b"hello")
+    assert sha1 == sha2 and size == 5
+    assert blobs.path_for(sha1).read_bytes() == b"hello"
+    assert blobs.exists(sha1) and sha1 in blobs.stored() and blobs.modified(sha1) > 0
+    temp = blobs.new_temp_path(".jpg")
+    temp.write_bytes(b"from a download")
+    sha3, _ = blobs.adopt(temp)
+    assert not temp.exists() and blobs.path_for(sha3).read_bytes() == b"from a download"
+    blobs.release(sha1, sha2, sha3)
+    blobs.delete(sha3)
+    assert not blobs.exists(sha3) and blobs.modified(sha3) == 0
+    blobs.delete(sha3)  # a missing blob is no error
+
+
+def test_a_blob_on_its_way_into_a_row_is_not_deleted_until_released(store: Storage) -> None:
+    blobs = store.blobs
+    sha, _ = blobs.put_bytes(b"photo")  # one chat stores it...
+    again, _ = blobs.put_bytes(b"photo")  # ...and another the same bytes
+    blobs.release(sha)
+    blobs.delete(sha)  # the first gave it up: the second still needs it
+    assert blobs.exists(sha)
+    blobs.release(again)
+    blobs.delete(sha)
+    assert not blobs.exists(sha)
