@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass
 
 from bot.config import Settings
-from bot.gemini.model import GeminiModel
+from bot.gemini.gemini_model import GeminiModel
 from bot.media.images import register_heif
+from bot.model import Model
 from bot.service.albums import AlbumService
 from bot.service.conversation import ConversationService
 from bot.service.copies import ModelCopies
@@ -26,7 +27,7 @@ class Services:
     settings: Settings
     storage: Storage
     copies: ModelCopies
-    model: GeminiModel
+    model: Model
     albums: AlbumService
     talk: ConversationService
     usage: UsageService

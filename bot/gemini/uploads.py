@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google import genai
@@ -15,7 +14,7 @@ from google.genai import types
 
 from bot.errors import ModelUnavailable
 from bot.gemini.failures import is_transient, transport_errors
-from bot.gemini.request import MediaRef, OnStatus
+from bot.model import MediaRef, OnStatus, PreparedMedia
 from storage.protocols import UploadStore
 from storage.records import Upload
 
@@ -24,14 +23,6 @@ log = logging.getLogger(__name__)
 # Files live 48 h at the API. Re-upload well before that, so a reference never expires in the
 # middle of a conversation turn.
 MIN_REMAINING = timedelta(hours=2)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The outcome of making media available: ready files by key, and those the API refused."""
-
-    ready: dict[str, Upload]
-    failed: list[tuple[MediaRef, str]]
 
 
 class MediaUploader:
@@ -58,7 +49,9 @@ class MediaUploader:
         # Two requests of one chat may want the same new file at once: upload it once.
         self._inflight: dict[str, asyncio.Task[Upload | str]] = {}
 
-    async def prepare(self, refs: list[MediaRef], on_status: OnStatus | None = None) -> Prepared:
+    async def prepare(
+        self, refs: list[MediaRef], on_status: OnStatus | None = None
+    ) -> PreparedMedia:
         """Make every file available to the model; files the API cannot process are reported."""
         ready: dict[str, Upload] = {}
         missing: list[MediaRef] = []
@@ -70,7 +63,7 @@ class MediaUploader:
             else:
                 missing.append(ref)
         if not missing:
-            return Prepared(ready, [])
+            return PreparedMedia(ready, [])
 
         progress = _Progress(missing, on_status)
         await progress.announce()
@@ -90,7 +83,7 @@ class MediaUploader:
             await progress.done(ref)
 
         await asyncio.gather(*(one(ref) for ref in missing))
-        return Prepared(ready, failed)
+        return PreparedMedia(ready, failed)
 
     def _landed(self, key: str, _task: object) -> None:
         self._inflight.pop(key, None)

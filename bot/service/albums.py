@@ -12,7 +12,7 @@ from pathlib import Path, PurePath
 
 from bot.config import Settings
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
-from bot.gemini.model import GeminiModel
+from bot.model import Model
 from bot.service.copies import ModelCopies
 from bot.service.intake import process_photo, process_video
 from storage.protocols import Storage
@@ -99,7 +99,7 @@ class AlbumService:
         self,
         settings: Settings,
         storage: Storage,
-        model: GeminiModel,
+        model: Model,
         copies: ModelCopies,
     ) -> None:
         self.settings = settings

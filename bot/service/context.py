@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import prompts
-from bot.gemini.request import MediaRef, ModelRequest, Part, Turn
+from bot.model import MediaRef, ModelRequest, Part, Turn
 from bot.service.words import count
 from storage.protocols import BlobStore
 from storage.records import Album, Exchange, Item, Note

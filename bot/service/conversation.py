@@ -13,8 +13,7 @@ from typing import Protocol
 import prompts
 from bot.config import Settings
 from bot.errors import BudgetExceeded, ModelBlocked, ModelError, NothingToDo
-from bot.gemini.model import GeminiModel
-from bot.gemini.request import ModelAnswer, TokenUsage
+from bot.model import Model, ModelAnswer, TokenUsage
 from bot.service import context
 from bot.service.copies import ModelCopies
 from bot.service.export import export_file_name, render_html, render_markdown_zip
@@ -104,7 +103,7 @@ class ConversationService:
         self,
         settings: Settings,
         storage: Storage,
-        model: GeminiModel,
+        model: Model,
         copies: ModelCopies,
     ) -> None:
         self.settings = settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.gemini.model import GeminiModel
+from bot.model import Model
 from storage.protocols import Storage
 from storage.records import ChatFootprint, Forgotten
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 class PrivacyService:
     """What the bot holds for a chat, and deleting all of it."""
 
-    def __init__(self, storage: Storage, model: GeminiModel) -> None:
+    def __init__(self, storage: Storage, model: Model) -> None:
         self.store = storage.privacy
         self.blobs = storage.blobs
         self.model = model

@@ -1,13 +1,17 @@
-"""What the rest of the product says to the model, in its own terms (no SDK types here)."""
+"""The model interface the services depend on, in the product's own terms (no SDK types).
+
+`Model` is what a provider must do; `bot.gemini.gemini_model.GeminiModel` does it for Gemini,
+and the tests reach it through a fake Gemini server on the wire.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from storage.records import TokenCounts
+from storage.records import TokenCounts, Upload
 
 # What the model accepts, checked before any paid call (refused types never leave the bot).
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
@@ -81,3 +85,42 @@ class ModelAnswer:
 OnText = Callable[[str], Awaitable[None]]
 OnStatus = Callable[[str], Awaitable[None]]
 OnUsage = Callable[[TokenUsage], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PreparedMedia:
+    """The outcome of making media available: ready files by key, and those the model refused."""
+
+    ready: dict[str, Upload]
+    failed: list[tuple[MediaRef, str]]
+
+
+class Model(Protocol):
+    """A multimodal model that reads photos and videos and answers a conversation about them."""
+
+    def accepts(self, mime_type: str) -> bool:
+        """Whether the model can read a file of this type (refused before any paid call)."""
+        ...
+
+    async def prepare(
+        self, refs: list[MediaRef], on_status: OnStatus | None = None
+    ) -> PreparedMedia:
+        """Make the files available to the model (uploads); report those it cannot process."""
+        ...
+
+    async def generate(
+        self,
+        request: ModelRequest,
+        on_text: OnText | None = None,
+        on_usage: OnUsage | None = None,
+    ) -> ModelAnswer:
+        """Answer the request, streaming the text so far to `on_text` when given."""
+        ...
+
+    async def delete_uploads(self, keys: list[str]) -> int:
+        """Delete these files' uploads at the provider; how many were deleted."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        ...

@@ -28,7 +28,8 @@ from bot.gemini.failures import (
     retry_delay,
     transport_errors,
 )
-from bot.gemini.request import (
+from bot.gemini.uploads import MediaUploader
+from bot.model import (
     IMAGE_TYPES,
     VIDEO_TYPES,
     MediaRef,
@@ -37,9 +38,9 @@ from bot.gemini.request import (
     OnStatus,
     OnText,
     OnUsage,
+    PreparedMedia,
     TokenUsage,
 )
-from bot.gemini.uploads import MediaUploader, Prepared
 from storage.protocols import UploadStore
 from storage.records import Upload
 
@@ -56,7 +57,8 @@ _RESOLUTIONS = {
 
 
 class GeminiModel:
-    """Gemini behind a small interface: `accepts`, `prepare` (uploads) and `generate`."""
+    """Gemini as the product's `Model` (bot/model.py): `accepts`, `prepare` (File API uploads),
+    `generate` (streamed, retried), `delete_uploads`."""
 
     capabilities = IMAGE_TYPES | VIDEO_TYPES
 
@@ -91,7 +93,9 @@ class GeminiModel:
         """Whether the model can read a file of this type."""
         return mime_type in self.capabilities
 
-    async def prepare(self, refs: list[MediaRef], on_status: OnStatus | None = None) -> Prepared:
+    async def prepare(
+        self, refs: list[MediaRef], on_status: OnStatus | None = None
+    ) -> PreparedMedia:
         """Upload what the API does not hold yet; report files it cannot process."""
         return await self.uploads.prepare(refs, on_status)
 
