@@ -52,9 +52,8 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             incoming, downloader(context.bot, rt.http, incoming.file_id)
         )
         async with in_turn():
-            received = await albums.store_media(prepared)
-            kind = "repeat" if received.duplicate else received.item.kind
-            rt.acks.added(chat.id, received.album.id, received.batch_id, kind)
+            await albums.store_media(prepared)
+            rt.acks.added(chat.id)
     except AlbumFull as e:
         # An album of ten sent to a full album gets one answer, not ten.
         if rt.first_time(chat.id, "album_full"):
@@ -82,10 +81,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await answer_question(update, context, text, replied.message_id if replied else None)
         return
     user = update.effective_user
-    _, album, batch_id = await rt.services.albums.add_note(
+    await rt.services.albums.add_note(
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
-    rt.acks.added(chat.id, album.id, batch_id, "note")
+    rt.acks.added(chat.id)
 
 
 async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -99,10 +98,10 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     text = await location_note(message)
     user = update.effective_user
     rt = runtime(context)
-    _, album, batch_id = await rt.services.albums.add_note(
+    await rt.services.albums.add_note(
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
-    rt.acks.added(chat.id, album.id, batch_id, "note")
+    rt.acks.added(chat.id)
 
 
 def _replies_to_bot(message: Message, bot_id: int) -> bool:
