@@ -15,6 +15,7 @@ from bot.gemini.model import GeminiModel
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
 from bot.service.copies import ModelCopies
 from bot.service.intake import Processed, iso, process_photo, process_video
+from bot.service.messages import location_note
 from storage.albums import AlbumStore
 from storage.blobs import BlobStore
 from storage.conversation import ConversationStore
@@ -206,6 +207,21 @@ class AlbumService:
         note = await self.media.add_note(album.id, text.strip(), batch_id, sender_id, sender_name)
         self.bursts.count(chat_id, album.id, batch_id, "note")
         return note, album, batch_id
+
+    async def add_location(
+        self,
+        chat_id: int,
+        latitude: float,
+        longitude: float,
+        *,
+        title: str | None = None,
+        address: str | None = None,
+        sender_id: int | None = None,
+        sender_name: str | None = None,
+    ) -> tuple[Note, Album, int]:
+        """Keep a shared location (a venue when it has a title or address) as a named note."""
+        text = await location_note(latitude, longitude, title, address)
+        return await self.add_note(chat_id, text, sender_id, sender_name)
 
     # Albums ------------------------------------------------------------------------------
 
