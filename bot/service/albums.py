@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -13,8 +12,10 @@ from pathlib import Path, PurePath
 from bot.config import Settings
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.model import Model
+from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
 from bot.service.copies import ModelCopies
 from bot.service.intake import process_photo, process_video
+from bot.service.messages import location_note
 from storage.protocols import Storage
 from storage.records import (
     AddStatus,
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".3gp", ".webm", ".m4v", ".qt"}
-# A burst ends after this much quiet: the next media gets a fresh acknowledgement message.
-BURST_GAP_SECONDS = 120.0
 MAX_NAME_LENGTH = 64
 
 Fetch = Callable[[Path], Awaitable[None]]
@@ -85,13 +84,6 @@ class Undone:
     exchange: Exchange | None = None
 
 
-@dataclass
-class _Burst:
-    album_id: int
-    batch_id: int
-    last: float
-
-
 class AlbumService:
     """What a chat does with its albums, independent of Telegram."""
 
@@ -110,7 +102,7 @@ class AlbumService:
         self.model = model
         self.copies = copies
         self.limits = copies.limits
-        self._bursts: dict[int, _Burst] = {}
+        self.bursts = Bursts()
 
     # Media -------------------------------------------------------------------------------
 
@@ -151,9 +143,9 @@ class AlbumService:
         """Record a prepared file in its album (call in arrival order: it takes the next number)."""
         incoming, album = prepared.incoming, prepared.album
         if prepared.known is not None:
-            return Received(
-                prepared.known, album, True, self._open_batch(incoming.chat_id, album.id)
-            )
+            open_batch = self.bursts.open_batch(incoming.chat_id, album.id)
+            self.bursts.count(incoming.chat_id, album.id, open_batch, "repeat")
+            return Received(prepared.known, album, True, open_batch)
         media = prepared.media
         assert media is not None
         try:
@@ -169,7 +161,10 @@ class AlbumService:
         assert outcome.item is not None
         if outcome.status is AddStatus.ADDED and not outcome.item.media.model_ready:
             self.copies.add(outcome.item)
-        return Received(outcome.item, album, outcome.status is AddStatus.DUPLICATE, batch_id)
+        duplicate = outcome.status is AddStatus.DUPLICATE
+        kind = "repeat" if duplicate else outcome.item.kind
+        self.bursts.count(incoming.chat_id, album.id, batch_id, kind)
+        return Received(outcome.item, album, duplicate, batch_id)
 
     def _process(self, temp: Path, kind: MediaKind, origin: Origin) -> Media:
         if kind == "photo":
@@ -213,7 +208,23 @@ class AlbumService:
         album = await self.albums.current(chat_id)
         batch_id = await self._batch(chat_id, album.id)
         note = await self.media.add_note(album.id, text.strip(), batch_id, sender_id, sender_name)
+        self.bursts.count(chat_id, album.id, batch_id, "note")
         return note, album, batch_id
+
+    async def add_location(
+        self,
+        chat_id: int,
+        latitude: float,
+        longitude: float,
+        *,
+        title: str | None = None,
+        address: str | None = None,
+        sender_id: int | None = None,
+        sender_name: str | None = None,
+    ) -> tuple[Note, Album, int]:
+        """Keep a shared location (a venue when it has a title or address) as a named note."""
+        text = await location_note(latitude, longitude, title, address)
+        return await self.add_note(chat_id, text, sender_id, sender_name)
 
     # Albums ------------------------------------------------------------------------------
 
@@ -285,8 +296,8 @@ class AlbumService:
         removed = await self.media.remove_batch(album.id, batch_id)
         if not removed.items and not removed.notes:
             raise NothingToDo("That batch was already taken back.")
-        if self._bursts.get(chat_id) and self._bursts[chat_id].batch_id == batch_id:
-            self.end_burst(chat_id)
+        # Its acknowledgement is being replaced by what was taken back: it must not come back.
+        self.bursts.end_batch(chat_id, batch_id)
         if removed.orphan_blobs:
             # Nothing refers to these files any more: delete them here and at the model service.
             await self.model.delete_uploads(removed.orphan_blobs)
@@ -294,27 +305,37 @@ class AlbumService:
                 await asyncio.to_thread(self.blobs.delete, sha)
         return Undone(album, items=removed.items, notes=removed.notes)
 
-    # Bursts ------------------------------------------------------------------------------
+    # Bursts ----------------------------------------------------------------------------
 
     def end_burst(self, chat_id: int) -> None:
         """The bot said something else: the next media starts a new batch and acknowledgement."""
-        self._bursts.pop(chat_id, None)
+        self.bursts.end(chat_id)
 
-    def _open_batch(self, chat_id: int, album_id: int) -> int | None:
-        burst = self._bursts.get(chat_id)
-        if (
-            burst
-            and burst.album_id == album_id
-            and time.monotonic() - burst.last < BURST_GAP_SECONDS
-        ):
-            return burst.batch_id
-        return None
+    def forget_burst(self, chat_id: int) -> None:
+        """End the burst without acknowledging what it has not shown yet."""
+        self.bursts.forget(chat_id)
+
+    async def acknowledgements(self, chat_id: int) -> list[Acknowledgement]:
+        """What each acknowledgement that is behind should say now, oldest first."""
+        due = []
+        for burst in self.bursts.unshown(chat_id):
+            # Totals from the database: the message only ever counts what is committed.
+            summary = await self.albums.summary(chat_id, burst.album_id)
+            if summary is None:  # the album is gone: nothing to acknowledge
+                self.bursts.shown(chat_id, burst.id, burst.version, burst.message_id)
+                continue
+            due.append(acknowledgement(chat_id, burst, summary))
+        return due
+
+    def acknowledged(self, ack: Acknowledgement, message_id: int | None) -> None:
+        """`ack` went out as `message_id` (or failed: None, or the message it meant to edit)."""
+        self.bursts.shown(ack.chat_id, ack.burst_id, ack.version, message_id)
 
     async def _batch(self, chat_id: int, album_id: int) -> int:
-        batch_id = self._open_batch(chat_id, album_id)
+        batch_id = self.bursts.open_batch(chat_id, album_id)
         if batch_id is None:
             batch_id = await self.media.new_batch(album_id)
-        self._bursts[chat_id] = _Burst(album_id, batch_id, time.monotonic())
+        self.bursts.use_batch(chat_id, album_id, batch_id)
         return batch_id
 
 

@@ -88,7 +88,6 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, a
         return
     rt = runtime(context)
     rt.acks.forget(chat.id)
-    rt.services.albums.end_burst(chat.id)
     gone = await rt.services.privacy.forget(chat.id)
     await query.answer("Deleted.")
     held = gone.footprint

@@ -1,4 +1,8 @@
-"""One acknowledgement per burst of media: a single message, kept up to date."""
+"""One acknowledgement per burst of media: a single message, kept up to date.
+
+The burst itself (its batch, counts and message) belongs to the service (`bot.service.bursts`);
+this side only waits for a quiet moment and sends or edits the message the service describes.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
 from bot.service.albums import AlbumService
-from bot.service.records import AlbumSummary
-from bot.service.words import count
+from bot.service.bursts import Acknowledgement
 
 log = logging.getLogger(__name__)
 
@@ -19,149 +22,97 @@ MAX_HOLD = 3  # a continuous burst is acknowledged at least every MAX_HOLD debou
 
 
 @dataclass
-class _Burst:
-    album_id: int
-    batch_id: int | None
-    message_id: int | None = None
-    photos: int = 0
-    videos: int = 0
-    notes: int = 0
-    repeats: int = 0
+class _Chat:
     timer: asyncio.Task[None] | None = None
     pending_since: float | None = None  # first change not yet shown
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Acknowledger:
-    """Counts what a burst added and says so in one message, edited as the burst grows.
+    """Says what a burst added in one message, edited as the burst grows.
 
     Each stored item schedules a flush `debounce` seconds later; a new item pushes it back, so an
-    album of ten arrives as one message, not ten. The flush reads the album's totals from the
-    database, so the message only ever counts what is committed.
+    album of ten arrives as one message, not ten. The service says what the message should read.
     """
 
     def __init__(self, bot: Bot, albums: AlbumService, debounce: float) -> None:
         self.bot = bot
         self.albums = albums
         self.debounce = debounce
-        self._bursts: dict[int, _Burst] = {}
+        self._chats: dict[int, _Chat] = {}
 
-    def added(self, chat_id: int, album_id: int, batch_id: int | None, kind: str) -> None:
-        """A photo, video or note was stored (kind 'photo', 'video', 'note' or 'repeat')."""
-        burst = self._bursts.get(chat_id)
-        if (
-            burst is None
-            or burst.album_id != album_id
-            or (batch_id is not None and burst.batch_id not in (None, batch_id))
-        ):
-            burst = self._start(chat_id, album_id, batch_id)
-        if batch_id is not None:
-            burst.batch_id = batch_id
-        if kind == "photo":
-            burst.photos += 1
-        elif kind == "video":
-            burst.videos += 1
-        elif kind == "note":
-            burst.notes += 1
-        else:
-            burst.repeats += 1
-        self._schedule(chat_id, burst)
-
-    def _schedule(self, chat_id: int, burst: _Burst) -> None:
-        """Flush after a quiet `debounce`, but never hold news back longer than a few of them."""
+    def added(self, chat_id: int) -> None:
+        """Something joined the chat's burst: acknowledge it once the chat is quiet a moment."""
+        chat = self._chats.setdefault(chat_id, _Chat())
         now = asyncio.get_running_loop().time()
-        if burst.pending_since is None:
-            burst.pending_since = now
-        due = min(now + self.debounce, burst.pending_since + MAX_HOLD * self.debounce)
-        if burst.timer is not None and not burst.timer.done():
-            burst.timer.cancel()  # only its wait: a flush already under way is shielded
-        burst.timer = asyncio.create_task(self._flush_later(chat_id, burst, max(0.0, due - now)))
+        if chat.pending_since is None:
+            chat.pending_since = now
+        # Flush after a quiet `debounce`, but never hold news back longer than a few of them.
+        due = min(now + self.debounce, chat.pending_since + MAX_HOLD * self.debounce)
+        if chat.timer is not None and not chat.timer.done():
+            chat.timer.cancel()  # only its wait: a flush already under way is shielded
+        chat.timer = asyncio.create_task(self._flush_later(chat_id, chat, max(0.0, due - now)))
 
     async def close(self, chat_id: int) -> None:
-        """Send what is pending now and end the burst (the bot is about to say something else)."""
-        burst = self._bursts.pop(chat_id, None)
-        if burst is None:
+        """End the chat's burst and send what is pending now (the bot is about to say more)."""
+        self.albums.end_burst(chat_id)
+        chat = self._chats.get(chat_id)
+        if chat is None:
             return
-        if burst.timer is not None and not burst.timer.done():
-            burst.timer.cancel()
-            await self._flush(chat_id, burst)
+        if chat.timer is not None and not chat.timer.done():
+            chat.timer.cancel()
+            await self._flush(chat_id, chat)
 
     async def close_all(self) -> None:
         """Send every pending acknowledgement now (shutting down)."""
-        for chat_id in list(self._bursts):
+        for chat_id in list(self._chats):
             await self.close(chat_id)
 
     def forget(self, chat_id: int) -> None:
-        """Drop the burst without sending (its batch was taken back)."""
-        burst = self._bursts.pop(chat_id, None)
-        if burst is not None and burst.timer is not None:
-            burst.timer.cancel()
+        """End the chat's burst without sending anything (its data is being deleted)."""
+        self.albums.forget_burst(chat_id)
+        chat = self._chats.pop(chat_id, None)
+        if chat is not None and chat.timer is not None:
+            chat.timer.cancel()
 
-    def _start(self, chat_id: int, album_id: int, batch_id: int | None) -> _Burst:
-        # A pending flush of the previous burst keeps its own reference and still happens.
-        burst = _Burst(album_id, batch_id)
-        self._bursts[chat_id] = burst
-        return burst
-
-    async def _flush_later(self, chat_id: int, burst: _Burst, delay: float) -> None:
+    async def _flush_later(self, chat_id: int, chat: _Chat, delay: float) -> None:
         await asyncio.sleep(delay)
         # Cancelling a half-sent acknowledgement could lose its message id and make a second
         # message; once started, a flush runs to the end.
-        await asyncio.shield(self._flush(chat_id, burst))
+        await asyncio.shield(self._flush(chat_id, chat))
 
-    async def _flush(self, chat_id: int, burst: _Burst) -> None:
-        async with burst.lock:
-            burst.pending_since = None
-            summary = await self.albums.summary(chat_id, burst.album_id)
-            if summary is None:
-                return
-            text = _text(summary, burst)
-            markup = _buttons(burst)
-            try:
-                if burst.message_id is not None:
-                    try:
-                        await self.bot.edit_message_text(
-                            text, chat_id=chat_id, message_id=burst.message_id, reply_markup=markup
-                        )
-                        return
-                    except BadRequest as e:
-                        if "not modified" in e.message.lower():
-                            return
-                        log.info(
-                            "Acknowledgement could not be edited (%s); sending anew", e.message
-                        )
-                message = await self.bot.send_message(chat_id, text, reply_markup=markup)
-                burst.message_id = message.message_id
-            except TelegramError:
-                log.exception("Could not acknowledge media in chat %s", chat_id)
+    async def _flush(self, chat_id: int, chat: _Chat) -> None:
+        async with chat.lock:
+            chat.pending_since = None
+            for ack in await self.albums.acknowledgements(chat_id):
+                self.albums.acknowledged(ack, await self._show(ack))
 
-
-def _text(summary: AlbumSummary, burst: _Burst) -> str:
-    lines = [f"📸 Album “{summary.album.name}”: {_counts(summary.photos, summary.videos)}"]
-    if summary.notes:
-        lines[0] += f" · {summary.notes} note{'s' if summary.notes != 1 else ''}"
-    news = []
-    if burst.photos or burst.videos:
-        news.append(f"added {_counts(burst.photos, burst.videos)}")
-    if burst.notes:
-        news.append(f"noted {burst.notes} thing{'s' if burst.notes != 1 else ''} you told me")
-    if burst.repeats:
-        news.append(f"{burst.repeats} already in the album, kept once")
-    if news:
-        lines.append("Just now: " + "; ".join(news) + ".")
-    lines.append("Send more, or /story when you are ready.")
-    return "\n".join(lines)
+    async def _show(self, ack: Acknowledgement) -> int | None:
+        """Send or edit the message; the id it has now (unchanged when Telegram refused)."""
+        markup = _buttons(ack)
+        try:
+            if ack.message_id is not None:
+                try:
+                    await self.bot.edit_message_text(
+                        ack.text,
+                        chat_id=ack.chat_id,
+                        message_id=ack.message_id,
+                        reply_markup=markup,
+                    )
+                    return ack.message_id
+                except BadRequest as e:
+                    if "not modified" in e.message.lower():
+                        return ack.message_id
+                    log.info("Acknowledgement could not be edited (%s); sending anew", e.message)
+            message = await self.bot.send_message(ack.chat_id, ack.text, reply_markup=markup)
+            return message.message_id
+        except TelegramError:
+            log.exception("Could not acknowledge media in chat %s", ack.chat_id)
+            return ack.message_id
 
 
-def _counts(photos: int, videos: int) -> str:
-    parts = [count(photos, "photo")]
-    if videos:
-        parts.append(count(videos, "video"))
-    return ", ".join(parts)
-
-
-def _buttons(burst: _Burst) -> InlineKeyboardMarkup:
+def _buttons(ack: Acknowledgement) -> InlineKeyboardMarkup:
     row = [InlineKeyboardButton("✍️ Write the story", callback_data="story")]
-    if burst.batch_id is not None:
-        row.insert(0, InlineKeyboardButton("↩️ Undo", callback_data=f"undo:{burst.batch_id}"))
+    if ack.undo_batch_id is not None:
+        row.insert(0, InlineKeyboardButton("↩️ Undo", callback_data=f"undo:{ack.undo_batch_id}"))
     return InlineKeyboardMarkup([row])

@@ -158,10 +158,10 @@ async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     rt = runtime(context)
     user = update.effective_user
-    _, album, batch_id = await rt.services.albums.add_note(
+    await rt.services.albums.add_note(
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
-    rt.acks.added(chat.id, album.id, batch_id, "note")
+    rt.acks.added(chat.id)
 
 
 async def undo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -221,8 +221,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             text, markup = _album_list(summaries, current)
             await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
         elif action == "undo" and arg.isdigit():
+            # The service ends the batch's burst: its acknowledgement becomes this answer.
             undone = await rt.services.albums.undo_batch(chat.id, int(arg))
-            rt.acks.forget(chat.id)
             await query.answer("Taken back.")
             await query.edit_message_text(_undone_text(undone))
         elif action == "story":

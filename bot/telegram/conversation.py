@@ -145,7 +145,6 @@ async def _answer(
     rt = runtime(context)
     # Whatever was being collected is acknowledged first; new media will start a new batch.
     await rt.acks.close(chat.id)
-    rt.services.albums.end_burst(chat.id)
     message = update.effective_message
     reply_to = message.message_id if message is not None and update.callback_query is None else None
     settings = rt.services.settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 from pathlib import Path
 
@@ -23,16 +22,14 @@ from telegram.error import BadRequest, NetworkError
 from telegram.ext import ContextTypes
 
 from bot.errors import AlbumFull, MediaRejected, UserError
-from bot.media.places import describe_place
 from bot.service.albums import Fetch, IncomingMedia
+from bot.service.downloads import DownloadInterrupted, retrying
+from bot.service.messages import TextIntent, text_intent
 from bot.service.records import Origin
 from bot.telegram.concurrency import in_turn
 from bot.telegram.conversation import answer_question
 from bot.telegram.runtime import runtime
 
-log = logging.getLogger(__name__)
-
-DOWNLOAD_ATTEMPTS = 3
 DOWNLOAD_CHUNK = 64 * 1024
 
 
@@ -53,9 +50,8 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             incoming, downloader(context.bot, rt.http, incoming.file_id)
         )
         async with in_turn():
-            received = await albums.store_media(prepared)
-            kind = "repeat" if received.duplicate else received.item.kind
-            rt.acks.added(chat.id, received.album.id, received.batch_id, kind)
+            await albums.store_media(prepared)
+            rt.acks.added(chat.id)
     except AlbumFull as e:
         # An album of ten sent to a full album gets one answer, not ten.
         if rt.first_time(chat.id, "album_full"):
@@ -73,20 +69,24 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     text, addressed = _strip_mention(message, context.bot.username)
     replied = message.reply_to_message
-    replied_to_bot = _replies_to_bot(message, context.bot.id)
-    replied_to_media = replied is not None and _carries_media(replied)
-    if chat.type != ChatType.PRIVATE and not (addressed or replied_to_bot or replied_to_media):
-        return  # group chatter that is not for the bot
-    if not text.strip():
+    intent = await text_intent(
+        text,
+        private=chat.type == ChatType.PRIVATE,
+        addressed=addressed,
+        replied_to_bot=_replies_to_bot(message, context.bot.id),
+        replied_to_media=replied is not None and _carries_media(replied),
+        in_conversation=lambda: rt.services.talk.has_conversation(chat.id),
+    )
+    if intent is TextIntent.IGNORE:
         return
-    if replied_to_media or "?" in text or await rt.services.talk.has_conversation(chat.id):
+    if intent is TextIntent.QUESTION:
         await answer_question(update, context, text, replied.message_id if replied else None)
         return
     user = update.effective_user
-    _, album, batch_id = await rt.services.albums.add_note(
+    await rt.services.albums.add_note(
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
-    rt.acks.added(chat.id, album.id, batch_id, "note")
+    rt.acks.added(chat.id)
 
 
 async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -97,33 +97,24 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     if chat.type != ChatType.PRIVATE and not _replies_to_bot(message, context.bot.id):
         return  # in a group, "meet here" is for the others: only a reply to the bot is a note
-    text = await location_note(message)
-    user = update.effective_user
+    location, venue, user = message.location, message.venue, update.effective_user
     rt = runtime(context)
-    _, album, batch_id = await rt.services.albums.add_note(
-        chat.id, text, user.id if user else None, user.full_name if user else None
+    await rt.services.albums.add_location(
+        chat.id,
+        location.latitude,
+        location.longitude,
+        title=venue.title if venue is not None else None,
+        address=venue.address if venue is not None else None,
+        sender_id=user.id if user else None,
+        sender_name=user.full_name if user else None,
     )
-    rt.acks.added(chat.id, album.id, batch_id, "note")
+    rt.acks.added(chat.id)
 
 
 def _replies_to_bot(message: Message, bot_id: int) -> bool:
     """Whether the message answers one of the bot's own messages."""
     replied = message.reply_to_message
     return replied is not None and replied.from_user is not None and replied.from_user.id == bot_id
-
-
-async def location_note(message: Message) -> str:
-    """'Shared a place: Time Out Market, Av. 24 de Julho (38.70697, -9.14594), near Lisbon'."""
-    assert message.location is not None
-    lat, lon = message.location.latitude, message.location.longitude
-    where = f"({lat:.5f}, {lon:.5f})"
-    place = await describe_place(lat, lon)
-    near = f", near {place.label()}" if place else ""
-    venue = message.venue
-    if venue is not None:
-        name = ", ".join(part for part in (venue.title, venue.address) if part)
-        return f"Shared a place: {name} {where}{near}"
-    return f"Shared a location: {where}{near}"
 
 
 # What the bot cannot use, with what to do instead (said in private chats only: in a group
@@ -209,34 +200,28 @@ def incoming_media(message: Message) -> IncomingMedia | None:
 def downloader(bot: Bot, http: httpx.AsyncClient, file_id: str) -> Fetch:
     """A function that streams one Telegram file to a path, retrying broken connections."""
 
-    async def fetch(dest: Path) -> None:
-        for attempt in range(DOWNLOAD_ATTEMPTS):
-            try:
-                telegram_file = await bot.get_file(file_id)
-                await _save(http, telegram_file.file_path, dest)
-                return
-            except BadRequest as e:
-                if "too big" in e.message.lower():
-                    raise MediaRejected(
-                        "Telegram says this file is too big for bots to download. "
-                        "Please send a smaller or shorter version.",
-                        reason="too_big",
-                    ) from e
+    async def attempt(dest: Path) -> None:
+        """One try: Telegram's refusals become MediaRejected, broken connections retryable."""
+        try:
+            telegram_file = await bot.get_file(file_id)
+            await _save(http, telegram_file.file_path, dest)
+        except BadRequest as e:  # before NetworkError: BadRequest is one, but final
+            if "too big" in e.message.lower():
                 raise MediaRejected(
-                    "Telegram would not hand this file over. Please send it again.",
-                    reason="download_failed",
+                    "Telegram says this file is too big for bots to download. "
+                    "Please send a smaller or shorter version.",
+                    reason="too_big",
                 ) from e
-            except (NetworkError, httpx.HTTPError, OSError) as e:
-                # The file URL holds the token: log the kind of failure, never the exception text.
-                log.warning("Download failed (%s), attempt %d", type(e).__name__, attempt + 1)
-                if attempt + 1 < DOWNLOAD_ATTEMPTS:
-                    await asyncio.sleep(0.5 * 2**attempt)
-        raise MediaRejected(
-            "I could not download this file from Telegram. Please send it again.",
-            reason="download_failed",
-        )
+            raise MediaRejected(
+                "Telegram would not hand this file over. Please send it again.",
+                reason="download_failed",
+            ) from e
+        except (NetworkError, httpx.HTTPError) as e:
+            # Only the kind of failure goes on: the text of an httpx error quotes the file URL,
+            # which holds the bot token. `from None` keeps it out of any traceback too.
+            raise DownloadInterrupted(type(e).__name__) from None
 
-    return fetch
+    return retrying(attempt, source="Telegram")
 
 
 async def _save(http: httpx.AsyncClient, source: str | None, dest: Path) -> None:
