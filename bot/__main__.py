@@ -1,4 +1,4 @@
-"""`python -m bot`: read the settings, then poll Telegram until stopped (SIGINT/SIGTERM)."""
+"""`python -m bot`: read the settings, then poll Telegram (or serve its webhook) until stopped."""
 
 from __future__ import annotations
 
@@ -40,7 +40,12 @@ def main() -> int:
     asyncio.set_event_loop(loop)
     _stop_on_signals(app, loop)
     log.info("Starting; data in %s", settings.data_dir.resolve())
-    app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=None)
+    if settings.webhook_url is not None:
+        from bot.telegram.webhook import run_webhook
+
+        run_webhook(app, settings, loop)
+    else:
+        app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=None)
     log.info("Stopped cleanly")
     return 0
 

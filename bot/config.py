@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
 LOCAL_DOWNLOAD_LIMIT = 2000 * 1024 * 1024  # a self-hosted Bot API server in --local mode
 MEDIA_RESOLUTIONS = ("low", "medium", "high")
+# What Telegram accepts as a webhook secret_token.
+_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,12 @@ class Settings:
     price_input_per_million: float = 0.75
     price_output_per_million: float = 3.75
     log_level: str = "INFO"
+    # Webhook mode (WEBHOOK_URL set) instead of polling.
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8080
+    webhook_secret: str = ""
+    webhook_max_connections: int = 40
 
     @property
     def db_path(self) -> Path:
@@ -108,7 +118,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a message."""
-        return tuple(s for s in (self.telegram_token, self.gemini_api_key) if s)
+        values = (self.telegram_token, self.gemini_api_key, self.webhook_secret)
+        return tuple(s for s in values if s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +143,19 @@ class Settings:
             reader.problems.append(
                 f"GEMINI_MEDIA_RESOLUTION must be one of {', '.join(MEDIA_RESOLUTIONS)}, "
                 f"not '{resolution}'."
+            )
+        webhook_url = reader.url("WEBHOOK_URL", "") or None
+        webhook_secret = reader.env.get("WEBHOOK_SECRET", "").strip()
+        if webhook_url is not None and not webhook_secret:
+            reader.problems.append(
+                "WEBHOOK_SECRET is not set, and webhook mode (WEBHOOK_URL) needs one: Telegram "
+                "sends it with every update so strangers cannot post fake ones. Make one with "
+                f"{MAKE_SECRET}"
+            )
+        elif webhook_secret and not _SECRET_PATTERN.fullmatch(webhook_secret):
+            reader.problems.append(
+                "WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - only. "
+                f"Make one with {MAKE_SECRET}"
             )
         settings = cls(
             telegram_token=token,
@@ -172,6 +196,11 @@ class Settings:
             price_input_per_million=reader.number("PRICE_INPUT_PER_MILLION", 0.75, minimum=0),
             price_output_per_million=reader.number("PRICE_OUTPUT_PER_MILLION", 3.75, minimum=0),
             log_level=reader.text("LOG_LEVEL", "INFO").upper(),
+            webhook_url=webhook_url,
+            webhook_listen=reader.text("WEBHOOK_LISTEN", "0.0.0.0"),
+            webhook_port=reader.port("WEBHOOK_PORT", 8080),
+            webhook_secret=webhook_secret,
+            webhook_max_connections=reader.integer("WEBHOOK_MAX_CONNECTIONS", 40, 1, 100),
         )
         if reader.problems:
             raise ConfigError(
@@ -222,6 +251,24 @@ class _Reader:
             self.problems.append(f"{name} must be at least {minimum:g}, not '{raw}'.")
             return float(default)
         return value
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = minimum - 1
+        if not minimum <= value <= maximum:
+            self.problems.append(
+                f"{name} must be a whole number from {minimum} to {maximum}, not '{raw}'."
+            )
+            return default
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        return self.integer(name, default, 1, 65535)
 
     def url(self, name: str, default: str) -> str:
         raw = self.env.get(name, "").strip().rstrip("/")

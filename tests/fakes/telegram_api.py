@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from PIL import Image
 
@@ -196,6 +197,7 @@ class FakeTelegram:
         self._download_gates: dict[str, asyncio.Event] = {}
         self._downloads: list[str] = []
         self._allowed_updates: list[str] = []
+        self.webhook: JSON | None = None  # the parameters of the last setWebhook, while set
         self._active_poll: object | None = None
         self._changed = asyncio.Event()
         self._stopping = False
@@ -204,7 +206,7 @@ class FakeTelegram:
         self._methods: dict[str, Callable[[_Request], Any]] = {
             name.lower(): getattr(self, f"_api_{name}")
             for name in (
-                "getMe deleteWebhook getUpdates setMyCommands getMyCommands deleteMyCommands "
+                "getMe setWebhook deleteWebhook getUpdates setMyCommands getMyCommands deleteMyCommands "
                 "sendMessage editMessageText editMessageReplyMarkup "
                 "deleteMessage sendChatAction sendMessageDraft answerCallbackQuery getFile "
                 "sendPhoto sendDocument sendVideo sendMediaGroup setMessageReaction getChat"
@@ -893,13 +895,64 @@ class FakeTelegram:
     def _api_getMe(self, req: _Request) -> JSON:
         return self.bot_user
 
+    def _api_setWebhook(self, req: _Request) -> bool:
+        p = req.params
+        url = str(p.get("url") or "")
+        if not url:
+            return self._api_deleteWebhook(req)
+        if not url.startswith(("https://", "http://127.0.0.1")):  # loopback stands in for TLS
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = p.get("secret_token")
+        if secret is not None and not (
+            1 <= len(str(secret)) <= 256
+            and str(secret).replace("_", "").replace("-", "").isalnum()
+            and str(secret).isascii()
+        ):
+            raise bad_request("secret token contains unallowed characters")
+        if p.get("drop_pending_updates"):
+            self._updates.clear()
+        self.webhook = dict(p)
+        return True
+
     def _api_deleteWebhook(self, req: _Request) -> bool:
         if req.params.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook = None
         return True
+
+    async def deliver_webhook(
+        self,
+        update: JSON | None = None,
+        secret: str | None = None,
+        body: bytes | None = None,
+        url: str | None = None,
+    ) -> int:
+        """POST an update to the bot's webhook as Telegram does; return the HTTP status.
+
+        Without `update` or `body` the oldest queued update (from send_photo etc.) is taken off
+        the queue and sent. `secret` goes in X-Telegram-Bot-Api-Secret-Token (None: no header).
+        """
+        target = url or (self.webhook or {}).get("url")
+        assert target, "no webhook is set and no url given"
+        if body is None:
+            if update is None:
+                assert self._updates, "no queued update to deliver"
+                update = self._updates.pop(0)
+            body = json.dumps(update).encode()
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(str(target), data=body, headers=headers) as response,
+        ):
+            await response.read()
+            return response.status
 
     async def _api_getUpdates(self, req: _Request) -> list[JSON]:
         p = req.params
+        if self.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
         offset, limit = int(p.get("offset") or 0), min(max(int(p.get("limit") or 100), 1), 100)
         timeout = max(float(p.get("timeout") or 0), 0.0)
         if isinstance(p.get("allowed_updates"), list):
