@@ -214,7 +214,7 @@ async def test_export_too_heavy_for_telegram_is_sent_with_smaller_pictures(
     import io
     import zipfile
 
-    from bot.telegram import conversation
+    from bot.telegram import story_handlers
 
     for n in range(3):
         bot.tg.send_photo(bot.chat, bot.ana, jpeg(n, size=(1600, 1200)))
@@ -227,7 +227,7 @@ async def test_export_too_heavy_for_telegram_is_sent_with_smaller_pictures(
     full = [next(iter(c.files.values())) for c in bot.tg.calls("sendDocument")]
 
     limit = min(len(f) for f in full) // 2  # as if Telegram took half of the smaller one
-    monkeypatch.setattr(conversation, "BOT_UPLOAD_LIMIT", limit)
+    monkeypatch.setattr(story_handlers, "BOT_UPLOAD_LIMIT", limit)
     bot.tg.send_command(bot.chat, bot.ana, "/export")
     await bot.tg.wait_for(lambda: len(bot.tg.calls("sendDocument")) == 4)
     page, archive = [next(iter(c.files.values())) for c in bot.tg.calls("sendDocument")[2:]]

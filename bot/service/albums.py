@@ -12,6 +12,7 @@ from pathlib import Path, PurePath
 from bot.config import Settings
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.model import Model
+from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
 from bot.service.copies import ModelCopies
 from bot.service.intake import process_photo, process_video
@@ -84,7 +85,7 @@ class Undone:
     exchange: Exchange | None = None
 
 
-class AlbumService:
+class AlbumService(AlbumServiceBase):
     """What a chat does with its albums, independent of Telegram."""
 
     def __init__(
@@ -94,13 +95,7 @@ class AlbumService:
         model: Model,
         copies: ModelCopies,
     ) -> None:
-        self.settings = settings
-        self.albums = storage.albums
-        self.media = storage.media
-        self.conversation = storage.conversation
-        self.blobs = storage.blobs
-        self.model = model
-        self.copies = copies
+        super().__init__(settings, storage, model, copies)
         self.limits = copies.limits
         self.bursts = Bursts()
 

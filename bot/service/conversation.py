@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import prompts
-from bot.config import Settings
 from bot.errors import BudgetExceeded, ModelBlocked, ModelError, NothingToDo
-from bot.model import Model, ModelAnswer, TokenUsage
+from bot.model import ModelAnswer, TokenUsage
 from bot.service import context
-from bot.service.copies import ModelCopies
+from bot.service.base import AlbumServiceBase
 from bot.service.export import export_file_name, render_html, render_markdown_zip
 from bot.service.story import (
     STORY_SCHEMA,
@@ -26,7 +25,6 @@ from bot.service.story import (
     story_from_markdown,
 )
 from bot.service.words import count
-from storage.protocols import Storage
 from storage.records import Album, Exchange, Item, NewExchange, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -96,24 +94,8 @@ class _Turn:
     json_schema: dict[str, object] | None = None
 
 
-class ConversationService:
+class ConversationService(AlbumServiceBase):
     """Asks the model about an album, with the album's media, context and earlier turns."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        storage: Storage,
-        model: Model,
-        copies: ModelCopies,
-    ) -> None:
-        self.settings = settings
-        self.albums = storage.albums
-        self.media = storage.media
-        self.conversation = storage.conversation
-        self.usage = storage.usage
-        self.blobs = storage.blobs
-        self.model = model
-        self.copies = copies
 
     async def story(self, asker: Asker, wish: str | None, progress: Progress) -> Reply:
         """Write the album's photo tour as a checked, illustrated structure."""

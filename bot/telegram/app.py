@@ -19,15 +19,15 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.services import Services
-from bot.telegram import account, commands, intake
+from bot.telegram import account, commands, message_handlers
 from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
 from bot.telegram.concurrency import PerChatUpdateProcessor
-from bot.telegram.conversation import APOLOGY
 from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.ratelimit import RetryingRateLimiter
 from bot.telegram.runtime import KEY, Runtime
+from bot.telegram.story_handlers import APOLOGY
+from bot.wiring import Services
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,13 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     ):
         app.add_handler(CommandHandler(name, callback, filters=NEW))
     app.add_handler(MessageHandler(NEW & filters.COMMAND, commands.unknown_command))
-    app.add_handler(MessageHandler(NEW & MEDIA, intake.on_media))
-    app.add_handler(MessageHandler(NEW & filters.TEXT & ~filters.COMMAND, intake.on_text))
-    app.add_handler(MessageHandler(NEW & filters.LOCATION, intake.on_location))
-    app.add_handler(MessageHandler(NEW & UNUSABLE, intake.on_unusable))
+    app.add_handler(MessageHandler(NEW & MEDIA, message_handlers.on_media))
+    app.add_handler(MessageHandler(NEW & filters.TEXT & ~filters.COMMAND, message_handlers.on_text))
+    app.add_handler(MessageHandler(NEW & filters.LOCATION, message_handlers.on_location))
+    app.add_handler(MessageHandler(NEW & UNUSABLE, message_handlers.on_unusable))
     # Editing a photo's caption later updates what the story knows; other edits change nothing
     # (an edited question must not be answered twice).
-    app.add_handler(MessageHandler(EDITED & MEDIA, intake.on_caption_edit))
+    app.add_handler(MessageHandler(EDITED & MEDIA, message_handlers.on_caption_edit))
     app.add_handler(CallbackQueryHandler(commands.on_button))
     app.add_error_handler(_on_error)
     return app

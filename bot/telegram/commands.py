@@ -13,14 +13,14 @@ from bot.errors import UserError
 from bot.service.albums import Undone
 from bot.service.records import AlbumSummary
 from bot.telegram.account import on_forget_button
-from bot.telegram.conversation import (
+from bot.telegram.runtime import runtime
+from bot.telegram.story_handlers import (
     compare_trip,
     export_story,
     story_as_text,
     suggest_landmarks,
     write_story,
 )
-from bot.telegram.runtime import runtime
 
 log = logging.getLogger(__name__)
 

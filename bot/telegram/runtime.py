@@ -10,8 +10,8 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.service.conversation import Asker
-from bot.services import Services
 from bot.telegram.acks import Acknowledger
+from bot.wiring import Services
 
 KEY = "photostory"
 

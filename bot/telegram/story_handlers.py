@@ -15,7 +15,7 @@ from bot.errors import ModelError, UserError
 from bot.service.conversation import Progress, Reply
 from bot.telegram.replies import ChatProgress, send_markdown, showing
 from bot.telegram.runtime import asker, runtime
-from bot.telegram.story import BOT_UPLOAD_LIMIT, post_story
+from bot.telegram.story_posting import BOT_UPLOAD_LIMIT, post_story
 
 log = logging.getLogger(__name__)
 

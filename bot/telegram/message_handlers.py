@@ -27,8 +27,8 @@ from bot.service.downloads import DownloadInterrupted, retrying
 from bot.service.messages import TextIntent, text_intent
 from bot.service.records import Origin
 from bot.telegram.concurrency import in_turn
-from bot.telegram.conversation import answer_question
 from bot.telegram.runtime import runtime
+from bot.telegram.story_handlers import answer_question
 
 DOWNLOAD_CHUNK = 64 * 1024
 
