@@ -8,11 +8,10 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from dotenv import load_dotenv
-from telegram import Update
-from telegram.ext import Application
 
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -34,18 +33,21 @@ def main() -> int:
         return 2
     setup_logging(settings.log_level, settings.secrets)
     from bot.telegram.app import build_application  # after logging: imports may log
+    from bot.telegram.serving import PollingServing, Serving
 
     app = build_application(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    _stop_on_signals(app, loop)
     log.info("Starting; data in %s", settings.data_dir.resolve())
+    serving: Serving
     if settings.webhook_url is not None:
-        from bot.telegram.webhook import run_webhook
+        from bot.telegram.webhook import WebhookServing
 
-        run_webhook(app, settings, loop)
+        serving = WebhookServing(app, settings)
     else:
-        app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=None)
+        serving = PollingServing(app, settings)
+    _stop_on_signals(loop, serving.stop)
+    serving.run(loop)
     log.info("Stopped cleanly")
     return 0
 
@@ -64,7 +66,7 @@ def _limit_malloc_arenas() -> None:
     libc.mallopt(M_ARENA_MAX, 2)
 
 
-def _stop_on_signals(app: Application, loop: asyncio.AbstractEventLoop) -> None:  # type: ignore[type-arg]
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
     """First SIGTERM/SIGINT: finish what is in flight, then stop. A second one: stop now.
 
     PTB's own handler raises SystemExit on every signal, so a second signal in the middle of a
@@ -82,7 +84,7 @@ def _stop_on_signals(app: Application, loop: asyncio.AbstractEventLoop) -> None:
         log.info(
             "%s received: finishing what is in flight, then stopping", signal.Signals(number).name
         )
-        app.stop_running()
+        stop()
 
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number)

@@ -109,6 +109,9 @@ class Settings:
     webhook_port: int = 8080
     webhook_secret: str = ""
     webhook_max_connections: int = 40
+    # Polling mode: GET /healthz on this port when set (webhook mode serves it on its own port).
+    health_port: int | None = None
+    health_listen: str = "0.0.0.0"
 
     @property
     def db_path(self) -> Path:
@@ -201,6 +204,8 @@ class Settings:
             webhook_port=reader.port("WEBHOOK_PORT", 8080),
             webhook_secret=webhook_secret,
             webhook_max_connections=reader.integer("WEBHOOK_MAX_CONNECTIONS", 40, 1, 100),
+            health_port=reader.port("HEALTH_PORT", 1) if reader.env.get("HEALTH_PORT") else None,
+            health_listen=reader.text("HEALTH_LISTEN", "0.0.0.0"),
         )
         if reader.problems:
             raise ConfigError(

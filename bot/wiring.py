@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from bot.config import Settings
 from bot.gemini.gemini_model import GeminiModel
@@ -38,15 +41,26 @@ class Services:
     async def open(cls, settings: Settings) -> Services:
         """Open storage (running migrations), sweep stray files, start the model client."""
         register_heif()
-        storage = await open_storage(settings.data_dir, settings.db_path)
-        model = GeminiModel(settings, storage.uploads)
-        await sweep_orphan_blobs(storage)
-        limits = PhotoLimits(
-            settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
-        )
-        # One core is left for the event loop: copies wait, replies should not.
-        copies = ModelCopies(storage, limits, workers=(os.cpu_count() or 2) - 1)
-        await copies.start()
+        storage = await _opened_whole(open_storage(settings.data_dir, settings.db_path))
+        model: GeminiModel | None = None
+        copies: ModelCopies | None = None
+        try:
+            model = GeminiModel(settings, storage.uploads)
+            await sweep_orphan_blobs(storage)
+            limits = PhotoLimits(
+                settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
+            )
+            # One core is left for the event loop: copies wait, replies should not.
+            copies = ModelCopies(storage, limits, workers=(os.cpu_count() or 2) - 1)
+            await copies.start()
+        except BaseException:
+            # Stopped (SIGTERM during start-up) or failed half-way: close what was opened.
+            if copies is not None:
+                await copies.close()
+            if model is not None:
+                await model.aclose()
+            await storage.close()
+            raise
         return cls(
             settings=settings,
             storage=storage,
@@ -64,3 +78,18 @@ class Services:
         await self.copies.close()
         await self.model.aclose()
         await self.storage.close()
+
+
+async def _opened_whole(opening: Coroutine[Any, Any, Storage]) -> Storage:
+    """Open storage even if cancelled meanwhile: then close it again and pass the cancel on.
+
+    A cancel in the middle of opening would leave a database connection (and its thread) open
+    with nobody to close it, and the process could not exit.
+    """
+    task = asyncio.ensure_future(opening)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        storage = await task
+        await storage.close()
+        raise

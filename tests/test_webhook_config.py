@@ -66,3 +66,11 @@ def test_bad_url_and_max_connections_are_refused() -> None:
     )  # fmt: skip
     assert "WEBHOOK_URL must start with http:// or https://" in message
     assert "WEBHOOK_MAX_CONNECTIONS must be a whole number from 1 to 100" in message
+
+
+def test_health_port_is_off_by_default_and_validated() -> None:
+    assert Settings.from_env(BASE).health_port is None
+    settings = Settings.from_env({**BASE, "HEALTH_PORT": "9100", "HEALTH_LISTEN": "127.0.0.1"})
+    assert (settings.health_listen, settings.health_port) == ("127.0.0.1", 9100)
+    assert "HEALTH_PORT" in _problem({**BASE, "HEALTH_PORT": "health"})
+    assert "HEALTH_PORT" in _problem({**BASE, "HEALTH_PORT": "70000"})

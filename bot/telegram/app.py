@@ -106,13 +106,14 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
 def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[no-untyped-def]
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         services = await Services.open(settings)
-        queue.inbox = services.storage.inbox
-        await queue.replay(app.bot)
+        # Kept at once, so a stop from here on (SIGTERM during start-up) still closes them.
         app.bot_data[KEY] = Runtime(
             services=services,
             acks=Acknowledger(app.bot, services.albums, settings.ack_debounce),
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
         )
+        queue.inbox = services.storage.inbox
+        await queue.replay(app.bot)
         try:
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in commands.COMMANDS])
         except TelegramError:

@@ -8,7 +8,6 @@ DurableUpdateQueue: each update is journalled before Telegram gets its 200.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -20,12 +19,13 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.telegram.health import add_health_route
+from bot.telegram.serving import Serving
 
 log = logging.getLogger(__name__)
 App = Application[Any, Any, Any, Any, Any, Any]
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-HEALTH_PATH = "/healthz"
 
 
 def webhook_path(url: str) -> str:
@@ -59,63 +59,42 @@ def make_web_app(application: App, secret: str, path: str) -> web.Application:
         await application.update_queue.put(update)
         return web.Response(text="ok")
 
-    async def on_health(request: web.Request) -> web.Response:
-        if application.running:
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "stopping"}, status=503)
-
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post(path, on_update)
-    app.router.add_get(HEALTH_PATH, on_health)
+    add_health_route(app, application)
     return app
 
 
-def run_webhook(application: App, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
-    """Like Application.run_polling, with the webhook server in place of the updater.
+class WebhookServing(Serving):
+    """Webhook mode: our aiohttp server takes Telegram's POSTs; setWebhook once it runs."""
 
-    `application.stop_running()` (the SIGTERM handler) stops the loop; then the server stops
-    taking updates and the application finishes what is in flight, as after polling.
-    """
-    assert settings.webhook_url is not None
-    path = webhook_path(settings.webhook_url)
-    runner = web.AppRunner(
-        make_web_app(application, settings.webhook_secret, path), access_log=None
-    )
-    try:
-        loop.run_until_complete(application.initialize())
-        if application.post_init is not None:
-            loop.run_until_complete(application.post_init(application))
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, settings.webhook_listen, settings.webhook_port)
-        loop.run_until_complete(site.start())
-        log.info(
-            "Webhook server on %s:%d%s",
-            settings.webhook_listen,
-            settings.webhook_port,
-            path,
+    def __init__(self, application: App, settings: Settings) -> None:
+        super().__init__(application, settings)
+        assert settings.webhook_url is not None
+        self.path = webhook_path(settings.webhook_url)
+        self._runner = web.AppRunner(
+            make_web_app(application, settings.webhook_secret, self.path), access_log=None
         )
-        loop.run_until_complete(application.start())
-        loop.run_until_complete(
-            application.bot.set_webhook(
-                url=settings.webhook_url,
-                secret_token=settings.webhook_secret,
-                max_connections=settings.webhook_max_connections,
-                allowed_updates=Update.ALL_TYPES,
-                drop_pending_updates=False,
-            )
+
+    async def start_receiving(self) -> None:
+        settings = self.settings
+        await self._runner.setup()
+        await web.TCPSite(self._runner, settings.webhook_listen, settings.webhook_port).start()
+        log.info(
+            "Webhook server on %s:%d%s", settings.webhook_listen, settings.webhook_port, self.path
+        )
+
+    async def started(self) -> None:
+        settings = self.settings
+        await self.application.bot.set_webhook(
+            url=settings.webhook_url,
+            secret_token=settings.webhook_secret,
+            max_connections=settings.webhook_max_connections,
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=False,
         )
         log.info("Webhook registered with Telegram")
-        loop.run_forever()
-    except (KeyboardInterrupt, SystemExit):
-        log.debug("Stop requested")
-    finally:
+
+    async def stop_receiving(self) -> None:
         # No deleteWebhook: another machine may still be serving the same URL.
-        loop.run_until_complete(runner.cleanup())
-        if application.running:
-            loop.run_until_complete(application.stop())
-            if application.post_stop is not None:
-                loop.run_until_complete(application.post_stop(application))
-        loop.run_until_complete(application.shutdown())
-        if application.post_shutdown is not None:
-            loop.run_until_complete(application.post_shutdown(application))
-        loop.close()
+        await self._runner.cleanup()

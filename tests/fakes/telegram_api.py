@@ -195,6 +195,7 @@ class FakeTelegram:
         self._failures: dict[str, list[list[Any]]] = {}
         self._download_failures: dict[str, list[str]] = {}
         self._download_gates: dict[str, asyncio.Event] = {}
+        self._method_gates: dict[str, asyncio.Event] = {}
         self._downloads: list[str] = []
         self._allowed_updates: list[str] = []
         self.webhook: JSON | None = None  # the parameters of the last setWebhook, while set
@@ -537,6 +538,10 @@ class FakeTelegram:
             [ApiError(error_code, description, retry_after), times]
         )
 
+    def hold_method(self, method: str, gate: asyncio.Event) -> None:
+        """Keep calls of a Bot API method waiting (recorded, unanswered) until `gate` is set."""
+        self._method_gates[method.lower()] = gate
+
     def hold_download(self, file_id: str, gate: asyncio.Event) -> None:
         """Keep downloads of a file waiting until the test sets `gate` (a slow connection)."""
         self._download_gates[file_id] = gate
@@ -559,6 +564,9 @@ class FakeTelegram:
             return self._error_response(exc)
         call = Call(method, parsed.params, parsed.files, time.monotonic(), parsed.file_names)
         self.requests.append(call)
+        gate = self._method_gates.get(method.lower())
+        if gate is not None:
+            await gate.wait()
         try:
             handler = self._methods.get(method.lower())
             if handler is None:
