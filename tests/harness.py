@@ -7,6 +7,7 @@ import io
 import os
 import random
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import Mapping
@@ -25,6 +26,14 @@ TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
 API_KEY = "test-gemini-key-0123456789"
 ANA, BOB, EVE = 111, 222, 666  # Ana and Bob are allowed, Eve is not
 DATA = Path(__file__).parent / "data"
+
+
+def free_port() -> int:
+    """A TCP port nothing on 127.0.0.1 listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def bot_env(tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, **extra: str) -> dict[str, str]:

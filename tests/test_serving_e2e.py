@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -12,16 +11,9 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import BotProcess
+from tests.harness import BotProcess, free_port
 
 SECRET = "s3cret_Webhook-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _health(port: int) -> tuple[int, object] | None:
@@ -37,7 +29,7 @@ async def _health(port: int) -> tuple[int, object] | None:
 async def test_polling_mode_answers_health_checks_while_it_runs(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     bot = BotProcess(
         tg, gemini, tmp_path / "data", tmp_path / "bot.log",
         HEALTH_PORT=str(port), HEALTH_LISTEN="127.0.0.1",
@@ -55,7 +47,7 @@ async def test_polling_mode_answers_health_checks_while_it_runs(
 def _mode_env(mode: str, tmp_path: Path) -> dict[str, str]:
     if mode == "polling":
         return {}
-    port = _free_port()
+    port = free_port()
     return {
         "WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
         "WEBHOOK_SECRET": SECRET,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -11,16 +10,9 @@ from telegram import Update
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, BotProcess, jpeg
+from tests.harness import ANA, BotProcess, free_port, jpeg
 
 SECRET = "s3cret_Webhook-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:
@@ -36,7 +28,7 @@ def _count(data: Path, table: str) -> int:
 async def test_webhook_mode_end_to_end(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/telegram"
     data = tmp_path / "data"
     bot = BotProcess(

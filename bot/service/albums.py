@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePath
 
-from bot.config import Settings
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
-from bot.model import Model
 from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
-from bot.service.copies import ModelCopies
-from bot.service.intake import process_photo, process_video
+from bot.service.intake import PhotoLimits, process_photo, process_video
 from bot.service.messages import location_note
-from storage.protocols import Storage
 from storage.records import (
     AddStatus,
     Album,
@@ -88,16 +85,15 @@ class Undone:
 class AlbumService(AlbumServiceBase):
     """What a chat does with its albums, independent of Telegram."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        storage: Storage,
-        model: Model,
-        copies: ModelCopies,
-    ) -> None:
-        super().__init__(settings, storage, model, copies)
-        self.limits = copies.limits
-        self.bursts = Bursts()
+    @functools.cached_property
+    def bursts(self) -> Bursts:
+        """The chats' bursts of media and notes (one acknowledgement each)."""
+        return Bursts()
+
+    @property
+    def limits(self) -> PhotoLimits:
+        """The size limits of the model's photo copies."""
+        return self.copies.limits
 
     # Media -------------------------------------------------------------------------------
 
