@@ -41,6 +41,10 @@ class MediaRef:
     def is_video(self) -> bool:
         return self.mime_type.startswith("video/")
 
+    @property
+    def is_audio(self) -> bool:
+        return self.mime_type.startswith("audio/")
+
 
 Part = str | MediaRef
 

@@ -192,3 +192,18 @@ async def test_in_a_group_only_voice_notes_for_the_bot_join_the_album(bot: Harne
     assert [tuple(r) for r in rows] == [("Bob", None), ("Ana", f"@{BOT_USERNAME} the ferry")]
     assert chatter["voice"]["file_id"] not in bot.tg.getfile_calls()
     assert not any("cannot" in t for t in bot.texts(group["id"]))
+
+
+async def test_a_question_in_reply_to_a_voice_note_plays_it_again(bot: Harness) -> None:
+    chat_id = bot.chat["id"]
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    spoken = bot.tg.send_voice(bot.chat, bot.ana, VOICE)
+    await bot.wait_text(chat_id, "1 photo, 1 voice note")
+    bot.tg.send_text(bot.chat, bot.ana, "Who is talking here", reply_to=spoken)
+    await bot.wait_text(chat_id, "Last question")
+    request = bot.gemini.generate_requests()[-1]
+    [upload] = [f for f in bot.gemini.uploads() if f.mime_type == "audio/ogg"]
+    assert file_uris(request).count(upload.uri) == 2  # in the album, and again by the question
+    said = "\n".join(texts(request))
+    assert "[voice note 2] · 0:02 long" in said and "(played again)" in said
+    assert "it is about that voice note" in said

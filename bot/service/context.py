@@ -142,8 +142,9 @@ def album_parts(
 
 
 def focus_parts(item: Item, blobs: BlobStore) -> list[Part]:
-    """An item shown again next to a question about it."""
-    return [f"{facts_line(item)} (shown again)", media_ref(item, blobs)]
+    """An item shown (or a voice note played) again next to a question about it."""
+    again = "(played again)" if item.kind == "audio" else "(shown again)"
+    return [f"{facts_line(item)} {again}", media_ref(item, blobs)]
 
 
 def build_request(
