@@ -207,3 +207,13 @@ async def test_a_question_in_reply_to_a_voice_note_plays_it_again(bot: Harness) 
     said = "\n".join(texts(request))
     assert "[voice note 2] · 0:02 long" in said and "(played again)" in said
     assert "it is about that voice note" in said
+
+
+async def test_landmarks_hear_the_voice_notes_too(bot: Harness) -> None:
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    bot.tg.send_voice(bot.chat, bot.ana, VOICE)
+    await bot.wait_text(bot.chat["id"], "1 photo, 1 voice note")
+    bot.tg.send_command(bot.chat, bot.ana, "/landmarks")
+    await bot.wait_text(bot.chat["id"], "Seen 1 image, 0 videos, 1 audio file")
+    [part] = audio_parts(bot.gemini.generate_requests()[-1])
+    assert part["fileData"]["mimeType"] == "audio/ogg"
