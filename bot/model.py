@@ -21,6 +21,11 @@ VIDEO_TYPES = frozenset(
         "video/x-flv", "video/mpg", "video/wmv", "video/avi", "video/x-msvideo",
     }
 )  # fmt: skip
+# Gemini's documented audio types (https://ai.google.dev/gemini-api/docs/audio); the bot sends
+# voice notes (Ogg/Opus) as they are and re-encodes other audio to Ogg/Opus (bot/media/audio.py).
+AUDIO_TYPES = frozenset(
+    {"audio/wav", "audio/mp3", "audio/aiff", "audio/aac", "audio/ogg", "audio/flac"}
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,10 @@ class MediaRef:
     @property
     def is_video(self) -> bool:
         return self.mime_type.startswith("video/")
+
+    @property
+    def is_audio(self) -> bool:
+        return self.mime_type.startswith("audio/")
 
 
 Part = str | MediaRef
@@ -96,7 +105,8 @@ class PreparedMedia:
 
 
 class Model(Protocol):
-    """A multimodal model that reads photos and videos and answers a conversation about them."""
+    """A multimodal model that reads photos and videos, hears voice notes, and answers a
+    conversation about them."""
 
     def accepts(self, mime_type: str) -> bool:
         """Whether the model can read a file of this type (refused before any paid call)."""

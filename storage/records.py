@@ -14,7 +14,11 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Literal
 
-MediaKind = Literal["photo", "video"]
+MediaKind = Literal["photo", "video", "audio"]
+
+# How each kind is named to the traveller and the model ("voice note 3"): "audio" is a voice
+# note or an audio file, both heard rather than seen.
+KIND_NOUNS: dict[str, str] = {"photo": "photo", "video": "video", "audio": "voice note"}
 
 
 def now_iso() -> str:
@@ -50,10 +54,11 @@ class AlbumSummary:
     videos: int
     notes: int
     exchanges: int
+    voice_notes: int = 0  # items of kind "audio"
 
     @property
     def items(self) -> int:
-        return self.photos + self.videos
+        return self.photos + self.videos + self.voice_notes
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,8 @@ class MediaFacts:
     message date and mark it approximate. Coordinates are signed decimal degrees (south and west
     negative), altitude is metres above sea level, `place` the nearest town read offline from
     them. Width and height are as displayed, after the orientation tag or rotation matrix is
-    applied. `duration` is in seconds, videos only. Every field may be None: metadata is a hint
-    for the story, never a reason to refuse a file.
+    applied. `duration` is in seconds, videos and audio only. Every field may be None: metadata
+    is a hint for the story, never a reason to refuse a file.
     """
 
     taken_at: datetime | None = None
@@ -110,7 +115,8 @@ class Origin:
     sender_id: int | None = None
     sender_name: str | None = None
     message_date: datetime | None = None
-    telegram_type: str | None = None  # photo, video, video_note, animation or document
+    # photo, video, video_note, animation, document, voice or audio
+    telegram_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,9 +161,14 @@ class Item:
         return self.media.kind
 
     @property
+    def noun(self) -> str:
+        """What the item is called: 'photo', 'video' or 'voice note'."""
+        return KIND_NOUNS[self.kind]
+
+    @property
     def label(self) -> str:
-        """How the item is named to the user and the model: 'photo 3', 'video 12'."""
-        return f"{self.kind} {self.position}"
+        """How the item is named to the user and the model: 'photo 3', 'voice note 12'."""
+        return f"{self.noun} {self.position}"
 
 
 @dataclass(frozen=True)
@@ -268,6 +279,7 @@ class UsageTotals:
     prompt_tokens: int
     output_tokens: int
     total_tokens: int
+    audio_tokens: int = 0  # of the prompt tokens, those spent hearing audio
 
 
 @dataclass(frozen=True)

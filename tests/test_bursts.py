@@ -41,9 +41,11 @@ def _add(bursts: Bursts, kind: str, batch: int, album: int = ALBUM) -> int:
     return batch_id
 
 
-def _summary(photos: int = 0, videos: int = 0, notes: int = 0) -> AlbumSummary:
+def _summary(
+    photos: int = 0, videos: int = 0, notes: int = 0, voice_notes: int = 0
+) -> AlbumSummary:
     album = Album(ALBUM, CHAT, "Lisbon", "2026-01-01", "2026-01-01")
-    return AlbumSummary(album, photos, videos, notes, 0)
+    return AlbumSummary(album, photos, videos, notes, 0, voice_notes=voice_notes)
 
 
 def test_a_burst_opens_with_the_first_item_and_grows() -> None:
@@ -207,3 +209,21 @@ def test_a_burst_without_a_batch_offers_no_undo() -> None:
     ack = acknowledgement(CHAT, burst, _summary(photos=1))
     assert ack.undo_batch_id is None and ack.message_id is None
     assert ack.text.splitlines()[1] == "Just now: 1 already in the album, kept once."
+
+
+def test_voice_notes_are_counted_beside_the_photos_and_alone() -> None:
+    bursts, _ = _tracker()
+    for kind in ("photo", "audio", "photo"):
+        _add(bursts, kind, batch=10)
+    burst = bursts.current(CHAT)
+    assert burst is not None and (burst.photos, burst.voice_notes) == (2, 1)
+    text = acknowledgement_text(_summary(photos=12, voice_notes=1), burst)
+    assert text.splitlines()[:2] == [
+        "📸 Album “Lisbon”: 12 photos, 1 voice note",
+        "Just now: added 2 photos, 1 voice note.",
+    ]
+    alone = Burst(2, ALBUM, 11, 0.0, voice_notes=2)
+    assert acknowledgement_text(_summary(voice_notes=2), alone).splitlines()[:2] == [
+        "📸 Album “Lisbon”: 2 voice notes",
+        "Just now: added 2 voice notes.",
+    ]

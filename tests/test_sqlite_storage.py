@@ -8,8 +8,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import aiosqlite
+import pytest
+
+from storage.records import Blob, Media, MediaFacts, Origin
 from storage.sqlite import open_sqlite
-from storage.sqlite.db import Database
+from storage.sqlite.db import Database, Tx
 from storage.sqlite.migrations import MIGRATIONS
 
 
@@ -55,3 +59,100 @@ async def test_items_stored_before_sizes_were_kept_get_them_from_their_blobs(
         await storage.close()
     assert (item.media.source.size, item.media.source.mime_type) == (5000, "image/heic")
     assert (item.media.model.size, item.media.model.mime_type) == (80, "image/jpeg")
+
+
+async def _database_before(path: Path, migration: str) -> None:
+    """A database as the release before `migration` left it: the earlier migrations only."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("BEGIN IMMEDIATE")
+        await conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        for name, fn in MIGRATIONS:
+            if name == migration:
+                break
+            await fn(Tx(conn))
+            await conn.execute("INSERT INTO _migrations VALUES (?, 'x')", (name,))
+        await conn.execute("COMMIT")
+    finally:
+        await conn.close()
+
+
+async def test_a_database_from_before_audio_upgrades_with_its_rows_ids_and_links_intact(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    await _database_before(path, "m006_audio_items")
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        with pytest.raises(sqlite3.IntegrityError):  # what m006 is for
+            conn.execute(
+                "INSERT INTO items (album_id, position, kind, source_sha256, model_sha256,"
+                " model_mime_type, created_at) VALUES (1, 1, 'audio', 'x', 'x', 'x', 'x')"
+            )
+        conn.execute("INSERT INTO albums VALUES (1, 7, 'Lisbon', 'x', 'x')")
+        conn.execute("INSERT INTO chats VALUES (7, 1, 'x')")
+        conn.execute("INSERT INTO batches VALUES (4, 1, 'x')")
+        conn.execute(
+            "INSERT INTO blobs VALUES (?, 5000, 'image/heic', 'x'), (?, 80, 'image/jpeg', 'x'),"
+            " (?, 900, 'video/mp4', 'x')",
+            (a, b, c),
+        )
+        conn.execute(
+            "INSERT INTO items (id, album_id, batch_id, position, kind, source_sha256,"
+            " model_sha256, model_mime_type, file_unique_id, caption, chat_message_id,"
+            " telegram_type, model_ready, source_size, source_mime, model_size, created_at)"
+            " VALUES (10, 1, 4, 1, 'photo', ?, ?, 'image/jpeg', 'u1', 'Belém', 31, 'document',"
+            " 1, 5000, 'image/heic', 80, 'x'),"
+            " (12, 1, 4, 2, 'video', ?, ?, 'video/mp4', 'u2', NULL, 32, 'video', 1, 900,"
+            " 'video/mp4', 900, 'x')",
+            (a, b, c, c),
+        )
+        conn.execute(
+            "INSERT INTO exchanges (id, album_id, kind, prompt, focus_item_id, answer_text,"
+            " created_at) VALUES (3, 1, 'question', 'What is this?', 12, 'A pier.', 'x')"
+        )
+        before = [tuple(r) for r in conn.execute("SELECT * FROM items ORDER BY id")]
+
+    storage = await open_sqlite(path, tmp_path)
+    try:
+        items = await storage.media.items(1)
+        [exchange] = await storage.conversation.exchanges(1)
+        spoken = Media(
+            "audio",
+            Blob("d" * 64, 700, "audio/ogg"),
+            Blob("d" * 64, 700, "audio/ogg"),
+            Origin(file_unique_id="u3", telegram_type="voice"),
+            MediaFacts(duration=42.0),
+        )
+        added = await storage.media.add(1, 4, spoken, max_items=300)
+        summary = await storage.albums.summary(7, 1)
+        by_message = await storage.media.by_message(7, 32)
+    finally:
+        await storage.close()
+
+    with sqlite3.connect(path) as conn:
+        after = [tuple(r) for r in conn.execute("SELECT * FROM items WHERE id IN (10, 12)")]
+        indexes = {r[1] for r in conn.execute("PRAGMA index_list(items)")}
+        links = {(r[2], r[3], r[4]) for r in conn.execute("PRAGMA foreign_key_list(items)")}
+        broken = list(conn.execute("PRAGMA foreign_key_check"))
+        names = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(items)")]
+    assert sorted(after) == sorted(
+        tuple(row[columns.index(c)] for c in columns) for row in before
+    )  # every column of every row, in the rebuilt table's column order
+    assert [(i.id, i.position, i.kind, i.label) for i in items] == [
+        (10, 1, "photo", "photo 1"), (12, 2, "video", "video 2"),
+    ]  # fmt: skip
+    assert items[0].media.origin.caption == "Belém" and items[0].media.source.size == 5000
+    assert exchange.focus_item_id == 12  # the rebuild did not cut the question from its video
+    assert by_message is not None and by_message.id == 12
+    assert added.item is not None and added.item.label == "voice note 3"
+    assert summary is not None and (summary.photos, summary.videos, summary.voice_notes) == (
+        1, 1, 1,
+    )  # fmt: skip
+    assert {"items_by_unique_id", "items_by_message"} <= indexes
+    assert ("albums", "album_id", "id") in links and ("blobs", "source_sha256", "sha256") in links
+    assert ("batches", "batch_id", "id") in links and broken == []
+    assert names == [name for name, _ in MIGRATIONS]

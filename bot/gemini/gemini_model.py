@@ -30,6 +30,7 @@ from bot.gemini.failures import (
 )
 from bot.gemini.uploads import MediaUploader
 from bot.model import (
+    AUDIO_TYPES,
     IMAGE_TYPES,
     VIDEO_TYPES,
     MediaRef,
@@ -60,7 +61,7 @@ class GeminiModel:
     """Gemini as the product's `Model` (bot/model.py): `accepts`, `prepare` (File API uploads),
     `generate` (streamed, retried), `delete_uploads`."""
 
-    capabilities = IMAGE_TYPES | VIDEO_TYPES
+    capabilities = IMAGE_TYPES | VIDEO_TYPES | AUDIO_TYPES
 
     def __init__(self, settings: Settings, registry: UploadStore) -> None:
         self.model_name = settings.gemini_model

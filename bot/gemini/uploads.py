@@ -191,7 +191,8 @@ class _Progress:
     def __init__(self, refs: list[MediaRef], on_status: OnStatus | None) -> None:
         self.on_status = on_status
         self.videos = [r for r in refs if r.is_video]
-        self.photos = len(refs) - len(self.videos)
+        self.photos = len(refs) - len(self.videos)  # voice notes are quick, like photos
+        self.what = "photos and voice notes" if any(r.is_audio for r in refs) else "photos"
         self.done_photos = 0
         self.done_videos = 0
 
@@ -201,7 +202,7 @@ class _Progress:
             current = min(self.done_videos + 1, len(self.videos))
             parts.append(f"Processing video {current} of {len(self.videos)}…")
         if self.photos:
-            parts.append(f"Preparing photos for Gemini: {self.done_photos} of {self.photos}…")
+            parts.append(f"Preparing {self.what} for Gemini: {self.done_photos} of {self.photos}…")
         return " ".join(parts)
 
     async def announce(self) -> None:

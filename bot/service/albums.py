@@ -13,7 +13,7 @@ from pathlib import Path, PurePath
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
-from bot.service.intake import PhotoLimits, process_photo, process_video
+from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
 from storage.records import (
     AddStatus,
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".3gp", ".webm", ".m4v", ".qt"}
+AUDIO_EXTENSIONS = {
+    ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wav", ".flac", ".aif", ".aiff", ".amr",
+}  # fmt: skip
 MAX_NAME_LENGTH = 64
 
 Fetch = Callable[[Path], Awaitable[None]]
@@ -41,7 +44,9 @@ class IncomingMedia:
     """A media message as the bot received it, before download (no Telegram types)."""
 
     chat_id: int
-    kind: str  # "photo", "video" or "document" (a file that may be either, or neither)
+    # "photo", "video", "audio" (a voice note or audio file) or "document" (a file that may be
+    # any of them, or none)
+    kind: str
     origin: Origin
     file_size: int | None = None
 
@@ -98,7 +103,7 @@ class AlbumService(AlbumServiceBase):
     # Media -------------------------------------------------------------------------------
 
     async def receive_media(self, incoming: IncomingMedia, fetch: Fetch) -> Received:
-        """Store one photo or video in the chat's current album; committed before returning."""
+        """Store one photo, video or voice note in the chat's album; committed before returning."""
         return await self.store_media(await self.prepare_media(incoming, fetch))
 
     async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> Prepared:
@@ -143,11 +148,12 @@ class AlbumService(AlbumServiceBase):
             batch_id = await self._batch(incoming.chat_id, album.id)
             outcome = await self.media.add(album.id, batch_id, media, self.settings.max_album_items)
         finally:
-            self.blobs.release(media.source.sha256)
+            self.blobs.release(*_own_blobs(media))
         if outcome.status is AddStatus.FULL:
-            # Filled up by files that arrived alongside: its stored file is nobody's now.
-            if not await self.media.is_blob_used(media.source.sha256):
-                await asyncio.to_thread(self.blobs.delete, media.source.sha256)
+            # Filled up by files that arrived alongside: its stored files are nobody's now.
+            for sha in _own_blobs(media):
+                if not await self.media.is_blob_used(sha):
+                    await asyncio.to_thread(self.blobs.delete, sha)
             raise _album_full(album, self.settings.max_album_items)
         assert outcome.item is not None
         if outcome.status is AddStatus.ADDED and not outcome.item.media.model_ready:
@@ -160,6 +166,8 @@ class AlbumService(AlbumServiceBase):
     def _process(self, temp: Path, kind: MediaKind, origin: Origin) -> Media:
         if kind == "photo":
             return process_photo(temp, self.blobs, self.limits, origin)
+        if kind == "audio":
+            return process_audio(temp, self.blobs, origin)
         return process_video(temp, self.blobs, origin)
 
     def _check_size(self, incoming: IncomingMedia, kind: str) -> None:
@@ -167,13 +175,13 @@ class AlbumService(AlbumServiceBase):
         limit = self.settings.download_limit
         if size <= limit:
             return
-        what = "video" if kind == "video" else "file"
-        advice = (
-            "Please trim it, or send it as a regular video (Telegram compresses those) "
-            "or record it at a lower quality."
-            if kind == "video"
-            else "Please send a smaller version."
-        )
+        what = {"video": "video", "audio": "recording"}.get(kind, "file")
+        advice = {
+            "video": "Please trim it, or send it as a regular video (Telegram compresses those) "
+            "or record it at a lower quality.",
+            "audio": "Please send a shorter recording, or a voice message instead "
+            "(Telegram keeps those small).",
+        }.get(kind, "Please send a smaller version.")
         raise MediaRejected(
             f"This {what} is {_mb(size)}, but Telegram lets bots download files of at most "
             f"{_mb(limit)}, so I cannot add it. {advice} "
@@ -330,25 +338,35 @@ class AlbumService(AlbumServiceBase):
         return batch_id
 
 
+def _own_blobs(media: Media) -> tuple[str, ...]:
+    """The blobs `prepare_media` stored (and pinned) for a file: the original, and any copy."""
+    if media.model.sha256 == media.source.sha256:
+        return (media.source.sha256,)
+    return media.source.sha256, media.model.sha256
+
+
 def _has_content(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
+_TAKEN_AS_IS: dict[str, MediaKind] = {"photo": "photo", "video": "video", "audio": "audio"}
+
+
 def classify(incoming: IncomingMedia) -> MediaKind:
-    """'photo' or 'video' for what the bot takes; MediaRejected for anything else."""
-    if incoming.kind == "photo":
-        return "photo"
-    if incoming.kind == "video":
-        return "video"
+    """'photo', 'video' or 'audio' for what the bot takes; MediaRejected for anything else."""
+    if incoming.kind in _TAKEN_AS_IS:
+        return _TAKEN_AS_IS[incoming.kind]
     mime = (incoming.origin.mime_type or "").lower()
     suffix = PurePath(incoming.origin.file_name or "").suffix.lower()
     if mime.startswith("image/") or (not mime.startswith("video/") and suffix in PHOTO_EXTENSIONS):
         return "photo"
-    if mime.startswith("video/") or suffix in VIDEO_EXTENSIONS:
+    if mime.startswith("video/") or (not mime.startswith("audio/") and suffix in VIDEO_EXTENSIONS):
         return "video"
+    if mime.startswith("audio/") or suffix in AUDIO_EXTENSIONS:
+        return "audio"
     shown = safe_file_name(incoming.origin.file_name)
     raise MediaRejected(
-        f"I can only add photos and videos to the album; {shown} is not one "
+        f"I can only add photos, videos and voice notes to the album; {shown} is not one "
         f"({mime or 'unknown type'}).",
         reason="unsupported",
     )

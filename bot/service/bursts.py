@@ -20,7 +20,7 @@ BURST_GAP_SECONDS = 120.0
 # driving the service directly) must not collect them forever.
 MAX_ENDED_PER_CHAT = 8
 
-KINDS = ("photo", "video", "note", "repeat")
+KINDS = ("photo", "video", "audio", "note", "repeat")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Burst:
     last: float  # when a new item or note last used its batch (the clock's seconds)
     photos: int = 0
     videos: int = 0
+    voice_notes: int = 0  # items of kind "audio"
     notes: int = 0
     repeats: int = 0
     message_id: int | None = None  # the acknowledgement sent for it, edited as it grows
@@ -97,7 +98,8 @@ class Bursts:
             self._start(chat_id, album_id, batch_id, now)
 
     def count(self, chat_id: int, album_id: int, batch_id: int | None, kind: str) -> Burst:
-        """Something was stored (kind 'photo', 'video', 'note' or 'repeat'); the burst after it."""
+        """Something was stored (kind 'photo', 'video', 'audio', 'note' or 'repeat'); the burst
+        after it."""
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
         burst = self._current.get(chat_id)
@@ -113,6 +115,7 @@ class Bursts:
             burst,
             photos=burst.photos + (kind == "photo"),
             videos=burst.videos + (kind == "video"),
+            voice_notes=burst.voice_notes + (kind == "audio"),
             notes=burst.notes + (kind == "note"),
             repeats=burst.repeats + (kind == "repeat"),
             version=burst.version + 1,
@@ -200,13 +203,15 @@ def acknowledgement(chat_id: int, burst: Burst, summary: AlbumSummary) -> Acknow
 
 
 def acknowledgement_text(summary: AlbumSummary, burst: Burst) -> str:
-    """'📸 Album “Lisbon”: 3 photos · 1 note / Just now: added 3 photos. / Send more, …'."""
-    lines = [f"📸 Album “{summary.album.name}”: {_counts(summary.photos, summary.videos)}"]
+    """'📸 Album “Lisbon”: 3 photos, 1 voice note · 1 note / Just now: added 3 photos, 1 voice
+    note. / Send more, …'."""
+    totals = media_counts(summary.photos, summary.videos, summary.voice_notes)
+    lines = [f"📸 Album “{summary.album.name}”: {totals}"]
     if summary.notes:
         lines[0] += f" · {summary.notes} note{'s' if summary.notes != 1 else ''}"
     news = []
-    if burst.photos or burst.videos:
-        news.append(f"added {_counts(burst.photos, burst.videos)}")
+    if burst.photos or burst.videos or burst.voice_notes:
+        news.append(f"added {media_counts(burst.photos, burst.videos, burst.voice_notes)}")
     if burst.notes:
         news.append(f"noted {burst.notes} thing{'s' if burst.notes != 1 else ''} you told me")
     if burst.repeats:
@@ -217,8 +222,12 @@ def acknowledgement_text(summary: AlbumSummary, burst: Burst) -> str:
     return "\n".join(lines)
 
 
-def _counts(photos: int, videos: int) -> str:
-    parts = [count(photos, "photo")]
+def media_counts(photos: int, videos: int, voice_notes: int = 0) -> str:
+    """'3 photos, 1 video, 2 voice notes'; photos are always counted unless voice notes alone are
+    there ('2 voice notes')."""
+    parts = [count(photos, "photo")] if photos or not voice_notes or videos else []
     if videos:
         parts.append(count(videos, "video"))
+    if voice_notes:
+        parts.append(count(voice_notes, "voice note"))
     return ", ".join(parts)

@@ -8,7 +8,7 @@ from typing import Any
 
 import prompts
 from bot.model import MediaRef, ModelRequest, Part, Turn
-from bot.service.words import count
+from bot.service.words import clock, count
 from storage.protocols import BlobStore
 from storage.records import Album, Exchange, Item, Note
 
@@ -44,6 +44,8 @@ def media_ref(item: Item, blobs: BlobStore) -> MediaRef:
 
 def facts_line(item: Item) -> str:
     """The line that introduces an item to the model: number, time, place, camera, caption."""
+    if item.kind == "audio":
+        return _heard_line(item)
     facts, origin = item.media.facts, item.media.origin
     bits = [f"[{item.label}]"]
     if facts.exact_time:
@@ -59,6 +61,31 @@ def facts_line(item: Item) -> str:
         bits.append(facts.camera)
     if origin.sender_name:
         bits.append(f"sent by {origin.sender_name}")
+    if origin.caption:
+        bits.append(f'caption: "{origin.caption}"')
+    return " · ".join(bits)
+
+
+def _heard_line(item: Item) -> str:
+    """'[voice note 3] · 0:42 long · recorded 2026-05-02 14:05 (+00:00) · by Ana · caption: …'.
+
+    A voice note is recorded in the chat and sent when the recording stops, so its message
+    time is when it was recorded; an audio file may be older, unless its container says when.
+    """
+    facts, origin = item.media.facts, item.media.origin
+    bits = [f"[{item.label}]"]
+    if facts.duration:
+        bits.append(f"{clock(facts.duration)} long")
+    if facts.exact_time:
+        bits.append(f"recorded {_when(facts.exact_time)}")
+    elif origin.message_date and origin.telegram_type == "voice":
+        bits.append(f"recorded {_when(origin.message_date)}")
+    elif origin.message_date:
+        bits.append(f"sent {_when(origin.message_date)} (approximate: the time it was sent)")
+    if origin.sender_name:
+        bits.append(f"by {origin.sender_name}")
+    if origin.file_name:
+        bits.append(f"file {origin.file_name}")
     if origin.caption:
         bits.append(f'caption: "{origin.caption}"')
     return " · ".join(bits)
@@ -90,9 +117,11 @@ def album_parts(
     """The album as the model sees it: the traveller's notes, a manifest, then the media."""
     ordered = in_time_order(items)
     photos = sum(1 for i in items if i.kind == "photo")
+    heard = sum(1 for i in items if i.kind == "audio")
     header = [
         f'The album "{album.name}": {count(photos, "photo")}, '
-        f"{count(len(items) - photos, 'video')}."
+        f"{count(len(items) - photos - heard, 'video')}"
+        + (f", {count(heard, 'voice note')} (to listen to, not pictures)." if heard else ".")
     ]
     if notes:
         header.append("What the traveller told about the trip:")
@@ -113,8 +142,9 @@ def album_parts(
 
 
 def focus_parts(item: Item, blobs: BlobStore) -> list[Part]:
-    """An item shown again next to a question about it."""
-    return [f"{facts_line(item)} (shown again)", media_ref(item, blobs)]
+    """An item shown (or a voice note played) again next to a question about it."""
+    again = "(played again)" if item.kind == "audio" else "(shown again)"
+    return [f"{facts_line(item)} {again}", media_ref(item, blobs)]
 
 
 def build_request(
@@ -164,5 +194,5 @@ def story_prompt(wish: str | None) -> str:
 
 def question_prompt(question: str, focus: Item | None) -> str:
     """A follow-up question, singled out to one item when the traveller replied to it."""
-    lead = prompts.render("focus", label=focus.label, kind=focus.kind) + "\n\n" if focus else ""
+    lead = prompts.render("focus", label=focus.label, kind=focus.noun) + "\n\n" if focus else ""
     return prompts.render("question", focus=lead, question=question.strip())

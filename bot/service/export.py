@@ -30,7 +30,7 @@ from PIL import Image
 
 from bot.errors import MediaRejected
 from bot.media.images import web_image
-from bot.service.story import Story
+from bot.service.story import Story, quote_voice_notes
 from storage.protocols import BlobStore
 from storage.records import Item
 
@@ -87,7 +87,9 @@ def render_html(
     With `max_bytes` (what Telegram lets a bot send), a page that would be heavier leaves its
     videos out (their first frames stay), then uses smaller pictures, so that a long trip still
     fits. Only if even the smallest pictures are too heavy is the page larger than asked.
+    Voice notes are quoted under their section's text, not embedded.
     """
+    story = quote_voice_notes(story, items)
 
     def render(media: dict[int, _Media], look: _Look) -> bytes:
         return _page(story, media, look, album_name=album_name, language=language)
@@ -106,7 +108,9 @@ def render_markdown_zip(
 ) -> bytes:
     """A zip of story.md and its images/ (and videos up to 20 MB), ready for a static blog.
 
-    `max_bytes` as for render_html: videos go first, then picture size."""
+    `max_bytes` as for render_html: videos go first, then picture size. Voice notes are
+    quoted under their section's text."""
+    story = quote_voice_notes(story, items)
 
     def render(media: dict[int, _Media], look: _Look) -> bytes:
         return _zip(story, media, look, album_name=album_name)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.errors import MediaRejected
+from bot.media.audio import MODEL_COPY_MIME, encode_for_model, probe_audio
 from bot.media.exif import read_photo_facts
 from bot.media.images import check_decodes, prepare_for_model, probe_image
 from bot.media.places import nearest_place
@@ -78,6 +79,33 @@ def process_video(temp: Path, blobs: BlobStore, origin: Origin) -> Media:
         temp.unlink(missing_ok=True)
     source = Blob(sha, size, mime)
     return Media("video", source, source, origin, facts)
+
+
+def process_audio(temp: Path, blobs: BlobStore, origin: Origin) -> Media:
+    """Check a voice note or audio file (it must decode and not be silent) and store it.
+
+    Gemini hears the file itself when it takes the type; anything else gets a small Ogg/Opus
+    copy, made here (a minute of audio takes a fraction of a second).
+    """
+    copy: bytes | None = None
+    try:
+        info = probe_audio(temp)
+        if info.mime_type is None:
+            copy = encode_for_model(temp)
+        sha, size = blobs.adopt(temp)
+    finally:
+        temp.unlink(missing_ok=True)
+    source = Blob(sha, size, info.mime_type or origin.mime_type or "application/octet-stream")
+    model = source
+    if copy is not None:
+        copy_sha, copy_size = blobs.put_bytes(copy)
+        model = Blob(copy_sha, copy_size, MODEL_COPY_MIME)
+    facts = MediaFacts(
+        taken_at=info.taken_at,
+        time_source="container" if info.taken_at else None,
+        duration=info.duration,
+    )
+    return Media("audio", source, model, origin, facts)
 
 
 def _with_place(facts: MediaFacts) -> MediaFacts:

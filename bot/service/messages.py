@@ -30,7 +30,12 @@ async def text_intent(
     `in_conversation` says whether the album's conversation has begun; it is asked only when
     nothing else decides, since it reads the database.
     """
-    if not private and not (addressed or replied_to_bot or replied_to_media):
+    if not for_the_bot(
+        private=private,
+        addressed=addressed,
+        replied_to_bot=replied_to_bot,
+        replied_to_media=replied_to_media,
+    ):
         return TextIntent.IGNORE  # group chatter that is not for the bot
     if not text.strip():
         return TextIntent.IGNORE
@@ -38,6 +43,14 @@ async def text_intent(
     if replied_to_media or "?" in text or await in_conversation():
         return TextIntent.QUESTION
     return TextIntent.NOTE
+
+
+def for_the_bot(
+    *, private: bool, addressed: bool, replied_to_bot: bool, replied_to_media: bool
+) -> bool:
+    """Whether something said (a text, a voice note) is for the bot: everything in a private
+    chat; in a group only what mentions the bot or replies to it or to a photo or video."""
+    return private or addressed or replied_to_bot or replied_to_media
 
 
 async def location_note(

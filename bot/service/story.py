@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.service.words import clock
 from storage.records import Item
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ STORY_SCHEMA: dict[str, Any] = {
                     },
                     "media": {
                         "type": "array",
-                        "description": "Numbers of the photos and videos this section shows.",
+                        "description": "Numbers of the photos and videos this section shows "
+                        "(and of voice notes it draws on).",
                         "items": {"type": "integer"},
                     },
                 },
@@ -125,7 +127,7 @@ def story_from_markdown(answer: str, items: Sequence[Item]) -> Story:
     return _from_data({"title": title, "intro": intro, "sections": raw}, items)
 
 
-_CITATION = re.compile(r"\b(?:photos?|videos?)\s+(\d+)(?:\s*[–-]\s*(\d+))?", re.I)
+_CITATION = re.compile(r"\b(?:photos?|videos?|voice\s+notes?)\s+(\d+)(?:\s*[–-]\s*(\d+))?", re.I)
 
 
 def _cited(text: str) -> list[int]:
@@ -167,7 +169,9 @@ def _from_data(data: dict[str, Any], items: Sequence[Item]) -> Story:
         sections.append(Section(heading, text, tuple(media)))
     if not sections:
         raise StoryFormatError("the story cites none of the album's photos or videos")
-    missing = [n for n in order if n not in shown]
+    # Voice notes are heard, not shown: one no section drew on is not placed anywhere.
+    heard = {i.position for i in items if i.kind == "audio"}
+    missing = [n for n in order if n not in shown and n not in heard]
     if missing:
         repairs.append(f"placed uncited items {missing} by time")
         sections = _place_missing(sections, missing, order)
@@ -181,6 +185,30 @@ def _from_data(data: dict[str, Any], items: Sequence[Item]) -> Story:
     for repair in repairs:
         log.info("Story repaired: %s", repair)
     return story
+
+
+def quote_voice_notes(story: Story, items: Sequence[Item]) -> Story:
+    """The story as it is posted or exported: voice notes are not pictures, so a section's
+    voice notes leave its media and are quoted under its text ('🎙 voice note 3, 0:42, Ana')."""
+    heard = {i.position: i for i in items if i.kind == "audio"}
+    if not heard:
+        return story
+    sections = []
+    for section in story.sections:
+        quotes = [voice_note_quote(heard[n]) for n in section.media if n in heard]
+        text = "\n\n".join(filter(None, [section.text, *quotes]))
+        media = tuple(n for n in section.media if n not in heard)
+        sections.append(Section(section.heading, text, media))
+    return Story(story.title, story.intro, tuple(sections), story.closing, story.repairs)
+
+
+def voice_note_quote(item: Item) -> str:
+    """How a voice note is named where a picture would be: '🎙 *voice note 3* (0:42, Ana)'."""
+    duration = item.media.facts.duration
+    details = ", ".join(
+        filter(None, [clock(duration) if duration else "", item.media.origin.sender_name or ""])
+    )
+    return f"🎙 *{item.label}*" + (f" ({details})" if details else "")
 
 
 def _place_missing(sections: list[Section], missing: list[int], order: list[int]) -> list[Section]:

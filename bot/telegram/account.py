@@ -101,9 +101,10 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, a
 
 def _line(line: UsageLine) -> str:
     t = line.totals
+    heard = f", of which {t.audio_tokens:,} hearing voice notes" if t.audio_tokens else ""
     return (
         f"{count(t.calls, 'request')}, {t.total_tokens:,} tokens "
-        f"({t.prompt_tokens:,} in, {t.output_tokens:,} out) ≈ ${line.cost:.4f}"
+        f"({t.prompt_tokens:,} in{heard}, {t.output_tokens:,} out) ≈ ${line.cost:.4f}"
     )
 
 

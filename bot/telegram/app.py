@@ -33,17 +33,15 @@ log = logging.getLogger(__name__)
 
 NEW = filters.UpdateType.MESSAGE  # edits of earlier messages are not new requests
 EDITED = filters.UpdateType.EDITED_MESSAGE
-UNUSABLE = (
-    filters.Sticker.ALL
+UNUSABLE = filters.Sticker.ALL | filters.CONTACT | filters.POLL | filters.Dice.ALL | filters.STORY
+MEDIA = (
+    filters.PHOTO
+    | filters.VIDEO
+    | filters.VIDEO_NOTE
+    | filters.ANIMATION
     | filters.VOICE
     | filters.AUDIO
-    | filters.CONTACT
-    | filters.POLL
-    | filters.Dice.ALL
-    | filters.STORY
-)
-MEDIA = (
-    filters.PHOTO | filters.VIDEO | filters.VIDEO_NOTE | filters.ANIMATION | filters.Document.ALL
+    | filters.Document.ALL
 )
 
 

@@ -11,7 +11,8 @@ from telegram.ext import ContextTypes
 
 from bot.errors import UserError
 from bot.service.albums import Undone
-from bot.service.records import AlbumSummary
+from bot.service.records import KIND_NOUNS, AlbumSummary
+from bot.service.words import count
 from bot.telegram.account import on_forget_button
 from bot.telegram.runtime import runtime
 from bot.telegram.story_handlers import (
@@ -47,8 +48,9 @@ HELP = "\n".join(
         "",
         "• Send photos as they are, or <i>as files</i> to keep when and where they were taken "
         "(HEIC from iPhones is fine). Albums of up to 10 at once are welcome.",
-        "• Tell me about the trip in a message (“our first week in Lisbon”) or in captions; "
-        "a shared location or place is noted too.",
+        "• Tell me about the trip in a message (“our first week in Lisbon”), in captions, or in "
+        "a voice note (“this was the morning we missed the ferry”): I listen to voice notes "
+        "and audio files (MP3, M4A, OGG) too. A shared location or place is noted as well.",
         "• /story writes a blog-post photo tour. Add a wish: "
         "<code>/story shorter, in Portuguese</code>.",
         "• /landmarks lists the well-known places nearby that your photos do not show.",
@@ -249,6 +251,8 @@ def _describe(summary: AlbumSummary) -> str:
     bits = [f"<b>{html.escape(summary.album.name)}</b>", f"{summary.photos} photos"]
     if summary.videos:
         bits.append(f"{summary.videos} videos")
+    if summary.voice_notes:
+        bits.append(count(summary.voice_notes, "voice note"))
     if summary.notes:
         bits.append(f"{summary.notes} notes")
     return ", ".join(bits)
@@ -273,13 +277,10 @@ def _undone_text(undone: Undone) -> str:
     if undone.exchange is not None:
         asked = undone.exchange.user_text or undone.exchange.kind
         return f"↩️ Took back the last exchange ({_clip(asked)}). Ask again whenever you like."
-    photos = sum(1 for i in undone.items if i.kind == "photo")
-    videos = len(undone.items) - photos
     parts = []
-    if photos:
-        parts.append(f"{photos} photo{'s' if photos != 1 else ''}")
-    if videos:
-        parts.append(f"{videos} video{'s' if videos != 1 else ''}")
+    for kind in ("photo", "video", "audio"):
+        if n := sum(1 for i in undone.items if i.kind == kind):
+            parts.append(count(n, KIND_NOUNS[kind]))
     if undone.notes:
         parts.append(f"{len(undone.notes)} note{'s' if len(undone.notes) != 1 else ''}")
     return f"↩️ Took back {', '.join(parts)} from '{undone.album.name}'."

@@ -1,4 +1,4 @@
-"""Handlers for what travellers send: photos, videos, files, text and shared locations."""
+"""Handlers for what travellers send: photos, videos, voice notes, files, text and locations."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from telegram import (
     Animation,
+    Audio,
     Bot,
     Document,
     Message,
@@ -16,6 +17,7 @@ from telegram import (
     Update,
     Video,
     VideoNote,
+    Voice,
 )
 from telegram.constants import ChatType, MessageEntityType
 from telegram.error import BadRequest, NetworkError
@@ -24,7 +26,7 @@ from telegram.ext import ContextTypes
 from bot.errors import AlbumFull, MediaRejected, UserError
 from bot.service.albums import Fetch, IncomingMedia
 from bot.service.downloads import DownloadInterrupted, retrying
-from bot.service.messages import TextIntent, text_intent
+from bot.service.messages import TextIntent, for_the_bot, text_intent
 from bot.service.records import Origin
 from bot.telegram.concurrency import in_turn
 from bot.telegram.runtime import runtime
@@ -34,7 +36,7 @@ DOWNLOAD_CHUNK = 64 * 1024
 
 
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Store a photo, video or file in the chat's current album; acknowledged per burst."""
+    """Store a photo, video, voice note or file in the chat's album; acknowledged per burst."""
     message = update.effective_message
     chat = update.effective_chat
     if message is None or chat is None:
@@ -42,6 +44,8 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     incoming = incoming_media(message)
     if incoming is None:
         return
+    if incoming.kind == "audio" and not _spoken_to_bot(message, chat.type, context.bot):
+        return  # in a group a voice note is talk, like a text: only one for the bot is taken
     rt = runtime(context)
     albums = rt.services.albums
     try:
@@ -121,14 +125,12 @@ def _replies_to_bot(message: Message, bot_id: int) -> bool:
 # these are members talking to each other).
 UNUSABLE = {
     "sticker": "Stickers cannot go into the album.",
-    "voice": "I cannot listen to voice messages: please type what you wanted to say.",
-    "audio": "Audio files cannot go into the album.",
     "contact": "Contacts cannot go into the album.",
     "poll": "Polls cannot go into the album.",
     "dice": "Dice cannot go into the album.",
     "story": "Telegram stories cannot go into the album: send the photo or video itself.",
 }
-UNUSABLE_ADVICE = "Send photos and videos, and tell me about the trip in a text message."
+UNUSABLE_ADVICE = "Send photos and videos, and tell me about the trip in a text or voice message."
 
 
 async def on_unusable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -154,7 +156,7 @@ async def on_caption_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 def incoming_media(message: Message) -> IncomingMedia | None:
     """What a media message carries, in the service's terms."""
-    file: PhotoSize | Video | Animation | VideoNote | Document
+    file: PhotoSize | Video | Animation | VideoNote | Voice | Audio | Document
     mime: str | None
     if message.photo:
         file = message.photo[-1]  # smallest first: the last size is the largest
@@ -170,6 +172,13 @@ def incoming_media(message: Message) -> IncomingMedia | None:
     elif message.video_note is not None:
         file = message.video_note
         kind, telegram_type, mime, name = "video", "video_note", "video/mp4", None
+    elif message.voice is not None:
+        file = message.voice
+        kind, telegram_type, mime, name = "audio", "voice", file.mime_type or "audio/ogg", None
+    elif message.audio is not None:
+        file = message.audio
+        kind, telegram_type = "audio", "audio"
+        mime, name = file.mime_type, file.file_name
     elif message.document is not None:
         file = message.document
         kind, telegram_type = "document", "document"
@@ -239,6 +248,27 @@ async def _save(http: httpx.AsyncClient, source: str | None, dest: Path) -> None
                 out.write(chunk)
 
 
+def _spoken_to_bot(message: Message, chat_type: str, bot: Bot) -> bool:
+    """Whether a voice note or audio file is for the bot, by the rule for texts: always in a
+    private chat; in a group, a reply to the bot or to an album's photo, or a caption that
+    mentions the bot."""
+    replied = message.reply_to_message
+    return for_the_bot(
+        private=chat_type == ChatType.PRIVATE,
+        addressed=_caption_mentions(message, bot.username),
+        replied_to_bot=_replies_to_bot(message, bot.id),
+        replied_to_media=replied is not None and _carries_media(replied),
+    )
+
+
+def _caption_mentions(message: Message, username: str | None) -> bool:
+    """Whether the caption @mentions the bot."""
+    if not username:
+        return False
+    mentions = message.parse_caption_entities([MessageEntityType.MENTION]).values()
+    return any(value.lower() == f"@{username.lower()}" for value in mentions)
+
+
 def _strip_mention(message: Message, username: str | None) -> tuple[str, bool]:
     """The text without a leading/trailing @bot mention, and whether the bot was mentioned."""
     text = message.text or ""
@@ -259,5 +289,7 @@ def _carries_media(message: Message) -> bool:
         or message.video
         or message.video_note
         or message.animation
+        or message.voice
+        or message.audio
         or message.document
     )

@@ -17,7 +17,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.service.media_files import MediaFiles
 from bot.service.records import Item
-from bot.service.story import Section, Story
+from bot.service.story import Section, Story, quote_voice_notes
 from bot.telegram.formatting import (
     TELEGRAM_CAPTION_LIMIT,
     html_visible_length,
@@ -57,7 +57,10 @@ async def post_story(
     reply_to: int | None,
     placeholder_id: int | None,
 ) -> None:
-    """Send the title, then each section's text with its media, then the closing with buttons."""
+    """Send the title, then each section's text with its media, then the closing with buttons.
+
+    Voice notes are not posted again: a section quotes those it drew on under its text."""
+    story = quote_voice_notes(story, items)
     opening = f"# {story.title}" + (f"\n\n{story.intro}" if story.intro else "")
     await send_markdown(bot, chat_id, opening, reply_to=reply_to, edit_message_id=placeholder_id)
     by_number = {item.position: item for item in items}

@@ -18,6 +18,7 @@ _SUMMARY_SQL = """
     SELECT a.*,
         (SELECT COUNT(*) FROM items i WHERE i.album_id = a.id AND i.kind = 'photo') AS photos,
         (SELECT COUNT(*) FROM items i WHERE i.album_id = a.id AND i.kind = 'video') AS videos,
+        (SELECT COUNT(*) FROM items i WHERE i.album_id = a.id AND i.kind = 'audio') AS audio,
         (SELECT COUNT(*) FROM notes n WHERE n.album_id = a.id) AS notes,
         (SELECT COUNT(*) FROM exchanges e WHERE e.album_id = a.id) AS exchanges
     FROM albums a
@@ -116,4 +117,5 @@ def _summary(row: sqlite3.Row) -> AlbumSummary:
         videos=row["videos"],
         notes=row["notes"],
         exchanges=row["exchanges"],
+        voice_notes=row["audio"],
     )

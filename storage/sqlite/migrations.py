@@ -223,3 +223,81 @@ async def m005_item_blob_sizes(tx: Tx) -> None:
             model_size = COALESCE((SELECT size FROM blobs WHERE sha256 = items.model_sha256), 0);
         """
     )
+
+
+@migration
+async def m006_audio_items(tx: Tx) -> None:
+    # Voice notes and audio files join albums as kind 'audio'. SQLite cannot change a CHECK in
+    # place: the table is rebuilt with every row, id and index, as its documentation says to
+    # (https://www.sqlite.org/lang_altertable.html#otheralter). Migrations run in a transaction
+    # with foreign keys on, where the pragma cannot be turned off: dropping the old table then
+    # sets the exchanges' focus_item_id to NULL (ON DELETE SET NULL), so those are kept aside
+    # and put back once the copy, with the same ids, is in place.
+    await tx.executescript(
+        """
+        CREATE TEMP TABLE _focus AS
+            SELECT id, focus_item_id FROM exchanges WHERE focus_item_id IS NOT NULL;
+        CREATE TABLE items_new (
+            id INTEGER PRIMARY KEY,
+            album_id INTEGER NOT NULL REFERENCES albums (id) ON DELETE CASCADE,
+            batch_id INTEGER REFERENCES batches (id) ON DELETE SET NULL,
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('photo', 'video', 'audio')),
+            source_sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+            model_sha256 TEXT NOT NULL REFERENCES blobs (sha256),
+            model_mime_type TEXT NOT NULL,
+            file_unique_id TEXT,
+            file_id TEXT,
+            file_name TEXT,
+            mime_type TEXT,
+            caption TEXT,
+            chat_message_id INTEGER,
+            media_group_id TEXT,
+            sender_id INTEGER,
+            sender_name TEXT,
+            width INTEGER,
+            height INTEGER,
+            duration REAL,
+            taken_at TEXT,
+            time_source TEXT,
+            latitude REAL,
+            longitude REAL,
+            altitude REAL,
+            place TEXT,
+            camera TEXT,
+            message_date TEXT,
+            model_failed TEXT,
+            created_at TEXT NOT NULL,
+            telegram_type TEXT,
+            model_ready INTEGER NOT NULL DEFAULT 1,
+            source_size INTEGER NOT NULL DEFAULT 0,
+            source_mime TEXT NOT NULL DEFAULT '',
+            model_size INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (album_id, source_sha256),
+            UNIQUE (album_id, position)
+        );
+        INSERT INTO items_new (
+            id, album_id, batch_id, position, kind, source_sha256, model_sha256, model_mime_type,
+            file_unique_id, file_id, file_name, mime_type, caption, chat_message_id,
+            media_group_id, sender_id, sender_name, width, height, duration, taken_at,
+            time_source, latitude, longitude, altitude, place, camera, message_date,
+            model_failed, created_at, telegram_type, model_ready, source_size, source_mime,
+            model_size)
+        SELECT
+            id, album_id, batch_id, position, kind, source_sha256, model_sha256, model_mime_type,
+            file_unique_id, file_id, file_name, mime_type, caption, chat_message_id,
+            media_group_id, sender_id, sender_name, width, height, duration, taken_at,
+            time_source, latitude, longitude, altitude, place, camera, message_date,
+            model_failed, created_at, telegram_type, model_ready, source_size, source_mime,
+            model_size
+        FROM items;
+        DROP TABLE items;
+        ALTER TABLE items_new RENAME TO items;
+        CREATE INDEX items_by_unique_id ON items (album_id, file_unique_id);
+        CREATE INDEX items_by_message ON items (chat_message_id);
+        UPDATE exchanges SET focus_item_id =
+            (SELECT f.focus_item_id FROM _focus f WHERE f.id = exchanges.id)
+            WHERE id IN (SELECT id FROM _focus);
+        DROP TABLE _focus;
+        """
+    )

@@ -7,6 +7,9 @@ import json
 from storage.records import UsageRecord, UsageTotals, now_iso
 from storage.sqlite.db import Database
 
+# Prompt tokens the API counted as AUDIO, from the per-call breakdown (a JSON object by modality).
+_AUDIO_SUM = "COALESCE(SUM(json_extract(by_modality, '$.AUDIO')), 0)"
+
 
 class SqliteUsageStore:
     """Appends usage rows and sums them."""
@@ -33,18 +36,22 @@ class SqliteUsageStore:
         row = await self.db.fetchone(
             "SELECT COUNT(*) AS calls, COALESCE(SUM(prompt_tokens), 0) AS p,"
             " COALESCE(SUM(output_tokens + thinking_tokens), 0) AS o,"
-            " COALESCE(SUM(total_tokens), 0) AS t FROM usage WHERE user_id = ? AND created_at >= ?",
+            " COALESCE(SUM(total_tokens), 0) AS t, " + _AUDIO_SUM + " AS a"
+            " FROM usage WHERE user_id = ? AND created_at >= ?",
             (user_id, since_iso),
         )
         assert row is not None
-        return UsageTotals(row["calls"], row["p"], row["o"], row["t"])
+        return UsageTotals(row["calls"], row["p"], row["o"], row["t"], row["a"])
 
     async def per_user(self, since_iso: str) -> list[tuple[int | None, UsageTotals]]:
         """Every user's usage since a UTC time, biggest first."""
         rows = await self.db.fetchall(
             "SELECT user_id, COUNT(*) AS calls, SUM(prompt_tokens) AS p,"
-            " SUM(output_tokens + thinking_tokens) AS o, SUM(total_tokens) AS t"
-            " FROM usage WHERE created_at >= ? GROUP BY user_id ORDER BY t DESC",
+            " SUM(output_tokens + thinking_tokens) AS o, SUM(total_tokens) AS t, "
+            + _AUDIO_SUM
+            + " AS a FROM usage WHERE created_at >= ? GROUP BY user_id ORDER BY t DESC",
             (since_iso,),
         )
-        return [(r["user_id"], UsageTotals(r["calls"], r["p"], r["o"], r["t"])) for r in rows]
+        return [
+            (r["user_id"], UsageTotals(r["calls"], r["p"], r["o"], r["t"], r["a"])) for r in rows
+        ]

@@ -31,6 +31,7 @@ MAX_REQUEST = 100 * 1024 * 1024  # the documented inline request limit
 UPLOAD_GRANULARITY = 8 * 1024 * 1024  # what the real server announces; the SDK sends 8 MiB anyway
 IMAGE_TOKENS = 258  # one image up to 384 px on 2.x models; good enough for budgets in tests
 VIDEO_TOKENS = 300
+AUDIO_TOKENS = 96  # 32 per second of a 3-second voice note
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -304,6 +305,11 @@ def video_parts(body: JSON) -> list[JSON]:
     return [p for p in parts(body) if part_mime(p).startswith("video/")]
 
 
+def audio_parts(body: JSON) -> list[JSON]:
+    """Parts that carry audio, inline or by file URI."""
+    return [p for p in parts(body) if part_mime(p).startswith("audio/")]
+
+
 def file_uris(body: JSON) -> list[str]:
     """The fileData URIs a request references, in order."""
     return [p["fileData"].get("fileUri", "") for p in parts(body) if "fileData" in p]
@@ -344,6 +350,8 @@ def describe_request(body: JSON) -> Reply:
             ]
             last = found[-1] if found else last
     seen = f"{_plural(len(image_parts(body)), 'image')}, {_plural(len(video_parts(body)), 'video')}"
+    if heard := audio_parts(body):
+        seen += f", {_plural(len(heard), 'audio file')}"
     summary = f"Seen {seen}. Last question: {last}"
     config = body.get("generationConfig") or body.get("generation_config") or {}
     schema = config.get("responseJsonSchema") or config.get("response_json_schema")
@@ -352,7 +360,7 @@ def describe_request(body: JSON) -> Reply:
         numbers = [
             int(n)
             for n in re.findall(
-                r"^\[(?:photo|video) (\d+)\]$",
+                r"^\[(?:photo|video|voice note) (\d+)\]$",
                 "\n".join(p.get("text", "") for p in parts(body)),
                 re.M,
             )
@@ -714,8 +722,9 @@ class FakeGemini:
         return self.caches[name]
 
     def _prompt_tokens(self, body: JSON) -> dict[str, int]:
-        """Rough prompt tokens by modality: text chars / 4, 258 per image, 300 per video."""
-        counts = {"TEXT": 0, "IMAGE": 0, "VIDEO": 0}
+        """Rough prompt tokens by modality: text chars / 4, 258 per image, 300 per video, 96 per
+        audio file."""
+        counts = {"TEXT": 0, "IMAGE": 0, "VIDEO": 0, "AUDIO": 0}
         system = _get(body, "systemInstruction") or {}
         for part in parts(body) + [normalise_part(p) for p in system.get("parts") or []]:
             mime = part_mime(part)
@@ -728,6 +737,8 @@ class FakeGemini:
                 counts["IMAGE"] += IMAGE_TOKENS
             elif mime.startswith("video/"):
                 counts["VIDEO"] += VIDEO_TOKENS
+            elif mime.startswith("audio/"):
+                counts["AUDIO"] += AUDIO_TOKENS
         return counts
 
     def _usage(self, body: JSON, answer: str, cache: FakeCache | None) -> JSON:

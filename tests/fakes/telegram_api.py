@@ -14,6 +14,7 @@ import inspect
 import io
 import itertools
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -134,6 +135,17 @@ class _Request:
     files: dict[str, bytes]
     file_names: dict[str, str]
     mime_types: dict[str, str]
+
+
+def _mentions(text: str | None) -> list[JSON] | None:
+    """The mention entities Telegram finds in a caption ("@name"), UTF-16 offsets."""
+    if not text:
+        return None
+    found = [
+        {"type": "mention", "offset": utf16_len(text[: m.start()]), "length": utf16_len(m[0])}
+        for m in re.finditer(r"@[A-Za-z0-9_]{5,32}", text)
+    ]
+    return found or None
 
 
 def _unique_id(data: bytes) -> str:
@@ -357,11 +369,50 @@ class FakeTelegram:
         }
         return self._user_message(chat, user, None, sticker=sticker)
 
-    def send_voice(self, chat: JSON, user: JSON, data: bytes = b"OggS", duration: int = 3) -> JSON:
-        """Queue a voice message."""
-        stored = self._store(data, "voice", ".oga")
-        voice = {**self._file_dict(stored), "duration": duration, "mime_type": "audio/ogg"}
-        return self._user_message(chat, user, None, voice=voice)
+    def send_voice(
+        self,
+        chat: JSON,
+        user: JSON,
+        data: bytes = b"OggS",
+        duration: int = 3,
+        caption: str | None = None,
+        file_size: int | None = None,
+        reply_to: int | JSON | None = None,
+        mime_type: str = "audio/ogg",
+    ) -> JSON:
+        """Queue a voice message (Voice: duration, mime_type, file_size; Ogg/Opus as recorded);
+        `file_size` may claim more than len(data)."""
+        stored = self._store(data, "voice", ".oga", file_size)
+        voice = {**self._file_dict(stored), "duration": duration, "mime_type": mime_type}
+        return self._user_message(
+            chat, user, reply_to, voice=voice, caption=caption,
+            caption_entities=_mentions(caption),
+        )  # fmt: skip
+
+    def send_audio(
+        self,
+        chat: JSON,
+        user: JSON,
+        data: bytes,
+        file_name: str = "recording.m4a",
+        mime_type: str = "audio/mp4",
+        duration: int = 3,
+        caption: str | None = None,
+        file_size: int | None = None,
+        reply_to: int | JSON | None = None,
+    ) -> JSON:
+        """Queue an audio file (Audio: duration, file_name, mime_type, file_size)."""
+        stored = self._store(data, "music", Path(file_name).suffix, file_size)
+        audio = {
+            **self._file_dict(stored),
+            "duration": duration,
+            "file_name": file_name,
+            "mime_type": mime_type,
+        }
+        return self._user_message(
+            chat, user, reply_to, audio=audio, caption=caption,
+            caption_entities=_mentions(caption),
+        )  # fmt: skip
 
     def edit_message(self, message: JSON, **changes: Any) -> JSON:
         """Queue the user's edit of an earlier message (new caption or text) as Telegram does;
