@@ -41,7 +41,12 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter number
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code."""
     _limit_malloc_arenas()
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "ask" and not args.question.strip():
+        parser.error("the question is empty")
+    if args.command == "story":
+        args.wish = (args.wish or "").strip() or None
     load_dotenv(Path.cwd() / ".env", override=False)
     try:
         settings = cli_settings(os.environ, args.data_dir)
