@@ -266,3 +266,29 @@ async def test_problems_a_user_can_act_on_are_one_sentence_and_exit_1(
     ran = await cli(env, tmp_path, "story")
     assert ran.code == 2 and "usage: photostory" in ran.err
     assert len(gemini.generate_requests()) == 1  # only the refused story reached the model
+
+
+async def test_files_gone_from_the_folder_are_named_and_fresh_leaves_them_out(
+    gemini: FakeGemini, tmp_path: Path
+) -> None:
+    folder, data = tmp_path / "weekend", tmp_path / "data"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"IMG_{n}.jpg").write_bytes(jpeg(n))
+    env = cli_env(gemini, data)
+    first = await cli(env, tmp_path, "story", str(folder), "--json", "--out", "out")
+    assert first.code == 0 and first.json()["photos"] == 3, first.err
+    (folder / "IMG_1.jpg").unlink()
+
+    kept = await cli(env, tmp_path, "story", str(folder), "--out", "out")
+    assert kept.code == 0, kept.err
+    assert "1 file read on an earlier run is not in the folder now (IMG_1.jpg)" in kept.out
+    assert "3 photos" in kept.out
+
+    fresh = await cli(env, tmp_path, "story", str(folder), "--fresh", "--json", "--out", "out")
+    assert fresh.code == 0, fresh.err
+    result = fresh.json()
+    assert (result["photos"], result["missing"], result["uploaded"]) == (2, [], 0)
+    body = gemini.generate_requests()[-1]
+    assert len(image_parts(body)) == 2
+    assert [c.get("role") for c in body["contents"]].count("model") == 0  # a new conversation

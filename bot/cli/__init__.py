@@ -116,6 +116,7 @@ async def _run(
         return await write_story(
             settings, folder, bars,
             recursive=args.recursive, wish=args.wish, out=out, language=args.language,
+            fresh=args.fresh,
         )  # fmt: skip
     return await ask(
         settings, folder, bars,
@@ -138,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     story.add_argument("path", metavar="PATH", help="the folder of photos and videos")
     story.add_argument("--wish", help='how the story should be, e.g. "a bit funny"')
     story.add_argument("--out", metavar="DIR", help="where to write the files (default: here)")
+    story.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the folder's album over: files deleted from the folder leave the story, "
+        "earlier stories are forgotten (uploads are still reused)",
+    )
     asking = commands.add_parser(
         "ask",
         help="ask a question about the folder, continuing its conversation",
@@ -193,6 +200,7 @@ def _prepared_json(prepared: Prepared) -> dict[str, Any]:
         "uploaded": prepared.uploaded,
         "skipped": _skipped(prepared.skipped),
         "ignored": prepared.ignored,
+        "missing": prepared.missing,
     }
 
 
@@ -210,6 +218,14 @@ def _as_text(result: StoryResult | AskResult) -> str:
     else:
         lines.append(result.answer.strip())
     lines += [f"Note: {notice}" for notice in result.notices]
+    if prepared.missing:
+        count = len(prepared.missing)
+        shown = ", ".join(prepared.missing[:5]) + (", ..." if count > 5 else "")
+        lines.append(
+            f"Note: {count} file{'s' if count != 1 else ''} read on an earlier run "
+            f"{'are' if count != 1 else 'is'} not in the folder now ({shown}) and still in its "
+            "album; `photostory story --fresh` starts it over without them."
+        )
     if prepared.skipped:
         lines.append(_skipped_text(prepared.skipped))
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import logging
 import mimetypes
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +28,12 @@ from bot.service.albums import (
     IncomingMedia,
     Prepared,
 )
-from storage.records import Origin
+from storage.records import Item, Origin
 
 log = logging.getLogger(__name__)
 
 MEDIA_EXTENSIONS = PHOTO_EXTENSIONS | VIDEO_EXTENSIONS
+KEY_PREFIX = "folder:"  # a file's key ("folder:NAME:SIZE:MTIME_NS"), stored as file_unique_id
 # Files read and checked at once: decoding is most of the work, one per core is enough.
 READERS = max(1, min(4, os.cpu_count() or 1))
 
@@ -134,6 +135,19 @@ async def add_files(
     return result
 
 
+def missing_files(found: Found, items: Sequence[Item]) -> list[str]:
+    """Files the album took from the folder on an earlier run that are not among `found`."""
+    present = {found.name(path) for path in found.media}
+    missing = set()
+    for item in items:
+        key = item.media.origin.file_unique_id or ""
+        if key.startswith(KEY_PREFIX):
+            name = key.removeprefix(KEY_PREFIX).rsplit(":", 2)[0]
+            if name not in present:
+                missing.add(name)
+    return sorted(missing, key=str.lower)
+
+
 def _incoming(chat_id: int, found: Found, path: Path) -> IncomingMedia:
     stat = path.stat()
     name = found.name(path)
@@ -141,7 +155,7 @@ def _incoming(chat_id: int, found: Found, path: Path) -> IncomingMedia:
     origin = Origin(
         file_id=str(path),
         # What an unchanged file is recognised by on the next run, before it is read.
-        file_unique_id=f"folder:{name}:{stat.st_size}:{stat.st_mtime_ns}",
+        file_unique_id=f"{KEY_PREFIX}{name}:{stat.st_size}:{stat.st_mtime_ns}",
         file_name=name,
         mime_type=mimetypes.guess_type(path.name)[0],
         # A file without a capture time is placed by its modification time (marked approximate).
