@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         "self-contained web page and a Markdown zip, as /export makes them.",
     )
     story.add_argument("path", metavar="PATH", help="the folder of photos and videos")
-    story.add_argument("--wish", help='how the story should be, e.g. "a bit funny"')
+    story.add_argument("--wish", metavar="TEXT", help='how the story should be, e.g. "a bit funny"')
     story.add_argument("--out", metavar="DIR", help="where to write the files (default: here)")
     story.add_argument(
         "--fresh",

@@ -84,7 +84,10 @@ def scan(root: Path, recursive: bool) -> Found:
         if any(part.startswith(".") for part in relative.parts) or not path.is_file():
             continue
         (media if path.suffix.lower() in MEDIA_EXTENSIONS else ignored).append(path)
-    key = lambda p: p.relative_to(root).as_posix().lower()  # noqa: E731
+
+    def key(path: Path) -> str:
+        return path.relative_to(root).as_posix().lower()
+
     return Found(root, sorted(media, key=key), sorted(ignored, key=key))
 
 
@@ -113,15 +116,15 @@ async def add_files(
                 received = await albums.store_media(prepared)
             except AlbumFull:
                 limit = albums.settings.max_album_items
-                reason = f"the album holds at most {limit} photos and videos (MAX_ALBUM_ITEMS)."
+                reason = f"The album holds at most {limit} photos and videos (MAX_ALBUM_ITEMS)."
                 result.skipped.append(Skipped(name, reason))
             except UserError as e:
                 result.skipped.append(Skipped(name, str(e)))
             except OSError as e:
-                result.skipped.append(Skipped(name, f"it could not be read ({e.strerror or e})."))
+                result.skipped.append(Skipped(name, f"It could not be read ({e.strerror or e})."))
             except Exception as e:  # one odd file must not cost the traveller the others
                 log.debug("Reading %s failed", name, exc_info=True)
-                result.skipped.append(Skipped(name, f"it could not be read ({type(e).__name__})."))
+                result.skipped.append(Skipped(name, f"It could not be read ({type(e).__name__})."))
             else:
                 if prepared.known is not None or received.duplicate:
                     result.known += 1
