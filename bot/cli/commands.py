@@ -9,6 +9,8 @@ as /story and /export do, or the question joins the album's conversation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -91,6 +93,7 @@ async def write_story(
         writing = bars.stage("Writing the story", None)
         reply = await services.talk.story(asker, wish, Steps(writing, "Writing the story"))
         writing.finish()
+        _give_back_memory()  # reading and copies left a fragmented heap; the export is big
         export = await services.talk.export(prepared.chat_id, language)
         saving = bars.stage("Saving the page and the zip", len(export.files))
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -99,6 +102,7 @@ async def write_story(
             data = await file.make()
             files[file.kind] = await asyncio.to_thread(_write, out / file.name, data)
             del data  # before the next file is made
+            _give_back_memory()
             saving.advance()
         title = reply.story.title if reply.story is not None else prepared.album.album.name
         return StoryResult(prepared, title, files, reply.notices)
@@ -202,6 +206,12 @@ async def _upload(services: Services, album_id: int, bars: Bars) -> int:
     return sum(
         1 for key in set(keys) if key in after and (key not in before or before[key] != after[key])
     )
+
+
+def _give_back_memory() -> None:
+    """Return the heap's free pages to the system (glibc keeps them otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _write(path: Path, data: bytes) -> Path:
