@@ -35,10 +35,8 @@ class Services:
     media_files: MediaFiles
 
     @classmethod
-    async def open(cls, settings: Settings, copy_workers: int | None = None) -> Services:
-        """Open storage (running migrations), sweep stray files, start the model client.
-
-        `copy_workers`: threads making the model's copies (default: all cores but one)."""
+    async def open(cls, settings: Settings) -> Services:
+        """Open storage (running migrations), sweep stray files, start the model client."""
         register_heif()
         storage = await open_storage(settings.data_dir, settings.db_path)
         model = GeminiModel(settings, storage.uploads)
@@ -47,8 +45,7 @@ class Services:
             settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
         )
         # One core is left for the event loop: copies wait, replies should not.
-        workers = copy_workers if copy_workers is not None else (os.cpu_count() or 2) - 1
-        copies = ModelCopies(storage, limits, workers=workers)
+        copies = ModelCopies(storage, limits, workers=(os.cpu_count() or 2) - 1)
         await copies.start()
         return cls(
             settings=settings,
