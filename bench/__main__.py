@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import isolation, memory, model_input, resend, startup, throughput
+from bench import folder, isolation, memory, model_input, resend, startup, throughput
 from bench.report import ERROR, Row, markdown_table, table, write_json
 from bench.session import EXPERIMENTS, FULL, QUICK, RESULTS, Context
 
@@ -28,6 +28,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     4: (resend.SCENARIO, resend.run),
     5: (isolation.SCENARIO, isolation.run),
     6: (startup.SCENARIO, startup.run),
+    7: (folder.SCENARIO, folder.run),
 }
 
 

@@ -125,15 +125,23 @@ class Settings:
         return tuple(s for s in values if s)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the settings; raise ConfigError with every problem found."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, require_telegram: bool = True
+    ) -> Settings:
+        """Read and validate the settings; raise ConfigError with every problem found.
+
+        `require_telegram=False` is for the folder command (bot/cli): no bot token is needed,
+        and one that is set anyway is not checked."""
         env = os.environ if env is None else env
         reader = _Reader(env)
-        token = reader.required(
-            "TELEGRAM_BOT_TOKEN",
-            "Create a bot with @BotFather in Telegram (/newbot) and put its token here.",
-        )
-        if token and ":" not in token:
+        if require_telegram:
+            token = reader.required(
+                "TELEGRAM_BOT_TOKEN",
+                "Create a bot with @BotFather in Telegram (/newbot) and put its token here.",
+            )
+        else:
+            token = reader.text("TELEGRAM_BOT_TOKEN", "")
+        if require_telegram and token and ":" not in token:
             reader.problems.append(
                 "TELEGRAM_BOT_TOKEN does not look like a bot token (expected '123456:ABC...')."
             )
@@ -210,7 +218,8 @@ class Settings:
         if reader.problems:
             raise ConfigError(
                 "The configuration needs fixing (environment variables or a .env file):\n  - "
-                + "\n  - ".join(reader.problems)
+                + "\n  - ".join(reader.problems),
+                problems=reader.problems,
             )
         return settings
 

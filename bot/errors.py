@@ -20,13 +20,21 @@ logged with its traceback and the user gets a short apology.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class PhotostoryError(Exception):
     """Base of every error this project raises on purpose."""
 
 
 class ConfigError(PhotostoryError):
-    """A setting is missing or invalid; the message says how to fix it."""
+    """A setting is missing or invalid; the message says how to fix it.
+
+    `problems` holds each problem as one sentence (the message lists them all)."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
 
 
 class UserError(PhotostoryError):

@@ -28,6 +28,25 @@ def test_missing_secrets_are_all_reported_with_how_to_fix() -> None:
     assert "GEMINI_API_KEY is not set" in message and "aistudio" in message
 
 
+def test_the_folder_command_needs_no_telegram_token_but_the_gemini_key() -> None:
+    settings = Settings.from_env({"GEMINI_API_KEY": "key-123"}, require_telegram=False)
+    assert settings.telegram_token == "" and settings.secrets == ("key-123",)
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"TELEGRAM_BOT_TOKEN": "not-a-token"}, require_telegram=False)
+    [problem] = caught.value.problems  # the odd token is not the command's business
+    assert problem.startswith("GEMINI_API_KEY is not set.") and "aistudio" in problem
+
+
+def test_the_folder_command_keeps_its_cache_in_its_own_data_dir() -> None:
+    from bot.cli import cli_settings
+
+    env = {"GEMINI_API_KEY": "k" * 8, "DATA_DIR": "/srv/bot", "HOME": "/home/ana"}
+    assert cli_settings(env | {"PHOTOSTORY_DATA_DIR": "/tmp/ps"}).data_dir.as_posix() == "/tmp/ps"
+    assert cli_settings(env | {"XDG_DATA_HOME": "/x"}).data_dir.as_posix() == "/x/photostory"
+    assert cli_settings(env, "/elsewhere").data_dir.as_posix() == "/elsewhere"
+    assert cli_settings(env).download_limit == LOCAL_DOWNLOAD_LIMIT  # files on disk, no getFile
+
+
 def test_bad_values_are_named() -> None:
     env = {
         **BASE,
