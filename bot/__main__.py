@@ -40,12 +40,16 @@ def main() -> int:
     asyncio.set_event_loop(loop)
     _stop_on_signals(app, loop)
     log.info("Starting; data in %s", settings.data_dir.resolve())
-    if settings.webhook_url is not None:
-        from bot.telegram.webhook import run_webhook
+    try:
+        if settings.webhook_url is not None:
+            from bot.telegram.webhook import run_webhook
 
-        run_webhook(app, settings, loop)
-    else:
-        app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=None)
+            run_webhook(app, settings, loop)
+        else:
+            app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=None)
+    except ConfigError as e:  # found while opening (the media bucket): a sentence, no traceback
+        print(f"photostory cannot start.\n{e}", file=sys.stderr)
+        return 2
     log.info("Stopped cleanly")
     return 0
 

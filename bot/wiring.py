@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.gemini.gemini_model import GeminiModel
 from bot.media.images import register_heif
 from bot.model import Model
@@ -17,6 +18,7 @@ from bot.service.media_files import MediaFiles
 from bot.service.privacy import PrivacyService
 from bot.service.usage import UsageService
 from storage import Storage, open_storage
+from storage.blobs import BlobStoreUnavailable, S3Location, open_blobs
 from storage.maintenance import sweep_orphan_blobs
 
 
@@ -38,7 +40,13 @@ class Services:
     async def open(cls, settings: Settings) -> Services:
         """Open storage (running migrations), sweep stray files, start the model client."""
         register_heif()
-        storage = await open_storage(settings.data_dir, settings.db_path)
+        try:
+            blobs = await open_blobs(
+                settings.data_dir, media_location(settings), settings.media_cache_bytes
+            )
+        except BlobStoreUnavailable as e:
+            raise ConfigError(str(e)) from None
+        storage = await open_storage(settings.data_dir, settings.db_path, blobs)
         model = GeminiModel(settings, storage.uploads)
         await sweep_orphan_blobs(storage)
         limits = PhotoLimits(
@@ -64,3 +72,17 @@ class Services:
         await self.copies.close()
         await self.model.aclose()
         await self.storage.close()
+
+
+def media_location(settings: Settings) -> S3Location | None:
+    """The bucket media go to (MEDIA_URL), or None for files under DATA_DIR/media."""
+    if settings.media_bucket is None:
+        return None
+    return S3Location(
+        bucket=settings.media_bucket,
+        prefix=settings.media_prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import API_KEY, TOKEN, BotProcess, Harness
+from tests.s3_server import Bucket, S3Server
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +53,19 @@ async def bot(tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path) -> AsyncIter
         yield harness
     finally:
         await harness.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on loopback, one for the session (not starting is a failure)."""
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Bucket:
+    """A fresh bucket of its own for each test."""
+    return s3_server.new_bucket()
