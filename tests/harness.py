@@ -18,6 +18,8 @@ from telegram.ext import Application
 
 from bot.config import Settings
 from bot.telegram.app import build_application
+from bot.wiring import media_location
+from storage.s3_blobs import s3_client
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -107,8 +109,17 @@ class Harness:
             conn.close()
 
     def media_files(self) -> list[Path]:
-        """Every blob file under DATA_DIR/media."""
-        return sorted(p for p in (self.data_dir / "media").rglob("*") if p.is_file())
+        """Every stored blob: files under DATA_DIR/media, or with MEDIA_URL set the bucket's
+        objects under the prefix (as paths `bucket/key`, so `.name` is the sha256 either way)."""
+        location = media_location(self.settings)
+        if location is None:
+            return sorted(p for p in (self.data_dir / "media").rglob("*") if p.is_file())
+        pages = s3_client(location).get_paginator("list_objects_v2")
+        return sorted(
+            Path(location.bucket, entry["Key"])
+            for page in pages.paginate(Bucket=location.bucket, Prefix=location.prefix)
+            for entry in page.get("Contents", [])
+        )
 
     def texts(self, chat_id: int) -> list[str]:
         """The current text (or caption) of every message the bot sent in a chat."""
