@@ -27,7 +27,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from storage.blob_cache import BlobCache
+from storage.blob_cache import GRACE, BlobCache
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -105,6 +105,7 @@ class S3BlobStore:
         cache_limit: int = 512 * _MB,
         client: S3Client | None = None,
         list_page_size: int = 1000,
+        cache_grace: float = GRACE,
     ) -> None:
         self.location = location
         self.bucket = location.bucket
@@ -117,7 +118,10 @@ class S3BlobStore:
         # The cache asks about pins without this lock (a dict read): it is called with its
         # own lock held, and `delete` takes the two in the other order.
         self.cache = BlobCache(
-            data_dir / "media-cache", cache_limit, keep=lambda sha: self._pins.get(sha, 0) > 0
+            data_dir / "media-cache",
+            cache_limit,
+            keep=lambda sha: self._pins.get(sha, 0) > 0,
+            grace=cache_grace,
         )
 
     def prepare(self) -> None:

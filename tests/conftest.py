@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -46,8 +47,14 @@ async def gemini() -> AsyncIterator[FakeGemini]:
 
 
 @pytest.fixture
-async def bot(tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(tg, gemini, tmp_path / "data")
+async def bot(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    # PHOTOSTORY_TEST_MEDIA=s3 runs the e2e tests with their media in a bucket on moto's server.
+    extra: dict[str, str] = {}
+    if os.environ.get("PHOTOSTORY_TEST_MEDIA") == "s3":
+        extra = request.getfixturevalue("s3_bucket").env("media/")
+    harness = Harness(tg, gemini, tmp_path / "data", **extra)
     await harness.start()
     try:
         yield harness

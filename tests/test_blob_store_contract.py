@@ -34,7 +34,7 @@ class Subject:
     data_dir: Path
 
 
-def s3_store(bucket: Bucket, data_dir: Path, prefix: str = "", **options: int) -> S3BlobStore:
+def s3_store(bucket: Bucket, data_dir: Path, prefix: str = "", **options: float) -> S3BlobStore:
     """An S3BlobStore on the test server's bucket, as `open_blobs` would build it."""
     location = S3Location(
         bucket=bucket.name,
@@ -44,7 +44,7 @@ def s3_store(bucket: Bucket, data_dir: Path, prefix: str = "", **options: int) -
         access_key_id=ACCESS_KEY,
         secret_access_key=SECRET_KEY,
     )
-    return S3BlobStore(location, data_dir, **options)
+    return S3BlobStore(location, data_dir, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -56,7 +56,9 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
         yield Subject(local, lambda: None, data_dir)
         return
     bucket: Bucket = request.getfixturevalue("s3_bucket")
-    s3 = s3_store(bucket, data_dir, "media/", cache_limit=CACHE_LIMIT, list_page_size=7)
+    s3 = s3_store(
+        bucket, data_dir, "media/", cache_limit=CACHE_LIMIT, cache_grace=0, list_page_size=7
+    )
     s3.prepare()
 
     def forget() -> None:

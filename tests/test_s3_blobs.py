@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from storage.blob_cache import BlobCache
 from storage.blobs import open_blobs
 from storage.local_blobs import LocalBlobStore
 from storage.maintenance import sweep_orphan_blobs
@@ -68,7 +69,7 @@ def test_other_keys_and_other_prefixes_are_not_blobs(s3_bucket: Bucket, tmp_path
 def test_the_cache_stays_within_its_limit_and_fetches_evicted_blobs_again(
     s3_bucket: Bucket, tmp_path: Path
 ) -> None:
-    store = s3_store(s3_bucket, tmp_path, cache_limit=250_000)
+    store = s3_store(s3_bucket, tmp_path, cache_limit=250_000, cache_grace=0)
     store.prepare()
     contents = [os.urandom(100_000) for _ in range(5)]
     shas = []
@@ -89,7 +90,7 @@ def test_the_cache_stays_within_its_limit_and_fetches_evicted_blobs_again(
 
 
 def test_pinned_copies_are_not_evicted(s3_bucket: Bucket, tmp_path: Path) -> None:
-    store = s3_store(s3_bucket, tmp_path, cache_limit=150_000)
+    store = s3_store(s3_bucket, tmp_path, cache_limit=150_000, cache_grace=0)
     store.prepare()
     pinned, _ = store.put_bytes(os.urandom(100_000))  # about to be read for the model copy
     other, _ = store.put_bytes(os.urandom(100_000))
@@ -107,7 +108,7 @@ def test_a_new_process_finds_its_cache_again_and_trims_it(
     store.prepare()
     shas = [store.put_bytes(os.urandom(100_000))[0] for _ in range(3)]
     store.release(*shas)
-    later = s3_store(s3_bucket, tmp_path, cache_limit=250_000)
+    later = s3_store(s3_bucket, tmp_path, cache_limit=250_000, cache_grace=0)
     later.prepare()
     calls = Calls(later)
     assert later.cache.total <= 250_000
@@ -190,3 +191,23 @@ async def test_the_start_up_sweep_deletes_orphan_objects_and_keeps_used_ones(
         assert blobs.stored() == {used} and not blobs.cache.path(orphan).exists()
     finally:
         await storage.close()
+
+
+def test_a_copy_just_handed_out_outlives_the_limit_until_its_grace_is_over(tmp_path: Path) -> None:
+    now = [1000.0]
+    cache = BlobCache(tmp_path, limit=250, keep=lambda sha: False, grace=60, clock=lambda: now[0])
+    cache.load()
+    shas = [f"{n:x}" * 64 for n in range(4)]
+    for sha in shas:  # 4 x 100 bytes against 250: each is being read by whoever fetched it
+        file = tmp_path / "incoming"
+        file.write_bytes(b"x" * 100)
+        cache.add(sha, file)
+        now[0] += 1
+    assert all(cache.path(sha).is_file() for sha in shas) and cache.total == 400
+    now[0] += 60  # their readers have long opened them
+    assert cache.touch(shas[1])
+    file = tmp_path / "incoming"
+    file.write_bytes(b"y" * 100)
+    cache.add("f" * 64, file)
+    kept = [sha for sha in [*shas, "f" * 64] if cache.path(sha).is_file()]
+    assert kept == [shas[1], "f" * 64] and cache.total == 200
