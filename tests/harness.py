@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from botocore.exceptions import ClientError
 from PIL import Image, ImageDraw
 from telegram.ext import Application
 
@@ -120,6 +121,20 @@ class Harness:
             for page in pages.paginate(Bucket=location.bucket, Prefix=location.prefix)
             for entry in page.get("Contents", [])
         )
+
+    def blob_bytes(self, sha256: str) -> bytes | None:
+        """A stored blob's bytes, from DATA_DIR/media or the bucket; None if it is not stored."""
+        location = media_location(self.settings)
+        if location is None:
+            path = self.data_dir / "media" / sha256[:2] / sha256
+            return path.read_bytes() if path.is_file() else None
+        key = f"{location.prefix}{sha256[:2]}/{sha256}"
+        try:
+            return s3_client(location).get_object(Bucket=location.bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise
 
     def texts(self, chat_id: int) -> list[str]:
         """The current text (or caption) of every message the bot sent in a chat."""

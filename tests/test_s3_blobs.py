@@ -211,3 +211,21 @@ def test_a_copy_just_handed_out_outlives_the_limit_until_its_grace_is_over(tmp_p
     cache.add("f" * 64, file)
     kept = [sha for sha in [*shas, "f" * 64] if cache.path(sha).is_file()]
     assert kept == [shas[1], "f" * 64] and cache.total == 200
+
+
+def test_no_keys_anywhere_stops_the_start_with_a_sentence(
+    s3_bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask for
+    store = S3BlobStore(S3Location(s3_bucket.name, "", s3_bucket.server.url, REGION), tmp_path)
+    with pytest.raises(BlobStoreUnavailable) as caught:
+        store.prepare()
+    assert str(caught.value) == (
+        f"No S3 keys were found for MEDIA_URL=s3://{s3_bucket.name}: set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY."
+    )

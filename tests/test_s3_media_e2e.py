@@ -43,6 +43,10 @@ async def test_photos_live_in_the_bucket_from_acknowledgement_to_forget(
     assert s3_bucket.keys() == sorted(f"{PREFIX}{sha[:2]}/{sha}" for sha in shas)
     assert {p.name for p in bot.media_files()} == shas
     assert not (bot.data_dir / "media").exists()  # nothing on the local media folder
+    original = bot.blob_bytes(items[0]["source_sha256"])
+    assert (
+        original is not None and hashlib.sha256(original).hexdigest() == items[0]["source_sha256"]
+    )
 
     # A cold cache (another replica, a new machine): /story reads the model copies back from
     # the bucket, and Gemini gets exactly the stored bytes.
