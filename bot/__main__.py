@@ -47,7 +47,11 @@ def main() -> int:
     else:
         serving = PollingServing(app, settings)
     _stop_on_signals(loop, serving.stop)
-    serving.run(loop)
+    try:
+        serving.run(loop)
+    except ConfigError as e:  # found while opening (the media bucket): a sentence, no traceback
+        print(f"photostory cannot start.\n{e}", file=sys.stderr)
+        return 2
     log.info("Stopped cleanly")
     return 0
 

@@ -19,6 +19,9 @@ MEDIA_RESOLUTIONS = ("low", "medium", "high")
 # What Telegram accepts as a webhook secret_token.
 _SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+# s3://bucket[/prefix]: S3's bucket naming rules (lower case, digits, dots, hyphens).
+_MEDIA_URL_PATTERN = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?")
+DEFAULT_MEDIA_CACHE_MB = 512
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,14 @@ class Settings:
     # Polling mode: GET /healthz on this port when set (webhook mode serves it on its own port).
     health_port: int | None = None
     health_listen: str = "0.0.0.0"
+    # Media in an S3-compatible bucket (MEDIA_URL set) instead of DATA_DIR/media.
+    media_bucket: str | None = None
+    media_prefix: str = ""  # '' or ending in '/'
+    s3_endpoint_url: str | None = None  # None: AWS itself
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None  # None: boto3's usual chain (files, instance role)
+    s3_secret_access_key: str | None = None
+    media_cache_bytes: int = DEFAULT_MEDIA_CACHE_MB * 2**20
 
     @property
     def db_path(self) -> Path:
@@ -121,7 +132,12 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a message."""
-        values = (self.telegram_token, self.gemini_api_key, self.webhook_secret)
+        values = (
+            self.telegram_token,
+            self.gemini_api_key,
+            self.webhook_secret,
+            self.s3_secret_access_key or "",
+        )
         return tuple(s for s in values if s)
 
     @classmethod
@@ -167,6 +183,19 @@ class Settings:
             reader.problems.append(
                 "WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - only. "
                 f"Make one with {MAKE_SECRET}"
+            )
+        bucket, prefix = reader.media_url("MEDIA_URL")
+        endpoint = (
+            reader.url("S3_ENDPOINT_URL", "")
+            or reader.url("AWS_ENDPOINT_URL_S3", "")
+            or reader.url("AWS_ENDPOINT_URL", "")
+        )
+        access_key = reader.env.get("AWS_ACCESS_KEY_ID", "").strip() or None
+        secret_key = reader.env.get("AWS_SECRET_ACCESS_KEY", "").strip() or None
+        if bucket is not None and (access_key is None) != (secret_key is None):
+            reader.problems.append(
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both (or neither, "
+                "to use the keys of ~/.aws or the machine's role)."
             )
         settings = cls(
             telegram_token=token,
@@ -214,6 +243,19 @@ class Settings:
             webhook_max_connections=reader.integer("WEBHOOK_MAX_CONNECTIONS", 40, 1, 100),
             health_port=reader.port("HEALTH_PORT", 1) if reader.env.get("HEALTH_PORT") else None,
             health_listen=reader.text("HEALTH_LISTEN", "0.0.0.0"),
+            media_bucket=bucket,
+            media_prefix=prefix,
+            s3_endpoint_url=endpoint or None,
+            s3_region=(
+                reader.env.get("AWS_REGION", "").strip()
+                or reader.env.get("AWS_DEFAULT_REGION", "").strip()
+                or None
+            ),
+            s3_access_key_id=access_key,
+            s3_secret_access_key=secret_key,
+            media_cache_bytes=int(
+                reader.number("MEDIA_CACHE_MB", DEFAULT_MEDIA_CACHE_MB, minimum=1) * 2**20
+            ),
         )
         if reader.problems:
             raise ConfigError(
@@ -292,6 +334,22 @@ class _Reader:
             self.problems.append(f"{name} must start with http:// or https:// (got '{raw}').")
             return default
         return raw
+
+    def media_url(self, name: str) -> tuple[str | None, str]:
+        """s3://bucket[/prefix] as (bucket, prefix ending in '/' or ''); (None, '') if unset."""
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return None, ""
+        match = _MEDIA_URL_PATTERN.fullmatch(raw)
+        if match is None or ".." in match.group(1):
+            self.problems.append(
+                f"{name} must look like s3://bucket or s3://bucket/prefix (a bucket name of "
+                f"3-63 lower-case letters, digits, dots and hyphens), not '{raw}'. Leave it "
+                "unset to keep media under DATA_DIR/media."
+            )
+            return None, ""
+        prefix = (match.group(2) or "").strip("/")
+        return match.group(1), f"{prefix}/" if prefix else ""
 
     def access(self, name: str) -> AccessList:
         try:

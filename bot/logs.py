@@ -45,6 +45,10 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # httpx logs every request URL at INFO, and Bot API URLs carry the token.
-    for name in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
+    # httpx logs every request URL at INFO, and Bot API URLs carry the token; boto3 logs every
+    # request's signed headers at DEBUG.
+    for name in (
+        "httpx", "httpcore", "aiohttp.access", "apscheduler",
+        "boto3", "botocore", "s3transfer", "urllib3",
+    ):  # fmt: skip
         logging.getLogger(name).setLevel(logging.WARNING)

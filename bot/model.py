@@ -7,7 +7,7 @@ and the tests reach it through a fake Gemini server on the wire.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -33,9 +33,11 @@ class MediaRef:
     """A stored file the model should see."""
 
     key: str  # sha256 of the bytes: uploads are remembered by it
-    path: Path
     mime_type: str
     label: str  # how messages name it: "video 3 (pier.mp4)"
+    # Blocking (run it in a thread): a local path holding the bytes. Called only when the file
+    # is sent, so media the model service already holds are not fetched from a bucket again.
+    local_path: Callable[[], Path] = field(compare=False)
 
     @property
     def is_video(self) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.gemini.gemini_model import GeminiModel
 from bot.media.images import register_heif
 from bot.model import Model
@@ -20,6 +21,7 @@ from bot.service.media_files import MediaFiles
 from bot.service.privacy import PrivacyService
 from bot.service.usage import UsageService
 from storage import Storage, open_storage
+from storage.blobs import BlobStoreUnavailable, S3Location, open_blobs
 from storage.maintenance import sweep_orphan_blobs
 
 
@@ -41,7 +43,13 @@ class Services:
     async def open(cls, settings: Settings) -> Services:
         """Open storage (running migrations), sweep stray files, start the model client."""
         register_heif()
-        storage = await _opened_whole(open_storage(settings.data_dir, settings.db_path))
+        try:
+            blobs = await open_blobs(
+                settings.data_dir, media_location(settings), settings.media_cache_bytes
+            )
+        except BlobStoreUnavailable as e:
+            raise ConfigError(str(e)) from None
+        storage = await _opened_whole(open_storage(settings.data_dir, settings.db_path, blobs))
         model: GeminiModel | None = None
         copies: ModelCopies | None = None
         try:
@@ -93,3 +101,17 @@ async def _opened_whole(opening: Coroutine[Any, Any, Storage]) -> Storage:
         storage = await task
         await storage.close()
         raise
+
+
+def media_location(settings: Settings) -> S3Location | None:
+    """The bucket media go to (MEDIA_URL), or None for files under DATA_DIR/media."""
+    if settings.media_bucket is None:
+        return None
+    return S3Location(
+        bucket=settings.media_bucket,
+        prefix=settings.media_prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+    )

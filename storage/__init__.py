@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.protocols import Storage
+from storage.protocols import BlobStore, Storage
 from storage.sqlite import open_sqlite
 
 
-async def open_storage(data_dir: Path, db_path: Path) -> Storage:
-    """Open the configured engine: today SQLite at `db_path` and media files under `data_dir`."""
-    return await open_sqlite(db_path, data_dir)
+async def open_storage(data_dir: Path, db_path: Path, blobs: BlobStore | None = None) -> Storage:
+    """Open the configured engine: today SQLite at `db_path`; media in `blobs` (from
+    `storage.blobs.open_blobs`), or files under `data_dir/media` when not given."""
+    return await open_sqlite(db_path, data_dir, blobs)
 
 
 __all__ = ["Storage", "open_storage"]

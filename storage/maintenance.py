@@ -13,9 +13,12 @@ log = logging.getLogger(__name__)
 ORPHAN_AGE = 3600.0  # a younger file may belong to a process still finishing (a deploy)
 
 
-async def sweep_orphan_blobs(storage: Storage) -> int:
+async def sweep_orphan_blobs(storage: Storage, now: float | None = None) -> int:
     """Delete stored files no item refers to, left by a process killed between storing a file
-    and committing its row; return how many. Run before anything else of the process."""
+    and committing its row; return how many. Run before anything else of the process.
+
+    Works on any BlobStore: local files or a bucket's objects (their LastModified is the age).
+    """
     blobs = storage.blobs
     stored = await asyncio.to_thread(blobs.stored)
     used = await storage.media.used_blobs()
@@ -24,7 +27,7 @@ async def sweep_orphan_blobs(storage: Storage) -> int:
         # Deleting them all could not be undone; leave that to the owner.
         log.warning("%d stored files but no album refers to any: none deleted", len(stored))
         return 0
-    old = time.time() - ORPHAN_AGE
+    old = (time.time() if now is None else now) - ORPHAN_AGE
     orphans = [sha for sha in stored - used if (await asyncio.to_thread(blobs.modified, sha)) < old]
     for sha in orphans:
         await asyncio.to_thread(blobs.delete, sha)

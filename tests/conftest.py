@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import API_KEY, TOKEN, BotProcess, Harness
+from tests.s3_server import Bucket, S3Server
 
 
 @pytest.fixture(autouse=True)
@@ -45,10 +47,32 @@ async def gemini() -> AsyncIterator[FakeGemini]:
 
 
 @pytest.fixture
-async def bot(tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(tg, gemini, tmp_path / "data")
+async def bot(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Harness]:
+    # PHOTOSTORY_TEST_MEDIA=s3 runs the e2e tests with their media in a bucket on moto's server.
+    extra: dict[str, str] = {}
+    if os.environ.get("PHOTOSTORY_TEST_MEDIA") == "s3":
+        extra = request.getfixturevalue("s3_bucket").env("media/")
+    harness = Harness(tg, gemini, tmp_path / "data", **extra)
     await harness.start()
     try:
         yield harness
     finally:
         await harness.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on loopback, one for the session (not starting is a failure)."""
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Bucket:
+    """A fresh bucket of its own for each test."""
+    return s3_server.new_bucket()

@@ -14,11 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from botocore.exceptions import ClientError
 from PIL import Image, ImageDraw
 from telegram.ext import Application
 
 from bot.config import Settings
 from bot.telegram.app import build_application
+from bot.wiring import media_location
+from storage.s3_blobs import s3_client
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -116,8 +119,31 @@ class Harness:
             conn.close()
 
     def media_files(self) -> list[Path]:
-        """Every blob file under DATA_DIR/media."""
-        return sorted(p for p in (self.data_dir / "media").rglob("*") if p.is_file())
+        """Every stored blob: files under DATA_DIR/media, or with MEDIA_URL set the bucket's
+        objects under the prefix (as paths `bucket/key`, so `.name` is the sha256 either way)."""
+        location = media_location(self.settings)
+        if location is None:
+            return sorted(p for p in (self.data_dir / "media").rglob("*") if p.is_file())
+        pages = s3_client(location).get_paginator("list_objects_v2")
+        return sorted(
+            Path(location.bucket, entry["Key"])
+            for page in pages.paginate(Bucket=location.bucket, Prefix=location.prefix)
+            for entry in page.get("Contents", [])
+        )
+
+    def blob_bytes(self, sha256: str) -> bytes | None:
+        """A stored blob's bytes, from DATA_DIR/media or the bucket; None if it is not stored."""
+        location = media_location(self.settings)
+        if location is None:
+            path = self.data_dir / "media" / sha256[:2] / sha256
+            return path.read_bytes() if path.is_file() else None
+        key = f"{location.prefix}{sha256[:2]}/{sha256}"
+        try:
+            return s3_client(location).get_object(Bucket=location.bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise
 
     def texts(self, chat_id: int) -> list[str]:
         """The current text (or caption) of every message the bot sent in a chat."""

@@ -80,3 +80,45 @@ def test_local_mode_lifts_the_download_limit() -> None:
     settings = Settings.from_env({**BASE, "TELEGRAM_LOCAL_MODE": "true"})
     assert settings.telegram_local_mode
     assert settings.download_limit == LOCAL_DOWNLOAD_LIMIT
+
+
+def test_media_stay_on_the_local_disk_unless_media_url_is_set() -> None:
+    settings = Settings.from_env({**BASE, "S3_ENDPOINT_URL": "http://minio:9000"})
+    assert settings.media_bucket is None
+
+
+def test_media_url_names_a_bucket_a_prefix_and_an_endpoint() -> None:
+    env = {
+        **BASE,
+        "MEDIA_URL": "s3://trip-photos/bot/media/",
+        "AWS_ENDPOINT_URL": "https://s3.example.org/",
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t-key",
+        "AWS_REGION": "eu-west-1",
+        "MEDIA_CACHE_MB": "64",
+    }
+    settings = Settings.from_env(env)
+    assert (settings.media_bucket, settings.media_prefix) == ("trip-photos", "bot/media/")
+    assert settings.s3_endpoint_url == "https://s3.example.org"
+    assert (settings.s3_access_key_id, settings.s3_region) == ("AKIAEXAMPLE", "eu-west-1")
+    assert settings.media_cache_bytes == 64 * 2**20
+    assert "s3cr3t-key" in settings.secrets  # masked in every log line
+    plain = Settings.from_env(
+        {**env, "MEDIA_URL": "s3://trip-photos", "S3_ENDPOINT_URL": "http://minio:9000"}
+    )
+    assert (plain.media_prefix, plain.s3_endpoint_url) == ("", "http://minio:9000")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://bucket/x", "s3://", "s3://Upper-Case", "s3://ab", "s3://a..b", "bucket"]
+)
+def test_a_media_url_that_is_not_an_s3_bucket_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="MEDIA_URL must look like s3://bucket"):
+        Settings.from_env({**BASE, "MEDIA_URL": url})
+
+
+def test_half_a_key_pair_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"
+    ):
+        Settings.from_env({**BASE, "MEDIA_URL": "s3://photos", "AWS_ACCESS_KEY_ID": "AKIA"})

@@ -160,9 +160,8 @@ class MediaUploader:
 
     async def _send(self, ref: MediaRef) -> types.File:
         config = types.UploadFileConfig(mime_type=ref.mime_type, display_name=ref.label[:128])
-        return await self._call(
-            lambda: self.client.aio.files.upload(file=str(ref.path), config=config)
-        )
+        path = await asyncio.to_thread(ref.local_path)  # from a bucket: a download
+        return await self._call(lambda: self.client.aio.files.upload(file=str(path), config=config))
 
     async def _call(self, make: Callable[[], Awaitable[types.File]]) -> types.File:
         """Run a File API call with retries on transient failures."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import prompts
@@ -31,15 +32,20 @@ def language_name(code: str | None) -> str:
 
 
 def media_ref(item: Item, blobs: BlobStore) -> MediaRef:
-    """What the model adapter needs to send an item."""
-    file_name, model = item.media.origin.file_name, item.media.model
-    name = f" ({file_name})" if file_name else ""
+    """What the model adapter needs to send an item (its bytes are fetched only if sent)."""
+    model = item.media.model
     return MediaRef(
         key=model.sha256,
-        path=blobs.path_for(model.sha256),
         mime_type=model.mime_type,
-        label=f"{item.label}{name}",
+        label=media_label(item),
+        local_path=partial(blobs.path_for, model.sha256),
     )
+
+
+def media_label(item: Item) -> str:
+    """How messages name an item: "video 3 (pier.mp4)"."""
+    file_name = item.media.origin.file_name
+    return f"{item.label} ({file_name})" if file_name else item.label
 
 
 def facts_line(item: Item) -> str:

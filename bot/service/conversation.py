@@ -216,7 +216,7 @@ class ConversationService(AlbumServiceBase):
         notices: list[str] = []
         if kind == "story":  # the story says what it leaves out, however long ago it failed
             notices += [
-                f"I left out {context.media_ref(i, self.blobs).label}: {i.model_failed}."
+                f"I left out {context.media_label(i)}: {i.model_failed}."
                 for i in items
                 if i.model_failed
             ]
@@ -232,7 +232,7 @@ class ConversationService(AlbumServiceBase):
                         item.id, failed_keys[item.media.model.sha256]
                     )
                     notices.append(
-                        f"Gemini could not process {context.media_ref(item, self.blobs).label}"
+                        f"Gemini could not process {context.media_label(item)}"
                         f" ({failed_keys[item.media.model.sha256]}), so I left it out."
                     )
             usable = [i for i in usable if i.media.model.sha256 not in failed_keys]

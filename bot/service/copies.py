@@ -110,7 +110,8 @@ class ModelCopies:
                     self._changed.notify_all()
 
     async def _make(self, item: Item) -> None:
-        source = self.blobs.path_for(item.media.source.sha256)
+        # Blocking: from a bucket, a download when the cached copy is gone.
+        source = await asyncio.to_thread(self.blobs.path_for, item.media.source.sha256)
         if not await asyncio.to_thread(source.is_file):
             return  # taken back meanwhile
         loop = asyncio.get_running_loop()

@@ -18,13 +18,13 @@ class MediaFiles:
 
     async def web_photo(self, item: Item) -> bytes:
         """An upright web JPEG of a photo (HEIC, TIFF and large files are not postable as is)."""
-        return await asyncio.to_thread(web_image, self.blobs.path_for(item.media.source.sha256))
+        path = await asyncio.to_thread(self.blobs.path_for, item.media.source.sha256)
+        return await asyncio.to_thread(web_image, path)
 
     async def video(self, item: Item, limit: int) -> bytes | None:
         """A stored video's bytes, or None if it is gone or larger than `limit`."""
-        return await asyncio.to_thread(
-            _bytes_within, self.blobs.path_for(item.media.source.sha256), limit
-        )
+        path = await asyncio.to_thread(self.blobs.path_for, item.media.source.sha256)
+        return await asyncio.to_thread(_bytes_within, path, limit)
 
 
 def _bytes_within(path: Path, limit: int) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.local_blobs import LocalBlobStore
-from storage.protocols import Storage
+from storage.protocols import BlobStore, Storage
 from storage.sqlite.album_store import SqliteAlbumStore
 from storage.sqlite.conversation_store import SqliteConversationStore
 from storage.sqlite.db import Database
@@ -16,16 +16,18 @@ from storage.sqlite.upload_store import SqliteUploadStore
 from storage.sqlite.usage_store import SqliteUsageStore
 
 
-async def open_sqlite(db_path: Path, media_root: Path) -> Storage:
-    """Open (creating and migrating) the database file and the media folder under `media_root`."""
+async def open_sqlite(db_path: Path, media_root: Path, blobs: BlobStore | None = None) -> Storage:
+    """Open (creating and migrating) the database file; media in `blobs` (prepared), else in
+    the media folder under `media_root`."""
     db = Database(db_path)
     await db.open()
     # The update inbox writes for every update: its own connection, so it never waits behind
     # an album's transaction.
     inbox_db = Database(db_path)
     await inbox_db.open()
-    blobs = LocalBlobStore(media_root)
-    blobs.prepare()
+    if blobs is None:
+        blobs = LocalBlobStore(media_root)
+        blobs.prepare()
 
     async def close() -> None:
         await inbox_db.close()

@@ -1,0 +1,301 @@
+"""Media bytes in an S3-compatible bucket, named by sha256, read through a bounded local cache.
+
+boto3, because every BlobStore method is blocking and runs in a worker thread: its client is
+thread-safe, and its transfer manager streams `upload_file`/`download_file` through files in
+parts (multipart for big videos, several parts at once), so no blob is ever held whole in
+memory. An async client (aiobotocore) would buy nothing here and would need its own session
+per event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
+
+from storage.blob_cache import GRACE, BlobCache
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+CHUNK = 1024 * 1024
+_MB = 1024 * 1024
+# Parts of 8 MB, four at a time; downloads queue at most 8 x 256 KB for the disk, so a
+# transfer holds a few tens of MB at worst whatever the file's size.
+TRANSFER = TransferConfig(
+    multipart_threshold=8 * _MB,
+    multipart_chunksize=8 * _MB,
+    max_concurrency=4,
+    io_chunksize=256 * 1024,
+    max_io_queue=8,
+)
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class BlobStoreUnavailable(Exception):
+    """The media store cannot be used as configured; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where the blobs live: a bucket, a key prefix ('' or ending in '/'), an endpoint."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None  # None: AWS itself
+    region: str | None = None
+    access_key_id: str | None = None  # None: boto3's usual chain (environment, files, role)
+    secret_access_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The MEDIA_URL this location came from (no secrets in it)."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+def s3_client(location: S3Location) -> S3Client:
+    """A client for the location's endpoint; keys from the location or boto3's usual chain."""
+    session = boto3.session.Session(
+        aws_access_key_id=location.access_key_id,
+        aws_secret_access_key=location.secret_access_key,
+        region_name=location.region,
+    )
+    config = Config(
+        retries={"max_attempts": 4, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=32,
+        # MinIO, Ceph, moto and most self-hosted servers want the bucket in the path.
+        s3={"addressing_style": "path" if location.endpoint_url else "auto"},
+    )
+    return session.client("s3", endpoint_url=location.endpoint_url, config=config)
+
+
+class S3BlobStore:
+    """Content-addressed objects `<prefix><sha[:2]>/<sha>`: the same bytes twice are one object.
+
+    Files arrive in a local scratch folder (`new_temp_path`), are hashed and uploaded (skipped
+    when the object is already there), then kept as a cached copy, since the model's copy is
+    made from them moments later. `path_for` downloads into the cache when the copy is gone.
+
+    Pins live in this process, as in LocalBlobStore: they stop this process deleting a blob
+    another of its chats is recording. Across replicas sharing a bucket, what protects a blob
+    is the database: a blob is deleted only when no item row refers to it, and the start-up
+    sweep leaves objects younger than an hour alone.
+    """
+
+    def __init__(
+        self,
+        location: S3Location,
+        data_dir: Path,
+        cache_limit: int = 512 * _MB,
+        client: S3Client | None = None,
+        list_page_size: int = 1000,
+        cache_grace: float = GRACE,
+    ) -> None:
+        self.location = location
+        self.bucket = location.bucket
+        self.prefix = location.prefix
+        self.client = client if client is not None else s3_client(location)
+        self.scratch = data_dir / "tmp"
+        self.list_page_size = list_page_size
+        self._pins: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        # The cache asks about pins without this lock (a dict read): it is called with its
+        # own lock held, and `delete` takes the two in the other order.
+        self.cache = BlobCache(
+            data_dir / "media-cache",
+            cache_limit,
+            keep=lambda sha: self._pins.get(sha, 0) > 0,
+            grace=cache_grace,
+        )
+
+    def prepare(self) -> None:
+        """Check the bucket answers, clear scratch files a crash left, index the cache."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        for leftover in self.scratch.iterdir():
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+        self.cache.load()
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as e:
+            raise BlobStoreUnavailable(explain(e, self.location)) from None
+
+    def new_temp_path(self, suffix: str = "") -> Path:
+        """A fresh local scratch path to download or write into."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        return self.scratch / f"{uuid.uuid4().hex}{suffix}"
+
+    def key(self, sha256: str) -> str:
+        """The object key of a blob."""
+        _check(sha256)
+        return f"{self.prefix}{sha256[:2]}/{sha256}"
+
+    def adopt(self, temp: Path) -> tuple[str, int]:
+        """Hash a scratch file, upload it unless the bucket has it, keep it as the cached copy;
+        pinned until `release`. Blocking."""
+        digest = hashlib.sha256()
+        size = 0
+        with temp.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        sha = digest.hexdigest()
+        with self._lock:
+            self._pins[sha] += 1
+        try:
+            if not self.exists(sha):
+                self.client.upload_file(str(temp), self.bucket, self.key(sha), Config=TRANSFER)
+            self.cache.add(sha, temp)
+        except BaseException:
+            self.release(sha)
+            raise
+        return sha, size
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store bytes (small derived files such as the model's JPEG), pinned. Blocking."""
+        temp = self.new_temp_path()
+        temp.write_bytes(data)
+        try:
+            return self.adopt(temp)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def release(self, *shas: str) -> None:
+        """The blobs `adopt` gave are recorded (or given up): `delete` may remove them again."""
+        with self._lock:
+            for sha in shas:
+                self._pins[sha] -= 1
+                if self._pins[sha] <= 0:
+                    del self._pins[sha]
+
+    def path_for(self, sha256: str) -> Path:
+        """A local path holding the blob, downloaded (streamed, then renamed) if not cached.
+
+        A blob the bucket does not hold gets a path where nothing is, as a local blob that was
+        taken back would. Blocking.
+        """
+        _check(sha256)
+        path = self.cache.path(sha256)
+        if self.cache.touch(sha256):
+            return path
+        temp = self.new_temp_path()
+        try:
+            self.client.download_file(self.bucket, self.key(sha256), str(temp), Config=TRANSFER)
+        except ClientError as e:
+            temp.unlink(missing_ok=True)
+            if _is_missing(e):
+                return path
+            raise
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return self.cache.add(sha256, temp)
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the bucket holds the blob."""
+        return self._head(sha256) is not None
+
+    def delete(self, sha256: str) -> None:
+        """Remove the object and its cached copy unless it is pinned; a missing one is fine."""
+        key = self.key(sha256)
+        # Held across the call so an `adopt` of the same bytes cannot see the object, skip its
+        # upload, and then lose it to this delete.
+        with self._lock:
+            if self._pins[sha256] > 0:
+                return
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            self.cache.drop(sha256)
+
+    def modified(self, sha256: str) -> float:
+        """When the object was written (seconds since the epoch; 0 if absent)."""
+        when = self._head(sha256)
+        return 0.0 if when is None else when
+
+    def stored(self) -> set[str]:
+        """The hashes of every blob under the prefix (listed page by page). Blocking."""
+        found: set[str] = set()
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            PaginationConfig={"PageSize": self.list_page_size},
+        )
+        for page in pages:
+            for entry in page.get("Contents", []):
+                key = entry.get("Key", "")
+                name = key.rsplit("/", 1)[-1]
+                if _is_sha(name) and key == f"{self.prefix}{name[:2]}/{name}":
+                    found.add(name)
+        return found
+
+    def _head(self, sha256: str) -> float | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+        except ClientError as e:
+            if _is_missing(e):
+                return None
+            raise
+        return head["LastModified"].timestamp()
+
+
+def explain(error: BaseException, location: S3Location) -> str:
+    """One sentence saying what to fix when the bucket cannot be used."""
+    where = f"at {location.endpoint_url}" if location.endpoint_url else "on AWS"
+    if isinstance(error, NoCredentialsError):
+        return (
+            f"No S3 keys were found for MEDIA_URL={location.url}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY."
+        )
+    if isinstance(error, EndpointConnectionError):
+        return (
+            f"Could not reach the S3 endpoint {where} for MEDIA_URL={location.url}: check "
+            "S3_ENDPOINT_URL (or AWS_ENDPOINT_URL) and that the server is up."
+        )
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return (
+                f"The bucket '{location.bucket}' {where} does not exist: create it, or fix "
+                "MEDIA_URL."
+            )
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return (
+                f"The S3 server {where} refused the keys for bucket '{location.bucket}' "
+                f"({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and that they "
+                "may read and write that bucket."
+            )
+        if code == "301" or code == "PermanentRedirect":
+            return (
+                f"The bucket '{location.bucket}' is in another region: set AWS_REGION to the "
+                "bucket's region."
+            )
+        return f"The S3 bucket '{location.bucket}' {where} cannot be used ({code or error})."
+    return f"The S3 bucket '{location.bucket}' {where} cannot be used ({error})."
+
+
+def _is_missing(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code", "")) in _MISSING
+
+
+def _is_sha(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+def _check(sha256: str) -> None:
+    if not _is_sha(sha256):
+        raise ValueError("not a sha256 hex digest")
