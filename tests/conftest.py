@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -46,15 +45,44 @@ async def gemini() -> AsyncIterator[FakeGemini]:
         yield fake
 
 
+STORAGE_CONFIGS = ["embedded", "shared"]
+"""Every end-to-end test through `bot` or `storage_env` runs on both storage configurations:
+"embedded" (SQLite and DATA_DIR/media, the default) and "shared" (PostgreSQL and an
+S3-compatible bucket, real servers on loopback started by the fixtures)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "embedded_only(reason): the test looks at the SQLite file or DATA_DIR/media itself, "
+        "so its shared-storage run would test nothing",
+    )
+
+
+@pytest.fixture(params=STORAGE_CONFIGS)
+def storage_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that puts the bot's storage on one configuration."""
+    if request.param == "embedded":
+        return {}
+    marker = request.node.get_closest_marker("embedded_only")
+    if marker is not None:
+        pytest.skip(f"embedded storage only: {marker.args[0] if marker.args else ''}")
+    env: dict[str, str] = dict(request.getfixturevalue("s3_bucket").env("media/"))
+    env.update(request.getfixturevalue("shared_database_env"))
+    return env
+
+
+@pytest.fixture
+def shared_database_env() -> dict[str, str]:
+    """The database of the shared configuration (PostgreSQL once that engine is in)."""
+    return {}
+
+
 @pytest.fixture
 async def bot(
-    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, request: pytest.FixtureRequest
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, storage_env: dict[str, str]
 ) -> AsyncIterator[Harness]:
-    # PHOTOSTORY_TEST_MEDIA=s3 runs the e2e tests with their media in a bucket on moto's server.
-    extra: dict[str, str] = {}
-    if os.environ.get("PHOTOSTORY_TEST_MEDIA") == "s3":
-        extra = request.getfixturevalue("s3_bucket").env("media/")
-    harness = Harness(tg, gemini, tmp_path / "data", **extra)
+    harness = Harness(tg, gemini, tmp_path / "data", **storage_env)
     await harness.start()
     try:
         yield harness

@@ -45,12 +45,14 @@ class Snapshot:
 
 
 @pytest.fixture
-async def make_bot(tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path) -> AsyncIterator[MakeBot]:
+async def make_bot(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, storage_env: dict[str, str]
+) -> AsyncIterator[MakeBot]:
     """Start the real bot with extra settings (a small pixel limit, a small album cap...)."""
     started: list[Harness] = []
 
     async def make(**extra: str) -> Harness:
-        harness = Harness(tg, gemini, tmp_path / "data", **extra)
+        harness = Harness(tg, gemini, tmp_path / "data", **{**storage_env, **extra})
         await harness.start()
         started.append(harness)
         return harness
@@ -68,11 +70,10 @@ def _dicts(bot: Harness, sql: str) -> list[dict[str, Any]]:
 
 def _snapshot(bot: Harness) -> Snapshot:
     data = bot.data_dir
-    files = {
-        str(p.relative_to(data)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((data / "media").rglob("*"))
-        if p.is_file()
-    }
+    files = {}
+    for p in bot.media_files():  # under DATA_DIR/media, or in the bucket
+        content = bot.blob_bytes(p.name)
+        files[p.name] = hashlib.sha256(content or b"").hexdigest()
     outside = {
         str(p.relative_to(data.parent))
         for p in data.parent.rglob("*")
@@ -295,11 +296,11 @@ async def test_file_name_with_folders_is_stored_as_a_bare_name_inside_the_data_d
     assert new["file_name"] == stored
     sha = hashlib.sha256(photo).hexdigest()
     assert new["source_sha256"] == sha
-    assert (bot.data_dir / "media" / sha[:2] / sha).read_bytes() == photo
+    assert bot.blob_bytes(sha) == photo
     after = _snapshot(bot)
     assert after.outside == before.outside  # nothing written next to DATA_DIR
     assert set(after.files) - set(before.files) == {
-        f"media/{h[:2]}/{h}" for h in (new["source_sha256"], new["model_sha256"])
+        h for h in (new["source_sha256"], new["model_sha256"])
     }
     for outside in (Path("/etc/passwd.jpg"), Path("/abs/path.jpg"), bot.data_dir / "evil.jpg"):
         assert not outside.exists()

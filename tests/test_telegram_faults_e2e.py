@@ -153,7 +153,7 @@ async def test_connection_dropped_during_a_download_is_retried_and_the_photo_sto
     assert len(rows) == 2
     sha = hashlib.sha256(data).hexdigest()
     assert rows[1]["source_sha256"] == sha
-    assert (bot.data_dir / "media" / sha[:2] / sha).read_bytes() == data
+    assert bot.blob_bytes(sha) == data
     assert len(bot.tg.getfile_calls()) == 3  # the first photo, then the broken try and the retry
     assert list((bot.data_dir / "tmp").iterdir()) == []
 
@@ -164,14 +164,14 @@ async def test_download_that_keeps_failing_gets_a_clear_reply_and_stores_nothing
 ) -> None:
     await _photo(bot, 1, 1)
     before = _item_rows(bot)
-    files = sorted((bot.data_dir / "media").rglob("*"))
+    files = bot.media_files()
     sent = bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
     bot.tg.fail_download(sent["photo"][-1]["file_id"], mode=mode, times=5)
 
     text = await _reply_to(bot, sent, "could not download")
     assert "send it again" in text
     assert _item_rows(bot) == before
-    assert sorted((bot.data_dir / "media").rglob("*")) == files
+    assert bot.media_files() == files
     assert list((bot.data_dir / "tmp").iterdir()) == []
     _no_apology(bot)
     await _photo(bot, 3, 2)

@@ -172,6 +172,9 @@ async def test_another_chat_cannot_reach_an_album_through_buttons_or_replies(bot
     )
 
 
+@pytest.mark.embedded_only(
+    "plants files in DATA_DIR/media; the bucket's sweep is tests/test_s3_blobs.py"
+)
 async def test_files_no_album_refers_to_are_deleted_at_start(bot: Harness) -> None:
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
