@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.protocols import Storage
-from storage.sqlite import open_sqlite
 
 
-async def open_storage(data_dir: Path, db_path: Path) -> Storage:
-    """Open the configured engine: today SQLite at `db_path` and media files under `data_dir`."""
+async def open_storage(data_dir: Path, db_path: Path, database_url: str | None = None) -> Storage:
+    """Open the configured engine: PostgreSQL at `database_url` when given, else SQLite at
+    `db_path`; media files live under `data_dir` either way."""
+    from storage.sql import open_postgres, open_sqlite  # SQLAlchemy loads with the engine
+
+    if database_url:
+        return await open_postgres(database_url, data_dir)
     return await open_sqlite(db_path, data_dir)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import pg_server
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import API_KEY, TOKEN, BotProcess, Harness
@@ -19,6 +20,19 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     for name in ("GOOGLE_GEMINI_BASE_URL", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _postgres_stopped_at_the_end() -> Iterator[None]:
+    # The PostgreSQL server starts on first use (tests/pg_server.py) and stops with the session.
+    yield
+    pg_server.stop_shared()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh database on the session's PostgreSQL server."""
+    return pg_server.shared().new_database()
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from storage.sqlite import open_sqlite
-from storage.sqlite.db import Database
-from storage.sqlite.migrations import MIGRATIONS
+from storage.sql import open_sqlite
+from storage.sql.migrations import MIGRATIONS
 
 
 async def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
@@ -30,9 +29,7 @@ async def test_items_stored_before_sizes_were_kept_get_them_from_their_blobs(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "db.sqlite3"
-    db = Database(path)
-    await db.open()
-    await db.close()
+    await (await open_sqlite(path, tmp_path)).close()
     a, b = "a" * 64, "b" * 64
     with sqlite3.connect(path) as conn:  # a database as the release before m005 left it
         conn.execute("DELETE FROM _migrations WHERE name = 'm005_item_blob_sizes'")
