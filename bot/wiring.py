@@ -38,7 +38,7 @@ class Services:
     async def open(cls, settings: Settings) -> Services:
         """Open storage (running migrations), sweep stray files, start the model client."""
         register_heif()
-        storage = await open_storage(settings.data_dir, settings.db_path)
+        storage = await open_storage(settings.data_dir, settings.db_path, settings.database_url)
         model = GeminiModel(settings, storage.uploads)
         await sweep_orphan_blobs(storage)
         limits = PhotoLimits(
