@@ -145,7 +145,11 @@ class SqlMediaStore:
             self._insert_blob,
             [
                 {"sha256": b.sha256, "size": b.size, "mime_type": b.mime_type, "created_at": stamp}
-                for b in {b.sha256: b for b in (media.source, media.model)}.values()
+                # In hash order: two adds that share blobs lock them in the same order.
+                for b in sorted(
+                    {b.sha256: b for b in (media.source, media.model)}.values(),
+                    key=lambda b: b.sha256,
+                )
             ],
         )
         params = {"album": album_id, "album_id": album_id, "batch_id": batch_id,
