@@ -134,7 +134,7 @@ class Harness:
 class PgRow(dict[str, Any]):
     """A PostgreSQL row read like sqlite3.Row: by column name or by position."""
 
-    def __getitem__(self, key: str | int) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: str | int) -> Any:
         return list(self.values())[key] if isinstance(key, int) else super().__getitem__(key)
 
 
@@ -146,7 +146,7 @@ def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[PgRow]:
         return lambda values: PgRow(zip(names, values, strict=True))
 
     with psycopg.connect(url, row_factory=factory) as conn:
-        cursor = conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        cursor = conn.execute(sql.replace("?", "%s"), params)
         return list(cursor) if cursor.description else []
 
 

@@ -100,7 +100,11 @@ class SqliteDatabase(Database):
         event.listen(self._sa, "begin", self._began)
 
     def _began(self, conn: Connection) -> None:
-        conn.exec_driver_sql(self._begin)
+        # Straight to sqlite3, as SQLAlchemy's own recipe does through exec_driver_sql: it is
+        # said before every call of the bot, and the shortcut saves a tenth of a call's CPU.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute(self._begin).close()
 
     async def open(self) -> None:
         """Create the file if needed and connect, on the connection's thread."""
