@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Table, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # PostgreSQL's modules (dialect, asyncio, psycopg) load only when used
+    from sqlalchemy.dialects import postgresql
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 P = ParamSpec("P")
@@ -80,6 +81,8 @@ class Database:
         """An INSERT with this engine's ON CONFLICT clauses (`on_conflict_do_nothing`, ...)."""
         if self.engine == "sqlite":
             return sqlite.insert(table)
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
 
 
