@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,26 +57,26 @@ class Rollback(Exception):
         self.value = value
 
 
-class Database:
+class Database(ABC):
     """Runs store functions, each as one transaction, on one engine."""
 
     engine: Engine
 
+    @abstractmethod
     async def open(self) -> None:
         """Connect."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def close(self) -> None:
         """Disconnect; safe to call twice."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work` in a transaction that only reads."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work` as one atomic change: committed if it returns, rolled back if it raises."""
-        raise NotImplementedError
 
     def insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
         """An INSERT with this engine's ON CONFLICT clauses (`on_conflict_do_nothing`, ...)."""
