@@ -21,8 +21,8 @@ def _kind(thread_name: str) -> str:
         return "event loop (MainThread)"
     if thread_name.startswith("asyncio_"):
         return "asyncio.to_thread workers"
-    if "connection_worker" in thread_name:
-        return "aiosqlite"
+    if thread_name.startswith("sqlite-"):
+        return "sqlite (storage/sql/database.py)"
     return thread_name.split(" (")[0]
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from bot.errors import ConfigError
 
@@ -22,6 +23,7 @@ MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 # s3://bucket[/prefix]: S3's bucket naming rules (lower case, digits, dots, hyphens).
 _MEDIA_URL_PATTERN = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?")
 DEFAULT_MEDIA_CACHE_MB = 512
+DATABASE_SCHEMES = ("postgresql", "postgres")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class Settings:
     gemini_api_key: str
     gemini_model: str = DEFAULT_MODEL
     data_dir: Path = Path("./data")
+    # PostgreSQL instead of the SQLite file (postgresql://user:password@host:port/dbname).
+    # Kept out of repr: it may hold a password.
+    database_url: str | None = field(default=None, repr=False)
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
     telegram_local_mode: bool = False
     gemini_base_url: str | None = None
@@ -130,14 +135,18 @@ class Settings:
         return self.data_dir / "photostory.sqlite3"
 
     @property
+    def database_password(self) -> str | None:
+        """The password in DATABASE_URL, if it has one."""
+        return urlsplit(self.database_url).password if self.database_url else None
+
+    @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a message."""
         values = (
-            self.telegram_token,
-            self.gemini_api_key,
-            self.webhook_secret,
+            self.telegram_token, self.gemini_api_key, self.webhook_secret,
             self.s3_secret_access_key or "",
-        )
+            self.database_password or "", unquote(self.database_password or ""),
+        )  # fmt: skip
         return tuple(s for s in values if s)
 
     @classmethod
@@ -202,6 +211,7 @@ class Settings:
             gemini_api_key=key,
             gemini_model=reader.text("GEMINI_MODEL", DEFAULT_MODEL),
             data_dir=Path(reader.text("DATA_DIR", "./data")).expanduser(),
+            database_url=reader.database_url("DATABASE_URL"),
             telegram_api_url=reader.url("TELEGRAM_API_URL", DEFAULT_TELEGRAM_API_URL),
             telegram_local_mode=local_mode,
             gemini_base_url=reader.url("GEMINI_BASE_URL", "") or None,
@@ -350,6 +360,30 @@ class _Reader:
             return None, ""
         prefix = (match.group(2) or "").strip("/")
         return match.group(1), f"{prefix}/" if prefix else ""
+
+    def database_url(self, name: str) -> str | None:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return None
+        # Only the scheme is ever repeated back: the rest may hold a password.
+        scheme = raw.partition("://")[0] if "://" in raw else ""
+        if scheme.lower() not in DATABASE_SCHEMES:
+            shown = f"'{scheme}://'" if scheme else "no scheme"
+            self.problems.append(
+                f"{name} must be a PostgreSQL address, postgresql://user:password@host:5432/dbname "
+                f"(or postgres://...), not {shown}. Leave it unset to keep the SQLite file in "
+                "DATA_DIR."
+            )
+            return None
+        try:
+            urlsplit(raw).port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            self.problems.append(
+                f"{name} is not a valid address (check the host and port): "
+                "postgresql://user:password@host:5432/dbname."
+            )
+            return None
+        return raw
 
     def access(self, name: str) -> AccessList:
         try:

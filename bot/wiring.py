@@ -49,7 +49,9 @@ class Services:
             )
         except BlobStoreUnavailable as e:
             raise ConfigError(str(e)) from None
-        storage = await _opened_whole(open_storage(settings.data_dir, settings.db_path, blobs))
+        storage = await _opened_whole(
+            open_storage(settings.data_dir, settings.db_path, blobs, settings.database_url)
+        )
         model: GeminiModel | None = None
         copies: ModelCopies | None = None
         try:

@@ -9,12 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.protocols import BlobStore, Storage
-from storage.sqlite import open_sqlite
 
 
-async def open_storage(data_dir: Path, db_path: Path, blobs: BlobStore | None = None) -> Storage:
-    """Open the configured engine: today SQLite at `db_path`; media in `blobs` (from
-    `storage.blobs.open_blobs`), or files under `data_dir/media` when not given."""
+async def open_storage(
+    data_dir: Path,
+    db_path: Path,
+    blobs: BlobStore | None = None,
+    database_url: str | None = None,
+) -> Storage:
+    """Open the configured engine: PostgreSQL at `database_url` when given, else SQLite at
+    `db_path`; media in `blobs` (from `storage.blobs.open_blobs`), or files under
+    `data_dir/media` when not given."""
+    from storage.sql import open_postgres, open_sqlite  # SQLAlchemy loads with the engine
+
+    if database_url:
+        return await open_postgres(database_url, data_dir, blobs)
     return await open_sqlite(db_path, data_dir, blobs)
 
 

@@ -2,7 +2,7 @@
 
 Services depend on these, never on an engine. Every lookup that reaches a chat's data takes the
 chat id (or an album id the caller got for its own chat), so one chat can never reach another's.
-`storage.sqlite` implements them on one SQLite file; `tests/test_storage_contract.py` is the
+`storage.sql` implements them on SQLite or PostgreSQL; `tests/test_storage_contract.py` is the
 behaviour every engine must show.
 """
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import pg_server
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import API_KEY, TOKEN, BotProcess, Harness
@@ -20,6 +21,19 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     for name in ("GOOGLE_GEMINI_BASE_URL", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _postgres_stopped_at_the_end() -> Iterator[None]:
+    # The PostgreSQL server starts on first use (tests/pg_server.py) and stops with the session.
+    yield
+    pg_server.stop_shared()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh database on the session's PostgreSQL server."""
+    return pg_server.shared().new_database()
 
 
 @pytest.fixture(autouse=True)
@@ -73,9 +87,9 @@ def storage_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def shared_database_env() -> dict[str, str]:
-    """The database of the shared configuration (PostgreSQL once that engine is in)."""
-    return {}
+def shared_database_env(postgres_url: str) -> dict[str, str]:
+    """The database of the shared configuration: a fresh one on the session's PostgreSQL."""
+    return {"DATABASE_URL": postgres_url}
 
 
 @pytest.fixture

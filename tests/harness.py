@@ -10,10 +10,11 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import psycopg
 from botocore.exceptions import ClientError
 from PIL import Image, ImageDraw
 from telegram.ext import Application
@@ -109,8 +110,10 @@ class Harness:
 
     # Reading the results back ------------------------------------------------------------
 
-    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        """Query the bot's real SQLite file."""
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row] | list[PgRow]:
+        """Query the bot's real database: its SQLite file, or PostgreSQL with DATABASE_URL."""
+        if self.settings.database_url:
+            return pg_rows(self.settings.database_url, sql, params)
         conn = sqlite3.connect(self.settings.db_path)
         conn.row_factory = sqlite3.Row
         try:
@@ -161,6 +164,29 @@ class Harness:
         result = await self.tg.wait_for(found, timeout=timeout)
         assert isinstance(result, str)
         return result
+
+
+class PgRow(dict[str, Any]):
+    """A PostgreSQL row read like sqlite3.Row: by column name or by position, and iterated
+    (`tuple(row)`) as its values; `dict(row)` still gives names to values."""
+
+    def __getitem__(self, key: str | int) -> Any:
+        return list(self.values())[key] if isinstance(key, int) else super().__getitem__(key)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        return iter(list(self.values()))
+
+
+def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[PgRow]:
+    """Run a test's query (written for SQLite, with ? placeholders) on PostgreSQL."""
+
+    def factory(cursor: psycopg.Cursor[Any]) -> Any:
+        names = [c.name for c in cursor.description or ()]
+        return lambda values: PgRow(zip(names, values, strict=True))
+
+    with psycopg.connect(url, row_factory=factory) as conn:
+        cursor = conn.execute(sql.replace("?", "%s"), params)
+        return list(cursor) if cursor.description else []
 
 
 def jpeg(

@@ -7,7 +7,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from storage.protocols import Storage
-from storage.sqlite import open_sqlite
+from storage.sql import open_postgres, open_sqlite
+from tests import pg_server
 
 
 @asynccontextmanager
@@ -20,6 +21,17 @@ async def sqlite_storage(root: Path) -> AsyncIterator[Storage]:
         await storage.close()
 
 
+@asynccontextmanager
+async def postgres_storage(root: Path) -> AsyncIterator[Storage]:
+    """A fresh database on the session's PostgreSQL server; media under `root`."""
+    storage = await open_postgres(pg_server.shared().new_database(), root)
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
 BACKENDS: dict[str, Callable[[Path], AbstractAsyncContextManager[Storage]]] = {
     "sqlite": sqlite_storage,
+    "postgres": postgres_storage,
 }

@@ -334,7 +334,9 @@ async def test_album_beyond_its_size_cap_is_refused_with_a_pointer_to_new(
     await bot.wait_text(bot.chat["id"], "New album Lisbon part 2")
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(4))
     await bot.wait_text(bot.chat["id"], "Album “Lisbon part 2”: 1 photo")
-    counts = bot.rows("SELECT album_id, COUNT(*) AS n FROM items GROUP BY album_id")
+    counts = bot.rows(
+        "SELECT album_id, COUNT(*) AS n FROM items GROUP BY album_id ORDER BY album_id"
+    )
     assert [row["n"] for row in counts] == [3, 1]
 
 
@@ -455,8 +457,8 @@ async def test_album_name_with_quotes_sql_and_emoji_is_kept_as_text(
     _assert_intact(bot, before)
     [album] = bot.rows("SELECT * FROM albums")
     assert album["name"] == stored
-    tables = {r["name"] for r in bot.rows("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"albums", "items", "notes", "exchanges", "blobs"} <= tables
+    for table in ("albums", "items", "notes", "exchanges", "blobs"):  # no name dropped a table
+        bot.rows(f"SELECT COUNT(*) FROM {table}")
     await _next_photo_counts(bot, 3)
     await bot.wait_text(chat["id"], f"Album “{stored}”: 3 photos")
 
@@ -468,7 +470,9 @@ async def test_album_name_with_quotes_sql_and_emoji_is_kept_as_text(
     listing = await bot.wait_text(chat["id"], "Your albums")
     assert listing.count(stored) == 2
     assert [r["name"] for r in bot.rows("SELECT name FROM albums ORDER BY id")] == [stored] * 2
-    counts = bot.rows("SELECT album_id, COUNT(*) AS n FROM items GROUP BY album_id")
+    counts = bot.rows(
+        "SELECT album_id, COUNT(*) AS n FROM items GROUP BY album_id ORDER BY album_id"
+    )
     assert [row["n"] for row in counts] == [3, 1]
     assert _telegram_refused(bot) == []
 

@@ -122,3 +122,42 @@ def test_half_a_key_pair_is_refused() -> None:
         ConfigError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"
     ):
         Settings.from_env({**BASE, "MEDIA_URL": "s3://photos", "AWS_ACCESS_KEY_ID": "AKIA"})
+
+
+def test_without_database_url_the_sqlite_file_in_data_dir_is_used() -> None:
+    settings = Settings.from_env({**BASE, "DATA_DIR": "/srv/trips"})
+    assert settings.database_url is None
+    assert str(settings.db_path) == "/srv/trips/photostory.sqlite3"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ana:s3cr%40t-pw@db.internal:5432/trips",
+        "postgres://db/trips",
+        "postgresql:///trips",  # libpq's own socket
+    ],
+)
+def test_a_postgresql_database_url_is_taken_and_its_password_kept_secret(url: str) -> None:
+    settings = Settings.from_env({**BASE, "DATABASE_URL": url})
+    assert settings.database_url == url
+    assert "s3cr" not in repr(settings)
+    if "s3cr" in url:
+        assert {"s3cr%40t-pw", "s3cr@t-pw"} <= set(settings.secrets)
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://ana:hunter2-pw@db/trips", "ana:hunter2-pw@db/trips", "sqlite:///x.db"]
+)
+def test_a_database_url_that_is_not_postgresql_is_refused_without_repeating_it(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "DATABASE_URL": url})
+    message = str(caught.value)
+    assert "DATABASE_URL must be a PostgreSQL address, postgresql://" in message
+    assert "hunter2" not in message and "Leave it unset" in message
+
+
+def test_a_database_url_with_a_bad_port_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "DATABASE_URL": "postgresql://ana:pw@db:port/trips"})
+    assert "DATABASE_URL is not a valid address" in str(caught.value)

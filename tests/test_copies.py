@@ -13,7 +13,7 @@ from bot.service import copies as copies_module
 from bot.service.copies import ModelCopies
 from bot.service.intake import PhotoLimits
 from storage.protocols import BlobStore
-from storage.sqlite import open_sqlite
+from storage.sql import open_sqlite
 from tests.test_export import make_items
 
 

@@ -17,7 +17,7 @@ from storage.local_blobs import LocalBlobStore
 from storage.maintenance import sweep_orphan_blobs
 from storage.records import Blob, Media, MediaFacts, Origin
 from storage.s3_blobs import BlobStoreUnavailable, S3BlobStore, S3Location, explain
-from storage.sqlite import open_sqlite
+from storage.sql import open_sqlite
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, Bucket
 from tests.test_blob_store_contract import s3_store
 

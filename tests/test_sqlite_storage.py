@@ -8,13 +8,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import aiosqlite
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import StaticPool
 
 from storage.records import Blob, Media, MediaFacts, Origin
-from storage.sqlite import open_sqlite
-from storage.sqlite.db import Database, Tx
-from storage.sqlite.migrations import MIGRATIONS
+from storage.sql import open_sqlite
+from storage.sql.migrations import MIGRATIONS, Migrator
 
 
 async def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
@@ -34,9 +34,7 @@ async def test_items_stored_before_sizes_were_kept_get_them_from_their_blobs(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "db.sqlite3"
-    db = Database(path)
-    await db.open()
-    await db.close()
+    await (await open_sqlite(path, tmp_path)).close()
     a, b = "a" * 64, "b" * 64
     with sqlite3.connect(path) as conn:  # a database as the release before m005 left it
         conn.execute("DELETE FROM _migrations WHERE name = 'm005_item_blob_sizes'")
@@ -63,19 +61,24 @@ async def test_items_stored_before_sizes_were_kept_get_them_from_their_blobs(
 
 async def _database_before(path: Path, migration: str) -> None:
     """A database as the release before `migration` left it: the earlier migrations only."""
-    conn = await aiosqlite.connect(path, isolation_level=None)
+    raw = sqlite3.connect(path, isolation_level=None)
     try:
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("BEGIN IMMEDIATE")
-        await conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-        for name, fn in MIGRATIONS:
-            if name == migration:
-                break
-            await fn(Tx(conn))
-            await conn.execute("INSERT INTO _migrations VALUES (?, 'x')", (name,))
-        await conn.execute("COMMIT")
+        raw.execute("PRAGMA foreign_keys=ON")  # as the bot's connections have it
+        engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
+        with engine.connect() as conn:
+            raw.execute("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(
+                "CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+            )
+            migrator = Migrator(conn)
+            for name, fn in MIGRATIONS:
+                if name == migration:
+                    break
+                fn(migrator)
+                conn.exec_driver_sql("INSERT INTO _migrations VALUES (?, 'x')", (name,))
+            raw.execute("COMMIT")
     finally:
-        await conn.close()
+        raw.close()
 
 
 async def test_a_database_from_before_audio_upgrades_with_its_rows_ids_and_links_intact(

@@ -6,6 +6,7 @@ BACKENDS, not a copy of these tests.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -246,6 +247,92 @@ async def test_forgetting_a_chat_keeps_what_other_chats_use(store: Storage) -> N
     assert len(await store.media.items(theirs.id)) == 1
     since = "2000-01-01T00:00:00+00:00"
     assert (await store.usage.user_totals(5, since)).total_tokens == 9  # still counts
+
+
+async def test_concurrent_adds_to_one_album_keep_numbers_unique_and_the_cap(
+    store: Storage,
+) -> None:
+    album = await store.albums.current(1)
+    batch = await store.media.new_batch(album.id)
+    shas = [f"{n:064x}" for n in range(1, 13)]
+    # Twelve files at once, two of them the same bytes twice, into an album that takes eight.
+    outcomes = await asyncio.gather(
+        *(store.media.add(album.id, batch, photo(sha), max_items=8) for sha in shas),
+        store.media.add(album.id, batch, photo(shas[0]), max_items=8),
+        store.media.add(album.id, batch, photo(shas[1]), max_items=8),
+    )
+    statuses = [o.status for o in outcomes]
+    assert statuses.count(AddStatus.ADDED) == 8
+    assert statuses.count(AddStatus.FULL) + statuses.count(AddStatus.DUPLICATE) == 6
+    items = await store.media.items(album.id)
+    assert [i.position for i in items] == list(range(1, 9))
+    assert len({i.media.source.sha256 for i in items}) == 8
+    assert await store.media.used_blobs() == {i.media.source.sha256 for i in items}
+
+
+async def test_concurrent_first_use_of_a_chat_makes_one_current_album(store: Storage) -> None:
+    albums = await asyncio.gather(*(store.albums.current(42) for _ in range(6)))
+    assert len({a.id for a in albums}) == 1
+    assert [s.album.id for s in await store.albums.summaries(42)] == [albums[0].id]
+
+
+async def test_ids_grow_and_telegram_sized_numbers_survive(store: Storage) -> None:
+    chat, user, message = -1_002_345_678_901, 7_812_345_678, 3_000_000_123  # past 32 bits
+    first, second = await store.albums.create(chat, "A"), await store.albums.create(chat, "B")
+    assert 0 < first.id < second.id
+    batch = await store.media.new_batch(second.id)
+    big = replace(photo(A, chat_message_id=message, sender_id=user),
+                  source=Blob(A, 3_500_000_000, "video/mp4"))  # fmt: skip
+    added = (await store.media.add(second.id, batch, big, 10)).item
+    assert added is not None and added.media.source.size == 3_500_000_000
+    assert await store.media.by_message(chat, message) == added
+    assert (await store.albums.current(chat)).id == second.id
+    note = await store.media.add_note(second.id, "n", batch, user, "Ana")
+    assert note.sender_id == user and (await store.media.notes(second.id))[0].id == note.id
+    await store.usage.record(UsageRecord(chat, user, second.id, "story", "m", TokenCounts(total=3)))
+    assert (await store.usage.user_totals(user, "2000-01-01T00:00:00+00:00")).total_tokens == 3
+    await store.inbox.keep(9_000_000_001, "{}")
+    assert await store.inbox.unfinished() == ["{}"]
+
+
+async def test_times_keep_their_offsets_or_their_absence(store: Storage) -> None:
+    album = await store.albums.current(1)
+    batch = await store.media.new_batch(album.id)
+    times = [
+        datetime(2026, 3, 1, 23, 59, 59, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+        datetime(2026, 3, 1, 23, 59, 59, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+        datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 3, 1, 23, 59, 59),  # a camera that records no offset
+    ]
+    for n, moment in enumerate(times):
+        media = replace(photo(f"{n:064x}", message_date=moment.replace(tzinfo=UTC)),
+                        facts=MediaFacts(taken_at=moment, time_source="exif"))  # fmt: skip
+        await store.media.add(album.id, batch, media, 10)
+    read = [i.media.facts.taken_at for i in await store.media.items(album.id)]
+    assert [(t, t.utcoffset() if t else None) for t in read] == [(t, t.utcoffset()) for t in times]
+    stamp = datetime.fromisoformat(album.created_at)
+    assert stamp.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - stamp) < timedelta(minutes=5)
+
+
+async def test_text_in_any_script_is_stored_as_written(store: Storage) -> None:
+    name = "Lisboa ☀️ — 東京 · القاهرة · Zürich 'quoted' \"too\" 100%_x"
+    album = await store.albums.create(1, name)
+    assert (await store.albums.get(1, album.id)).name == name  # type: ignore[union-attr]
+    batch = await store.media.new_batch(album.id)
+    caption = "👩‍👩‍👧 e\u0301 ñ 🇵🇹\nsecond line\t"
+    added = (await store.media.add(album.id, batch, photo(A, caption=caption), 10)).item
+    assert added is not None
+    assert (await store.media.get(album.id, added.id)).media.origin.caption == caption  # type: ignore[union-attr]
+    # Telegram's ids are case-sensitive: a file differing only in case is another file.
+    await store.media.add(album.id, batch, photo(B, unique="AbCd"), 10)
+    assert (await store.media.arrival(album.id, "abcd"))[0] is None
+    assert (await store.media.arrival(album.id, "AbCd"))[0] is not None
+    note = await store.media.add_note(album.id, "نوشته — 메모 ✍️", batch, 5, "Zoë")
+    assert await store.media.notes(album.id) == [note]
+    answer = "Ответ 🙂"
+    await store.conversation.add(NewExchange(album.id, "question", "вопрос?", answer))
+    assert (await store.conversation.latest(album.id)).answer_text == answer  # type: ignore[union-attr]
 
 
 def test_blobs_are_content_addressed(store: Storage) -> None:

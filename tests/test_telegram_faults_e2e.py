@@ -4,12 +4,11 @@ never a half-stored photo, story or answer."""
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from typing import Any
 
 import pytest
 
-from storage.sqlite.inbox_store import SqliteInboxStore
+from storage.sql.inbox_store import SqlInboxStore
 from tests.fakes.gemini_api import Reply
 from tests.harness import Harness, jpeg
 
@@ -258,16 +257,16 @@ async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_sto
 async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
     bot: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keep = SqliteInboxStore.keep
+    keep = SqlInboxStore.keep
     refused: list[int] = []
 
-    async def locked_once(self: SqliteInboxStore, update_id: int, payload: str) -> None:
+    async def locked_once(self: SqlInboxStore, update_id: int, payload: str) -> None:
         if not refused:
             refused.append(update_id)
-            raise sqlite3.OperationalError("database is locked")
+            raise OSError("database is locked")
         await keep(self, update_id, payload)
 
-    monkeypatch.setattr(SqliteInboxStore, "keep", locked_once)
+    monkeypatch.setattr(SqlInboxStore, "keep", locked_once)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))  # polling went on

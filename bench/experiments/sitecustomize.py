@@ -19,15 +19,15 @@ Each weighs one part of the bot by taking it away; none is a proposal:
 
 Two more only measure, to find where time goes; they write JSON lines to BENCH_DIAG_FILE:
 - loop-lag: how late a 10 ms sleep of the event loop wakes up, every 10 ms.
-- db-wait: for every database call, how long it waited for the one connection's lock and how
-  long it then held it.
+- db-wait: for every database call, how long it waited for the SQLite connection's thread and
+  how long it then held it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 NAMES = {n.strip() for n in os.environ.get("BENCH_EXPERIMENT", "").split(",") if n.strip()}
 
@@ -98,51 +98,47 @@ def _caller() -> str:
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if "/storage/" in name and not name.endswith("/db.py"):
+        if "/storage/" in name and not name.endswith("/database.py"):
             return f"{Path(name).stem}.{frame.f_code.co_qualname}"
         frame = frame.f_back  # type: ignore[assignment]
     return "?"
 
 
 def _db_wait() -> None:
-    import asyncio
     import time
 
-    import storage.sqlite.db
+    import storage.sql.database
 
     write = _diag_writer()
+    on_thread = storage.sql.database.SqliteDatabase._on_thread
 
-    class TimedLock(asyncio.Lock):
-        async def acquire(self) -> Literal[True]:
-            self.bench_who = _caller()
-            asked = time.monotonic()
-            got = await super().acquire()
-            self.bench_since = time.monotonic()
-            self.bench_wait = self.bench_since - asked
-            return got
+    async def timed(self: Any, fn: Any, *args: Any) -> Any:
+        who = _caller()
+        asked = time.monotonic()
+        began: list[float] = []
 
-        def release(self) -> None:
-            held = time.monotonic() - self.bench_since
-            write({"t": time.time(), "wait": self.bench_wait, "held": held, "who": self.bench_who})
-            super().release()
+        def run(*inner: Any) -> Any:
+            began.append(time.monotonic())
+            return fn(*inner)
 
-    opened = storage.sqlite.db.Database.__init__
+        try:
+            return await on_thread(self, run, *args)
+        finally:
+            if began:
+                held = time.monotonic() - began[0]
+                write({"t": time.time(), "wait": began[0] - asked, "held": held, "who": who})
 
-    def init(self: Any, path: Any) -> None:
-        opened(self, path)
-        self._lock = TimedLock()
-
-    storage.sqlite.db.Database.__init__ = init  # type: ignore[method-assign]
+    storage.sql.database.SqliteDatabase._on_thread = timed  # type: ignore[method-assign]
 
 
 def _inbox_off() -> None:
-    import storage.sqlite.inbox_store
+    import storage.sql.inbox_store
 
     async def nothing(self: Any, *args: Any) -> None:
         return None
 
     for name in ("keep", "done"):
-        setattr(storage.sqlite.inbox_store.SqliteInboxStore, name, nothing)
+        setattr(storage.sql.inbox_store.SqlInboxStore, name, nothing)
 
 
 def _copies_wait() -> None:

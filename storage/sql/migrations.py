@@ -1,14 +1,71 @@
-"""Forward-only schema migrations. Never edit a shipped migration: append a new one."""
+"""Forward-only schema migrations, for both engines. Never edit a shipped migration: append one.
+
+Each migration is a function of a `Migrator` and runs once, in the transaction that records
+its name in `_migrations` (all pending ones in a single transaction at start-up; on PostgreSQL
+behind an advisory lock, so two processes starting at once migrate one after the other).
+
+m001..m005 are the SQLite history, as raw SQL, so existing files upgrade in place. PostgreSQL
+starts at their end: `m001_initial` creates the whole schema of m005 there (frozen below, never
+to follow `tables.py`), and m002..m005 only record themselves. Every later migration runs on
+both and is written once with SQLAlchemy DDL (`Migrator.add_column`, `Table.create`, ...),
+or, where SQLite needs its own way (a table rebuilt to change a CHECK), with a branch on
+`Migrator.engine`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
 
-if TYPE_CHECKING:
-    from storage.sqlite.db import Tx
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Connection,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+    text,
+)
+from sqlalchemy.schema import CreateColumn
 
-Migration = Callable[["Tx"], Awaitable[None]]
+from storage.sql import tables
+
+# An arbitrary constant: the key of the advisory lock that migrations of this app hold.
+_PG_LOCK_KEY = 0x70686F746F  # "photo"
+
+
+class Migrator:
+    """What a migration is given: the connection inside the open transaction, and helpers."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.engine = conn.dialect.name  # "sqlite" or "postgresql"
+
+    def sqlite_script(self, script: str) -> None:
+        """Run several SQLite statements (the SQLite-only history)."""
+        for statement in _split_statements(script):
+            self.conn.exec_driver_sql(statement)
+
+    def execute(self, sql: str) -> None:
+        """One statement both engines understand."""
+        self.conn.execute(text(sql))
+
+    def add_column(self, table: str, column: Column[object]) -> None:
+        """ALTER TABLE ... ADD COLUMN, the column spelt in each engine's own DDL."""
+        spec = CreateColumn(column).compile(dialect=self.conn.dialect)
+        self.conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {spec}")
+
+
+Migration = Callable[[Migrator], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
 
@@ -18,27 +75,46 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
-async def apply_migrations(tx: Tx) -> list[str]:
-    """Run the migrations this database has not seen yet; return their names."""
-    await tx.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
-    done = {row["name"] for row in await tx.fetchall("SELECT name FROM _migrations")}
+def apply_migrations(conn: Connection) -> list[str]:
+    """Run the migrations this database has not seen yet, inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        # Before anything else, even the CREATE TABLE IF NOT EXISTS: two of those at once clash.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    tables.migrations.create(conn, checkfirst=True)
+    done: set[str] = set(conn.execute(select(tables.migrations.c.name)).scalars())
+    migrator = Migrator(conn)
     ran = []
     for name, fn in MIGRATIONS:
         if name in done:
             continue
-        await fn(tx)
-        await tx.execute(
-            "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", (name,)
-        )
+        fn(migrator)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        conn.execute(tables.migrations.insert().values(name=name, applied_at=stamp))
         ran.append(name)
     return ran
 
 
+def _split_statements(script: str) -> list[str]:
+    """Split a script into statements (sqlite3.complete_statement knows about quotes)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
 @migration
-async def m001_initial(tx: Tx) -> None:
-    await tx.executescript(
+def m001_initial(m: Migrator) -> None:
+    if m.engine != "sqlite":
+        _postgres_baseline().create_all(m.conn)
+        return
+    m.sqlite_script(
         """
         -- One row per Telegram chat: which album new media goes to.
         CREATE TABLE chats (
@@ -176,41 +252,46 @@ async def m001_initial(tx: Tx) -> None:
 
 
 @migration
-async def m002_item_telegram_type(tx: Tx) -> None:
+def m002_item_telegram_type(m: Migrator) -> None:
     # How the file reached Telegram (photo, video, video_note, animation, document) decides how
     # the illustrated story can post it again: by file_id, or by uploading our own copy.
-    await tx.execute("ALTER TABLE items ADD COLUMN telegram_type TEXT")
+    if m.engine == "sqlite":  # in PostgreSQL's m001
+        m.sqlite_script("ALTER TABLE items ADD COLUMN telegram_type TEXT")
 
 
 @migration
-async def m003_inbox(tx: Tx) -> None:
+def m003_inbox(m: Migrator) -> None:
     # Updates are written here as soon as they are fetched and deleted once handled: Telegram
     # forgets an update as soon as the next poll confirms it, so without this a process killed
     # between fetching and handling would lose photos that were never acknowledged.
-    await tx.executescript(
-        """
-        CREATE TABLE inbox (
-            update_id INTEGER PRIMARY KEY,
-            payload TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            received_at TEXT NOT NULL
-        );
-        """
-    )
+    if m.engine == "sqlite":  # in PostgreSQL's m001
+        m.sqlite_script(
+            """
+            CREATE TABLE inbox (
+                update_id INTEGER PRIMARY KEY,
+                payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                received_at TEXT NOT NULL
+            );
+            """
+        )
 
 
 @migration
-async def m004_model_copy_pending(tx: Tx) -> None:
+def m004_model_copy_pending(m: Migrator) -> None:
     # A photo is acknowledged once its original is stored and checked; the model's small copy
     # is made in the background (0 = not yet: model_sha256 still names the original).
-    await tx.execute("ALTER TABLE items ADD COLUMN model_ready INTEGER NOT NULL DEFAULT 1")
+    if m.engine == "sqlite":  # in PostgreSQL's m001
+        m.sqlite_script("ALTER TABLE items ADD COLUMN model_ready INTEGER NOT NULL DEFAULT 1")
 
 
 @migration
-async def m005_item_blob_sizes(tx: Tx) -> None:
+def m005_item_blob_sizes(m: Migrator) -> None:
     # An item carries its two files whole (hash, size, type), so reading an album needs no join
     # with `blobs`; rows from before are filled from there.
-    await tx.executescript(
+    if m.engine != "sqlite":  # in PostgreSQL's m001
+        return
+    m.sqlite_script(
         """
         ALTER TABLE items ADD COLUMN source_size INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE items ADD COLUMN source_mime TEXT NOT NULL DEFAULT '';
@@ -226,14 +307,17 @@ async def m005_item_blob_sizes(tx: Tx) -> None:
 
 
 @migration
-async def m006_audio_items(tx: Tx) -> None:
+def m006_audio_items(m: Migrator) -> None:
     # Voice notes and audio files join albums as kind 'audio'. SQLite cannot change a CHECK in
     # place: the table is rebuilt with every row, id and index, as its documentation says to
     # (https://www.sqlite.org/lang_altertable.html#otheralter). Migrations run in a transaction
     # with foreign keys on, where the pragma cannot be turned off: dropping the old table then
     # sets the exchanges' focus_item_id to NULL (ON DELETE SET NULL), so those are kept aside
     # and put back once the copy, with the same ids, is in place.
-    await tx.executescript(
+    # PostgreSQL's m001 already admits 'audio'.
+    if m.engine != "sqlite":
+        return
+    m.sqlite_script(
         """
         CREATE TEMP TABLE _focus AS
             SELECT id, focus_item_id FROM exchanges WHERE focus_item_id IS NOT NULL;
@@ -301,3 +385,164 @@ async def m006_audio_items(tx: Tx) -> None:
         DROP TABLE _focus;
         """
     )
+
+
+def _postgres_baseline() -> MetaData:
+    """The schema m001..m005 leave, as PostgreSQL's first migration creates it. Frozen: a later
+    change is a new migration, not an edit here. (The kind check already admits 'audio', as the
+    voice-notes migration will on SQLite.)"""
+    md = MetaData()
+
+    def pk() -> Column[int]:
+        return Column("id", BigInteger, Identity(), primary_key=True)
+
+    def album() -> Column[int]:
+        return Column(
+            "album_id", BigInteger, ForeignKey("albums.id", ondelete="CASCADE"), nullable=False
+        )
+
+    def batch() -> Column[int]:
+        return Column("batch_id", BigInteger, ForeignKey("batches.id", ondelete="SET NULL"))
+
+    def zero(name: str) -> Column[int]:
+        return Column(name, Integer, nullable=False, server_default="0")
+
+    Table(
+        "chats",
+        md,
+        Column("chat_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("current_album_id", BigInteger),
+        Column("created_at", Text, nullable=False),
+    )
+    Table(
+        "albums",
+        md,
+        pk(),
+        Column("chat_id", BigInteger, nullable=False),
+        Column("name", Text, nullable=False),
+        Column("created_at", Text, nullable=False),
+        Column("updated_at", Text, nullable=False),
+        Index("albums_by_chat", "chat_id", "id"),
+    )
+    Table(
+        "blobs",
+        md,
+        Column("sha256", Text, primary_key=True),
+        Column("size", BigInteger, nullable=False),
+        Column("mime_type", Text, nullable=False),
+        Column("created_at", Text, nullable=False),
+    )
+    Table("batches", md, pk(), album(), Column("created_at", Text, nullable=False))
+    Table(
+        "items",
+        md,
+        pk(),
+        album(),
+        batch(),
+        Column("position", Integer, nullable=False),
+        Column("kind", Text, nullable=False),
+        Column("source_sha256", Text, ForeignKey("blobs.sha256"), nullable=False),
+        Column("model_sha256", Text, ForeignKey("blobs.sha256"), nullable=False),
+        Column("model_mime_type", Text, nullable=False),
+        Column("file_unique_id", Text),
+        Column("file_id", Text),
+        Column("file_name", Text),
+        Column("mime_type", Text),
+        Column("caption", Text),
+        Column("chat_message_id", BigInteger),
+        Column("media_group_id", Text),
+        Column("sender_id", BigInteger),
+        Column("sender_name", Text),
+        Column("width", Integer),
+        Column("height", Integer),
+        Column("duration", Double),
+        Column("taken_at", Text),
+        Column("time_source", Text),
+        Column("latitude", Double),
+        Column("longitude", Double),
+        Column("altitude", Double),
+        Column("place", Text),
+        Column("camera", Text),
+        Column("message_date", Text),
+        Column("model_failed", Text),
+        Column("created_at", Text, nullable=False),
+        Column("telegram_type", Text),
+        Column("model_ready", Integer, nullable=False, server_default="1"),
+        Column("source_size", BigInteger, nullable=False, server_default="0"),
+        Column("source_mime", Text, nullable=False, server_default=""),
+        Column("model_size", BigInteger, nullable=False, server_default="0"),
+        CheckConstraint("kind IN ('photo', 'video', 'audio')", name="items_kind"),
+        UniqueConstraint("album_id", "source_sha256"),
+        UniqueConstraint("album_id", "position"),
+        Index("items_by_unique_id", "album_id", "file_unique_id"),
+        Index("items_by_message", "chat_message_id"),
+        # PostgreSQL does not index the referring side of a foreign key by itself.
+        Index("items_by_batch", "batch_id"),
+        Index("items_by_source", "source_sha256"),
+        Index("items_by_model", "model_sha256"),
+    )
+    Table(
+        "notes",
+        md,
+        pk(),
+        album(),
+        batch(),
+        Column("text", Text, nullable=False),
+        Column("sender_id", BigInteger),
+        Column("sender_name", Text),
+        Column("created_at", Text, nullable=False),
+        Index("notes_by_album", "album_id", "id"),
+    )
+    Table(
+        "exchanges",
+        md,
+        pk(),
+        album(),
+        Column("kind", Text, nullable=False),
+        Column("prompt", Text, nullable=False),
+        Column("user_text", Text),
+        Column("focus_item_id", BigInteger, ForeignKey("items.id", ondelete="SET NULL")),
+        Column("answer_text", Text, nullable=False),
+        Column("answer_content", Text),
+        Column("sender_id", BigInteger),
+        Column("created_at", Text, nullable=False),
+        Index("exchanges_by_album", "album_id", "id"),
+    )
+    Table(
+        "uploads",
+        md,
+        Column("sha256", Text, primary_key=True),
+        Column("name", Text, nullable=False),
+        Column("uri", Text, nullable=False),
+        Column("mime_type", Text, nullable=False),
+        Column("expires_at", Text, nullable=False),
+        Column("created_at", Text, nullable=False),
+    )
+    Table(
+        "usage",
+        md,
+        pk(),
+        Column("user_id", BigInteger),
+        Column("chat_id", BigInteger, nullable=False),
+        Column("album_id", BigInteger),
+        Column("kind", Text, nullable=False),
+        Column("model", Text, nullable=False),
+        zero("prompt_tokens"),
+        zero("output_tokens"),
+        zero("thinking_tokens"),
+        zero("cached_tokens"),
+        zero("total_tokens"),
+        Column("by_modality", Text),
+        Column("created_at", Text, nullable=False),
+        Index("usage_by_user", "user_id", "created_at"),
+        Index("usage_by_chat", "chat_id", "created_at"),
+    )
+    Table(
+        "inbox",
+        md,
+        Column("update_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("payload", Text, nullable=False),
+        zero("attempts"),
+        Column("received_at", Text, nullable=False),
+    )
+    return md

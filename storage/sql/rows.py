@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection, Executable, Exists, RowMapping, bindparam, delete, exists, or_
+
 from storage.records import Blob, Item, Media, MediaFacts, Origin, from_iso, iso
-from storage.sqlite.db import Tx
+from storage.sql.tables import blobs, items
 
 T = TypeVar("T")
+Row = RowMapping
+Params = Mapping[str, Any]
 
-# The items table's columns for one Media, in insert order.
+# The items table's columns for one Media.
 ITEM_COLUMNS = (
     "kind", "source_sha256", "source_size", "source_mime", "model_sha256", "model_size",
     "model_mime_type", "model_ready", "file_id", "file_unique_id", "file_name", "mime_type",
@@ -23,13 +27,12 @@ _ORIGIN = [f.name for f in fields(Origin) if f.name != "message_date"]
 _FACTS = [f.name for f in fields(MediaFacts) if f.name != "taken_at"]
 
 
-def record(cls: type[T], row: sqlite3.Row) -> T:
+def record(cls: type[T], row: Row) -> T:
     """A flat record from a row with the same column names."""
-    keys = set(row.keys())
-    return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in keys})  # type: ignore[arg-type]
+    return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})  # type: ignore[arg-type]
 
 
-def item(row: sqlite3.Row) -> Item:
+def item(row: Row) -> Item:
     """An item from its row in `items`."""
     media = Media(
         kind=row["kind"],
@@ -54,27 +57,50 @@ def item(row: sqlite3.Row) -> Item:
     )
 
 
-def item_values(media: Media) -> list[Any]:
+def item_values(media: Media) -> dict[str, Any]:
     """The values of ITEM_COLUMNS for one media file."""
     o, f = media.origin, media.facts
-    return [
+    values = (
         media.kind, media.source.sha256, media.source.size, media.source.mime_type,
         media.model.sha256, media.model.size, media.model.mime_type, int(media.model_ready),
         o.file_id, o.file_unique_id, o.file_name, o.mime_type, o.caption, o.chat_message_id,
         o.media_group_id, o.sender_id, o.sender_name, iso(o.message_date), o.telegram_type,
         iso(f.taken_at), f.time_source, f.latitude, f.longitude, f.altitude, f.camera,
         f.width, f.height, f.duration, f.place,
-    ]  # fmt: skip
+    )  # fmt: skip
+    return dict(zip(ITEM_COLUMNS, values, strict=True))
 
 
-async def drop_orphan_blobs(tx: Tx, candidates: set[str]) -> list[str]:
-    """Delete the blob rows among `candidates` that no item refers to any more; their hashes."""
-    orphans = []
-    for sha in sorted(candidates):
-        used = await tx.fetchone(
-            "SELECT 1 FROM items WHERE source_sha256 = ? OR model_sha256 = ? LIMIT 1", (sha, sha)
-        )
-        if used is None:
-            await tx.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
-            orphans.append(sha)
-    return orphans
+def uses(sha: Any) -> Exists:
+    """Whether an item refers to the blob `sha` (a column or a bound value)."""
+    return exists().where(or_(items.c.source_sha256 == sha, items.c.model_sha256 == sha))
+
+
+# The blob rows among some candidates that no item refers to any more: deleted, hashes back.
+_DROP_ORPHANS = (
+    delete(blobs)
+    .where(blobs.c.sha256.in_(bindparam("shas", expanding=True)), ~uses(blobs.c.sha256))
+    .returning(blobs.c.sha256)
+)
+
+
+def drop_orphan_blobs(conn: Connection, candidates: set[str]) -> list[str]:
+    """Delete the blob rows among `candidates` that no item refers to; their hashes, sorted."""
+    if not candidates:
+        return []
+    return sorted(conn.scalars(_DROP_ORPHANS, {"shas": sorted(candidates)}))
+
+
+def one(conn: Connection, statement: Executable, params: Params | None = None) -> Row | None:
+    """The first row of a query, as a mapping."""
+    return conn.execute(statement, params).mappings().first()
+
+
+def every(conn: Connection, statement: Executable, params: Params | None = None) -> list[Row]:
+    """Every row of a query, as mappings."""
+    return list(conn.execute(statement, params).mappings())
+
+
+def run(conn: Connection, statement: Executable, params: Params | None = None) -> int:
+    """Run a change; how many rows it changed."""
+    return int(conn.execute(statement, params).rowcount)

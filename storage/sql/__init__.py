@@ -1,0 +1,71 @@
+"""The SQL engines: every store written once (SQLAlchemy Core), run on SQLite or PostgreSQL.
+
+SQLite is one file (WAL) next to the media; PostgreSQL is a server named by a postgresql://
+address. Media are a BlobStore of their own: local files, or a bucket (`storage.blobs`).
+Nothing outside `storage/` sees SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.local_blobs import LocalBlobStore
+from storage.protocols import BlobStore, Storage
+from storage.sql.album_store import SqlAlbumStore
+from storage.sql.conversation_store import SqlConversationStore
+from storage.sql.database import Database, PostgresDatabase, SqliteDatabase, postgres_url
+from storage.sql.inbox_store import SqlInboxStore
+from storage.sql.media_store import SqlMediaStore
+from storage.sql.migrations import apply_migrations
+from storage.sql.privacy_store import SqlPrivacyStore
+from storage.sql.upload_store import SqlUploadStore
+from storage.sql.usage_store import SqlUsageStore
+
+
+async def open_sqlite(db_path: Path, media_root: Path, blobs: BlobStore | None = None) -> Storage:
+    """Open (creating and migrating) the database file; media in `blobs` (prepared), else in
+    the media folder under `media_root`."""
+    # The update inbox writes for every update: its own connection (and thread), so it never
+    # waits behind an album's transaction.
+    return await _open(SqliteDatabase(db_path), SqliteDatabase(db_path), media_root, blobs)
+
+
+async def open_postgres(url: str, media_root: Path, blobs: BlobStore | None = None) -> Storage:
+    """Open (migrating) the PostgreSQL database at a postgresql:// address; media in `blobs`
+    (prepared), else in the media folder under `media_root`."""
+    address = postgres_url(url)
+    return await _open(PostgresDatabase(address), PostgresDatabase(address, 1), media_root, blobs)
+
+
+async def _open(
+    db: Database, inbox_db: Database, media_root: Path, blobs: BlobStore | None
+) -> Storage:
+    await db.open()
+    try:
+        await db.write(apply_migrations)
+        await inbox_db.open()
+    except BaseException:
+        await db.close()
+        raise
+    if blobs is None:
+        blobs = LocalBlobStore(media_root)
+        blobs.prepare()
+
+    async def close() -> None:
+        await inbox_db.close()
+        await db.close()
+
+    return Storage(
+        albums=SqlAlbumStore(db),
+        media=SqlMediaStore(db),
+        conversation=SqlConversationStore(db),
+        usage=SqlUsageStore(db),
+        uploads=SqlUploadStore(db),
+        inbox=SqlInboxStore(inbox_db),
+        privacy=SqlPrivacyStore(db),
+        blobs=blobs,
+        closer=close,
+    )
+
+
+__all__ = ["open_postgres", "open_sqlite"]

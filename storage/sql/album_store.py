@@ -1,0 +1,164 @@
+"""Albums and each chat's current album."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    ScalarSelect,
+    Table,
+    bindparam,
+    func,
+    select,
+    update,
+)
+
+from storage.records import Album, AlbumSummary, now_iso
+from storage.sql.database import Database
+from storage.sql.rows import Row, every, one, record
+from storage.sql.tables import albums, chats, exchanges, items, notes
+
+DEFAULT_ALBUM_NAME = "My trip"
+
+_CHAT: BindParameter[int] = bindparam("chat")
+_ALBUM: BindParameter[int] = bindparam("album")
+_CURRENT = (
+    select(albums)
+    .join(chats, albums.c.id == chats.c.current_album_id)
+    .where(chats.c.chat_id == _CHAT, albums.c.chat_id == _CHAT)
+)
+_GET = select(albums).where(albums.c.id == _ALBUM, albums.c.chat_id == _CHAT)
+
+
+def _count(table: Table, *where: ColumnElement[bool]) -> ScalarSelect[int]:
+    return select(func.count()).where(table.c.album_id == albums.c.id, *where).scalar_subquery()
+
+
+_SUMMARY = select(
+    albums,
+    _count(items, items.c.kind == "photo").label("photos"),
+    _count(items, items.c.kind == "video").label("videos"),
+    _count(items, items.c.kind == "audio").label("audio"),
+    _count(notes).label("notes"),
+    _count(exchanges).label("exchanges"),
+)
+_SUMMARIES = _SUMMARY.where(albums.c.chat_id == _CHAT).order_by(albums.c.id.desc())
+_ONE_SUMMARY = _SUMMARY.where(albums.c.id == _ALBUM, albums.c.chat_id == _CHAT)
+_INSERT_ALBUM = albums.insert().returning(albums.c.id)
+_RENAME = (
+    update(albums)
+    .where(albums.c.id == _ALBUM, albums.c.chat_id == _CHAT)
+    .values(name=bindparam("name"), updated_at=bindparam("stamp"))
+)
+
+
+class SqlAlbumStore:
+    """Chats' albums. Every lookup takes the chat id, so one chat can never reach another's."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # Sets a chat's current album; on PostgreSQL the row it leaves is locked until commit.
+        upsert = db.insert(chats).values(
+            chat_id=_CHAT, current_album_id=_ALBUM, created_at=bindparam("stamp")
+        )
+        self._set_current = upsert.on_conflict_do_update(
+            index_elements=[chats.c.chat_id],
+            set_={"current_album_id": upsert.excluded.current_album_id},
+        )
+        # Makes the chat's row exist (and, on PostgreSQL, locks it: one creator at a time).
+        self._claim_chat = (
+            db.insert(chats)
+            .values(chat_id=_CHAT, current_album_id=None, created_at=bindparam("stamp"))
+            .on_conflict_do_nothing(index_elements=[chats.c.chat_id])
+        )
+        self._lock_chat = select(chats.c.chat_id).where(chats.c.chat_id == _CHAT).with_for_update()
+
+    async def current(self, chat_id: int) -> Album:
+        """The chat's current album, created on first use."""
+        found = await self.db.read(_current, chat_id)
+        if found is not None:
+            return found
+        return await self.db.write(self._current_or_new, chat_id)
+
+    def _current_or_new(self, conn: Connection, chat_id: int) -> Album:
+        # Looked again, with the chat's row locked: another task or process may have won.
+        stamp = now_iso()
+        conn.execute(self._claim_chat, {"chat": chat_id, "stamp": stamp})
+        conn.execute(self._lock_chat, {"chat": chat_id})
+        return _current(conn, chat_id) or self._create(conn, chat_id, DEFAULT_ALBUM_NAME)
+
+    async def create(self, chat_id: int, name: str) -> Album:
+        """Start a new album and make it the chat's current one."""
+        return await self.db.write(self._create, chat_id, name)
+
+    def _create(self, conn: Connection, chat_id: int, name: str) -> Album:
+        stamp = now_iso()
+        album_id: int = conn.execute(
+            _INSERT_ALBUM, {"chat_id": chat_id, "name": name, "created_at": stamp,
+                            "updated_at": stamp},
+        ).scalar_one()  # fmt: skip
+        conn.execute(self._set_current, {"chat": chat_id, "album": album_id, "stamp": stamp})
+        return Album(album_id, chat_id, name, stamp, stamp)
+
+    async def switch(self, chat_id: int, album_id: int) -> Album | None:
+        """Make one of the chat's albums current; None if the chat has no such album."""
+        return await self.db.write(self._switch, chat_id, album_id)
+
+    def _switch(self, conn: Connection, chat_id: int, album_id: int) -> Album | None:
+        row = one(conn, _GET, {"chat": chat_id, "album": album_id})
+        if row is None:
+            return None
+        conn.execute(self._set_current, {"chat": chat_id, "album": album_id, "stamp": now_iso()})
+        return record(Album, row)
+
+    async def rename(self, chat_id: int, album_id: int, name: str) -> bool:
+        """Rename one of the chat's albums."""
+        return await self.db.write(_rename, chat_id, album_id, name)
+
+    async def get(self, chat_id: int, album_id: int) -> Album | None:
+        """One of the chat's albums by id."""
+        return await self.db.read(_get, chat_id, album_id)
+
+    async def summaries(self, chat_id: int) -> list[AlbumSummary]:
+        """The chat's albums with their counts, newest first."""
+        return await self.db.read(_summaries, chat_id)
+
+    async def summary(self, chat_id: int, album_id: int) -> AlbumSummary | None:
+        """One album with its counts."""
+        return await self.db.read(_summary_of, chat_id, album_id)
+
+
+def _current(conn: Connection, chat_id: int) -> Album | None:
+    row = one(conn, _CURRENT, {"chat": chat_id})
+    return record(Album, row) if row else None
+
+
+def _get(conn: Connection, chat_id: int, album_id: int) -> Album | None:
+    row = one(conn, _GET, {"chat": chat_id, "album": album_id})
+    return record(Album, row) if row else None
+
+
+def _rename(conn: Connection, chat_id: int, album_id: int, name: str) -> bool:
+    params = {"chat": chat_id, "album": album_id, "name": name, "stamp": now_iso()}
+    return conn.execute(_RENAME, params).rowcount > 0
+
+
+def _summaries(conn: Connection, chat_id: int) -> list[AlbumSummary]:
+    return [_summary(row) for row in every(conn, _SUMMARIES, {"chat": chat_id})]
+
+
+def _summary_of(conn: Connection, chat_id: int, album_id: int) -> AlbumSummary | None:
+    row = one(conn, _ONE_SUMMARY, {"chat": chat_id, "album": album_id})
+    return _summary(row) if row else None
+
+
+def _summary(row: Row) -> AlbumSummary:
+    return AlbumSummary(
+        album=record(Album, row),
+        photos=row["photos"],
+        videos=row["videos"],
+        notes=row["notes"],
+        exchanges=row["exchanges"],
+        voice_notes=row["audio"],
+    )

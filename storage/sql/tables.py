@@ -1,0 +1,167 @@
+"""The schema as it is now, for writing queries: one `MetaData`, the same on both engines.
+
+The tables themselves are made by the migrations (`storage.sql.migrations`); a test checks
+that what they make has exactly these columns, on SQLite and on PostgreSQL. Times are ISO 8601
+text on both engines: a photo's `taken_at` keeps the camera's own offset, or none, which a
+timestamp column would not. Telegram ids, sizes and row ids are 64-bit.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Double, ForeignKey, Integer, MetaData, Table, Text
+
+metadata = MetaData()
+
+
+def _id() -> Column[int]:
+    return Column("id", BigInteger, primary_key=True)
+
+
+def _album() -> Column[int]:
+    return Column("album_id", BigInteger, ForeignKey("albums.id"), nullable=False)
+
+
+def _batch() -> Column[int]:
+    return Column("batch_id", BigInteger, ForeignKey("batches.id"))
+
+
+chats = Table(
+    "chats",
+    metadata,
+    Column("chat_id", BigInteger, primary_key=True),
+    Column("current_album_id", BigInteger),
+    Column("created_at", Text, nullable=False),
+)
+
+albums = Table(
+    "albums",
+    metadata,
+    _id(),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+batches = Table("batches", metadata, _id(), _album(), Column("created_at", Text, nullable=False))
+
+items = Table(
+    "items",
+    metadata,
+    _id(),
+    _album(),
+    _batch(),
+    Column("position", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("source_sha256", Text, ForeignKey("blobs.sha256"), nullable=False),
+    Column("source_size", BigInteger, nullable=False),
+    Column("source_mime", Text, nullable=False),
+    Column("model_sha256", Text, ForeignKey("blobs.sha256"), nullable=False),
+    Column("model_size", BigInteger, nullable=False),
+    Column("model_mime_type", Text, nullable=False),
+    Column("model_ready", Integer, nullable=False),
+    Column("file_unique_id", Text),
+    Column("file_id", Text),
+    Column("file_name", Text),
+    Column("mime_type", Text),
+    Column("caption", Text),
+    Column("chat_message_id", BigInteger),
+    Column("media_group_id", Text),
+    Column("sender_id", BigInteger),
+    Column("sender_name", Text),
+    Column("telegram_type", Text),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("duration", Double),
+    Column("taken_at", Text),
+    Column("time_source", Text),
+    Column("latitude", Double),
+    Column("longitude", Double),
+    Column("altitude", Double),
+    Column("place", Text),
+    Column("camera", Text),
+    Column("message_date", Text),
+    Column("model_failed", Text),
+    Column("created_at", Text, nullable=False),
+)
+
+notes = Table(
+    "notes",
+    metadata,
+    _id(),
+    _album(),
+    _batch(),
+    Column("text", Text, nullable=False),
+    Column("sender_id", BigInteger),
+    Column("sender_name", Text),
+    Column("created_at", Text, nullable=False),
+)
+
+exchanges = Table(
+    "exchanges",
+    metadata,
+    _id(),
+    _album(),
+    Column("kind", Text, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("user_text", Text),
+    Column("focus_item_id", BigInteger, ForeignKey("items.id")),
+    Column("answer_text", Text, nullable=False),
+    Column("answer_content", Text),
+    Column("sender_id", BigInteger),
+    Column("created_at", Text, nullable=False),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    _id(),
+    Column("user_id", BigInteger),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("album_id", BigInteger),
+    Column("kind", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("thinking_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("by_modality", Text),
+    Column("created_at", Text, nullable=False),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("update_id", BigInteger, primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("received_at", Text, nullable=False),
+)
+
+migrations = Table(
+    "_migrations",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("applied_at", Text, nullable=False),
+)

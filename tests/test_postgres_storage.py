@@ -1,0 +1,107 @@
+"""What only the PostgreSQL engine does: its migrations, and two processes starting at once.
+
+The behaviour every engine shares is in test_storage_contract.py; this file also checks that
+both engines' migrations leave exactly the columns `storage.sql.tables` describes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Column, Text
+
+from storage.sql import open_postgres, open_sqlite, tables
+from storage.sql.migrations import MIGRATIONS, Migrator
+
+
+def _pg(url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        cursor = conn.execute(sql)  # type: ignore[arg-type]
+        return list(cursor) if cursor.description else []
+
+
+def _pg_columns(url: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for table, column in _pg(
+        url,
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public'",
+    ):
+        found.setdefault(str(table), set()).add(str(column))
+    return found
+
+
+def _sqlite_columns(path: Path) -> dict[str, set[str]]:
+    with sqlite3.connect(path) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {n: {r[1] for r in conn.execute(f"PRAGMA table_info({n})")} for n in names}
+
+
+def _described() -> dict[str, set[str]]:
+    return {t.name: {c.name for c in t.columns} for t in tables.metadata.tables.values()}
+
+
+async def test_two_processes_starting_at_once_migrate_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    first, second = await asyncio.gather(
+        open_postgres(postgres_url, tmp_path / "a"), open_postgres(postgres_url, tmp_path / "b")
+    )
+    await first.close()
+    await second.close()
+    again = await open_postgres(postgres_url, tmp_path / "a")
+    await again.close()
+    await again.close()  # safe twice
+    names = [r[0] for r in _pg(postgres_url, "SELECT name FROM _migrations ORDER BY name")]
+    assert names == sorted(name for name, _ in MIGRATIONS)
+
+
+async def test_both_engines_migrate_to_the_columns_the_queries_use(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    await (await open_postgres(postgres_url, tmp_path)).close()
+    await (await open_sqlite(tmp_path / "db.sqlite3", tmp_path)).close()
+    assert _pg_columns(postgres_url) == _described()
+    assert _sqlite_columns(tmp_path / "db.sqlite3") == _described()
+
+
+async def test_postgresql_admits_voice_notes_and_refuses_other_kinds(postgres_url: str,
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    await (await open_postgres(postgres_url, tmp_path)).close()
+    _pg(
+        postgres_url,
+        "INSERT INTO albums (chat_id, name, created_at, updated_at) VALUES (1, 'a', 'x', 'x');"
+        "INSERT INTO blobs VALUES ('s', 1, 'audio/ogg', 'x')",
+    )
+    insert = (
+        "INSERT INTO items (album_id, position, kind, source_sha256, model_sha256,"
+        " model_mime_type, created_at) VALUES (1, {n}, '{kind}', 's', 's', 'audio/ogg', 'x')"
+    )
+    _pg(postgres_url, insert.format(n=1, kind="audio"))
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _pg(postgres_url, insert.format(n=2, kind="sticker"))
+
+
+async def test_a_migration_appended_later_runs_on_both_engines(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await (await open_postgres(postgres_url, tmp_path)).close()
+    await (await open_sqlite(tmp_path / "db.sqlite3", tmp_path)).close()
+
+    def m999_item_mood(m: Migrator) -> None:
+        m.add_column("items", Column("mood", Text, nullable=False, server_default="calm"))
+
+    monkeypatch.setattr(
+        "storage.sql.migrations.MIGRATIONS", [*MIGRATIONS, ("m999", m999_item_mood)]
+    )
+    await (await open_postgres(postgres_url, tmp_path)).close()
+    await (await open_sqlite(tmp_path / "db.sqlite3", tmp_path)).close()
+    assert "mood" in _pg_columns(postgres_url)["items"]
+    assert "mood" in _sqlite_columns(tmp_path / "db.sqlite3")["items"]
+    assert ("m999",) in _pg(postgres_url, "SELECT name FROM _migrations")
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
+        assert conn.execute("SELECT 1 FROM _migrations WHERE name = 'm999'").fetchone()
