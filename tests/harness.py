@@ -173,7 +173,7 @@ class PgRow(dict[str, Any]):
     def __getitem__(self, key: str | int) -> Any:
         return list(self.values())[key] if isinstance(key, int) else super().__getitem__(key)
 
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Any]:
         return iter(list(self.values()))
 
 
