@@ -7,6 +7,7 @@ from pathlib import Path
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import Storage
 from storage.sqlite.album_store import SqliteAlbumStore
+from storage.sqlite.cache_store import SqliteContextCacheStore
 from storage.sqlite.conversation_store import SqliteConversationStore
 from storage.sqlite.db import Database
 from storage.sqlite.inbox_store import SqliteInboxStore
@@ -37,6 +38,7 @@ async def open_sqlite(db_path: Path, media_root: Path) -> Storage:
         conversation=SqliteConversationStore(db),
         usage=SqliteUsageStore(db),
         uploads=SqliteUploadStore(db),
+        caches=SqliteContextCacheStore(db),
         inbox=SqliteInboxStore(inbox_db),
         privacy=SqlitePrivacyStore(db),
         blobs=blobs,

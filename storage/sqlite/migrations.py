@@ -223,3 +223,22 @@ async def m005_item_blob_sizes(tx: Tx) -> None:
             model_size = COALESCE((SELECT size FROM blobs WHERE sha256 = items.model_sha256), 0);
         """
     )
+
+
+@migration
+async def m006_context_caches(tx: Tx) -> None:
+    # The album's context cached at the model service (cachedContents): follow-ups name it
+    # instead of sending the album again. Kept here so a restarted bot reuses it, and deleted
+    # with the album; `key` is what it holds, so a changed album is noticed.
+    await tx.executescript(
+        """
+        CREATE TABLE context_caches (
+            album_id INTEGER PRIMARY KEY REFERENCES albums (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            key TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """
+    )

@@ -33,18 +33,22 @@ class SqliteUsageStore:
         row = await self.db.fetchone(
             "SELECT COUNT(*) AS calls, COALESCE(SUM(prompt_tokens), 0) AS p,"
             " COALESCE(SUM(output_tokens + thinking_tokens), 0) AS o,"
-            " COALESCE(SUM(total_tokens), 0) AS t FROM usage WHERE user_id = ? AND created_at >= ?",
+            " COALESCE(SUM(total_tokens), 0) AS t, COALESCE(SUM(cached_tokens), 0) AS c"
+            " FROM usage WHERE user_id = ? AND created_at >= ?",
             (user_id, since_iso),
         )
         assert row is not None
-        return UsageTotals(row["calls"], row["p"], row["o"], row["t"])
+        return UsageTotals(row["calls"], row["p"], row["o"], row["t"], row["c"])
 
     async def per_user(self, since_iso: str) -> list[tuple[int | None, UsageTotals]]:
         """Every user's usage since a UTC time, biggest first."""
         rows = await self.db.fetchall(
             "SELECT user_id, COUNT(*) AS calls, SUM(prompt_tokens) AS p,"
-            " SUM(output_tokens + thinking_tokens) AS o, SUM(total_tokens) AS t"
+            " SUM(output_tokens + thinking_tokens) AS o, SUM(total_tokens) AS t,"
+            " SUM(cached_tokens) AS c"
             " FROM usage WHERE created_at >= ? GROUP BY user_id ORDER BY t DESC",
             (since_iso,),
         )
-        return [(r["user_id"], UsageTotals(r["calls"], r["p"], r["o"], r["t"])) for r in rows]
+        return [
+            (r["user_id"], UsageTotals(r["calls"], r["p"], r["o"], r["t"], r["c"])) for r in rows
+        ]
