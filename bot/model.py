@@ -76,12 +76,14 @@ class ModelRequest:
         return self.turns[0].parts[: self.context_parts] if self.turns else ()
 
     def context_key(self) -> str:
-        """A fingerprint of the context: another album, note, caption or language changes it."""
-        digest = hashlib.sha256(self.system.encode())
+        """A fingerprint of the context, "<system>/<album>": another language changes the first
+        half; another item, note or caption the second."""
+        album = hashlib.sha256()
         for part in self.context():
             text = part if isinstance(part, str) else f"\0media:{part.key}:{part.mime_type}"
-            digest.update(b"\0" + text.encode())
-        return digest.hexdigest()
+            album.update(b"\0" + text.encode())
+        system = hashlib.sha256(self.system.encode())
+        return f"{system.hexdigest()[:32]}/{album.hexdigest()[:32]}"
 
     def sent_turns(self) -> tuple[Turn, ...]:
         """The turns to send: without the context when a cache holds it."""

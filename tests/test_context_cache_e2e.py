@@ -348,3 +348,33 @@ async def test_a_restarted_bot_reuses_the_cache(make_bot: MakeBot) -> None:
 
     assert _named(follow_up) == name and image_parts(follow_up) == []
     assert len(_creates(bot)) == 1
+
+
+async def test_a_question_in_another_language_leaves_the_groups_cache_alone(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot()
+    tg = bot.tg
+    group = tg.group_chat(-100903, "Trip")
+    for n in range(3):
+        tg.send_photo(group, bot.ana, jpeg(n))
+    await bot.wait_text(group["id"], "3 photos")
+    bot.gemini.enqueue(Reply(text="# Story\n\nThe tram (photo 1)."))
+    tg.send_command(group, bot.ana, "/story")
+    await bot.wait_text(group["id"], "That was the story of")
+    [name] = list(bot.gemini.live_caches())
+
+    bot.gemini.enqueue(Reply(text="Sim, no mesmo dia."))
+    closing = tg.bot_messages(group["id"])[-1].message_id  # replies to the bot are for it
+    tg.send_text(group, bot.bob, "Mesmo dia?", reply_to=closing)  # Bob's Telegram is in pt-br
+    await bot.wait_text(group["id"], "no mesmo dia")
+    in_portuguese = bot.gemini.generate_requests()[-1]
+    bot.gemini.enqueue(Reply(text="Yes, the same day."))
+    tg.send_text(group, bot.ana, "Same day?", reply_to=closing)
+    await bot.wait_text(group["id"], "Yes, the same day")
+    in_english = bot.gemini.generate_requests()[-1]
+
+    assert _named(in_portuguese) is None and "Portuguese" in system_text(in_portuguese)
+    assert len(image_parts(in_portuguese)) == 3
+    assert _named(in_english) == name
+    assert bot.gemini.cache_requests("delete") == [] and len(_creates(bot)) == 1

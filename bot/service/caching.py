@@ -11,6 +11,7 @@ an error: the request is sent whole, as without caching.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from bot.model import ContextCache, Model, ModelRequest, TokenUsage
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # A cache this close to its expiry may be gone by the time the request reaches the API.
 EXPIRY_MARGIN = timedelta(seconds=30)
+# A context the model refused to cache is not offered again for this long (seconds).
+REFUSAL_MEMORY = 3600.0
 
 
 class ContextCaches:
@@ -28,8 +31,9 @@ class ContextCaches:
     def __init__(self, store: ContextCacheStore, model: Model) -> None:
         self.store = store
         self.model = model
-        # Contexts the model refused to cache (too small, not allowed...): asked once per process.
-        self._refused: set[str] = set()
+        # Contexts the model refused to cache (too small, quota...), by when: not asked again
+        # for an hour.
+        self._refused: dict[str, float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -41,9 +45,14 @@ class ContextCaches:
         held = await self.store.get(album_id)
         if held is None or not request.context_parts:
             return request
-        if held.key != request.context_key():
+        key = request.context_key()
+        if _album_part(held.key) != _album_part(key):
             log.info("Album %s changed since it was cached; deleting %s", album_id, held.name)
             await self.discard(album_id)
+            return request
+        if held.key != key:
+            # Someone asking in another language (a group): sent whole, the cache kept for
+            # the others rather than swapped back and forth.
             return request
         remaining = _expires(held) - datetime.now(UTC)
         if remaining <= EXPIRY_MARGIN:
@@ -77,6 +86,8 @@ class ContextCaches:
         # The prompt held the context and more; the API checks the context itself.
         if usage.prompt < self.model.cache_min_tokens:
             return None
+        if await self.store.get(album_id) is not None:
+            return None  # the album's cache holds another language's system instruction
         made = await self._make(request.using(None))
         if made is not None:
             await self.store.put(album_id, made)
@@ -92,18 +103,23 @@ class ContextCaches:
 
     async def give_up(self, album_id: int, request: ModelRequest) -> None:
         """The API refused even a fresh cache of this context: stop caching it in this process."""
-        self._refused.add(request.context_key())
+        self._refused[request.context_key()] = time.monotonic()
         await self.discard(album_id)
 
     async def _make(self, request: ModelRequest) -> ContextCache | None:
         key = request.context_key()
-        if key in self._refused:
+        refused = self._refused.get(key)
+        if refused is not None and time.monotonic() - refused < REFUSAL_MEMORY:
             return None
         made = await self.model.cache_context(request)
         if made is None:
-            self._refused.add(key)
+            self._refused[key] = time.monotonic()
             log.info("The album's context was not cached; its requests are sent whole")
         return made
+
+
+def _album_part(key: str) -> str:
+    return key.rpartition("/")[2]
 
 
 def _expires(cache: ContextCache) -> datetime:
