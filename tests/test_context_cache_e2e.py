@@ -378,3 +378,35 @@ async def test_a_question_in_another_language_leaves_the_groups_cache_alone(
     assert len(image_parts(in_portuguese)) == 3
     assert _named(in_english) == name
     assert bot.gemini.cache_requests("delete") == [] and len(_creates(bot)) == 1
+
+
+async def test_a_rebuilt_cache_lost_again_gives_way_to_the_whole_request(
+    make_bot: MakeBot,
+) -> None:
+    bot = await make_bot()
+    await _album_with_story(bot)
+    bot.gemini.lose_caches(2)  # the cache, then its rebuild, are gone when asked for
+    asks_before = len(bot.gemini.generate_requests())
+
+    await _ask(bot, "Same day?", "Yes, the same day.")
+    later = await _ask(bot, "Sunny?", "Sunny all day.")
+
+    lost, lost_again, answered, plain_again = bot.gemini.generate_requests()[asks_before:]
+    assert _named(lost) and _named(lost_again) and _named(lost) != _named(lost_again)
+    assert _named(answered) is None and len(image_parts(answered)) == 3
+    # Given up on for this album's context: no third cache, the next question is sent whole.
+    assert len(_creates(bot)) == 2
+    assert later is plain_again and _named(later) is None
+    assert _cache_row(bot) is None
+
+
+async def test_a_second_story_names_the_cache_too(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    await _album_with_story(bot)
+    [name] = list(bot.gemini.live_caches())
+    bot.tg.send_command(bot.chat, bot.ana, "/story shorter")
+    await bot.wait_text(bot.chat["id"], "Seen 3 images")  # the fake saw the album in the cache
+
+    story = bot.gemini.generate_requests()[-1]
+    assert _named(story) == name and image_parts(story) == [] and system_text(story) == ""
+    assert "responseJsonSchema" in story["generationConfig"]

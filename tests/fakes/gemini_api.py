@@ -408,6 +408,7 @@ class FakeGemini:
         self._processing_failures: list[Callable[[FakeFile], bool]] = []
         self._upload_failures: list[int] = []
         self._cache_failures: list[int] = []
+        self._caches_to_lose = 0
         self._inflight: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
 
@@ -474,6 +475,11 @@ class FakeGemini:
         for cache in self.caches.values():
             cache.expires -= timedelta(seconds=seconds)
         self._expire_caches()
+
+    def lose_caches(self, times: int = 1) -> None:
+        """The next `times` generate requests that name a cache find it gone (evicted early),
+        with the API's 403, and the cache is deleted."""
+        self._caches_to_lose += times
 
     def fail_cache_creates(self, status: int = 503, times: int = 1) -> None:
         """The next `times` cachedContents.create calls fail with `status`."""
@@ -751,6 +757,9 @@ class FakeGemini:
         name = _get(body, "cachedContent")
         if not name:
             return None
+        if self._caches_to_lose and name in self.caches:
+            self._caches_to_lose -= 1
+            del self.caches[str(name)]
         cache = self._cache(str(name))
         if any(_get(body, k) for k in ("systemInstruction", "tools", "toolConfig")):
             raise invalid(CACHE_WITH_CONFIG)
