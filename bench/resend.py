@@ -14,16 +14,23 @@ system instruction and the album). Caching is on, as the product ships (GEMINI_C
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 from bench import media
 from bench.chats import prepare_photos
 from bench.report import Row, kb, median, verdict
 from bench.session import Context, Session
+from bot.config import Settings
 from tests.fakes.gemini_api import Recorded, file_uris, inline_bytes
 
 SCENARIO = "4 re-sent media"
 VIDEOS = 2
+# USD per million tokens: the bot's default input and cached-input prices, and the storage
+# price per hour Google lists for Flash models' explicit caches (an assumption: not measured).
+PRICE_INPUT = Settings.price_input_per_million
+PRICE_CACHED = Settings.price_cached_input_per_million
+STORAGE_PRICE = 1.0
 
 
 async def run(ctx: Context) -> list[Row]:
@@ -46,6 +53,11 @@ async def run(ctx: Context) -> list[Row]:
         requests = list(session.gemini.requests)
         await session.stop_process()
         tokens = _follow_up_tokens(session.db_path)
+        # Storage bought so far: each live cache from its creation to its (refreshed) expiry.
+        token_hours = sum(
+            c.tokens * (c.expires - _parse_time(c.json["createTime"])).total_seconds() / 3600
+            for c in session.gemini.caches.values()
+        )
 
     def window(start: float, seconds: float) -> list[Recorded]:
         return [r for r in requests if start <= r.time <= start + seconds]
@@ -115,6 +127,14 @@ async def run(ctx: Context) -> list[Row]:
         ),
         Row(
             SCENARIO,
+            f"cache storage to its expiry at ${STORAGE_PRICE:g}/M token-hours (not in /usage) / "
+            "input cost saved per follow-up",
+            f"{token_hours:,.0f} token-hours ≈ ${token_hours * STORAGE_PRICE / 1e6:.4f} / "
+            f"${median(cached) * (PRICE_INPUT - PRICE_CACHED) / 1e6:.4f}",
+            data={"token_hours": token_hours},
+        ),
+        Row(
+            SCENARIO,
             "the story itself: uploads to the File API",
             f"{len(story_uploads)} files, {kb(sum(r.bytes_len for r in story_uploads))}",
             data={"uploads": len(story_uploads)},
@@ -152,3 +172,7 @@ def _follow_up_tokens(db_path: Path) -> _Tokens:
     finally:
         conn.close()
     return _Tokens(follow_ups, int(row[0]) if row else 0, int(made))
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
