@@ -192,6 +192,9 @@ async def test_cache_the_api_let_expire_is_rebuilt_once_and_the_question_answere
     assert len(_creates(bot)) == 2
     row = _cache_row(bot)
     assert row is not None and row["name"] == new
+    # Making each cache read the album once: counted at the input price.
+    made = bot.rows("SELECT prompt_tokens, cached_tokens FROM usage WHERE kind = 'cache'")
+    assert [(r["prompt_tokens"], r["cached_tokens"]) for r in made] == [(row["tokens"], 0)] * 2
 
 
 async def test_when_the_rebuild_is_refused_too_the_album_is_sent_whole(

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import prompts
 from bot.errors import BudgetExceeded, ContextCacheGone, ModelBlocked, ModelError, NothingToDo
-from bot.model import ModelAnswer, ModelRequest, OnText, OnUsage, TokenUsage
+from bot.model import ContextCache, ModelAnswer, ModelRequest, OnText, OnUsage, TokenUsage
 from bot.service import context
 from bot.service.base import AlbumServiceBase
 from bot.service.export import export_file_name, render_html, render_markdown_zip
@@ -257,14 +257,14 @@ class ConversationService(AlbumServiceBase):
             json_schema=turn.json_schema,
         )
 
-        async def record(usage: TokenUsage, what: str = kind) -> None:
-            await self._record_usage(asker, album, what, usage)
+        async def record(usage: TokenUsage) -> None:
+            await self._record_usage(asker, album, kind, usage)
 
         async def show(so_far: str) -> None:
             await progress.text(preview_markdown(so_far) if turn.json_schema else so_far)
 
         request = await self.caches.attach(album.id, request)
-        answer, request = await self._generate(album, request, show, record)
+        answer, request = await self._generate(asker, album, request, show, record)
         story = None
         ordered = context.in_time_order(usable)
         if kind == "story":
@@ -288,14 +288,12 @@ class ConversationService(AlbumServiceBase):
             )
         )
         made = await self.caches.settle(album.id, request, answer.usage)
-        if made is not None:
-            # Caching reads the context once at the full price (an estimate: see README).
-            await record(TokenUsage(prompt=made.tokens, total=made.tokens), "cache")
+        await self._record_cache(asker, album, made)
         text = story.markdown() if story else answer.text
         return Reply(text, album, kind, notices, story=story, items=ordered)
 
     async def _generate(
-        self, album: Album, request: ModelRequest, show: OnText, record: OnUsage
+        self, asker: Asker, album: Album, request: ModelRequest, show: OnText, record: OnUsage
     ) -> tuple[ModelAnswer, ModelRequest]:
         """Ask; if the request's cache has gone, rebuild it once, then send the whole request."""
         try:
@@ -303,6 +301,7 @@ class ConversationService(AlbumServiceBase):
         except ContextCacheGone:
             log.info("The cache of album %s has gone; rebuilding it", album.id)
         request = await self.caches.rebuild(album.id, request)
+        await self._record_cache(asker, album, request.cache)
         try:
             return await self.model.generate(request, on_text=show, on_usage=record), request
         except ContextCacheGone:
@@ -310,6 +309,14 @@ class ConversationService(AlbumServiceBase):
             await self.caches.give_up(album.id, request)
         request = request.using(None)
         return await self.model.generate(request, on_text=show, on_usage=record), request
+
+    async def _record_cache(self, asker: Asker, album: Album, made: ContextCache | None) -> None:
+        """A new cache's tokens, counted once at the input price: Vertex AI documents making a
+        cache billed so; the Gemini API's pages do not say (so this may be an upper bound).
+        Storage per hour is not counted."""
+        if made is not None:
+            tokens = TokenUsage(prompt=made.tokens, total=made.tokens)
+            await self._record_usage(asker, album, "cache", tokens)
 
     async def _check_budget(self, asker: Asker) -> None:
         budget = self.settings.daily_token_budget
