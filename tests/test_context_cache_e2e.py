@@ -110,6 +110,10 @@ async def test_story_of_a_big_album_is_cached_and_follow_ups_name_the_cache(
     assert create.body["ttl"] == f"{TTL}s"
     assert system_text(create.body) == system_text(story_body) != ""
     assert len(image_parts(create.body)) == 3
+    # A cache has no generation config: each photo carries the configured resolution.
+    assert [p["mediaResolution"] for p in image_parts(create.body)] == [
+        {"level": "MEDIA_RESOLUTION_MEDIUM"}
+    ] * 3
     assert set(file_uris(create.body)) == set(file_uris(story_body))
     name = bot.gemini.live_caches().popitem()[0]
 

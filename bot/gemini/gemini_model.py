@@ -122,7 +122,11 @@ class GeminiModel:
         if self.cache_ttl <= 0 or not request.context_parts:
             return None
         refs = [p for p in request.context() if isinstance(p, MediaRef)]
-        prepared = await self.uploads.prepare(refs)
+        try:
+            prepared = await self.uploads.prepare(refs)
+        except ModelError as e:  # the File API is down: the request goes whole, as it can
+            log.info("Could not prepare the album's files for a cache: %s", e)
+            return None
         if prepared.failed:
             return None
         content = types.Content(
