@@ -4,18 +4,33 @@ An album of photos (the real test photos as files, the rest compressed) and two 
 gets its story; then each follow-up question is matched to the requests the fake Gemini
 received between the question and its answer. Media bytes sent again = inline data in those
 requests (generateContent or cachedContents) + bytes uploaded to the File API meanwhile.
+
+Input tokens per follow-up, from the bot's own usage rows (the fake's token estimate: 258 per
+photo, 300 per video, 4 characters of text per token): billed at the full price (input minus
+cached) against the album's tokens (the context cache the story left behind, which holds the
+system instruction and the album). Caching is on, as the product ships (GEMINI_CACHE_*).
 """
 
 from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
 
 from bench import media
 from bench.chats import prepare_photos
 from bench.report import Row, kb, median, verdict
 from bench.session import Context, Session
+from bot.config import Settings
 from tests.fakes.gemini_api import Recorded, file_uris, inline_bytes
 
 SCENARIO = "4 re-sent media"
 VIDEOS = 2
+# USD per million tokens: the bot's default input and cached-input prices, and the storage
+# price per hour Google lists for Flash models' explicit caches (an assumption: not measured).
+PRICE_INPUT = Settings.price_input_per_million
+PRICE_CACHED = Settings.price_cached_input_per_million
+STORAGE_PRICE = 1.0
 
 
 async def run(ctx: Context) -> list[Row]:
@@ -37,6 +52,12 @@ async def run(ctx: Context) -> list[Row]:
         ]
         requests = list(session.gemini.requests)
         await session.stop_process()
+        tokens = _follow_up_tokens(session.db_path)
+        # Storage bought so far: each live cache from its creation to its (refreshed) expiry.
+        token_hours = sum(
+            c.tokens * (c.expires - _parse_time(c.json["createTime"])).total_seconds() / 3600
+            for c in session.gemini.caches.values()
+        )
 
     def window(start: float, seconds: float) -> list[Recorded]:
         return [r for r in requests if start <= r.time <= start + seconds]
@@ -59,6 +80,10 @@ async def run(ctx: Context) -> list[Row]:
         refs.append(sum(len(file_uris(r.body)) for r in asks))
         sizes.append(sum(r.bytes_len for r in asks))
     album = f"{plan.resend_photos} photos + {VIDEOS} videos"
+    full = [prompt - cached for prompt, cached in tokens.follow_ups]
+    cached = [c for _, c in tokens.follow_ups]
+    share = max(full) / tokens.album if tokens.album and full else float("nan")
+    caches = [r for r in requests if r.kind.startswith("cache_")]
     return [
         Row(
             SCENARIO,
@@ -77,8 +102,77 @@ async def run(ctx: Context) -> list[Row]:
         ),
         Row(
             SCENARIO,
+            f"per follow-up ({album}): input tokens = at the full price + cached (median; "
+            "all of them at the full price without the cache)",
+            f"{median([p for p, _ in tokens.follow_ups]):,.0f} = {median(full):,.0f} + "
+            f"{median(cached):,.0f}",
+            data={"full_price": full, "cached": cached},
+        ),
+        Row(
+            SCENARIO,
+            "full-price input tokens per follow-up, worst, as a share of the album's "
+            f"{tokens.album:,} tokens",
+            f"{share:.1%}",
+            "<= 10%",
+            verdict(share <= 0.10),
+            {"album_tokens": tokens.album, "share": share},
+        ),
+        Row(
+            SCENARIO,
+            "the album's context cache: made / refreshed / deleted; tokens read once to make it",
+            f"{sum(r.kind == 'cache_create' for r in caches)} / "
+            f"{sum(r.kind == 'cache_update' for r in caches)} / "
+            f"{sum(r.kind == 'cache_delete' for r in caches)}; {tokens.cache_made:,}",
+            data={"cache_requests": [r.kind for r in caches], "made": tokens.cache_made},
+        ),
+        Row(
+            SCENARIO,
+            f"cache storage to its expiry at ${STORAGE_PRICE:g}/M token-hours (not in /usage) / "
+            "input cost saved per follow-up",
+            f"{token_hours:,.0f} token-hours ≈ ${token_hours * STORAGE_PRICE / 1e6:.4f} / "
+            f"${median(cached) * (PRICE_INPUT - PRICE_CACHED) / 1e6:.4f}",
+            data={"token_hours": token_hours},
+        ),
+        Row(
+            SCENARIO,
             "the story itself: uploads to the File API",
             f"{len(story_uploads)} files, {kb(sum(r.bytes_len for r in story_uploads))}",
             data={"uploads": len(story_uploads)},
         ),
     ]
+
+
+class _Tokens:
+    """What the bot's usage rows say about the follow-ups and the album's cache."""
+
+    def __init__(self, follow_ups: list[tuple[int, int]], album: int, cache_made: int) -> None:
+        self.follow_ups = follow_ups  # (input tokens, of them cached) per follow-up
+        self.album = album
+        self.cache_made = cache_made
+
+
+def _follow_up_tokens(db_path: Path) -> _Tokens:
+    conn = sqlite3.connect(db_path)
+    try:
+        follow_ups = [
+            (int(p), int(c))
+            for p, c in conn.execute(
+                "SELECT prompt_tokens, cached_tokens FROM usage WHERE kind = 'question' ORDER BY id"
+            )
+        ]
+        made = conn.execute(
+            "SELECT COALESCE(SUM(prompt_tokens), 0) FROM usage WHERE kind = 'cache'"
+        ).fetchone()[0]
+        # The album as the cache holds it; without a cache, the story's whole input.
+        row = conn.execute("SELECT tokens FROM context_caches").fetchone()
+        if row is None:
+            row = conn.execute(
+                "SELECT prompt_tokens FROM usage WHERE kind = 'story' ORDER BY id LIMIT 1"
+            ).fetchone()
+    finally:
+        conn.close()
+    return _Tokens(follow_ups, int(row[0]) if row else 0, int(made))
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

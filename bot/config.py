@@ -96,6 +96,10 @@ class Settings:
     file_poll_interval: float = 1.0
     file_poll_timeout: float = 300.0
     upload_concurrency: int = 8
+    # Context caching: the system instruction and the album held at Gemini while a conversation
+    # goes on, so follow-ups are billed at the cached price. 0 seconds switches it off.
+    gemini_cache_ttl: float = 900.0
+    gemini_cache_min_tokens: int = 1024
     # Media intake.
     photo_max_side: int = 1024
     photo_max_bytes: int = 150_000
@@ -110,6 +114,7 @@ class Settings:
     daily_token_budget: int = 0
     price_input_per_million: float = 0.75
     price_output_per_million: float = 3.75
+    price_cached_input_per_million: float = 0.075
     log_level: str = "INFO"
     # Webhook mode (WEBHOOK_URL set) instead of polling.
     webhook_url: str | None = None
@@ -227,6 +232,8 @@ class Settings:
             file_poll_interval=reader.number("GEMINI_FILE_POLL_SECONDS", 1.0, minimum=0.01),
             file_poll_timeout=reader.number("GEMINI_FILE_TIMEOUT_SECONDS", 300.0, minimum=0.1),
             upload_concurrency=int(reader.number("GEMINI_UPLOAD_CONCURRENCY", 8, minimum=1)),
+            gemini_cache_ttl=reader.number("GEMINI_CACHE_TTL_SECONDS", 900.0, minimum=0),
+            gemini_cache_min_tokens=int(reader.number("GEMINI_CACHE_MIN_TOKENS", 1024, minimum=0)),
             photo_max_side=int(reader.number("PHOTO_MAX_SIDE", 1024, minimum=64)),
             photo_max_bytes=int(reader.number("PHOTO_MAX_BYTES", 150_000, minimum=10_000)),
             max_image_pixels=int(reader.number("MAX_IMAGE_PIXELS", 64_000_000, minimum=1_000_000)),
@@ -245,6 +252,9 @@ class Settings:
             daily_token_budget=int(reader.number("DAILY_TOKEN_BUDGET", 0, minimum=0)),
             price_input_per_million=reader.number("PRICE_INPUT_PER_MILLION", 0.75, minimum=0),
             price_output_per_million=reader.number("PRICE_OUTPUT_PER_MILLION", 3.75, minimum=0),
+            price_cached_input_per_million=reader.number(
+                "PRICE_CACHED_INPUT_PER_MILLION", 0.075, minimum=0
+            ),
             log_level=reader.text("LOG_LEVEL", "INFO").upper(),
             webhook_url=webhook_url,
             webhook_listen=reader.text("WEBHOOK_LISTEN", "0.0.0.0"),

@@ -12,7 +12,9 @@
         ├── ModelUnavailable     429, 5xx, timeout, network: try again later
         ├── ModelBlocked         safety / recitation / other block: rephrase
         ├── ModelEmptyAnswer     the model answered nothing
-        └── MediaNotProcessed    the File API could not process a video (FAILED state)
+        ├── MediaNotProcessed    the File API could not process a video (FAILED state)
+        └── ContextCacheGone     the request named a context cache the service no longer holds
+                                 (expired or deleted): the conversation service rebuilds it
 
 Handlers turn `UserError` and `ModelError` into a sentence in the chat; anything else is
 logged with its traceback and the user gets a short apology.
@@ -95,3 +97,8 @@ class MediaNotProcessed(ModelError):
     def __init__(self, message: str, item_label: str) -> None:
         super().__init__(message)
         self.item_label = item_label
+
+
+class ContextCacheGone(ModelError):
+    """The request named a context cache the model service no longer holds. Caught by the
+    conversation, which rebuilds the cache once or sends the whole request instead."""

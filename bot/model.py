@@ -6,12 +6,13 @@ and the tests reach it through a fake Gemini server on the wire.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from storage.records import TokenCounts, Upload
+from storage.records import CachedContext, TokenCounts, Upload
 
 # What the model accepts, checked before any paid call (refused types never leave the bot).
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
@@ -60,19 +61,58 @@ class Turn:
     raw: str | None = None
 
 
+# A request's leading context (the system instruction and the album) held by the provider:
+# requests that name it do not send it again, and its tokens are billed at the cached price.
+ContextCache = CachedContext
+
+
 @dataclass(frozen=True)
 class ModelRequest:
-    """A whole request: instructions plus the conversation, ending with the user's turn."""
+    """A whole request: instructions plus the conversation, ending with the user's turn.
+
+    The first `context_parts` parts of the first turn are the album: with the system instruction
+    they are the context a `ContextCache` can hold. With `cache` set, the request refers to it
+    and neither the system instruction nor those parts are sent.
+    """
 
     system: str
     turns: tuple[Turn, ...]
     kind: str = "question"
     json_schema: dict[str, Any] | None = None
+    context_parts: int = 0
+    cache: ContextCache | None = None
+
+    def context(self) -> tuple[Part, ...]:
+        """The album's parts: what a context cache holds beside the system instruction."""
+        return self.turns[0].parts[: self.context_parts] if self.turns else ()
+
+    def context_key(self) -> str:
+        """A fingerprint of the context, "<system>/<album>": another language changes the first
+        half; another item, note or caption the second."""
+        album = hashlib.sha256()
+        for part in self.context():
+            text = part if isinstance(part, str) else f"\0media:{part.key}:{part.mime_type}"
+            album.update(b"\0" + text.encode())
+        system = hashlib.sha256(self.system.encode())
+        return f"{system.hexdigest()[:32]}/{album.hexdigest()[:32]}"
+
+    def sent_turns(self) -> tuple[Turn, ...]:
+        """The turns to send: without the context when a cache holds it."""
+        if self.cache is None or not self.context_parts or not self.turns:
+            return self.turns
+        first = self.turns[0]
+        rest = first.parts[self.context_parts :]
+        head = (Turn(first.role, rest, first.raw),) if rest else ()
+        return head + self.turns[1:]
+
+    def using(self, cache: ContextCache | None) -> ModelRequest:
+        """The same request referring to this cache (None: sending everything)."""
+        return replace(self, cache=cache)
 
     def media(self) -> list[MediaRef]:
-        """Every distinct media file the request refers to, in order."""
+        """Every distinct media file the request sends, in order (the cached ones not)."""
         seen: dict[str, MediaRef] = {}
-        for turn in self.turns:
+        for turn in self.sent_turns():
             for part in turn.parts:
                 if isinstance(part, MediaRef) and part.key not in seen:
                     seen[part.key] = part
@@ -131,6 +171,24 @@ class Model(Protocol):
 
     async def delete_uploads(self, keys: list[str]) -> int:
         """Delete these files' uploads at the provider; how many were deleted."""
+        ...
+
+    # Context caching. `cache_min_tokens` is the smallest context the provider caches;
+    # `cache_ttl` how long (seconds) a cache lives after it is made or refreshed (0: never cache).
+    cache_min_tokens: int
+    cache_ttl: float
+
+    async def cache_context(self, request: ModelRequest) -> ContextCache | None:
+        """Cache the request's context (system instruction + album); None if refused (logged).
+        A request that names a cache the provider no longer holds raises `ContextCacheGone`."""
+        ...
+
+    async def refresh_cache(self, cache: ContextCache) -> ContextCache | None:
+        """Extend a cache's life by `cache_ttl`; None if the provider no longer holds it."""
+        ...
+
+    async def delete_cache(self, name: str) -> bool:
+        """Delete a cache at the provider; False if it was gone already."""
         ...
 
     async def aclose(self) -> None:

@@ -17,6 +17,7 @@ from storage.records import (
     AddOutcome,
     Album,
     AlbumSummary,
+    CachedContext,
     ChatFootprint,
     Exchange,
     Forgotten,
@@ -206,6 +207,26 @@ class UploadStore(Protocol):
         ...
 
 
+class ContextCacheStore(Protocol):
+    """Each album's context cache at the model service (one per album), kept across restarts."""
+
+    async def get(self, album_id: int) -> CachedContext | None:
+        """The album's recorded cache, if any."""
+        ...
+
+    async def put(self, album_id: int, cache: CachedContext) -> None:
+        """Record (or replace) the album's cache."""
+        ...
+
+    async def drop(self, album_id: int) -> None:
+        """Forget the album's cache (deleted, expired, or no longer what the album holds)."""
+        ...
+
+    async def for_chat(self, chat_id: int) -> list[CachedContext]:
+        """The caches of all the chat's albums (to delete them at the service on /forget)."""
+        ...
+
+
 class InboxStore(Protocol):
     """A durable queue of raw updates not handled yet, keyed by Telegram's update_id."""
 
@@ -292,6 +313,7 @@ class Storage:
     conversation: ConversationStore
     usage: UsageStore
     uploads: UploadStore
+    caches: ContextCacheStore
     inbox: InboxStore
     privacy: PrivacyStore
     blobs: BlobStore

@@ -248,6 +248,17 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class CachedContext:
+    """An album's context (system instruction + album turn) held by the model service, so
+    follow-ups refer to it instead of sending it again. `key` says what it holds."""
+
+    name: str
+    key: str
+    expires_at: str  # ISO 8601, UTC
+    tokens: int
+
+
+@dataclass(frozen=True)
 class TokenCounts:
     """Tokens one model call used, as the API reported them."""
 
@@ -276,10 +287,11 @@ class UsageTotals:
     """Sums over a period."""
 
     calls: int
-    prompt_tokens: int
+    prompt_tokens: int  # all input tokens, the cached ones included
     output_tokens: int
     total_tokens: int
     audio_tokens: int = 0  # of the prompt tokens, those spent hearing audio
+    cached_tokens: int = 0  # input tokens read from a context cache (cheaper)
 
 
 @dataclass(frozen=True)

@@ -623,3 +623,80 @@ async def test_cache_below_the_minimum_size_is_rejected(client: genai.Client) ->
         )
 
     assert "Cached content is too small" in (caught.value.message or "")
+
+
+async def _album_cache(client: genai.Client, ttl: str = "600s") -> types.CachedContent:
+    photos = [types.Part.from_bytes(data=PNG, mime_type="image/png") for _ in range(4)]
+    return await client.aio.caches.create(
+        model=MODEL,
+        config=types.CreateCachedContentConfig(
+            contents=[types.Content(role="user", parts=photos)], ttl=ttl
+        ),
+    )
+
+
+async def test_cache_expires_by_the_fake_clock_and_is_then_refused(
+    fake: FakeGemini, client: genai.Client
+) -> None:
+    cache = await _album_cache(client, ttl="600s")
+    assert cache.name
+    fake.advance(599)
+    assert await client.aio.caches.get(name=cache.name)
+    fake.advance(2)
+
+    with pytest.raises(errors.ClientError) as caught:
+        await client.aio.models.generate_content(
+            model=MODEL,
+            contents="Again",
+            config=types.GenerateContentConfig(cached_content=cache.name),
+        )
+    assert caught.value.code == 403
+    assert "CachedContent not found" in (caught.value.message or "")
+    assert fake.live_caches() == {}
+
+
+async def test_cache_ttl_is_extended_by_patch(fake: FakeGemini, client: genai.Client) -> None:
+    cache = await _album_cache(client, ttl="600s")
+    assert cache.name and cache.expire_time
+    fake.advance(500)
+    updated = await client.aio.caches.update(
+        name=cache.name, config=types.UpdateCachedContentConfig(ttl="600s")
+    )
+    fake.advance(500)  # past the first expiry, within the second
+
+    assert updated.expire_time and updated.expire_time > cache.expire_time
+    assert await client.aio.caches.get(name=cache.name)
+    assert [r.kind for r in fake.cache_requests()] == ["cache_create", "cache_update", "cache_get"]
+    assert fake.cache_requests("update")[0].body == {"ttl": "600s"}
+
+
+async def test_cache_refuses_a_system_instruction_beside_it_and_another_model(
+    client: genai.Client,
+) -> None:
+    cache = await _album_cache(client)
+    assert cache.name
+    with pytest.raises(errors.ClientError) as beside:
+        await client.aio.models.generate_content(
+            model=MODEL,
+            contents="Hi",
+            config=types.GenerateContentConfig(cached_content=cache.name, system_instruction="x"),
+        )
+    with pytest.raises(errors.ClientError) as other:
+        await client.aio.models.generate_content(
+            model="gemini-other",
+            contents="Hi",
+            config=types.GenerateContentConfig(cached_content=cache.name),
+        )
+
+    assert beside.value.code == 400 and "system_instruction" in (beside.value.message or "")
+    assert other.value.code == 400 and "has to be the same" in (other.value.message or "")
+
+
+async def test_cache_creates_can_be_told_to_fail(fake: FakeGemini, client: genai.Client) -> None:
+    fake.fail_cache_creates(429)
+    with pytest.raises(errors.ClientError) as caught:
+        await _album_cache(client)
+    second = await _album_cache(client)
+
+    assert caught.value.code == 429
+    assert second.name in fake.caches

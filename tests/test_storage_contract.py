@@ -18,6 +18,7 @@ from storage.protocols import Storage
 from storage.records import (
     AddStatus,
     Blob,
+    CachedContext,
     Media,
     MediaFacts,
     NewExchange,
@@ -209,6 +210,37 @@ async def test_uploads_are_remembered_replaced_and_dropped(store: Storage) -> No
     assert set(await uploads.get_many([A, B, C])) == {A, B}
     await uploads.drop(A)
     assert await uploads.get(A) is None
+
+
+async def test_an_albums_context_cache_is_kept_replaced_and_goes_with_the_chat(
+    store: Storage,
+) -> None:
+    caches = store.caches
+    mine, other = await store.albums.current(1), await store.albums.current(2)
+    second = await store.albums.create(1, "Porto")
+    first = CachedContext("cachedContents/1", "k1", "2026-12-06T00:00:00+00:00", 2048)
+    await caches.put(mine.id, first)
+    await caches.put(mine.id, replace(first, name="cachedContents/2", tokens=4096))
+    await caches.put(second.id, replace(first, name="cachedContents/3"))
+    await caches.put(other.id, replace(first, name="cachedContents/4"))
+    assert await caches.get(mine.id) == replace(first, name="cachedContents/2", tokens=4096)
+    assert [c.name for c in await caches.for_chat(1)] == ["cachedContents/2", "cachedContents/3"]
+    await caches.drop(second.id)
+    assert await caches.get(second.id) is None
+    await store.privacy.forget(1)
+    assert await caches.get(mine.id) is None and await caches.for_chat(1) == []
+    assert await caches.get(other.id) is not None
+
+
+async def test_cached_tokens_are_summed_beside_the_prompt(store: Storage) -> None:
+    tokens = TokenCounts(prompt=100, output=5, cached=80, total=105)
+    await store.usage.record(UsageRecord(1, 5, None, "question", "m", tokens))
+    await store.usage.record(UsageRecord(1, 5, None, "question", "m", tokens))
+    since = "2000-01-01T00:00:00+00:00"
+    totals = await store.usage.user_totals(5, since)
+    assert (totals.prompt_tokens, totals.cached_tokens) == (200, 160)
+    [(user, per_user)] = await store.usage.per_user(since)
+    assert (user, per_user.cached_tokens) == (5, 160)
 
 
 async def test_the_inbox_replays_unfinished_updates_and_gives_up_after_three_tries(

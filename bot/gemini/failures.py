@@ -65,3 +65,9 @@ def retry_delay(exc: genai_errors.APIError) -> float | None:
             if match:
                 return float(match.group(1))
     return None
+
+
+def is_stale_cache(exc: genai_errors.APIError) -> bool:
+    """A request named a cachedContents entry the API no longer holds (expired or deleted)."""
+    message = (exc.message or "").lower().replace(" ", "")
+    return exc.code in (403, 404) and "cachedcontent" in message

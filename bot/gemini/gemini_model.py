@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from google import genai
 from google.genai import errors as genai_errors
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.errors import (
+    ContextCacheGone,
     MediaNotProcessed,
     ModelBlocked,
     ModelEmptyAnswer,
@@ -22,6 +24,7 @@ from bot.errors import (
 )
 from bot.gemini.failures import (
     is_file_not_ready,
+    is_stale_cache,
     is_stale_file,
     is_timeout,
     is_transient,
@@ -33,12 +36,14 @@ from bot.model import (
     AUDIO_TYPES,
     IMAGE_TYPES,
     VIDEO_TYPES,
+    ContextCache,
     MediaRef,
     ModelAnswer,
     ModelRequest,
     OnStatus,
     OnText,
     OnUsage,
+    Part,
     PreparedMedia,
     TokenUsage,
 )
@@ -50,6 +55,11 @@ log = logging.getLogger(__name__)
 BLOCK_REASONS = frozenset(
     {"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "OTHER"}
 )
+_PART_RESOLUTIONS = {
+    "low": types.PartMediaResolutionLevel.MEDIA_RESOLUTION_LOW,
+    "medium": types.PartMediaResolutionLevel.MEDIA_RESOLUTION_MEDIUM,
+    "high": types.PartMediaResolutionLevel.MEDIA_RESOLUTION_HIGH,
+}
 _RESOLUTIONS = {
     "low": types.MediaResolution.MEDIA_RESOLUTION_LOW,
     "medium": types.MediaResolution.MEDIA_RESOLUTION_MEDIUM,
@@ -59,7 +69,7 @@ _RESOLUTIONS = {
 
 class GeminiModel:
     """Gemini as the product's `Model` (bot/model.py): `accepts`, `prepare` (File API uploads),
-    `generate` (streamed, retried), `delete_uploads`."""
+    `generate` (streamed, retried), `delete_uploads`, and context caching (cachedContents)."""
 
     capabilities = IMAGE_TYPES | VIDEO_TYPES | AUDIO_TYPES
 
@@ -70,6 +80,10 @@ class GeminiModel:
         self.max_retry_wait = settings.gemini_max_retry_wait
         self.video_fps = settings.video_fps
         self.media_resolution = _RESOLUTIONS[settings.media_resolution]
+        # A cache has no generation config: its media carry the resolution themselves.
+        self.part_resolution = _PART_RESOLUTIONS[settings.media_resolution]
+        self.cache_min_tokens = settings.gemini_cache_min_tokens
+        self.cache_ttl = settings.gemini_cache_ttl
         self.client = genai.Client(
             api_key=settings.gemini_api_key,
             http_options=types.HttpOptions(
@@ -104,6 +118,74 @@ class GeminiModel:
         """Delete these files' uploads at the API."""
         return await self.uploads.delete(keys)
 
+    async def cache_context(self, request: ModelRequest) -> ContextCache | None:
+        """Cache the system instruction and the album turn (cachedContents); None if refused."""
+        if self.cache_ttl <= 0 or not request.context_parts:
+            return None
+        refs = [p for p in request.context() if isinstance(p, MediaRef)]
+        try:
+            prepared = await self.uploads.prepare(refs)
+        except ModelError as e:  # the File API is down: the request goes whole, as it can
+            log.info("Could not prepare the album's files for a cache: %s", e)
+            return None
+        if prepared.failed:
+            return None
+        content = types.Content(
+            role="user", parts=self._parts(request.context(), prepared.ready, cached=True)
+        )
+        config = types.CreateCachedContentConfig(
+            contents=[content],
+            system_instruction=request.system,
+            ttl=_ttl(self.cache_ttl),
+            display_name="photostory album",
+        )
+        try:
+            made = await self.client.aio.caches.create(model=self.model_name, config=config)
+        except genai_errors.APIError as e:
+            log.info("Gemini did not cache the album (%s %s): %s", e.code, e.status, e.message)
+            return None
+        except transport_errors() as e:
+            log.info("Could not reach Gemini to cache the album: %s", type(e).__name__)
+            return None
+        tokens = made.usage_metadata.total_token_count if made.usage_metadata else None
+        return ContextCache(
+            name=made.name or "",
+            key=request.context_key(),
+            expires_at=self._expiry(made.expire_time),
+            tokens=tokens or 0,
+        )
+
+    async def refresh_cache(self, cache: ContextCache) -> ContextCache | None:
+        """Give the cache another `cache_ttl` (PATCH ttl); None if the API no longer holds it."""
+        config = types.UpdateCachedContentConfig(ttl=_ttl(self.cache_ttl))
+        try:
+            updated = await self.client.aio.caches.update(name=cache.name, config=config)
+        except genai_errors.APIError as e:
+            if e.code in (403, 404):
+                return None
+            log.info("Could not refresh cache %s (%s); using it as it is", cache.name, e.code)
+            return cache
+        except transport_errors():
+            return cache
+        return ContextCache(cache.name, cache.key, self._expiry(updated.expire_time), cache.tokens)
+
+    async def delete_cache(self, name: str) -> bool:
+        """Delete a cache at the API; False if it was gone already (or unreachable, logged)."""
+        try:
+            await self.client.aio.caches.delete(name=name)
+        except genai_errors.APIError as e:
+            if e.code not in (403, 404):
+                log.warning("Could not delete cache %s: %s", name, e.code)
+            return False
+        except transport_errors():
+            log.warning("Could not reach Gemini to delete cache %s", name)
+            return False
+        return True
+
+    def _expiry(self, expire_time: datetime | None) -> str:
+        moment = expire_time or datetime.now(UTC) + timedelta(seconds=self.cache_ttl)
+        return moment.astimezone(UTC).isoformat(timespec="seconds")
+
     async def aclose(self) -> None:
         """Close the client's HTTP sessions."""
         await self.client.aio.aclose()
@@ -133,6 +215,10 @@ class GeminiModel:
             try:
                 return await self._once(request, contents, on_text, on_usage, progress)
             except genai_errors.APIError as e:
+                if request.cache is not None and is_stale_cache(e):
+                    raise ContextCacheGone(
+                        "Gemini no longer holds this conversation's cache. Please ask again."
+                    ) from e
                 if (is_stale_file(e) or is_file_not_ready(e)) and refs and not refreshed:
                     # An upload expired (48 h) or was deleted: check them, re-upload, ask again.
                     log.info("A file reference was refused (%s); refreshing uploads", e.code)
@@ -173,10 +259,12 @@ class GeminiModel:
         on_usage: OnUsage | None,
         state: _StreamState,
     ) -> ModelAnswer:
-        config = types.GenerateContentConfig(
-            system_instruction=request.system,
-            media_resolution=self.media_resolution,
-        )
+        config = types.GenerateContentConfig(media_resolution=self.media_resolution)
+        if request.cache is not None:
+            # The API refuses a system instruction beside a cache: the cache holds it.
+            config.cached_content = request.cache.name
+        else:
+            config.system_instruction = request.system
         if request.json_schema is not None:
             config.response_mime_type = "application/json"
             config.response_json_schema = request.json_schema
@@ -199,27 +287,34 @@ class GeminiModel:
 
     def _contents(self, request: ModelRequest, ready: dict[str, Upload]) -> list[types.Content]:
         contents = []
-        for turn in request.turns:
+        for turn in request.sent_turns():
             if turn.raw:
                 try:
                     contents.append(types.Content.model_validate_json(turn.raw))
                     continue
                 except ValidationError:
                     log.warning("A stored model turn no longer validates; sending its text")
-            parts = []
-            for part in turn.parts:
-                if isinstance(part, str):
-                    parts.append(types.Part(text=part))
-                    continue
-                uploaded = ready[part.key]
-                media = types.Part(
-                    file_data=types.FileData(file_uri=uploaded.uri, mime_type=uploaded.mime_type)
-                )
-                if part.is_video:
-                    media.video_metadata = types.VideoMetadata(fps=self.video_fps)
-                parts.append(media)
-            contents.append(types.Content(role=turn.role, parts=parts))
+            contents.append(types.Content(role=turn.role, parts=self._parts(turn.parts, ready)))
         return contents
+
+    def _parts(
+        self, parts: tuple[Part, ...], ready: dict[str, Upload], cached: bool = False
+    ) -> list[types.Part]:
+        out = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(types.Part(text=part))
+                continue
+            uploaded = ready[part.key]
+            media = types.Part(
+                file_data=types.FileData(file_uri=uploaded.uri, mime_type=uploaded.mime_type)
+            )
+            if part.is_video:
+                media.video_metadata = types.VideoMetadata(fps=self.video_fps)
+            if cached:
+                media.media_resolution = types.PartMediaResolution(level=self.part_resolution)
+            out.append(media)
+        return out
 
 
 @dataclass
@@ -290,6 +385,10 @@ def _merge_parts(parts: list[types.Part]) -> list[types.Part]:
         else:
             merged.append(part)
     return merged
+
+
+def _ttl(seconds: float) -> str:
+    return f"{max(1, int(seconds))}s"
 
 
 def _usage(meta: types.GenerateContentResponseUsageMetadata) -> TokenUsage:

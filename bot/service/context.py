@@ -176,7 +176,13 @@ def build_request(
         turns.append(Turn("user", tuple(parts)))
         turns.append(Turn("model", (exchange.answer_text,), raw=exchange.answer_content))
     turns.append(Turn("user", tuple(pending_album + _user_parts(prompt, focus, blobs))))
-    return ModelRequest(system=system, turns=tuple(turns), kind=kind, json_schema=json_schema)
+    return ModelRequest(
+        system=system,
+        turns=tuple(turns),
+        kind=kind,
+        json_schema=json_schema,
+        context_parts=len(album),
+    )
 
 
 def _user_parts(prompt: str, focus: Item | None, blobs: BlobStore) -> list[Part]:

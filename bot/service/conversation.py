@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import prompts
-from bot.errors import BudgetExceeded, ModelBlocked, ModelError, NothingToDo
-from bot.model import ModelAnswer, TokenUsage
+from bot.errors import BudgetExceeded, ContextCacheGone, ModelBlocked, ModelError, NothingToDo
+from bot.model import ContextCache, ModelAnswer, ModelRequest, OnText, OnUsage, TokenUsage
 from bot.service import context
 from bot.service.base import AlbumServiceBase
 from bot.service.export import export_file_name, render_html, render_markdown_zip
@@ -191,7 +191,9 @@ class ConversationService(AlbumServiceBase):
     async def reset(self, chat_id: int) -> tuple[Album, int]:
         """Forget the current album's conversation; the media stay."""
         album = await self.albums.current(chat_id)
-        return album, await self.conversation.clear(album.id)
+        cleared = await self.conversation.clear(album.id)
+        await self.caches.discard(album.id)
+        return album, cleared
 
     async def has_conversation(self, chat_id: int) -> bool:
         """Whether the current album's conversation has begun."""
@@ -261,7 +263,8 @@ class ConversationService(AlbumServiceBase):
         async def show(so_far: str) -> None:
             await progress.text(preview_markdown(so_far) if turn.json_schema else so_far)
 
-        answer: ModelAnswer = await self.model.generate(request, on_text=show, on_usage=record)
+        request = await self.caches.attach(album.id, request)
+        answer, request = await self._generate(asker, album, request, show, record)
         story = None
         ordered = context.in_time_order(usable)
         if kind == "story":
@@ -284,8 +287,36 @@ class ConversationService(AlbumServiceBase):
                 sender_id=asker.user_id,
             )
         )
+        made = await self.caches.settle(album.id, request, answer.usage)
+        await self._record_cache(asker, album, made)
         text = story.markdown() if story else answer.text
         return Reply(text, album, kind, notices, story=story, items=ordered)
+
+    async def _generate(
+        self, asker: Asker, album: Album, request: ModelRequest, show: OnText, record: OnUsage
+    ) -> tuple[ModelAnswer, ModelRequest]:
+        """Ask; if the request's cache has gone, rebuild it once, then send the whole request."""
+        try:
+            return await self.model.generate(request, on_text=show, on_usage=record), request
+        except ContextCacheGone:
+            log.info("The cache of album %s has gone; rebuilding it", album.id)
+        request = await self.caches.rebuild(album.id, request)
+        await self._record_cache(asker, album, request.cache)
+        try:
+            return await self.model.generate(request, on_text=show, on_usage=record), request
+        except ContextCacheGone:
+            log.info("The rebuilt cache of album %s was refused; sending the album", album.id)
+            await self.caches.give_up(album.id, request)
+        request = request.using(None)
+        return await self.model.generate(request, on_text=show, on_usage=record), request
+
+    async def _record_cache(self, asker: Asker, album: Album, made: ContextCache | None) -> None:
+        """A new cache's tokens, counted once at the input price: Vertex AI documents making a
+        cache billed so; the Gemini API's pages do not say (so this may be an upper bound).
+        Storage per hour is not counted."""
+        if made is not None:
+            tokens = TokenUsage(prompt=made.tokens, total=made.tokens)
+            await self._record_usage(asker, album, "cache", tokens)
 
     async def _check_budget(self, asker: Asker) -> None:
         budget = self.settings.daily_token_budget

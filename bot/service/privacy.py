@@ -17,6 +17,7 @@ class PrivacyService:
 
     def __init__(self, storage: Storage, model: Model) -> None:
         self.store = storage.privacy
+        self.caches = storage.caches
         self.blobs = storage.blobs
         self.model = model
 
@@ -26,7 +27,11 @@ class PrivacyService:
 
     async def forget(self, chat_id: int) -> Forgotten:
         """Delete everything of the chat; files other chats still use are kept for them."""
+        caches = await self.caches.for_chat(chat_id)
         forgotten = await self.store.forget(chat_id)
+        # The albums' context caches at the model hold the photos too.
+        for cache in caches:
+            await self.model.delete_cache(cache.name)
         if forgotten.orphan_blobs:
             deleted = await self.model.delete_uploads(forgotten.orphan_blobs)
             for sha in forgotten.orphan_blobs:

@@ -35,9 +35,11 @@ class UsageService:
         self.store = storage.usage
 
     def cost(self, totals: UsageTotals) -> float:
-        """Estimated USD for these tokens at the configured prices."""
+        """Estimated USD for these tokens at the configured prices (cached input is cheaper)."""
+        full_price = totals.prompt_tokens - totals.cached_tokens
         return (
-            totals.prompt_tokens * self.settings.price_input_per_million
+            full_price * self.settings.price_input_per_million
+            + totals.cached_tokens * self.settings.price_cached_input_per_million
             + totals.output_tokens * self.settings.price_output_per_million
         ) / 1_000_000
 

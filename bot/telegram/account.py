@@ -26,7 +26,13 @@ async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if report.daily_budget:
         left = max(0, report.daily_budget - report.today.totals.total_tokens)
         lines.append(f"Daily allowance: {report.daily_budget:,} tokens, {left:,} left today.")
-    lines.append("<i>Costs are estimates at the configured prices; days are UTC.</i>")
+    prices = runtime(context).services.settings
+    lines.append(
+        f"<i>Costs are estimates at the configured prices (per million tokens: "
+        f"${prices.price_input_per_million:g} in, "
+        f"${prices.price_cached_input_per_million:g} cached in, "
+        f"${prices.price_output_per_million:g} out); days are UTC.</i>"
+    )
     await message.reply_html("\n".join(lines))
 
 
@@ -102,9 +108,10 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, a
 def _line(line: UsageLine) -> str:
     t = line.totals
     heard = f", of which {t.audio_tokens:,} hearing voice notes" if t.audio_tokens else ""
+    cached = f", {t.cached_tokens:,} of them cached" if t.cached_tokens else ""
     return (
         f"{count(t.calls, 'request')}, {t.total_tokens:,} tokens "
-        f"({t.prompt_tokens:,} in{heard}, {t.output_tokens:,} out) ≈ ${line.cost:.4f}"
+        f"({t.prompt_tokens:,} in{heard}{cached}, {t.output_tokens:,} out) ≈ ${line.cost:.4f}"
     )
 
 

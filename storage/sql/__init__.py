@@ -12,6 +12,7 @@ from pathlib import Path
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore, Storage
 from storage.sql.album_store import SqlAlbumStore
+from storage.sql.cache_store import SqlContextCacheStore
 from storage.sql.conversation_store import SqlConversationStore
 from storage.sql.database import Database, PostgresDatabase, SqliteDatabase, postgres_url
 from storage.sql.inbox_store import SqlInboxStore
@@ -61,6 +62,7 @@ async def _open(
         conversation=SqlConversationStore(db),
         usage=SqlUsageStore(db),
         uploads=SqlUploadStore(db),
+        caches=SqlContextCacheStore(db),
         inbox=SqlInboxStore(inbox_db),
         privacy=SqlPrivacyStore(db),
         blobs=blobs,

@@ -387,6 +387,22 @@ def m006_audio_items(m: Migrator) -> None:
     )
 
 
+@migration
+def m007_context_caches(m: Migrator) -> None:
+    # The album's context cached at the model service (cachedContents): follow-ups name it
+    # instead of sending the album again. Kept here so a restarted bot reuses it, and deleted
+    # with the album; `key` is what it holds, so a changed album is noticed.
+    m.execute(
+        "CREATE TABLE context_caches ("
+        " album_id BIGINT PRIMARY KEY REFERENCES albums (id) ON DELETE CASCADE,"
+        " name TEXT NOT NULL,"
+        " key TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL,"
+        " tokens BIGINT NOT NULL,"
+        " created_at TEXT NOT NULL)"
+    )
+
+
 def _postgres_baseline() -> MetaData:
     """The schema m001..m005 leave, as PostgreSQL's first migration creates it. Frozen: a later
     change is a new migration, not an edit here. (The kind check already admits 'audio', as the

@@ -150,6 +150,17 @@ usage = Table(
     Column("created_at", Text, nullable=False),
 )
 
+context_caches = Table(
+    "context_caches",
+    metadata,
+    Column("album_id", BigInteger, ForeignKey("albums.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
 inbox = Table(
     "inbox",
     metadata,

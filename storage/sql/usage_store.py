@@ -43,6 +43,7 @@ _SUMS = (
     ),
     func.coalesce(func.sum(usage_rows.c.total_tokens), 0).label("t"),
     func.coalesce(func.sum(_AudioTokens()), 0).label("a"),
+    func.coalesce(func.sum(usage_rows.c.cached_tokens), 0).label("c"),
 )
 _USER_TOTALS = select(*_SUMS).where(usage_rows.c.user_id == bindparam("user"), _SINCE)
 _PER_USER = (
@@ -82,9 +83,11 @@ class SqlUsageStore:
 
 
 def _totals(row: Row[Any]) -> UsageTotals:
-    calls, p, o, t, a = tuple(row)[-5:]
+    calls, p, o, t, a, c = tuple(row)[-6:]
     # PostgreSQL sums 64-bit columns as numeric: whole numbers either way.
-    return UsageTotals(int(calls), int(p), int(o), int(t), audio_tokens=int(a))
+    return UsageTotals(
+        int(calls), int(p), int(o), int(t), audio_tokens=int(a), cached_tokens=int(c)
+    )
 
 
 def _user_totals(conn: Connection, user_id: int, since_iso: str) -> UsageTotals:

@@ -171,7 +171,7 @@ class Recorded:
     """One request as the fake received it."""
 
     kind: str  # generate stream count upload_start upload_chunk file_get file_delete file_list
-    # cache_create cache_get cache_delete unknown
+    # cache_create cache_get cache_update cache_delete unknown
     path: str
     model: str | None
     body: Any  # parsed JSON, or None (upload chunks, GET/DELETE)
@@ -235,12 +235,17 @@ class FakeFile:
 
 @dataclass
 class FakeCache:
-    """A cachedContents resource: what it holds and its token count."""
+    """A cachedContents resource: what it holds, its token count and when it expires."""
 
     name: str
     body: JSON
     tokens: int
     json: JSON
+    expires: datetime
+
+    def to_json(self) -> JSON:
+        """The CachedContent resource on the wire."""
+        return self.json | {"expireTime": rfc3339(self.expires)}
 
 
 @dataclass
@@ -386,6 +391,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/(?P<v>[^/]+)/cachedContents", "cache_create"),
         ("GET", r"/(?P<v>[^/]+)/cachedContents/(?P<id>[^/]+)", "cache_get"),
         ("DELETE", r"/(?P<v>[^/]+)/cachedContents/(?P<id>[^/]+)", "cache_delete"),
+        ("PATCH", r"/(?P<v>[^/]+)/cachedContents/(?P<id>[^/]+)", "cache_update"),
     ]
 ]
 
@@ -409,6 +415,8 @@ class FakeGemini:
         self._sessions: dict[str, _UploadSession] = {}
         self._processing_failures: list[Callable[[FakeFile], bool]] = []
         self._upload_failures: list[int] = []
+        self._cache_failures: list[int] = []
+        self._caches_to_lose = 0
         self._inflight: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
 
@@ -463,6 +471,40 @@ class FakeGemini:
     def fail_uploads(self, status: int = 503, times: int = 1) -> None:
         """The next `times` upload starts fail with `status` (a File API outage)."""
         self._upload_failures.extend([status] * times)
+
+    def now(self) -> datetime:
+        """The fake's clock (the real one: `advance` ages what the fake holds instead)."""
+        return datetime.now(UTC)
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass for the caches the fake holds, without sleeping: each expires that
+        much sooner, and those whose expireTime passes are gone. (Ageing the caches rather than
+        moving a clock keeps new timestamps in step with the bot's own clock.)"""
+        for cache in self.caches.values():
+            cache.expires -= timedelta(seconds=seconds)
+        self._expire_caches()
+
+    def lose_caches(self, times: int = 1) -> None:
+        """The next `times` generate requests that name a cache find it gone (evicted early),
+        with the API's 403, and the cache is deleted."""
+        self._caches_to_lose += times
+
+    def fail_cache_creates(self, status: int = 503, times: int = 1) -> None:
+        """The next `times` cachedContents.create calls fail with `status`."""
+        self._cache_failures.extend([status] * times)
+
+    def cache_requests(self, kind: str | None = None) -> list[Recorded]:
+        """Requests to cachedContents (create/get/update/delete), optionally of one kind."""
+        return [
+            r
+            for r in self.requests
+            if r.kind.startswith("cache_") and (kind is None or r.kind == f"cache_{kind}")
+        ]
+
+    def live_caches(self) -> dict[str, FakeCache]:
+        """The caches that have not expired by the fake's clock."""
+        self._expire_caches()
+        return dict(self.caches)
 
     def expire(self, name: str) -> None:
         """Forget a file as if its 48 hours had passed."""
@@ -593,13 +635,14 @@ class FakeGemini:
             return web.json_response(self._list_files(request))
         if kind == "cache_create":
             return web.json_response(self._create_cache(body))
-        name = f"cachedContents/{groups['id']}"
-        if name not in self.caches:
-            raise GeminiError(403, "CachedContent not found (or permission denied)")
+        cache = self._cache(f"cachedContents/{groups['id']}")
         if kind == "cache_delete":
-            del self.caches[name]
+            del self.caches[cache.name]
             return web.json_response({})
-        return web.json_response(self.caches[name].json)
+        if kind == "cache_update":
+            cache.expires = self._expiry(body, cache.expires)
+            cache.json["updateTime"] = rfc3339(self.now())
+        return web.json_response(cache.to_json())
 
     # --- generateContent ---------------------------------------------------------------------
 
@@ -620,8 +663,15 @@ class FakeGemini:
         if rec.bytes_len > MAX_REQUEST:
             raise invalid(f"Request payload size exceeds the limit: {MAX_REQUEST} bytes.")
         self._check_contents(body, "GenerateContentRequest")
-        cache = self._check_cache(body)
-        reply = self._take_reply(body)
+        cache = self._check_cache(body, rec.model or "")
+        # What the model sees: the cache's system instruction and contents, then the request's.
+        seen = body
+        if cache is not None:
+            seen = dict(body) | {
+                "contents": (cache.body.get("contents") or []) + (body.get("contents") or []),
+                "systemInstruction": _get(cache.body, "systemInstruction"),
+            }
+        reply = self._take_reply(seen)
         if reply.gate is not None:
             await reply.gate.wait()
         if reply.delay:
@@ -711,15 +761,45 @@ class FakeGemini:
             )
         return file
 
-    def _check_cache(self, body: JSON) -> FakeCache | None:
+    def _check_cache(self, body: JSON, model: str) -> FakeCache | None:
         name = _get(body, "cachedContent")
         if not name:
             return None
-        if name not in self.caches:
-            raise GeminiError(403, "CachedContent not found (or permission denied)")
+        if self._caches_to_lose and name in self.caches:
+            self._caches_to_lose -= 1
+            del self.caches[str(name)]
+        cache = self._cache(str(name))
         if any(_get(body, k) for k in ("systemInstruction", "tools", "toolConfig")):
             raise invalid(CACHE_WITH_CONFIG)
+        cached_model = str(cache.body.get("model") or "").removeprefix("models/")
+        if model and cached_model and cached_model != model:
+            raise invalid(
+                f"Model used by GenerateContent request (models/{model}) and CachedContent "
+                f"(models/{cached_model}) has to be the same."
+            )
+        return cache
+
+    def _cache(self, name: str) -> FakeCache:
+        """A live cache by name; the API's 403 for one that expired or never existed."""
+        self._expire_caches()
+        if name not in self.caches:
+            raise GeminiError(403, "CachedContent not found (or permission denied)")
         return self.caches[name]
+
+    def _expire_caches(self) -> None:
+        now = self.now()
+        for name in [n for n, c in self.caches.items() if c.expires <= now]:
+            del self.caches[name]
+
+    def _expiry(self, body: JSON, default: datetime) -> datetime:
+        """expireTime, or now + ttl ("300s"), from a create or update body."""
+        expire_time = _get(body, "expireTime")
+        if expire_time:
+            return datetime.fromisoformat(str(expire_time).replace("Z", "+00:00"))
+        ttl = body.get("ttl")
+        if ttl:
+            return self.now() + timedelta(seconds=float(str(ttl).rstrip("s")))
+        return default
 
     def _prompt_tokens(self, body: JSON) -> dict[str, int]:
         """Rough prompt tokens by modality: text chars / 4, 258 per image, 300 per video, 96 per
@@ -841,6 +921,8 @@ class FakeGemini:
     # --- cachedContents ----------------------------------------------------------------------
 
     def _create_cache(self, body: JSON) -> JSON:
+        if self._cache_failures:
+            raise GeminiError(self._cache_failures.pop(0))
         if not body.get("model"):
             raise invalid("* CreateCachedContentRequest.cached_content.model: model is required\n")
         self._check_contents(body, "CreateCachedContentRequest.cached_content", required=False)
@@ -850,21 +932,21 @@ class FakeGemini:
                 f"Cached content is too small. total_token_count={tokens}, "
                 f"min_total_token_count={self.cache_min_tokens}"
             )
-        now = datetime.now(UTC)
-        ttl = float(str(body.get("ttl") or "3600s").rstrip("s"))
+        now = self.now()
+        expires = self._expiry(body, now + timedelta(hours=1))  # the API's default TTL
         name = f"cachedContents/{secrets.token_hex(8)}"
         data: JSON = {
             "name": name,
             "model": body["model"],
             "createTime": rfc3339(now),
             "updateTime": rfc3339(now),
-            "expireTime": body.get("expireTime") or rfc3339(now + timedelta(seconds=ttl)),
             "usageMetadata": {"totalTokenCount": tokens},
         }
         if _get(body, "displayName"):
             data["displayName"] = _get(body, "displayName")
-        self.caches[name] = FakeCache(name, body, tokens, data)
-        return data
+        cache = FakeCache(name, body, tokens, data, expires)
+        self.caches[name] = cache
+        return cache.to_json()
 
 
 def _file_name(uri: str) -> str:
