@@ -18,8 +18,10 @@ run: setup
 
 # The whole check, as CI runs it: system packages the tests need (installed when missing), lint,
 # strict typing, then the suite.
+# Three workers on two cores: the end-to-end tests mostly wait (debounces, the fakes), and the
+# suite runs twice over (embedded and shared storage).
 test: setup test-deps lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3
 
 test-deps:
 	scripts/test-system-deps

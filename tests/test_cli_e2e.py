@@ -68,6 +68,9 @@ def cli_env(gemini: FakeGemini | None, data_dir: Path, **extra: str) -> dict[str
         GEMINI_FILE_POLL_SECONDS="0.01",
         GEMINI_FILE_TIMEOUT_SECONDS="5",
         GEMINI_TIMEOUT_SECONDS="20",
+        # These tests read whole requests (every upload in the story request), as the bot's
+        # harness does; the context cache has its own tests (tests/test_context_cache_e2e.py).
+        GEMINI_CACHE_TTL_SECONDS="0",
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
         PYTHONPATH=str(ROOT),
