@@ -125,6 +125,8 @@ class Settings:
     # Polling mode: GET /healthz on this port when set (webhook mode serves it on its own port).
     health_port: int | None = None
     health_listen: str = "0.0.0.0"
+    # Replicas on one PostgreSQL: a dead replica's chats pass to another after this long.
+    chat_lease: float = 15.0
     # Media in an S3-compatible bucket (MEDIA_URL set) instead of DATA_DIR/media.
     media_bucket: str | None = None
     media_prefix: str = ""  # '' or ending in '/'
@@ -263,6 +265,7 @@ class Settings:
             webhook_max_connections=reader.integer("WEBHOOK_MAX_CONNECTIONS", 40, 1, 100),
             health_port=reader.port("HEALTH_PORT", 1) if reader.env.get("HEALTH_PORT") else None,
             health_listen=reader.text("HEALTH_LISTEN", "0.0.0.0"),
+            chat_lease=reader.number("CHAT_LEASE_SECONDS", 15.0, minimum=1.0),
             media_bucket=bucket,
             media_prefix=prefix,
             s3_endpoint_url=endpoint or None,

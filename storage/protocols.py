@@ -8,7 +8,7 @@ behaviour every engine must show.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +21,7 @@ from storage.records import (
     ChatFootprint,
     Exchange,
     Forgotten,
+    InboxEntry,
     Item,
     Media,
     NewExchange,
@@ -29,6 +30,7 @@ from storage.records import (
     Upload,
     UsageRecord,
     UsageTotals,
+    WaitingUpdate,
 )
 
 
@@ -95,8 +97,9 @@ class MediaStore(Protocol):
         """Replace an item's caption."""
         ...
 
-    async def pending_copies(self) -> list[Item]:
-        """Photos whose model copy is still to be made (left by a restart), oldest first."""
+    async def pending_copies(self, chat_id: int | None = None) -> list[Item]:
+        """Photos whose model copy is still to be made (left by a restart, or by a replica that
+        held the chat before), oldest first; of one chat's albums when given."""
         ...
 
     async def set_model_copy(self, item_id: int, sha256: str, size: int, mime_type: str) -> bool:
@@ -230,8 +233,8 @@ class ContextCacheStore(Protocol):
 class InboxStore(Protocol):
     """A durable queue of raw updates not handled yet, keyed by Telegram's update_id."""
 
-    async def keep(self, update_id: int, payload: str) -> None:
-        """Record a fetched update (a second copy of the same update is ignored)."""
+    async def keep(self, update_id: int, payload: str, chat_id: int | None = None) -> None:
+        """Record a received update (a second copy of the same update is ignored)."""
         ...
 
     async def done(self, update_id: int) -> None:
@@ -241,6 +244,29 @@ class InboxStore(Protocol):
     async def unfinished(self) -> list[str]:
         """Updates an earlier run left unhandled, oldest first; each replay is counted and an
         update that was tried too often is given up."""
+        ...
+
+    # Replicas on one database: a chat's updates are run by the replica holding its lease.
+
+    async def waiting(self) -> list[WaitingUpdate]:
+        """Every update not handled yet, with its chat's lease (owner None when it has none)."""
+        ...
+
+    async def claim(self, chat_id: int, owner: str, now: float, until: float) -> bool:
+        """Take the chat's lease until `until` unless another replica holds a live one."""
+        ...
+
+    async def renew(self, owner: str, until: float) -> set[int]:
+        """Extend every lease `owner` holds; the chats it still holds."""
+        ...
+
+    async def release(self, owner: str, chat_ids: Collection[int] | None = None) -> None:
+        """Let go of these chats (all of them when None): any replica may take them now."""
+        ...
+
+    async def take(self, chat_ids: Sequence[int], skip: Collection[int]) -> list[InboxEntry]:
+        """The chats' updates not in `skip`, oldest first, each try counted; an update tried
+        too often already is given up instead."""
         ...
 
 

@@ -248,6 +248,25 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class WaitingUpdate:
+    """An update in the inbox, and who holds its chat's lease (replicas on one database)."""
+
+    update_id: int
+    chat_id: int | None  # None: journalled by a version that did not record chats
+    owner: str | None  # the replica holding the chat's lease; None when nobody does
+    expires_at: float | None  # when that lease runs out (seconds since the epoch)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """An update taken from the inbox to be handled by the chat's lease holder."""
+
+    update_id: int
+    chat_id: int
+    payload: str
+
+
+@dataclass(frozen=True)
 class CachedContext:
     """An album's context (system instruction + album turn) held by the model service, so
     follow-ups refer to it instead of sending it again. `key` says what it holds."""

@@ -161,6 +161,8 @@ async def test_captions_messages_and_model_copies(store: Storage) -> None:
     await media.set_caption(added.id, "Tram 28")
     assert (await media.get(album.id, added.id)).media.origin.caption == "Tram 28"  # type: ignore[union-attr]
     assert [i.id for i in await media.pending_copies()] == [added.id]
+    assert [i.id for i in await media.pending_copies(album.chat_id)] == [added.id]
+    assert await media.pending_copies(album.chat_id + 1) == []
     assert await media.set_model_copy(added.id, C, 99, "image/jpeg")
     copied = await media.get(album.id, added.id)
     assert copied is not None and copied.media.model_ready
@@ -256,6 +258,46 @@ async def test_the_inbox_replays_unfinished_updates_and_gives_up_after_three_tri
     assert len(await inbox.unfinished()) == 2
     assert len(await inbox.unfinished()) == 2
     assert await inbox.unfinished() == []  # tried three times: given up
+
+
+async def test_a_chat_lease_is_held_by_one_replica_until_it_lapses_or_is_let_go(
+    store: Storage,
+) -> None:
+    inbox = store.inbox
+    await inbox.keep(10, '{"update_id": 10}', chat_id=7)
+    await inbox.keep(11, '{"update_id": 11}', chat_id=8)
+    [a, b] = await inbox.waiting()
+    assert (a.update_id, a.chat_id, a.owner, b.chat_id, b.owner) == (10, 7, None, 8, None)
+    assert await inbox.claim(7, "A", now=100.0, until=115.0)
+    assert not await inbox.claim(7, "B", now=110.0, until=125.0)  # A's lease is alive
+    assert await inbox.claim(7, "A", now=110.0, until=125.0)  # its own: renewed
+    first = (await inbox.waiting())[0]
+    assert (first.chat_id, first.owner, first.expires_at) == (7, "A", 125.0)
+    assert await inbox.renew("A", until=140.0) == {7}
+    assert not await inbox.claim(7, "B", now=139.0, until=150.0)
+    assert await inbox.claim(7, "B", now=141.0, until=150.0)  # A stopped renewing: it lapsed
+    assert await inbox.renew("A", until=160.0) == set()  # A learns it lost the chat
+    assert await inbox.claim(8, "A", now=141.0, until=150.0)
+    await inbox.release("A", [8])
+    assert await inbox.claim(8, "B", now=141.0, until=150.0)  # let go: at once
+    await inbox.release("B")
+    assert [w.owner for w in await inbox.waiting()] == [None, None]
+
+
+async def test_taking_a_chats_updates_counts_tries_and_gives_up_after_three(
+    store: Storage,
+) -> None:
+    inbox = store.inbox
+    await inbox.keep(3, "three", chat_id=1)
+    await inbox.keep(1, "one", chat_id=1)
+    await inbox.keep(2, "other chat", chat_id=2)
+    taken = await inbox.take([1], skip=())
+    assert [(e.update_id, e.chat_id, e.payload) for e in taken] == [(1, 1, "one"), (3, 1, "three")]
+    assert [e.update_id for e in await inbox.take([1], skip={1})] == [3]  # 1 is under way
+    await inbox.done(1)
+    assert [e.update_id for e in await inbox.take([1, 2], skip=())] == [2, 3]  # 3: third try
+    assert [e.update_id for e in await inbox.take([1, 2], skip=())] == [2]  # 3 given up
+    assert [w.update_id for w in await inbox.waiting()] == [2]
 
 
 async def test_forgetting_a_chat_keeps_what_other_chats_use(store: Storage) -> None:

@@ -44,10 +44,12 @@ class ModelCopies:
             self.workers, thread_name_prefix="model-copy", initializer=_yield_to_others
         )
 
-    async def start(self) -> None:
-        """Queue what an earlier run left unmade and start the workers."""
-        for item in await self.media.pending_copies():
-            self.add(item)
+    async def start(self, resume: bool = True) -> None:
+        """Queue what an earlier run left unmade (`resume`; replicas on one database instead
+        take up a chat's copies as they take the chat, `take_up`) and start the workers."""
+        if resume:
+            for item in await self.media.pending_copies():
+                self.add(item)
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
 
     async def close(self) -> None:
@@ -65,6 +67,12 @@ class ModelCopies:
         self._pending[item.album_id][item.id] = item
         first = 0 if item.album_id in self._hurried else 1
         self._queue.put_nowait((first, next(self._order), item))
+
+    async def take_up(self, chat_id: int) -> None:
+        """Queue the chat's copies left unmade by the replica that held the chat before."""
+        for item in await self.media.pending_copies(chat_id):
+            if item.id not in self._pending.get(item.album_id, {}):
+                self.add(item)
 
     def waiting(self, album_id: int) -> int:
         """How many of the album's copies are not made yet."""

@@ -25,6 +25,7 @@ from bot.telegram.acks import Acknowledger
 from bot.telegram.concurrency import PerChatUpdateProcessor
 from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.ratelimit import RetryingRateLimiter
+from bot.telegram.replicas import SharedUpdateQueue
 from bot.telegram.runtime import KEY, Runtime
 from bot.telegram.story_handlers import APOLOGY
 from bot.wiring import Services
@@ -48,7 +49,12 @@ MEDIA = (
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
     """The bot, wired to its services; run it with run_polling() or start it by hand in tests."""
     root = settings.telegram_api_url.rstrip("/")
-    queue = DurableUpdateQueue()
+    # One process owns its SQLite file; replicas on one PostgreSQL share the inbox.
+    queue = (
+        DurableUpdateQueue()
+        if settings.database_url is None
+        else SharedUpdateQueue(lease=settings.chat_lease)
+    )
     processor = PerChatUpdateProcessor()
     processor.on_done = queue.done
     app = (
@@ -110,8 +116,12 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
             acks=Acknowledger(app.bot, services.albums, settings.ack_debounce),
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
         )
-        queue.inbox = services.storage.inbox
-        await queue.replay(app.bot)
+        if isinstance(queue, SharedUpdateQueue):
+            queue.on_claim = services.copies.take_up
+            await queue.start(services.storage.inbox, app.bot)
+        else:
+            queue.inbox = services.storage.inbox
+            await queue.replay(app.bot)
         try:
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in commands.COMMANDS])
         except TelegramError:
@@ -126,6 +136,8 @@ async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
     if isinstance(runtime, Runtime):
         # Everything stored has been acknowledged before the process goes.
         await runtime.acks.close_all()
+    if isinstance(app.update_queue, SharedUpdateQueue):
+        await app.update_queue.let_go()
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

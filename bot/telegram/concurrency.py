@@ -67,7 +67,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the handler coroutine when the chat's order allows it."""
-        key = _chat_key(update)
+        key = chat_key(update)
         if key is None:
             await coroutine
             await self._done(update)
@@ -182,7 +182,8 @@ def _is_media(update: object) -> bool:
     )
 
 
-def _chat_key(update: object) -> int | None:
+def chat_key(update: object) -> int | None:
+    """The chat an update belongs to (its user's for updates of no chat), or None."""
     if not isinstance(update, Update):
         return None
     if update.effective_chat is not None:

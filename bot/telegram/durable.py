@@ -55,6 +55,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             log.info("Resuming %d update(s) left unhandled by the last run", len(payloads))
         return len(payloads)
 
+    async def stop_taking(self) -> None:
+        """Stopping: queue nothing more (every update here is queued as it is received)."""
+
     async def done(self, update: object) -> None:
         """Cross an update off once its handlers ran."""
         if self.inbox is not None and isinstance(update, Update):

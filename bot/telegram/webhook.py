@@ -56,7 +56,12 @@ def make_web_app(application: App, secret: str, path: str) -> web.Application:
                 body,
             )
             return web.Response(status=400, text="bad update")
-        await application.update_queue.put(update)
+        try:
+            await application.update_queue.put(update)
+        except Exception:
+            # Not journalled (the database is away): Telegram sends it again after a 5xx.
+            log.exception("Could not take update %s; Telegram will resend it", update.update_id)
+            return web.Response(status=503, text="try again")
         return web.Response(text="ok")
 
     app = web.Application(client_max_size=16 * 1024 * 1024)

@@ -64,6 +64,9 @@ _PENDING = (
     .where(items.c.model_ready == 0, items.c.model_failed.is_(None))
     .order_by(items.c.id)
 )
+_PENDING_OF_CHAT = _PENDING.where(
+    items.c.album_id.in_(select(albums.c.id).where(albums.c.chat_id == bindparam("chat")))
+)
 _ITEM_EXISTS = select(items.c.id).where(items.c.id == _ITEM).with_for_update()
 _SET_MODEL = (
     update(items)
@@ -179,9 +182,12 @@ class SqlMediaStore:
         """Replace an item's caption."""
         await self.db.write(run, _SET_CAPTION, {"item": item_id, "caption": caption})
 
-    async def pending_copies(self) -> list[Item]:
-        """Photos whose model copy has not been made yet (left by a restart), oldest first."""
-        return await self.db.read(_items_of, _PENDING, {})
+    async def pending_copies(self, chat_id: int | None = None) -> list[Item]:
+        """Photos whose model copy has not been made yet (left by a restart, or by a replica
+        that held the chat before), oldest first; of one chat's albums when given."""
+        if chat_id is None:
+            return await self.db.read(_items_of, _PENDING, {})
+        return await self.db.read(_items_of, _PENDING_OF_CHAT, {"chat": chat_id})
 
     async def set_model_copy(self, item_id: int, sha256: str, size: int, mime_type: str) -> bool:
         """Point an item at its model copy; False if the item is gone (taken back meanwhile)."""

@@ -403,6 +403,20 @@ def m007_context_caches(m: Migrator) -> None:
     )
 
 
+@migration
+def m008_chat_leases(m: Migrator) -> None:
+    # Several replicas on one database: whichever receives an update journals it with its chat,
+    # and the one replica holding that chat's lease runs the chat's updates, in order.
+    m.add_column("inbox", Column("chat_id", BigInteger))
+    m.execute("CREATE INDEX inbox_chat ON inbox (chat_id, update_id)")
+    m.execute(
+        "CREATE TABLE chat_leases ("
+        " chat_id BIGINT PRIMARY KEY,"
+        " owner TEXT NOT NULL,"
+        " expires_at DOUBLE PRECISION NOT NULL)"
+    )
+
+
 def _postgres_baseline() -> MetaData:
     """The schema m001..m005 leave, as PostgreSQL's first migration creates it. Frozen: a later
     change is a new migration, not an edit here. (The kind check already admits 'audio', as the

@@ -168,6 +168,15 @@ inbox = Table(
     Column("payload", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("received_at", Text, nullable=False),
+    Column("chat_id", BigInteger),  # whose updates these are: that chat's lease holder runs them
+)
+
+chat_leases = Table(
+    "chat_leases",
+    metadata,
+    Column("chat_id", BigInteger, primary_key=True),
+    Column("owner", Text, nullable=False),  # the replica handling the chat's updates
+    Column("expires_at", Double, nullable=False),  # seconds since the epoch
 )
 
 migrations = Table(
