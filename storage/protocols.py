@@ -261,7 +261,8 @@ class InboxStore(Protocol):
         ...
 
     async def release(self, owner: str, chat_ids: Collection[int] | None = None) -> None:
-        """Let go of these chats (all of them when None): any replica may take them now."""
+        """Let go of these chats, or of all (stopping: then they are marked lapsed, and any
+        replica takes their waiting updates at once)."""
         ...
 
     async def take(self, chat_ids: Sequence[int], skip: Collection[int]) -> list[InboxEntry]:

@@ -280,8 +280,9 @@ async def test_a_chat_lease_is_held_by_one_replica_until_it_lapses_or_is_let_go(
     assert await inbox.claim(8, "A", now=141.0, until=150.0)
     await inbox.release("A", [8])
     assert await inbox.claim(8, "B", now=141.0, until=150.0)  # let go: at once
-    await inbox.release("B")
-    assert [w.owner for w in await inbox.waiting()] == [None, None]
+    await inbox.release("B")  # stopping: its leases lapse at once
+    assert [(w.owner, w.expires_at) for w in await inbox.waiting()] == [("B", 0.0), ("B", 0.0)]
+    assert await inbox.claim(7, "A", now=141.0, until=150.0)
 
 
 async def test_taking_a_chats_updates_counts_tries_and_gives_up_after_three(

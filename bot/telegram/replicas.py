@@ -59,11 +59,13 @@ class SharedUpdateQueue(DurableUpdateQueue):
         self,
         lease: float,
         keep_for: float = BURST_GAP_SECONDS,
+        receiver_first: float = RECEIVER_FIRST_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.lease = lease
         self.keep_for = keep_for
+        self.receiver_first = receiver_first
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.bot: Bot | None = None
@@ -154,23 +156,23 @@ class SharedUpdateQueue(DurableUpdateQueue):
                 self._chats.pop(lost, None)
             self._renewed = now
         wanted: set[int] = set()
-        free: set[int] = set()
+        free: dict[int, bool] = {}  # chat -> whether nobody held it (rather than a lease lapsed)
         for waiting in await inbox.waiting():
             chat = NO_CHAT if waiting.chat_id is None else waiting.chat_id
             if chat in self._chats:
                 if waiting.update_id not in self._chats[chat].running:
                     wanted.add(chat)
-            elif (
-                waiting.owner is None
-                or waiting.owner == self.owner
-                or (waiting.expires_at or 0.0) < now
-            ):
-                free.add(chat)
+            elif waiting.owner is None:
+                free[chat] = True
+            elif waiting.owner == self.owner or (waiting.expires_at or 0.0) < now:
+                free[chat] = False
+            else:
+                self._received.discard(chat)  # another replica runs it
         moment = time.monotonic()
-        for chat in free:
+        for chat, unheld in free.items():
             first_seen = self._seen_free.setdefault(chat, moment)
-            if chat not in self._received and moment - first_seen < RECEIVER_FIRST_SECONDS:
-                continue  # its receiver takes it, unless it is gone
+            if unheld and chat not in self._received and moment - first_seen < self.receiver_first:
+                continue  # its receiver takes it, unless that one is gone
             if await inbox.claim(chat, self.owner, now, now + self.lease):
                 self._chats[chat] = _Chat()
                 wanted.add(chat)

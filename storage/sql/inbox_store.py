@@ -49,7 +49,11 @@ _RELEASE = delete(chat_leases).where(
     chat_leases.c.owner == bindparam("me"),
     chat_leases.c.chat_id.in_(bindparam("chats", expanding=True)),
 )
-_RELEASE_ALL = delete(chat_leases).where(chat_leases.c.owner == bindparam("me"))
+# Stopping: lapsed rather than deleted, so a chat's waiting updates are taken at once (a chat
+# nobody held is first left a moment to the replica that received its update).
+_RELEASE_ALL = (
+    update(chat_leases).where(chat_leases.c.owner == bindparam("me")).values(expires_at=0.0)
+)
 
 
 class SqlInboxStore:
@@ -108,7 +112,8 @@ class SqlInboxStore:
         return await self.db.write(_renew, owner, until)
 
     async def release(self, owner: str, chat_ids: Collection[int] | None = None) -> None:
-        """Let go of these chats (all of them when None): any replica may take them now."""
+        """Let go of these chats, or of all (stopping: then they are marked lapsed, and any
+        replica takes their waiting updates at once)."""
         if chat_ids is None:
             await self.db.write(run, _RELEASE_ALL, {"me": owner})
         elif chat_ids:
