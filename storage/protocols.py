@@ -30,7 +30,7 @@ from storage.records import (
     Upload,
     UsageRecord,
     UsageTotals,
-    WaitingUpdate,
+    WaitingChat,
 )
 
 
@@ -248,8 +248,9 @@ class InboxStore(Protocol):
 
     # Replicas on one database: a chat's updates are run by the replica holding its lease.
 
-    async def waiting(self) -> list[WaitingUpdate]:
-        """Every update not handled yet, with its chat's lease (owner None when it has none)."""
+    async def waiting(self) -> list[WaitingChat]:
+        """Every chat with updates not handled yet, with its lease (owner None when it has
+        none), the chat with the oldest update first."""
         ...
 
     async def claim(self, chat_id: int, owner: str, now: float, until: float) -> bool:

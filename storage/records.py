@@ -248,11 +248,11 @@ class Upload:
 
 
 @dataclass(frozen=True)
-class WaitingUpdate:
-    """An update in the inbox, and who holds its chat's lease (replicas on one database)."""
+class WaitingChat:
+    """A chat with updates in the inbox, and who holds its lease (replicas on one database)."""
 
-    update_id: int
-    chat_id: int | None  # None: journalled by a version that did not record chats
+    chat_id: int | None  # None: updates journalled by a version that did not record chats
+    updates: int  # how many are waiting (those under way included)
     owner: str | None  # the replica holding the chat's lease; None when nobody does
     expires_at: float | None  # when that lease runs out (seconds since the epoch)
 

@@ -90,7 +90,7 @@ async def test_a_chats_updates_run_on_the_replica_holding_it_whoever_received_th
     assert queued(a) == []  # under way: not handed over twice
     await a.done(text(1, 7, "first"))
     await a.done(text(2, 7, "second"))
-    assert [w.update_id for w in await store.inbox.waiting()] == [3]
+    assert [(w.chat_id, w.updates) for w in await store.inbox.waiting()] == [(8, 1)]
 
 
 async def test_a_dead_replicas_chat_passes_on_with_what_it_had_not_finished(

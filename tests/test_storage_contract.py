@@ -266,8 +266,9 @@ async def test_a_chat_lease_is_held_by_one_replica_until_it_lapses_or_is_let_go(
     inbox = store.inbox
     await inbox.keep(10, '{"update_id": 10}', chat_id=7)
     await inbox.keep(11, '{"update_id": 11}', chat_id=8)
+    await inbox.keep(12, '{"update_id": 12}', chat_id=7)
     [a, b] = await inbox.waiting()
-    assert (a.update_id, a.chat_id, a.owner, b.chat_id, b.owner) == (10, 7, None, 8, None)
+    assert (a.chat_id, a.updates, a.owner, b.chat_id, b.updates) == (7, 2, None, 8, 1)
     assert await inbox.claim(7, "A", now=100.0, until=115.0)
     assert not await inbox.claim(7, "B", now=110.0, until=125.0)  # A's lease is alive
     assert await inbox.claim(7, "A", now=110.0, until=125.0)  # its own: renewed
@@ -298,7 +299,7 @@ async def test_taking_a_chats_updates_counts_tries_and_gives_up_after_three(
     await inbox.done(1)
     assert [e.update_id for e in await inbox.take([1, 2], skip=())] == [2, 3]  # 3: third try
     assert [e.update_id for e in await inbox.take([1, 2], skip=())] == [2]  # 3 given up
-    assert [w.update_id for w in await inbox.waiting()] == [2]
+    assert [(w.chat_id, w.updates) for w in await inbox.waiting()] == [(2, 1)]
 
 
 async def test_forgetting_a_chat_keeps_what_other_chats_use(store: Storage) -> None:

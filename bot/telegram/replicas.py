@@ -160,8 +160,8 @@ class SharedUpdateQueue(DurableUpdateQueue):
         for waiting in await inbox.waiting():
             chat = NO_CHAT if waiting.chat_id is None else waiting.chat_id
             if chat in self._chats:
-                if waiting.update_id not in self._chats[chat].running:
-                    wanted.add(chat)
+                if waiting.updates > len(self._chats[chat].running):
+                    wanted.add(chat)  # more than are under way here: new ones came
             elif waiting.owner is None:
                 free[chat] = True
             elif waiting.owner == self.owner or (waiting.expires_at or 0.0) < now:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
-from storage.records import InboxEntry, WaitingUpdate, now_iso
+from storage.records import InboxEntry, WaitingChat, now_iso
 from storage.sql.database import Database
 from storage.sql.rows import run
 from storage.sql.tables import chat_leases, inbox
@@ -24,9 +24,16 @@ _COUNT_TRY = update(inbox).values(attempts=inbox.c.attempts + 1)
 _PAYLOADS = select(inbox.c.payload).order_by(inbox.c.update_id)
 
 _WAITING = (
-    select(inbox.c.update_id, inbox.c.chat_id, chat_leases.c.owner, chat_leases.c.expires_at)
+    select(
+        inbox.c.chat_id,
+        func.count().label("updates"),
+        func.min(inbox.c.update_id).label("first"),
+        chat_leases.c.owner,
+        chat_leases.c.expires_at,
+    )
     .select_from(inbox.outerjoin(chat_leases, chat_leases.c.chat_id == inbox.c.chat_id))
-    .order_by(inbox.c.update_id)
+    .group_by(inbox.c.chat_id, chat_leases.c.owner, chat_leases.c.expires_at)
+    .order_by("first")
 )
 _OF_CHATS = (
     select(inbox.c.update_id, inbox.c.chat_id, inbox.c.payload, inbox.c.attempts)
@@ -93,8 +100,9 @@ class SqlInboxStore:
         """Updates left unhandled by an earlier run, oldest first; each try is counted."""
         return await self.db.write(_unfinished)
 
-    async def waiting(self) -> list[WaitingUpdate]:
-        """Every update not handled yet, with its chat's lease (owner None when it has none)."""
+    async def waiting(self) -> list[WaitingChat]:
+        """Every chat with updates not handled yet, with its lease (owner None when it has
+        none), the chat with the oldest update first."""
         return await self.db.read(_waiting)
 
     async def claim(self, chat_id: int, owner: str, now: float, until: float) -> bool:
@@ -131,9 +139,10 @@ def _unfinished(conn: Connection) -> list[str]:
     return [str(row.payload) for row in conn.execute(_PAYLOADS)]
 
 
-def _waiting(conn: Connection) -> list[WaitingUpdate]:
+def _waiting(conn: Connection) -> list[WaitingChat]:
     return [
-        WaitingUpdate(r.update_id, r.chat_id, r.owner, r.expires_at) for r in conn.execute(_WAITING)
+        WaitingChat(r.chat_id, int(r.updates), r.owner, r.expires_at)
+        for r in conn.execute(_WAITING)
     ]
 
 
