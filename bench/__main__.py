@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import folder, isolation, memory, model_input, resend, startup, throughput
+from bench import folder, isolation, memory, model_input, replicated, resend, startup, throughput
 from bench.report import ERROR, Row, markdown_table, table, write_json
 from bench.session import EXPERIMENTS, FULL, QUICK, RESULTS, Context
 
@@ -29,6 +29,7 @@ SCENARIOS: dict[int, tuple[str, Scenario]] = {
     5: (isolation.SCENARIO, isolation.run),
     6: (startup.SCENARIO, startup.run),
     7: (folder.SCENARIO, folder.run),
+    8: (replicated.SCENARIO, replicated.run),
 }
 
 

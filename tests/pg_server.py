@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 _ADMIN_USER = "postgres"
 
@@ -100,7 +101,7 @@ class PgServer:
         """A fresh, empty database; its address."""
         name = f"test_{os.getpid()}_{next(self._names)}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
 

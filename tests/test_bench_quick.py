@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("1 throughput", "2 memory", "3 model input", "4 re-sent media", "5 isolation",
-             "6 start-up", "7 folder command")  # fmt: skip
+             "6 start-up", "7 folder command", "8 replicas")  # fmt: skip
 
 
 @pytest.mark.timeout(600)

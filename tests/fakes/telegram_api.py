@@ -542,6 +542,11 @@ class FakeTelegram:
         """Updates not yet confirmed by an offset."""
         return list(self._updates)
 
+    def take_updates(self) -> list[JSON]:
+        """Take every queued update off the queue, oldest first (to deliver them by webhook)."""
+        taken, self._updates = self._updates, []
+        return taken
+
     async def wait_for(
         self,
         predicate: Callable[[], Any],
