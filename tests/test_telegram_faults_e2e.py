@@ -260,11 +260,13 @@ async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
     keep = SqlInboxStore.keep
     refused: list[int] = []
 
-    async def locked_once(self: SqlInboxStore, update_id: int, payload: str) -> None:
+    async def locked_once(
+        self: SqlInboxStore, update_id: int, payload: str, chat_id: int | None = None
+    ) -> None:
         if not refused:
             refused.append(update_id)
             raise OSError("database is locked")
-        await keep(self, update_id, payload)
+        await keep(self, update_id, payload, chat_id)
 
     monkeypatch.setattr(SqlInboxStore, "keep", locked_once)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))

@@ -140,7 +140,11 @@ class AlbumService(AlbumServiceBase):
         incoming, album = prepared.incoming, prepared.album
         if prepared.known is not None:
             open_batch = self.bursts.open_batch(incoming.chat_id, album.id)
-            self.bursts.count(incoming.chat_id, album.id, open_batch, "repeat")
+            message = incoming.origin.chat_message_id
+            if message is None or prepared.known.media.origin.chat_message_id != message:
+                self.bursts.count(incoming.chat_id, album.id, open_batch, "repeat")
+            # else this very message was stored already: its update is run a second time (the
+            # process running it died before crossing it off), which adds and says nothing.
             return Received(prepared.known, album, True, open_batch)
         media = prepared.media
         assert media is not None

@@ -53,7 +53,9 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     queue = (
         DurableUpdateQueue()
         if settings.database_url is None
-        else SharedUpdateQueue(lease=settings.chat_lease)
+        else SharedUpdateQueue(
+            lease=settings.chat_lease, redeliver=settings.webhook_url is not None
+        )
     )
     processor = PerChatUpdateProcessor()
     processor.on_done = queue.done

@@ -58,12 +58,14 @@ class SharedUpdateQueue(DurableUpdateQueue):
     def __init__(
         self,
         lease: float,
+        redeliver: bool = True,
         keep_for: float = BURST_GAP_SECONDS,
         receiver_first: float = RECEIVER_FIRST_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.lease = lease
+        self.redeliver = redeliver
         self.keep_for = keep_for
         self.receiver_first = receiver_first
         self.clock = clock
@@ -80,15 +82,25 @@ class SharedUpdateQueue(DurableUpdateQueue):
         self._renewed = 0.0
 
     async def put(self, item: object) -> None:
-        """Journal a received update; the holder of its chat runs it. A failure to journal is
-        raised: the webhook answers 500 and Telegram sends the update again."""
+        """Journal a received update; the holder of its chat runs it.
+
+        A failure to journal is raised when Telegram will send the update again (a webhook
+        answers 503). A polling replica, the only one receiving, runs the update itself instead:
+        raising would end PTB's polling loop, and its next poll confirms the update anyway."""
         inbox = self.shared_inbox
         if inbox is None or not isinstance(item, Update):
             await asyncio.Queue.put(self, item)  # PTB's own stop signal, or not started yet
             return
         chat = chat_key(item)
         chat = NO_CHAT if chat is None else chat
-        await inbox.keep(item.update_id, json.dumps(item.to_dict()), chat)
+        try:
+            await inbox.keep(item.update_id, json.dumps(item.to_dict()), chat)
+        except Exception:
+            if self.redeliver:
+                raise
+            log.exception("Could not journal update %s; handling it here", item.update_id)
+            await asyncio.Queue.put(self, item)
+            return
         self._received.add(chat)
         self._wake.set()
 
