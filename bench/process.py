@@ -69,6 +69,18 @@ def _is_setting(name: str) -> bool:
     return name.startswith(SETTING_PREFIXES) or name in SETTING_NAMES
 
 
+def attach_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy samples every thread of `pid` (the image work runs in worker threads) until it
+    exits, into `output` (collapsed stacks, read by `python -m bench.profile`)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--rate", "250", "--threads",
+         "--format", "raw", "--output", str(output), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 class Memory:
     """Samples a process's RSS in a thread (the event loop may be busy) and reads its VmHWM."""
 
@@ -150,14 +162,7 @@ class Process:
             self._attach_profiler(self.process.pid, self.profile_to)
 
     def _attach_profiler(self, pid: int, output: Path) -> None:
-        """py-spy samples every thread (the image work runs in worker threads) until exit."""
-        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        self._profiler = subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--rate", "250", "--threads",
-             "--format", "raw", "--output", str(output), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        self._profiler = attach_profiler(pid, output)
 
     @property
     def pid(self) -> int:

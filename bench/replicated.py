@@ -26,6 +26,7 @@ import asyncio
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -37,7 +38,7 @@ import psutil
 
 from bench import media
 from bench.chats import Ack, Traveller, Watcher, prepare_photos
-from bench.process import environment
+from bench.process import attach_profiler, environment
 from bench.report import INFO, Row, median, ms, percentile, verdict
 from bench.session import EXPERIMENTS_DIR, Context, Session
 from tests.fakes.gemini_api import FakeGemini
@@ -230,12 +231,18 @@ async def _replicated(
     await gemini.start()
     await watcher.__aenter__()
     replicas: Replicas | None = None
+    profilers: list[subprocess.Popen[bytes]] = []
     try:
         replicas = Replicas(
             tg, gemini, workdir, count,
             database_url=database, media_env=bucket.env("media/"), environment=base,
         )  # fmt: skip
         await replicas.start()
+        if ctx.profile:
+            stamp = time.strftime("%H%M%S")
+            for i in range(count):
+                output = ctx.results / "profiles" / f"{name}-{i}-{stamp}.txt"
+                profilers.append(attach_profiler(replicas.pid(i), output))
         deliver = replicas.deliver  # round-robin
         (solo,), (solo_at,), _ = await _burst(ctx, [traveller()], alone, deliver)
         travellers = [traveller() for _ in range(plan.chats)]
@@ -252,6 +259,8 @@ async def _replicated(
     finally:
         if replicas is not None:
             await replicas.stop()
+            for profiler in profilers:
+                await asyncio.to_thread(profiler.wait, 30)
             logs = ctx.results / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             for i in range(len(replicas)):

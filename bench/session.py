@@ -21,6 +21,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 EXPERIMENTS = (
     "no-rate-limiter", "no-places", "inbox-off", "copies-wait", "switch-interval", "two-workers",
+    "many-workers",
     "loop-lag", "db-wait",
 )  # fmt: skip
 

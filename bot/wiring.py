@@ -45,7 +45,10 @@ class Services:
         register_heif()
         try:
             blobs = await open_blobs(
-                settings.data_dir, media_location(settings), settings.media_cache_bytes
+                settings.data_dir,
+                media_location(settings),
+                settings.media_cache_bytes,
+                settings.database_url,
             )
         except BlobStoreUnavailable as e:
             raise ConfigError(str(e)) from None

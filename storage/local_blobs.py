@@ -6,8 +6,9 @@ import hashlib
 import os
 import threading
 import uuid
-from collections import Counter
 from pathlib import Path
+
+from storage.pins import Pins
 
 CHUNK = 1024 * 1024
 
@@ -19,13 +20,15 @@ class LocalBlobStore:
     into place, so a file under media/ is always complete: a crash leaves at most a scratch file.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, pins: Pins | None = None) -> None:
         self.root = root
         self.media = root / "media"
         self.scratch = root / "tmp"
         # Blobs stored whose row is not committed yet: `delete` leaves them alone, so a file
         # another chat is about to record is not removed for being unused a moment earlier.
-        self._pins: Counter[str] = Counter()
+        self.pins = pins if pins is not None else Pins()
+        # Held by `delete` from its look at the pins to the unlink, and by `adopt` from its
+        # look at the file to the rename: a file is never both found present and then removed.
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
@@ -65,15 +68,17 @@ class LocalBlobStore:
                 size += len(chunk)
             os.fsync(f.fileno())
         sha = digest.hexdigest()
-        with self._lock:
-            self._pins[sha] += 1
+        self.pins.pin(sha)
         target = self.path_for(sha)
-        if target.is_file():
+        with self._lock:
+            present = target.is_file()
+            if not present:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, target)
+        if present:
             temp.unlink(missing_ok=True)
-            return sha, size
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temp, target)
-        _fsync_dir(target.parent)
+        else:
+            _fsync_dir(target.parent)
         return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
@@ -85,16 +90,13 @@ class LocalBlobStore:
 
     def release(self, *shas: str) -> None:
         """The blobs `adopt` gave are recorded (or given up): `delete` may remove them again."""
-        with self._lock:
-            for sha in shas:
-                self._pins[sha] -= 1
-                if self._pins[sha] <= 0:
-                    del self._pins[sha]
+        self.pins.release(*shas)
 
     def delete(self, sha256: str) -> None:
-        """Remove a blob's file if present, unless it is on its way into some row."""
+        """Remove a blob's file if present, unless it is on its way into some row (see
+        `storage.pins.delete_unused`, which also keeps it from other replicas)."""
         with self._lock:
-            if self._pins[sha256] > 0:
+            if not self.pins.may_delete(sha256):
                 return
             self.path_for(sha256).unlink(missing_ok=True)
 

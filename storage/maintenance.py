@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from storage.pins import delete_unused
 from storage.protocols import Storage
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,7 @@ async def sweep_orphan_blobs(storage: Storage, now: float | None = None) -> int:
         return 0
     old = (time.time() if now is None else now) - ORPHAN_AGE
     orphans = [sha for sha in stored - used if (await asyncio.to_thread(blobs.modified, sha)) < old]
-    for sha in orphans:
-        await asyncio.to_thread(blobs.delete, sha)
-    if orphans:
-        log.info("Deleted %d stored file(s) that no album refers to", len(orphans))
-    return len(orphans)
+    deleted = await delete_unused(storage.media, blobs, orphans)
+    if deleted:
+        log.info("Deleted %d stored file(s) that no album refers to", len(deleted))
+    return len(deleted)

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from storage.pins import Pins
 
 from storage.records import (
     AddOutcome,
@@ -288,8 +291,12 @@ class BlobStore(Protocol):
     """Media bytes, content-addressed: the same bytes stored twice are kept once.
 
     A stored blob is pinned from `adopt` until `release`, so `delete` does not remove a file
-    some chat is about to record. Methods are blocking: call them in a worker thread.
+    some chat is about to record. Delete through `storage.pins.delete_unused`, which checks
+    the rows again while other replicas cannot pin the blob. Methods are blocking: call them
+    in a worker thread.
     """
+
+    pins: Pins
 
     def prepare(self) -> None:
         """Make the store ready and clear scratch files a crash left."""

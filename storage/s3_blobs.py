@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from botocore.exceptions import (
 )
 
 from storage.blob_cache import GRACE, BlobCache
+from storage.pins import Pins
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -92,10 +92,9 @@ class S3BlobStore:
     when the object is already there), then kept as a cached copy, since the model's copy is
     made from them moments later. `path_for` downloads into the cache when the copy is gone.
 
-    Pins live in this process, as in LocalBlobStore: they stop this process deleting a blob
-    another of its chats is recording. Across replicas sharing a bucket, what protects a blob
-    is the database: a blob is deleted only when no item row refers to it, and the start-up
-    sweep leaves objects younger than an hour alone.
+    Pins (`storage.pins`) stop a deletion taking a blob a chat is recording: this process's
+    chats, and with `SharedPins` every replica's. Beyond them, a blob is deleted only when no
+    item row refers to it, and the start-up sweep leaves objects younger than an hour alone.
     """
 
     def __init__(
@@ -106,6 +105,7 @@ class S3BlobStore:
         client: S3Client | None = None,
         list_page_size: int = 1000,
         cache_grace: float = GRACE,
+        pins: Pins | None = None,
     ) -> None:
         self.location = location
         self.bucket = location.bucket
@@ -113,14 +113,16 @@ class S3BlobStore:
         self.client = client if client is not None else s3_client(location)
         self.scratch = data_dir / "tmp"
         self.list_page_size = list_page_size
-        self._pins: Counter[str] = Counter()
+        self.pins = pins if pins is not None else Pins()
+        # Held by `delete` from its look at the pins to the object's removal; `adopt` passes
+        # through it after pinning, so it never finds an object that is being removed.
         self._lock = threading.Lock()
         # The cache asks about pins without this lock (a dict read): it is called with its
         # own lock held, and `delete` takes the two in the other order.
         self.cache = BlobCache(
             data_dir / "media-cache",
             cache_limit,
-            keep=lambda sha: self._pins.get(sha, 0) > 0,
+            keep=self.pins.pinned,
             grace=cache_grace,
         )
 
@@ -156,10 +158,18 @@ class S3BlobStore:
                 digest.update(chunk)
                 size += len(chunk)
         sha = digest.hexdigest()
+        self.pins.pin(sha)
         with self._lock:
-            self._pins[sha] += 1
+            pass  # a delete that looked at the pins before this one was taken is over
         try:
-            if not self.exists(sha):
+            if self.exists(sha):
+                pass
+            elif size < TRANSFER.multipart_threshold:
+                # One request in this thread: the transfer manager's own threads cost more CPU
+                # than the upload of a photo.
+                with temp.open("rb") as body:
+                    self.client.put_object(Bucket=self.bucket, Key=self.key(sha), Body=body)
+            else:
                 self.client.upload_file(str(temp), self.bucket, self.key(sha), Config=TRANSFER)
             self.cache.add(sha, temp)
         except BaseException:
@@ -178,11 +188,7 @@ class S3BlobStore:
 
     def release(self, *shas: str) -> None:
         """The blobs `adopt` gave are recorded (or given up): `delete` may remove them again."""
-        with self._lock:
-            for sha in shas:
-                self._pins[sha] -= 1
-                if self._pins[sha] <= 0:
-                    del self._pins[sha]
+        self.pins.release(*shas)
 
     def path_for(self, sha256: str) -> Path:
         """A local path holding the blob, downloaded (streamed, then renamed) if not cached.
@@ -217,7 +223,7 @@ class S3BlobStore:
         # Held across the call so an `adopt` of the same bytes cannot see the object, skip its
         # upload, and then lose it to this delete.
         with self._lock:
-            if self._pins[sha256] > 0:
+            if not self.pins.may_delete(sha256):
                 return
             self.client.delete_object(Bucket=self.bucket, Key=key)
             self.cache.drop(sha256)

@@ -16,6 +16,8 @@ Each weighs one part of the bot by taking it away; none is a proposal:
   wait for worker threads to let go of it?).
 - two-workers: asyncio's default thread pool has two threads, one per core, instead of six
   (do more threads than cores only add GIL contention?).
+- many-workers: 24 threads instead of six (do files wait for a thread while others wait on
+  the network, as with media in a bucket?).
 
 Two more only measure, to find where time goes; they write JSON lines to BENCH_DIAG_FILE:
 - loop-lag: how late a 10 ms sleep of the event loop wakes up, every 10 ms.
@@ -180,7 +182,7 @@ def _switch_interval() -> None:
     sys.setswitchinterval(0.0005)
 
 
-def _two_workers() -> None:
+def _workers(count: int) -> None:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
@@ -189,10 +191,18 @@ def _two_workers() -> None:
     start = Application.start
 
     async def started(self: Any) -> None:
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(count))
         await start(self)
 
     Application.start = started  # type: ignore[method-assign]
+
+
+def _two_workers() -> None:
+    _workers(2)
+
+
+def _many_workers() -> None:
+    _workers(24)
 
 
 PATCHES = {
@@ -202,6 +212,7 @@ PATCHES = {
     "copies-wait": _copies_wait,
     "switch-interval": _switch_interval,
     "two-workers": _two_workers,
+    "many-workers": _many_workers,
     "loop-lag": _loop_lag,
     "db-wait": _db_wait,
 }

@@ -15,6 +15,7 @@ from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
+from storage.pins import delete_unused
 from storage.records import (
     AddStatus,
     Album,
@@ -155,9 +156,7 @@ class AlbumService(AlbumServiceBase):
             self.blobs.release(*_own_blobs(media))
         if outcome.status is AddStatus.FULL:
             # Filled up by files that arrived alongside: its stored files are nobody's now.
-            for sha in _own_blobs(media):
-                if not await self.media.is_blob_used(sha):
-                    await asyncio.to_thread(self.blobs.delete, sha)
+            await delete_unused(self.media, self.blobs, _own_blobs(media))
             raise _album_full(album, self.settings.max_album_items)
         assert outcome.item is not None
         if outcome.status is AddStatus.ADDED and not outcome.item.media.model_ready:
@@ -304,8 +303,7 @@ class AlbumService(AlbumServiceBase):
         if removed.orphan_blobs:
             # Nothing refers to these files any more: delete them here and at the model service.
             await self.model.delete_uploads(removed.orphan_blobs)
-            for sha in removed.orphan_blobs:
-                await asyncio.to_thread(self.blobs.delete, sha)
+            await delete_unused(self.media, self.blobs, removed.orphan_blobs)
         return Undone(album, items=removed.items, notes=removed.notes)
 
     # Bursts ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.errors import MediaRejected
 from bot.service.intake import PhotoLimits, make_model_copy
+from storage.pins import delete_unused
 from storage.protocols import Storage
 from storage.records import Item
 
@@ -138,8 +139,8 @@ class ModelCopies:
             recorded = await self.media.set_model_copy(item.id, sha, size, "image/jpeg")
         finally:
             self.blobs.release(sha)
-        if not recorded and not await self.media.is_blob_used(sha):
-            await asyncio.to_thread(self.blobs.delete, sha)
+        if not recorded:
+            await delete_unused(self.media, self.blobs, [sha])
 
 
 def _yield_to_others() -> None:

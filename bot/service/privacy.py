@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from bot.model import Model
+from storage.pins import delete_unused
 from storage.protocols import Storage
 from storage.records import ChatFootprint, Forgotten
 
@@ -19,6 +19,7 @@ class PrivacyService:
         self.store = storage.privacy
         self.caches = storage.caches
         self.blobs = storage.blobs
+        self.media = storage.media
         self.model = model
 
     async def footprint(self, chat_id: int) -> ChatFootprint:
@@ -34,8 +35,7 @@ class PrivacyService:
             await self.model.delete_cache(cache.name)
         if forgotten.orphan_blobs:
             deleted = await self.model.delete_uploads(forgotten.orphan_blobs)
-            for sha in forgotten.orphan_blobs:
-                await asyncio.to_thread(self.blobs.delete, sha)
+            await delete_unused(self.media, self.blobs, forgotten.orphan_blobs)
             log.info(
                 "Forgot chat %s: %d files, %d uploads at the model service",
                 chat_id,

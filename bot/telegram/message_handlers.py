@@ -48,20 +48,27 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return  # in a group a voice note is talk, like a text: only one for the bot is taken
     rt = runtime(context)
     albums = rt.services.albums
+    refused: UserError | None = None
     try:
         # Downloading and shrinking run beside the chat's other files; storing waits its turn.
         prepared = await albums.prepare_media(
             incoming, downloader(context.bot, rt.http, incoming.file_id)
         )
-        async with in_turn():
-            await albums.store_media(prepared)
-            rt.acks.added(chat.id)
-    except AlbumFull as e:
-        # An album of ten sent to a full album gets one answer, not ten.
-        if rt.first_time(chat.id, "album_full"):
-            await message.reply_text(str(e), do_quote=True)
     except UserError as e:
-        await message.reply_text(str(e), do_quote=True)
+        refused = e
+    # Stored files and refusals alike go in the order sent: "the album is full" answers the
+    # first file that did not fit, however the downloads finished.
+    async with in_turn():
+        if refused is None:
+            try:
+                await albums.store_media(prepared)
+                rt.acks.added(chat.id)
+                return
+            except UserError as e:
+                refused = e
+        if isinstance(refused, AlbumFull) and not rt.first_time(chat.id, "album_full"):
+            return  # an album of ten sent to a full album gets one answer, not ten
+        await message.reply_text(str(refused), do_quote=True)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

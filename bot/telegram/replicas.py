@@ -41,6 +41,10 @@ POLL_SECONDS = 0.1  # how often a replica looks for updates other replicas recei
 # An update another replica received is left to it this long before this one takes its chat:
 # the chats then spread as the proxy spreads the updates, not to whichever replica looks first.
 RECEIVER_FIRST_SECONDS = 0.5
+# Free chats a replica takes in one look; it looks again at once while more are free. A busy
+# replica (its event loop late) looks less often, so a burst of new chats spreads over the
+# replicas by how much each can take rather than going all to the first that looked.
+CLAIMS_PER_STEP = 2
 
 
 @dataclass
@@ -61,6 +65,7 @@ class SharedUpdateQueue(DurableUpdateQueue):
         redeliver: bool = True,
         keep_for: float = BURST_GAP_SECONDS,
         receiver_first: float = RECEIVER_FIRST_SECONDS,
+        claims_per_step: int = CLAIMS_PER_STEP,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -68,6 +73,7 @@ class SharedUpdateQueue(DurableUpdateQueue):
         self.redeliver = redeliver
         self.keep_for = keep_for
         self.receiver_first = receiver_first
+        self.claims_per_step = claims_per_step
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.bot: Bot | None = None
@@ -181,10 +187,15 @@ class SharedUpdateQueue(DurableUpdateQueue):
             else:
                 self._received.discard(chat)  # another replica runs it
         moment = time.monotonic()
+        claimed = 0
         for chat, unheld in free.items():
             first_seen = self._seen_free.setdefault(chat, moment)
             if unheld and chat not in self._received and moment - first_seen < self.receiver_first:
                 continue  # its receiver takes it, unless that one is gone
+            if claimed >= self.claims_per_step:
+                self._wake.set()  # the rest at the next look
+                continue
+            claimed += 1
             if await inbox.claim(chat, self.owner, now, now + self.lease):
                 self._chats[chat] = _Chat()
                 wanted.add(chat)

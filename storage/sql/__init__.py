@@ -7,6 +7,7 @@ Nothing outside `storage/` sees SQLAlchemy.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from storage.local_blobs import LocalBlobStore
@@ -55,6 +56,7 @@ async def _open(
     async def close() -> None:
         await inbox_db.close()
         await db.close()
+        await asyncio.to_thread(blobs.pins.close)
 
     return Storage(
         albums=SqlAlbumStore(db),
