@@ -113,7 +113,12 @@ def test_a_pin_waits_while_another_replica_deletes(
     a, b = replicas
     assert b.begin(SHA)
     pinned = threading.Event()
-    worker = threading.Thread(target=lambda: (a.pin(SHA), pinned.set()))
+
+    def pin() -> None:
+        a.pin(SHA)
+        pinned.set()
+
+    worker = threading.Thread(target=pin)
     worker.start()
     worker.join(0.3)
     assert not pinned.is_set(), "pinned while the other replica was deleting the blob"
@@ -130,9 +135,12 @@ def test_two_pins_of_the_same_bytes_both_wait_for_the_deletion(
     a, b = replicas
     assert b.begin(SHA)
     done: list[str] = []
-    threads = [
-        threading.Thread(target=lambda n=n: (a.pin(SHA), done.append(n))) for n in ("1", "2")
-    ]
+
+    def pin(name: str) -> None:
+        a.pin(SHA)
+        done.append(name)
+
+    threads = [threading.Thread(target=pin, args=(name,)) for name in ("1", "2")]
     for thread in threads:
         thread.start()
     threads[0].join(0.3)
