@@ -15,9 +15,8 @@ and stops them. CPU seconds are psutil's user + system time of every process ove
 each bot process, this process (both fakes, the travellers and Telegram's deliveries), moto's
 server and PostgreSQL (the postmaster and its backends).
 
-Until replicas coordinate (one lease holder per chat), each replica answers the updates it is
-given: an album split over two replicas is acknowledged by both, which the messages-per-album
-row shows.
+Every chat is run by the replica holding its lease, whichever replica received each photo, so
+the messages-per-album row must stay 1 / 1 on two replicas too.
 """
 
 from __future__ import annotations

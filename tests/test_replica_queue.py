@@ -169,3 +169,25 @@ async def test_a_replica_whose_database_is_away_refuses_the_update_so_telegram_r
     await store.close()
     with pytest.raises(Exception):  # noqa: B017 (whatever the driver raises)
         await a.put(text(1, 7, "hello"))
+
+
+async def test_a_burst_of_new_chats_is_shared_by_the_replicas_that_look(store: Storage) -> None:
+    # Ten chats' first messages reached both replicas (the proxy alternates); each look takes at
+    # most two, so the replica that happens to look first does not take all ten.
+    clock = Clock()
+    a, b = replica(store, clock), replica(store, clock)
+    for chat in range(10):
+        await (a if chat % 2 else b).put(text(2 * chat + 1, 100 + chat, "hello"))
+        await (b if chat % 2 else a).put(text(2 * chat + 2, 100 + chat, "again"))
+    await a.step()
+    assert len(queued(a)) == 4  # two chats, both their updates
+    held_a = {chat for chat in range(100, 110) if a.holds(chat)}
+    assert len(held_a) == 2
+    for _ in range(10):
+        await b.step()
+        await a.step()
+    held_a = {chat for chat in range(100, 110) if a.holds(chat)}
+    held_b = {chat for chat in range(100, 110) if b.holds(chat)}
+    assert held_a | held_b == set(range(100, 110)) and not held_a & held_b
+    assert (len(held_a), len(held_b)) == (6, 4)  # two a look, in turns, A first
+    assert len(queued(a)) + len(queued(b)) == 16  # every update once, none twice
