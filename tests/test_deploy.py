@@ -88,13 +88,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(ROOT / source, context / dest)
     out = tmp_path_factory.mktemp("wheel")
     # Its `pip wheel .`, without the dependencies (they are installed here).
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
          "--wheel-dir", str(out), "."],
-        check=True, cwd=context, timeout=120, capture_output=True,
+        cwd=context, timeout=120, capture_output=True, text=True,
     )  # fmt: skip
-    (built,) = out.glob("photostory-*.whl")
-    return built
+    assert built.returncode == 0, f"the image's wheel does not build:\n{built.stderr}"
+    (wheel_file,) = out.glob("photostory-*.whl")
+    return wheel_file
 
 
 def test_the_wheel_holds_every_module_prompt_and_template(wheel: Path) -> None:
@@ -112,7 +113,7 @@ def test_the_installed_wheel_runs_away_from_the_source_tree(wheel: Path, tmp_pat
     zipfile.ZipFile(wheel).extractall(unpacked)
     prompts = sorted(p.stem for p in (ROOT / "prompts").glob("*.md"))
     script = f"""
-import importlib, sys
+import importlib
 site = {str(unpacked)!r}
 for module in {_source_modules()!r}:
     loaded = importlib.import_module(module)
