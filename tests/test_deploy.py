@@ -103,9 +103,10 @@ def test_the_wheel_holds_every_module_prompt_and_template(wheel: Path) -> None:
     for module in _source_modules():
         path = module.replace(".", "/")
         assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
-    missing = [name for name in _data_files() if name not in names]
+    data = _data_files()
+    assert data, "no prompt or template found in the source tree"
+    missing = [name for name in data if name not in names]
     assert not missing, f"not in the wheel the Dockerfile installs: {missing}"
-    assert _data_files(), "no prompt or template found in the source tree"
 
 
 def test_the_installed_wheel_runs_away_from_the_source_tree(wheel: Path, tmp_path: Path) -> None:
@@ -166,7 +167,7 @@ def _interpolate(value: str, env: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def dotenv(tmp_path: Path) -> dict[str, str]:
+def dotenv() -> dict[str, str]:
     """.env.example filled in as compose.yaml's header asks."""
     values = {k: v or "" for k, v in dotenv_values(ROOT / ".env.example").items()}
     values.update(
@@ -185,20 +186,27 @@ def _compose() -> dict[str, Any]:
     return loaded
 
 
+def _bot_services(compose: dict[str, Any]) -> dict[str, Any]:
+    """The replicas: the services built from this repository."""
+    return {name: svc for name, svc in compose["services"].items() if "build" in svc}
+
+
+def _replica_settings(service: dict[str, Any], dotenv: dict[str, str]) -> Settings:
+    """What the bot reads in that container: .env, then the service's environment over it."""
+    assert service["env_file"] == ".env"
+    own = {k: _interpolate(str(v), dotenv) for k, v in service["environment"].items()}
+    return Settings.from_env({**dotenv, **own})
+
+
 def test_compose_gives_each_replica_settings_the_bot_accepts(dotenv: dict[str, str]) -> None:
     compose = _compose()
     services = compose["services"]
-    bots = {name: svc for name, svc in services.items() if "build" in svc}
+    bots = _bot_services(compose)
     assert len(bots) >= 2, "compose.yaml should run at least two replicas"
-    settings = {}
-    for name, service in bots.items():
-        assert service["env_file"] == ".env"
-        env = {**dotenv}
-        env.update({k: _interpolate(str(v), dotenv) for k, v in service["environment"].items()})
-        settings[name] = Settings.from_env(env)
-    first = next(iter(settings.values()))
+    settings = [_replica_settings(service, dotenv) for service in bots.values()]
+    first = settings[0]
     # Every replica is the same bot on the same database and bucket.
-    assert all(s == first for s in settings.values())
+    assert all(s == first for s in settings)
     assert first.webhook_url == "https://bot.example.com/telegram"
 
     database = urlsplit(first.database_url or "")
@@ -227,22 +235,14 @@ def test_compose_gives_each_replica_settings_the_bot_accepts(dotenv: dict[str, s
     assert set(data_volumes) <= set(compose["volumes"])
 
     # The health check asks the replica's own port and path.
-    check = " ".join(first_bot_healthcheck(bots))
+    (check,) = {" ".join(service["healthcheck"]["test"]) for service in bots.values()}
     assert f"http://127.0.0.1:{first.webhook_port}{HEALTH_PATH}" in check
-
-
-def first_bot_healthcheck(bots: dict[str, Any]) -> list[str]:
-    checks = {tuple(service["healthcheck"]["test"]) for service in bots.values()}
-    assert len(checks) == 1
-    return list(checks.pop())
 
 
 def test_the_proxy_sends_the_webhook_path_to_every_replica(dotenv: dict[str, str]) -> None:
     compose = _compose()
-    bots = [name for name, svc in compose["services"].items() if "build" in svc]
-    service = compose["services"][bots[0]]
-    env = {**dotenv, **{k: _interpolate(str(v), dotenv) for k, v in service["environment"].items()}}
-    settings = Settings.from_env(env)
+    bots = _bot_services(compose)
+    settings = _replica_settings(next(iter(bots.values())), dotenv)
     caddyfile = _interpolate(compose["configs"]["caddyfile"]["content"], dotenv)
     assert caddyfile.lstrip().startswith("bot.example.com {")
     handled = re.search(r"handle (\S+) \{\s*reverse_proxy ([^{]+)\{(.*?)\}", caddyfile, re.S)
