@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import random
 import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import psycopg
 from botocore.exceptions import ClientError
-from PIL import Image, ImageDraw
 from telegram.ext import Application
 
 from bot.config import Settings
@@ -190,28 +187,6 @@ def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[PgRow]:
     with psycopg.connect(url, row_factory=factory) as conn:
         cursor = conn.execute(sql.replace("?", "%s"), params)
         return list(cursor) if cursor.description else []
-
-
-def jpeg(
-    seed: int, size: tuple[int, int] = (640, 480), exif: Mapping[int, Any] | None = None
-) -> bytes:
-    """A distinct synthetic photo (different seed, different bytes)."""
-    rng = random.Random(seed)
-    image = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
-        draw.rectangle([x, y, x + rng.randrange(20, 200), y + rng.randrange(20, 200)], fill=colour)
-    buffer = io.BytesIO()
-    if exif:
-        info = Image.Exif()
-        for key, value in exif.items():
-            info[key] = value
-        image.save(buffer, "JPEG", quality=85, exif=info)
-    else:
-        image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
 
 
 class BotProcess:

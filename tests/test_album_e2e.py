@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 
 def _acks(bot: Harness) -> list[str]:

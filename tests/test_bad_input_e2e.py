@@ -6,9 +6,7 @@ import asyncio
 import hashlib
 import io
 import re
-import struct
 import zipfile
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,8 @@ from PIL import Image
 from tests.fakes.gemini_api import FakeGemini, Reply, texts
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_html import utf16_len
-from tests.harness import DATA, Harness, jpeg
+from tests.harness import DATA, Harness
+from tests.image_files import jpeg, png_declaring
 
 MakeBot = Callable[..., Awaitable[Harness]]
 APOLOGY = "something went wrong"
@@ -139,22 +138,6 @@ def _png(size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header declares `width` x `height` pixels, with almost no pixel data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-        + chunk(b"IEND", b"")
-    )
-
-
 def _zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -234,7 +217,7 @@ async def test_decompression_bomb_is_refused_before_decoding(
 ) -> None:
     bot = await make_bot(MAX_IMAGE_PIXELS="1000000")
     before = await _two_photos(bot)
-    data = _png((width, height)) if width * height < 10**7 else _png_header(width, height)
+    data = _png((width, height)) if width * height < 10**7 else png_declaring(width, height)
     assert len(data) < 20_000  # tiny on the wire, huge in memory
 
     sent = bot.tg.send_document(

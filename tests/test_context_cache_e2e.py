@@ -22,7 +22,8 @@ from tests.fakes.gemini_api import (
     texts,
 )
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 TTL = 900
 JSON = dict[str, Any]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, inline_bytes, texts
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 
 async def _album_with_story(bot: Harness, photos: int = 3) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tests.fakes.gemini_api import FakeGemini, Reply, image_parts
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, API_KEY, TOKEN, BotProcess, jpeg
+from tests.harness import ANA, API_KEY, TOKEN, BotProcess
+from tests.image_files import jpeg
 
 
 def _said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:

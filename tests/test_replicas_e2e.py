@@ -13,7 +13,8 @@ from typing import Any
 
 from tests.fakes.gemini_api import FakeGemini, Reply, image_parts
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, jpeg, pg_rows
+from tests.harness import ANA, pg_rows
+from tests.image_files import jpeg
 from tests.replicas import Replicas
 from tests.s3_server import Bucket
 

@@ -11,7 +11,8 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import BotProcess, Harness, jpeg
+from tests.harness import BotProcess, Harness
+from tests.image_files import jpeg
 from tests.s3_server import Bucket
 
 PREFIX = "photostory/media/"

@@ -10,7 +10,8 @@ import pytest
 
 from storage.sql.inbox_store import SqlInboxStore
 from tests.fakes.gemini_api import Reply
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 APOLOGY = "something went wrong"
 

@@ -12,7 +12,8 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, Harness, jpeg
+from tests.harness import ANA, Harness
+from tests.image_files import jpeg
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from tests.audio_files import m4a, mp3, pdf, silent_voice_note, voice_note
 from tests.fakes.gemini_api import AUDIO_TOKENS, audio_parts, file_uris, texts
 from tests.fakes.telegram_api import BOT_USERNAME
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 VOICE = voice_note(2.0)
 

@@ -10,7 +10,8 @@ from telegram import Update
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, BotProcess, free_port, jpeg
+from tests.harness import ANA, BotProcess, free_port
+from tests.image_files import jpeg
 
 SECRET = "s3cret_Webhook-token"
 
