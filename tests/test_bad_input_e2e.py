@@ -89,11 +89,7 @@ def _snapshot(bot: Harness) -> Snapshot:
 
 async def _two_photos(bot: Harness) -> Snapshot:
     """Store two good photos and return what is stored."""
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
-    await bot.wait_text(bot.chat["id"], "2 photos")
-    # The model's copies are made just after the acknowledgement.
-    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1")[1:])
+    await bot.two_photos(model_ready=True)
     before = _snapshot(bot)
     assert len(before.items) == 2 and len(before.files) == 4  # originals and the model's copies
     return before
@@ -119,17 +115,9 @@ async def _next_photo_counts(bot: Harness, count: int) -> None:
 
 async def _reply_to(bot: Harness, message: dict[str, Any], needle: str) -> str:
     """Wait for the bot's reply containing `needle` and check it quotes `message`."""
-
-    def replied() -> str | None:
-        for sent in bot.tg.bot_messages(bot.chat["id"]):
-            if sent.reply_to_message_id == message["message_id"] and sent.text:
-                return sent.text
-        return None
-
-    text = await bot.tg.wait_for(replied)
-    assert needle.lower() in text.lower()
+    text = await bot.wait_reply(message, needle)
     assert text.rstrip().rstrip(")").endswith(".") and "Traceback" not in text
-    return str(text)
+    return text
 
 
 def _png(size: tuple[int, int]) -> bytes:

@@ -31,14 +31,6 @@ def _album(bot: Harness) -> list[tuple[Any, ...]]:
     return [*items, tuple(p.name for p in bot.media_files())]
 
 
-async def _two_photos(bot: Harness) -> list[tuple[Any, ...]]:
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
-    await bot.wait_text(bot.chat["id"], "2 photos")
-    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1")[1:])
-    return _album(bot)
-
-
 async def test_voice_note_in_a_burst_of_photos_is_acknowledged_with_them_and_heard_by_the_story(
     bot: Harness,
 ) -> None:
@@ -150,7 +142,8 @@ async def test_bad_audio_gets_a_clear_reply_and_the_album_stays_as_it_was(
     bot: Harness, case: str
 ) -> None:
     data, how, expected = BAD_AUDIO[case]
-    before = await _two_photos(bot)
+    await bot.two_photos(model_ready=True)
+    before = _album(bot)
     if how == "voice":
         sent = bot.tg.send_voice(bot.chat, bot.ana, data)
     else:
