@@ -21,7 +21,7 @@ from bot.telegram.app import build_application
 from bot.wiring import media_location
 from storage.s3_blobs import s3_client
 from tests.fakes.gemini_api import FakeGemini, Reply
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.telegram_api import FakeTelegram, SentMessage
 from tests.image_files import jpeg
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
@@ -179,6 +179,20 @@ class Harness:
         text = str(await self.tg.wait_for(replied))
         assert needle.lower() in text.lower()
         return text
+
+    async def first_button(self, chat_id: int, needle: str) -> tuple[int, str]:
+        """Wait for the bot's message containing `needle`; its id and its first button's data
+        (the "yes" of a question such as /forget's)."""
+
+        def asked() -> SentMessage | None:
+            for sent in self.tg.bot_messages(chat_id):
+                if needle in (sent.text or ""):
+                    return sent
+            return None
+
+        ask: SentMessage = await self.tg.wait_for(asked)
+        assert ask.reply_markup is not None
+        return ask.message_id, str(ask.reply_markup["inline_keyboard"][0][0]["callback_data"])
 
     async def two_photos(self, *, model_ready: bool = False) -> None:
         """Ana sends two distinct photos; wait for their acknowledgement and, with

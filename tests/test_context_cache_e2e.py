@@ -262,11 +262,8 @@ async def test_forget_deletes_the_cache(make_bot: MakeBot) -> None:
     [name] = list(bot.gemini.live_caches())
     tg, chat, ana = bot.tg, bot.chat, bot.ana
     tg.send_command(chat, ana, "/forget")
-    await bot.wait_text(chat["id"], "Forget this chat?")
-    ask = next(m for m in tg.bot_messages(chat["id"]) if "Forget this chat?" in (m.text or ""))
-    tg.press_button(
-        chat, ana, ask.message_id, ask.reply_markup["inline_keyboard"][0][0]["callback_data"]
-    )
+    ask, yes = await bot.first_button(chat["id"], "Forget this chat?")
+    tg.press_button(chat, ana, ask, yes)
     await bot.wait_text(chat["id"], "Done: deleted 1 album")
 
     [delete] = bot.gemini.cache_requests("delete")
