@@ -13,12 +13,17 @@ never deletes a blob another replica is recording, whichever of them stored the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import threading
 import time
+import uuid
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 # The advisory-lock namespace of blob pins (the first of the two int4 keys): "pin1".
 LOCK_SPACE = 0x70696E31
 RETRY_SECONDS = 0.02  # while another replica deletes the blob, try again this often
+CHUNK = 1024 * 1024  # bytes hashed at a time
 
 
 class Pins:
@@ -192,6 +198,92 @@ class SharedPins(Pins):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class PinnedBlobs(ABC):
+    """What both blob stores share: `adopt` pins what it stores, `delete` leaves pinned blobs
+    alone, and one lock keeps the two apart. A store says how it keeps and removes bytes.
+
+    The lock is held by `delete` from its look at the pins to the removal; `adopt` passes
+    through it once its pin is taken, so it never finds a blob that is being removed, and it
+    never holds it while the bytes move (an upload would stop every other chat's deletions).
+    """
+
+    def __init__(self, scratch: Path, pins: Pins | None = None) -> None:
+        self.scratch = scratch
+        self.pins = pins if pins is not None else Pins()
+        self._lock = threading.Lock()
+
+    def new_temp_path(self, suffix: str = "") -> Path:
+        """A fresh local scratch path to download or write into."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        return self.scratch / f"{uuid.uuid4().hex}{suffix}"
+
+    def _clear_scratch(self) -> None:
+        """Remove the scratch files a crash left (none is on its way anywhere at start-up)."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        for leftover in self.scratch.iterdir():
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+
+    @abstractmethod
+    def _keep(self, temp: Path, sha256: str, size: int) -> None:
+        """Move the hashed scratch file into the store (unless the store has the bytes)."""
+
+    @abstractmethod
+    def _remove(self, sha256: str) -> None:
+        """Remove the blob's bytes; an absent blob is fine."""
+
+    def _hash(self, temp: Path) -> tuple[str, int]:
+        """The scratch file's sha256 and size (a store that must make it durable says so)."""
+        return hash_file(temp)
+
+    def adopt(self, temp: Path) -> tuple[str, int]:
+        """Hash a scratch file, move it into the store and return (sha256, size); pinned until
+        `release`. Blocking: call it in a thread."""
+        sha, size = self._hash(temp)
+        self.pins.pin(sha)
+        with self._lock:
+            pass  # a delete that looked at the pins before this one was taken is over
+        try:
+            self._keep(temp, sha, size)
+        except BaseException:
+            self.release(sha)
+            raise
+        return sha, size
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store bytes (small derived files such as the model's JPEG), pinned. Blocking."""
+        temp = self.new_temp_path()
+        temp.write_bytes(data)
+        try:
+            return self.adopt(temp)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def release(self, *shas: str) -> None:
+        """The blobs `adopt` gave are recorded (or given up): `delete` may remove them again."""
+        self.pins.release(*shas)
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob unless it is on its way into some row (see `delete_unused`, which also
+        keeps it from other replicas); a missing one is fine."""
+        with self._lock:
+            if self.pins.may_delete(sha256):
+                self._remove(sha256)
+
+
+def hash_file(path: Path, *, durable: bool = False) -> tuple[str, int]:
+    """A file's sha256 and size, read in chunks; `durable` also flushes it to the disk."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        if durable:
+            os.fsync(f.fileno())
+    return digest.hexdigest(), size
 
 
 def _key(sha256: str) -> int:

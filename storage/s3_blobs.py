@@ -9,9 +9,6 @@ per event loop.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,12 +24,11 @@ from botocore.exceptions import (
 )
 
 from storage.blob_cache import GRACE, BlobCache
-from storage.pins import Pins
+from storage.pins import PinnedBlobs, Pins
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-CHUNK = 1024 * 1024
 _MB = 1024 * 1024
 # Parts of 8 MB, four at a time; downloads queue at most 8 x 256 KB for the disk, so a
 # transfer holds a few tens of MB at worst whatever the file's size.
@@ -85,7 +81,7 @@ def s3_client(location: S3Location) -> S3Client:
     return session.client("s3", endpoint_url=location.endpoint_url, config=config)
 
 
-class S3BlobStore:
+class S3BlobStore(PinnedBlobs):
     """Content-addressed objects `<prefix><sha[:2]>/<sha>`: the same bytes twice are one object.
 
     Files arrive in a local scratch folder (`new_temp_path`), are hashed and uploaded (skipped
@@ -107,16 +103,12 @@ class S3BlobStore:
         cache_grace: float = GRACE,
         pins: Pins | None = None,
     ) -> None:
+        super().__init__(data_dir / "tmp", pins)
         self.location = location
         self.bucket = location.bucket
         self.prefix = location.prefix
         self.client = client if client is not None else s3_client(location)
-        self.scratch = data_dir / "tmp"
         self.list_page_size = list_page_size
-        self.pins = pins if pins is not None else Pins()
-        # Held by `delete` from its look at the pins to the object's removal; `adopt` passes
-        # through it after pinning, so it never finds an object that is being removed.
-        self._lock = threading.Lock()
         # The cache asks about pins without this lock (a dict read): it is called with its
         # own lock held, and `delete` takes the two in the other order.
         self.cache = BlobCache(
@@ -128,67 +120,30 @@ class S3BlobStore:
 
     def prepare(self) -> None:
         """Check the bucket answers, clear scratch files a crash left, index the cache."""
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        for leftover in self.scratch.iterdir():
-            if leftover.is_file():
-                leftover.unlink(missing_ok=True)
+        self._clear_scratch()
         self.cache.load()
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as e:
             raise BlobStoreUnavailable(explain(e, self.location)) from None
 
-    def new_temp_path(self, suffix: str = "") -> Path:
-        """A fresh local scratch path to download or write into."""
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        return self.scratch / f"{uuid.uuid4().hex}{suffix}"
-
     def key(self, sha256: str) -> str:
         """The object key of a blob."""
         _check(sha256)
         return f"{self.prefix}{sha256[:2]}/{sha256}"
 
-    def adopt(self, temp: Path) -> tuple[str, int]:
-        """Hash a scratch file, upload it unless the bucket has it, keep it as the cached copy;
-        pinned until `release`. Blocking."""
-        digest = hashlib.sha256()
-        size = 0
-        with temp.open("rb") as f:
-            while chunk := f.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        sha = digest.hexdigest()
-        self.pins.pin(sha)
-        with self._lock:
-            pass  # a delete that looked at the pins before this one was taken is over
-        try:
-            if self.exists(sha):
-                pass
-            elif size < TRANSFER.multipart_threshold:
-                # One request in this thread: the transfer manager's own threads cost more CPU
-                # than the upload of a photo.
-                with temp.open("rb") as body:
-                    self.client.put_object(Bucket=self.bucket, Key=self.key(sha), Body=body)
-            else:
-                self.client.upload_file(str(temp), self.bucket, self.key(sha), Config=TRANSFER)
-            self.cache.add(sha, temp)
-        except BaseException:
-            self.release(sha)
-            raise
-        return sha, size
-
-    def put_bytes(self, data: bytes) -> tuple[str, int]:
-        """Store bytes (small derived files such as the model's JPEG), pinned. Blocking."""
-        temp = self.new_temp_path()
-        temp.write_bytes(data)
-        try:
-            return self.adopt(temp)
-        finally:
-            temp.unlink(missing_ok=True)
-
-    def release(self, *shas: str) -> None:
-        """The blobs `adopt` gave are recorded (or given up): `delete` may remove them again."""
-        self.pins.release(*shas)
+    def _keep(self, temp: Path, sha256: str, size: int) -> None:
+        """Upload unless the bucket has the bytes; the file stays as the cached copy."""
+        if self.exists(sha256):
+            pass
+        elif size < TRANSFER.multipart_threshold:
+            # One request in this thread: the transfer manager's own threads cost more CPU
+            # than the upload of a photo.
+            with temp.open("rb") as body:
+                self.client.put_object(Bucket=self.bucket, Key=self.key(sha256), Body=body)
+        else:
+            self.client.upload_file(str(temp), self.bucket, self.key(sha256), Config=TRANSFER)
+        self.cache.add(sha256, temp)
 
     def path_for(self, sha256: str) -> Path:
         """A local path holding the blob, downloaded (streamed, then renamed) if not cached.
@@ -217,16 +172,9 @@ class S3BlobStore:
         """Whether the bucket holds the blob."""
         return self._head(sha256) is not None
 
-    def delete(self, sha256: str) -> None:
-        """Remove the object and its cached copy unless it is pinned; a missing one is fine."""
-        key = self.key(sha256)
-        # Held across the call so an `adopt` of the same bytes cannot see the object, skip its
-        # upload, and then lose it to this delete.
-        with self._lock:
-            if not self.pins.may_delete(sha256):
-                return
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-            self.cache.drop(sha256)
+    def _remove(self, sha256: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
+        self.cache.drop(sha256)
 
     def modified(self, sha256: str) -> float:
         """When the object was written (seconds since the epoch; 0 if absent)."""

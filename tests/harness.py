@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import random
 import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import psycopg
 from botocore.exceptions import ClientError
-from PIL import Image, ImageDraw
 from telegram.ext import Application
 
 from bot.config import Settings
 from bot.telegram.app import build_application
 from bot.wiring import media_location
 from storage.s3_blobs import s3_client
-from tests.fakes.gemini_api import FakeGemini
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.gemini_api import FakeGemini, Reply
+from tests.fakes.telegram_api import FakeTelegram, SentMessage
+from tests.image_files import jpeg
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
 API_KEY = "test-gemini-key-0123456789"
 ANA, BOB, EVE = 111, 222, 666  # Ana and Bob are allowed, Eve is not
 DATA = Path(__file__).parent / "data"
+JSON = dict[str, Any]
 
 
 def free_port() -> int:
@@ -153,7 +152,7 @@ class Harness:
 
     def texts(self, chat_id: int) -> list[str]:
         """The current text (or caption) of every message the bot sent in a chat."""
-        return [m.text or m.caption or "" for m in self.tg.bot_messages(chat_id) if not m.deleted]
+        return texts(self.tg, chat_id)
 
     async def wait_text(self, chat_id: int, needle: str, timeout: float = 10.0) -> str:
         """Wait until a bot message in the chat contains `needle`; return its text."""
@@ -167,6 +166,70 @@ class Harness:
         result = await self.tg.wait_for(found, timeout=timeout)
         assert isinstance(result, str)
         return result
+
+    async def wait_reply(self, message: JSON, needle: str) -> str:
+        """Wait for the bot's reply to `message` in Ana's chat; check it says `needle`."""
+
+        def replied() -> str | None:
+            for sent in self.tg.bot_messages(self.chat["id"]):
+                if sent.reply_to_message_id == message["message_id"] and sent.text:
+                    return sent.text
+            return None
+
+        text = str(await self.tg.wait_for(replied))
+        assert needle.lower() in text.lower()
+        return text
+
+    async def first_button(self, chat_id: int, needle: str) -> tuple[int, str]:
+        """Wait for the bot's message containing `needle`; its id and its first button's data
+        (the "yes" of a question such as /forget's)."""
+
+        def asked() -> SentMessage | None:
+            for sent in self.tg.bot_messages(chat_id):
+                if needle in (sent.text or ""):
+                    return sent
+            return None
+
+        ask: SentMessage = await self.tg.wait_for(asked)
+        assert ask.reply_markup is not None
+        return ask.message_id, str(ask.reply_markup["inline_keyboard"][0][0]["callback_data"])
+
+    async def two_photos(self, *, model_ready: bool = False) -> None:
+        """Ana sends two distinct photos; wait for their acknowledgement and, with
+        `model_ready`, for the model's copies (made just after it)."""
+        self.tg.send_photo(self.chat, self.ana, jpeg(1))
+        self.tg.send_photo(self.chat, self.ana, jpeg(2))
+        await self.wait_text(self.chat["id"], "2 photos")
+        if model_ready:
+            await self.tg.wait_for(
+                lambda: self.rows("SELECT 1 FROM items WHERE model_ready = 1")[1:]
+            )
+
+    async def album_with_story(self, photos: int = 3) -> list[JSON]:
+        """Ana sends photos, then /story; wait until the story is posted and stored (its
+        closing comes last). Returns the photo messages."""
+        tg, chat, ana = self.tg, self.chat, self.ana
+        sent = [tg.send_photo(chat, ana, jpeg(n)) for n in range(photos)]
+        await self.wait_text(chat["id"], f"{photos} photos")
+        self.gemini.enqueue(Reply(text="# Story\n\nThe tram (photo 1) and the river (photo 2)."))
+        tg.send_command(chat, ana, "/story")
+        await self.wait_text(chat["id"], "That was the story of")
+        return sent
+
+
+def texts(tg: FakeTelegram, chat_id: int) -> list[str]:
+    """The current text (or caption) of every message the bot sent in a chat (not deleted)."""
+    return [m.text or m.caption or "" for m in tg.bot_messages(chat_id) if not m.deleted]
+
+
+def said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:
+    """Whether a message the bot sent in the chat contains `needle` (case matters)."""
+    return any(needle in text for text in texts(tg, chat_id))
+
+
+def acks(tg: FakeTelegram, chat_id: int) -> list[str]:
+    """The bot's acknowledgements of media in a chat ("📸 …")."""
+    return [text for text in texts(tg, chat_id) if text.startswith("📸")]
 
 
 class PgRow(dict[str, Any]):
@@ -190,28 +253,6 @@ def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[PgRow]:
     with psycopg.connect(url, row_factory=factory) as conn:
         cursor = conn.execute(sql.replace("?", "%s"), params)
         return list(cursor) if cursor.description else []
-
-
-def jpeg(
-    seed: int, size: tuple[int, int] = (640, 480), exif: Mapping[int, Any] | None = None
-) -> bytes:
-    """A distinct synthetic photo (different seed, different bytes)."""
-    rng = random.Random(seed)
-    image = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        x, y = rng.randrange(size[0]), rng.randrange(size[1])
-        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
-        draw.rectangle([x, y, x + rng.randrange(20, 200), y + rng.randrange(20, 200)], fill=colour)
-    buffer = io.BytesIO()
-    if exif:
-        info = Image.Exif()
-        for key, value in exif.items():
-            info[key] = value
-        image.save(buffer, "JPEG", quality=85, exif=info)
-    else:
-        image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
 
 
 class BotProcess:

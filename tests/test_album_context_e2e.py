@@ -6,7 +6,8 @@ import pytest
 
 from bot.service import copies as bot_copies
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
-from tests.harness import DATA, Harness, jpeg
+from tests.harness import DATA, Harness
+from tests.image_files import jpeg
 
 
 async def test_notes_and_captions_reach_every_later_answer(bot: Harness) -> None:

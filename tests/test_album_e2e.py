@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.harness import Harness, jpeg
-
-
-def _acks(bot: Harness) -> list[str]:
-    return [t for t in bot.texts(bot.chat["id"]) if t.startswith("📸")]
+from tests.harness import Harness, acks
+from tests.image_files import jpeg
 
 
 async def test_album_of_ten_photos_and_three_singles_gets_one_acknowledgement(bot: Harness) -> None:
@@ -25,8 +22,8 @@ async def test_album_of_ten_photos_and_three_singles_gets_one_acknowledgement(bo
     tg.send_command(chat, ana, "/albums")  # handled after everything before it, in order
     await bot.wait_text(chat["id"], "Your albums")
 
-    assert len(_acks(bot)) == 1
-    ack = _acks(bot)[0]
+    assert len(acks(bot.tg, bot.chat["id"])) == 1
+    ack = acks(bot.tg, bot.chat["id"])[0]
     assert "1 already in the album" in ack
     rows = bot.rows("SELECT * FROM items ORDER BY position")
     assert len(rows) == 13

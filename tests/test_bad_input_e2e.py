@@ -6,9 +6,7 @@ import asyncio
 import hashlib
 import io
 import re
-import struct
 import zipfile
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,8 @@ from PIL import Image
 from tests.fakes.gemini_api import FakeGemini, Reply, texts
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_html import utf16_len
-from tests.harness import DATA, Harness, jpeg
+from tests.harness import DATA, Harness
+from tests.image_files import jpeg, png_declaring
 
 MakeBot = Callable[..., Awaitable[Harness]]
 APOLOGY = "something went wrong"
@@ -90,11 +89,7 @@ def _snapshot(bot: Harness) -> Snapshot:
 
 async def _two_photos(bot: Harness) -> Snapshot:
     """Store two good photos and return what is stored."""
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
-    await bot.wait_text(bot.chat["id"], "2 photos")
-    # The model's copies are made just after the acknowledgement.
-    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1")[1:])
+    await bot.two_photos(model_ready=True)
     before = _snapshot(bot)
     assert len(before.items) == 2 and len(before.files) == 4  # originals and the model's copies
     return before
@@ -120,39 +115,15 @@ async def _next_photo_counts(bot: Harness, count: int) -> None:
 
 async def _reply_to(bot: Harness, message: dict[str, Any], needle: str) -> str:
     """Wait for the bot's reply containing `needle` and check it quotes `message`."""
-
-    def replied() -> str | None:
-        for sent in bot.tg.bot_messages(bot.chat["id"]):
-            if sent.reply_to_message_id == message["message_id"] and sent.text:
-                return sent.text
-        return None
-
-    text = await bot.tg.wait_for(replied)
-    assert needle.lower() in text.lower()
+    text = await bot.wait_reply(message, needle)
     assert text.rstrip().rstrip(")").endswith(".") and "Traceback" not in text
-    return str(text)
+    return text
 
 
 def _png(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("L", size, 200).save(buffer, "PNG", optimize=True)
     return buffer.getvalue()
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header declares `width` x `height` pixels, with almost no pixel data."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _zip() -> bytes:
@@ -234,7 +205,7 @@ async def test_decompression_bomb_is_refused_before_decoding(
 ) -> None:
     bot = await make_bot(MAX_IMAGE_PIXELS="1000000")
     before = await _two_photos(bot)
-    data = _png((width, height)) if width * height < 10**7 else _png_header(width, height)
+    data = _png((width, height)) if width * height < 10**7 else png_declaring(width, height)
     assert len(data) < 20_000  # tiny on the wire, huge in memory
 
     sent = bot.tg.send_document(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from tests.fakes.gemini_api import Reply
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 
 async def test_slow_model_answer_in_one_chat_does_not_delay_another(bot: Harness) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 from PIL import Image
 
 from tests.fakes.gemini_api import FakeGemini, Reply, file_uris, image_parts, texts, video_parts
-from tests.harness import API_KEY, DATA, jpeg
+from tests.harness import API_KEY, DATA
+from tests.image_files import jpeg
 from tests.test_export import CHROMIUM, CHROMIUM_ARGS, IMAGES_LOADED
 
 ROOT = Path(__file__).resolve().parent.parent

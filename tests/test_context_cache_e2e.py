@@ -22,7 +22,8 @@ from tests.fakes.gemini_api import (
     texts,
 )
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 TTL = 900
 JSON = dict[str, Any]
@@ -44,18 +45,6 @@ async def make_bot(tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path) -> Asyn
     yield make
     for harness in started:
         await harness.stop()
-
-
-async def _album_with_story(bot: Harness, photos: int = 3) -> list[JSON]:
-    """Photos, then the story; the photo messages."""
-    tg, chat, ana = bot.tg, bot.chat, bot.ana
-    sent = [tg.send_photo(chat, ana, jpeg(n)) for n in range(photos)]
-    await bot.wait_text(chat["id"], f"{photos} photos")
-    bot.gemini.enqueue(Reply(text="# Story\n\nThe tram (photo 1) and the river (photo 2)."))
-    tg.send_command(chat, ana, "/story")
-    # The closing is posted once the story is stored and its album cached (or not).
-    await bot.wait_text(chat["id"], "That was the story of")
-    return sent
 
 
 async def _ask(bot: Harness, question: str, answer: str | None = None) -> JSON:
@@ -104,7 +93,7 @@ async def test_story_of_a_big_album_is_cached_and_follow_ups_name_the_cache(
     make_bot: MakeBot,
 ) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     story_body = bot.gemini.generate_requests()[0]
     [create] = _creates(bot)
     assert create.body["ttl"] == f"{TTL}s"
@@ -138,7 +127,7 @@ async def test_album_below_the_minimum_is_not_cached_and_is_sent_whole(
     make_bot: MakeBot,
 ) -> None:
     bot = await make_bot(GEMINI_CACHE_MIN_TOKENS="100000")
-    await _album_with_story(bot)
+    await bot.album_with_story()
     follow_up = await _ask(bot, "Same day?", "Yes, the same day.")
 
     assert bot.gemini.cache_requests() == []
@@ -152,7 +141,7 @@ async def test_context_the_api_finds_too_small_is_asked_once_then_sent_whole(
 ) -> None:
     bot = await make_bot()
     bot.gemini.cache_min_tokens = 50_000  # the model's real minimum is above the setting
-    await _album_with_story(bot)
+    await bot.album_with_story()
     first = await _ask(bot, "Same day?", "Yes, the same day.")
     second = await _ask(bot, "Sunny?", "Sunny all day.")
 
@@ -168,7 +157,7 @@ async def test_refused_cache_falls_back_to_the_whole_request_without_an_error(
 ) -> None:
     bot = await make_bot()
     bot.gemini.fail_cache_creates(429)
-    await _album_with_story(bot)
+    await bot.album_with_story()
     follow_up = await _ask(bot, "Same day?", "Yes, the same day.")
 
     assert [r.status for r in bot.gemini.cache_requests("create")] == [429]
@@ -180,7 +169,7 @@ async def test_cache_the_api_let_expire_is_rebuilt_once_and_the_question_answere
     make_bot: MakeBot,
 ) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     [old] = list(bot.gemini.live_caches())
     bot.gemini.advance(TTL + 60)  # gone at the API; the bot still thinks it lives
     asks_before = len(bot.gemini.generate_requests())
@@ -205,7 +194,7 @@ async def test_when_the_rebuild_is_refused_too_the_album_is_sent_whole(
     make_bot: MakeBot,
 ) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     bot.gemini.advance(TTL + 60)
     bot.gemini.fail_cache_creates(503)
 
@@ -218,7 +207,7 @@ async def test_when_the_rebuild_is_refused_too_the_album_is_sent_whole(
 
 async def test_ttl_is_refreshed_while_the_conversation_goes_on(make_bot: MakeBot) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     [name] = list(bot.gemini.live_caches())
     await _ask(bot, "First?", "First answer.")
     assert bot.gemini.cache_requests("update") == []  # young enough: used as it is
@@ -240,7 +229,7 @@ async def test_a_cache_that_expired_for_both_is_replaced_after_the_next_answer(
     make_bot: MakeBot,
 ) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     _time_passes(bot, TTL + 60)
 
     plain = await _ask(bot, "Same day?", "Yes, the same day.")
@@ -254,7 +243,7 @@ async def test_a_cache_that_expired_for_both_is_replaced_after_the_next_answer(
 
 async def test_reset_deletes_the_cache(make_bot: MakeBot) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     [name] = list(bot.gemini.live_caches())
     bot.tg.send_command(bot.chat, bot.ana, "/reset")
     await bot.wait_text(bot.chat["id"], "Cleared the conversation")
@@ -269,15 +258,12 @@ async def test_reset_deletes_the_cache(make_bot: MakeBot) -> None:
 
 async def test_forget_deletes_the_cache(make_bot: MakeBot) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     [name] = list(bot.gemini.live_caches())
     tg, chat, ana = bot.tg, bot.chat, bot.ana
     tg.send_command(chat, ana, "/forget")
-    await bot.wait_text(chat["id"], "Forget this chat?")
-    ask = next(m for m in tg.bot_messages(chat["id"]) if "Forget this chat?" in (m.text or ""))
-    tg.press_button(
-        chat, ana, ask.message_id, ask.reply_markup["inline_keyboard"][0][0]["callback_data"]
-    )
+    ask, yes = await bot.first_button(chat["id"], "Forget this chat?")
+    tg.press_button(chat, ana, ask, yes)
     await bot.wait_text(chat["id"], "Done: deleted 1 album")
 
     [delete] = bot.gemini.cache_requests("delete")
@@ -288,7 +274,7 @@ async def test_forget_deletes_the_cache(make_bot: MakeBot) -> None:
 
 async def test_new_media_after_the_story_replaces_the_cache(make_bot: MakeBot) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     [old] = list(bot.gemini.live_caches())
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(10))
     await bot.wait_text(bot.chat["id"], "4 photos")
@@ -306,7 +292,7 @@ async def test_new_media_after_the_story_replaces_the_cache(make_bot: MakeBot) -
 
 async def test_reply_to_a_photo_sends_only_that_photo_beside_the_cache(make_bot: MakeBot) -> None:
     bot = await make_bot()
-    photo_2 = (await _album_with_story(bot))[1]
+    photo_2 = (await bot.album_with_story())[1]
     [name] = list(bot.gemini.live_caches())
     bot.gemini.enqueue(Reply(text="That is a tiled facade."))
     bot.tg.send_text(bot.chat, bot.ana, "What is this building", reply_to=photo_2["message_id"])
@@ -325,7 +311,7 @@ async def test_usage_shows_cached_tokens_at_their_price(make_bot: MakeBot) -> No
         PRICE_CACHED_INPUT_PER_MILLION=str(prices["cached"]),
         PRICE_OUTPUT_PER_MILLION=str(prices["output"]),
     )
-    await _album_with_story(bot)
+    await bot.album_with_story()
     await _ask(bot, "Same day?", "Yes, the same day.")
     bot.tg.send_command(bot.chat, bot.ana, "/usage")
     report = await bot.wait_text(bot.chat["id"], "Your Gemini usage")
@@ -347,7 +333,7 @@ async def test_usage_shows_cached_tokens_at_their_price(make_bot: MakeBot) -> No
 
 async def test_a_restarted_bot_reuses_the_cache(make_bot: MakeBot) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     [name] = list(bot.gemini.live_caches())
     await bot.restart()
 
@@ -391,7 +377,7 @@ async def test_a_rebuilt_cache_lost_again_gives_way_to_the_whole_request(
     make_bot: MakeBot,
 ) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     bot.gemini.lose_caches(2)  # the cache, then its rebuild, are gone when asked for
     asks_before = len(bot.gemini.generate_requests())
 
@@ -409,7 +395,7 @@ async def test_a_rebuilt_cache_lost_again_gives_way_to_the_whole_request(
 
 async def test_a_second_story_names_the_cache_too(make_bot: MakeBot) -> None:
     bot = await make_bot()
-    await _album_with_story(bot)
+    await bot.album_with_story()
     [name] = list(bot.gemini.live_caches())
     bot.tg.send_command(bot.chat, bot.ana, "/story shorter")
     await bot.wait_text(bot.chat["id"], "Seen 3 images")  # the fake saw the album in the cache

@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, inline_bytes, texts
-from tests.harness import Harness, jpeg
-
-
-async def _album_with_story(bot: Harness, photos: int = 3) -> None:
-    tg, chat, ana = bot.tg, bot.chat, bot.ana
-    for n in range(photos):
-        tg.send_photo(chat, ana, jpeg(n))
-    await bot.wait_text(chat["id"], f"{photos} photos")
-    bot.gemini.enqueue(Reply(text="# Story\n\nThe tram (photo 1) and the river (photo 2)."))
-    tg.send_command(chat, ana, "/story")
-    await bot.wait_text(chat["id"], "The tram")
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 
 def _roles(body: dict) -> list[str]:
@@ -21,7 +12,7 @@ def _roles(body: dict) -> list[str]:
 
 
 async def test_follow_up_carries_earlier_turns_and_the_album_by_reference(bot: Harness) -> None:
-    await _album_with_story(bot)
+    await bot.album_with_story()
     uploads_before = len(bot.gemini.uploads())
     bot.gemini.enqueue(Reply(text="Photo 2 was taken by the river."))
     bot.tg.send_text(bot.chat, bot.ana, "Where was photo 2 taken?")
@@ -40,7 +31,7 @@ async def test_follow_up_carries_earlier_turns_and_the_album_by_reference(bot: H
 
 
 async def test_conversation_survives_a_restart(bot: Harness) -> None:
-    await _album_with_story(bot)
+    await bot.album_with_story()
     bot.gemini.enqueue(Reply(text="Yes, the same day."))
     bot.tg.send_text(bot.chat, bot.ana, "Same day?")
     await bot.wait_text(bot.chat["id"], "the same day")
@@ -82,7 +73,7 @@ async def test_reply_to_a_photo_asks_about_that_photo(bot: Harness) -> None:
 
 
 async def test_reset_clears_the_conversation_but_keeps_the_media(bot: Harness) -> None:
-    await _album_with_story(bot)
+    await bot.album_with_story()
     bot.tg.send_command(bot.chat, bot.ana, "/reset")
     await bot.wait_text(bot.chat["id"], "Cleared the conversation")
     assert bot.rows("SELECT * FROM exchanges") == []
@@ -94,7 +85,7 @@ async def test_reset_clears_the_conversation_but_keeps_the_media(bot: Harness) -
 
 
 async def test_undo_takes_back_the_last_question_then_the_last_batch(bot: Harness) -> None:
-    await _album_with_story(bot)
+    await bot.album_with_story()
     bot.tg.send_command(bot.chat, bot.ana, "/undo")
     await bot.wait_text(bot.chat["id"], "Took back the last exchange")
     assert bot.rows("SELECT * FROM exchanges") == []

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
-import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from telegram import (
     Bot,
     BotCommand,
@@ -31,6 +29,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageH
 
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_html import TelegramHTMLError, parse_html, parse_markdown_v2
+from tests.image_files import jpeg
 
 TOKEN = "123:ABC"
 MB = 1024 * 1024
@@ -67,13 +66,6 @@ async def bot(fake: FakeTelegram) -> AsyncIterator[Bot]:
     """An initialised PTB Bot talking to the fake."""
     async with make_bot(fake) as real_bot:
         yield real_bot
-
-
-def jpeg(width: int = 640, height: int = 480, color: str = "orange") -> bytes:
-    """A real JPEG for photo uploads."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, "JPEG")
-    return buffer.getvalue()
 
 
 async def test_application_polling_receives_a_text_and_its_reply_is_recorded(
@@ -207,13 +199,13 @@ async def test_empty_text_and_long_caption_are_refused(fake: FakeTelegram, bot: 
     with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
         await bot.send_message(chat["id"], "<b> </b>", parse_mode="HTML")
     with pytest.raises(BadRequest, match=r"(?i)message caption is too long"):
-        await bot.send_photo(chat["id"], jpeg(), caption="y" * 1025)
+        await bot.send_photo(chat["id"], jpeg(0), caption="y" * 1025)
     photo = await bot.send_photo(
-        chat["id"], jpeg(), caption="<i>" + "y" * 1024 + "</i>", parse_mode="HTML"
+        chat["id"], jpeg(0), caption="<i>" + "y" * 1024 + "</i>", parse_mode="HTML"
     )
     assert photo.caption == "y" * 1024
     [sent] = fake.bot_messages(chat["id"])
-    assert sent.kind == "photo" and sent.files["photo"] == jpeg()
+    assert sent.kind == "photo" and sent.files["photo"] == jpeg(0)
 
 
 async def test_edits_keep_history_and_identical_edit_is_refused(
@@ -243,7 +235,7 @@ async def test_edits_keep_history_and_identical_edit_is_refused(
 async def test_photo_is_downloadable_through_get_file(fake: FakeTelegram, bot: Bot) -> None:
     ana = fake.user()
     chat = fake.private_chat(ana)
-    data = jpeg(1280, 960)
+    data = jpeg(0, (1280, 960))
     message = fake.send_photo(chat, ana, data, caption="Lisbon")
     again = fake.send_photo(chat, ana, data)
     small, large = message["photo"]
@@ -314,7 +306,7 @@ async def test_a_dropped_or_failed_download_raises_network_error(
 ) -> None:
     ana = fake.user()
     chat = fake.private_chat(ana)
-    data = jpeg(800, 600)
+    data = jpeg(0, (800, 600))
     file_id = fake.send_photo(chat, ana, data)["photo"][-1]["file_id"]
     file = await bot.get_file(file_id)
     fake.fail_download(file_id, mode="drop")
@@ -331,7 +323,7 @@ async def test_send_media_group_records_each_photo_with_its_bytes(
     fake: FakeTelegram, bot: Bot
 ) -> None:
     chat = fake.private_chat(fake.user())
-    photos = [jpeg(color="red"), jpeg(color="blue"), jpeg(color="green")]
+    photos = [jpeg(1), jpeg(2), jpeg(3)]
     media = [InputMediaPhoto(photos[0], caption="<b>Day 1</b>", parse_mode="HTML")]
     media += [InputMediaPhoto(p) for p in photos[1:]]
     messages = await bot.send_media_group(chat["id"], media)

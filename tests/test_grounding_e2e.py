@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from tests.fakes.gemini_api import Reply, texts
-from tests.harness import DATA, Harness, jpeg
+from tests.harness import DATA, Harness
+from tests.image_files import jpeg
 
 # Sent out of order on purpose; (file, mime, expected time in the manifest, expected place)
 PHOTOS = [

@@ -9,7 +9,8 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 CASES = {
     "rate_limited": ([Reply(status=429, retry_delay="120s")], "Gemini is busy right now"),

@@ -8,7 +8,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +25,7 @@ from bot.media.images import (
     register_heif,
     web_image,
 )
+from tests.image_files import png_declaring
 
 DATA = Path(__file__).parent / "data"
 
@@ -359,22 +359,6 @@ def test_other_pillow_formats_are_taken(tmp_path: Path, fmt: str, mime_type: str
 # --- damaged and hostile input ---------------------------------------------------------------
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny valid PNG whose header claims a huge picture (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-        + chunk(b"IEND", b"")
-    )
-
-
 def _first_half(name: str) -> bytes:
     data = (DATA / name).read_bytes()
     return data[: len(data) // 2]
@@ -384,10 +368,10 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "empty": (b"", "corrupt"),
     "random_bytes": (random.Random(7).randbytes(4096), "unsupported"),
     "pdf": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "unsupported"),
-    "bomb_20000x20000.png": (_png_declaring(20_000, 20_000), "too_large"),
-    "bomb_9000x9000.png": (_png_declaring(9_000, 9_000), "too_large"),
+    "bomb_20000x20000.png": (png_declaring(20_000, 20_000), "too_large"),
+    "bomb_9000x9000.png": (png_declaring(9_000, 9_000), "too_large"),
     "truncated.heic": (_first_half("lisbon_iphone_xr.heic"), "corrupt"),
-    "png_header_only": (_png_declaring(100, 100)[:40], "corrupt"),
+    "png_header_only": (png_declaring(100, 100)[:40], "corrupt"),
 }
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, BotProcess, Harness, jpeg, pg_rows
+from tests.harness import ANA, BotProcess, Harness, pg_rows
+from tests.image_files import jpeg
 from tests.test_story_e2e import story
 
 

@@ -11,11 +11,8 @@ from pathlib import Path
 
 from tests.fakes.gemini_api import FakeGemini, Reply, image_parts
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, API_KEY, TOKEN, BotProcess, jpeg
-
-
-def _said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:
-    return any(needle in (m.text or m.caption or "") for m in tg.bot_messages(chat_id))
+from tests.harness import ANA, API_KEY, TOKEN, BotProcess, said
+from tests.image_files import jpeg
 
 
 async def test_python_m_bot_answers_start_and_writes_a_story(
@@ -27,12 +24,12 @@ async def test_python_m_bot_answers_start_and_writes_a_story(
         user = tg.user(user_id=ANA, first_name="Ana")
         chat = tg.private_chat(user)
         tg.send_command(chat, user, "/start")
-        await tg.wait_for(lambda: _said(tg, chat["id"], "Hi Ana"), timeout=30)
+        await tg.wait_for(lambda: said(tg, chat["id"], "Hi Ana"), timeout=30)
         tg.send_photo(chat, user, jpeg(1))
         tg.send_photo(chat, user, jpeg(2))
         gemini.enqueue(Reply(text="# Two photos\n\nA story from a real process."))
         tg.send_command(chat, user, "/story")
-        await tg.wait_for(lambda: _said(tg, chat["id"], "real process"), timeout=30)
+        await tg.wait_for(lambda: said(tg, chat["id"], "real process"), timeout=30)
         assert len(image_parts(gemini.generate_requests()[-1])) == 2
     finally:
         code = await bot.stop()
@@ -116,7 +113,7 @@ async def test_sigterm_lets_an_answer_in_flight_finish(
     user = tg.user(user_id=ANA, first_name="Ana")
     chat = tg.private_chat(user)
     tg.send_photo(chat, user, jpeg(1))
-    await tg.wait_for(lambda: _said(tg, chat["id"], "1 photo"), timeout=30)
+    await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
     held = asyncio.Event()
     gemini.enqueue(Reply(text="Finished despite the shutdown.", gate=held))
     tg.send_text(chat, user, "What is this?")
@@ -127,7 +124,7 @@ async def test_sigterm_lets_an_answer_in_flight_finish(
     held.set()
     code = await bot.wait(timeout=30)
     assert code == 0, bot.output()
-    assert _said(tg, chat["id"], "Finished despite the shutdown")
+    assert said(tg, chat["id"], "Finished despite the shutdown")
     with sqlite3.connect(tmp_path / "data" / "photostory.sqlite3") as conn:
         assert conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 1
         assert conn.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] == 0
@@ -142,7 +139,7 @@ async def test_second_sigterm_during_shutdown_exits_at_once(
     user = tg.user(user_id=ANA, first_name="Ana")
     chat = tg.private_chat(user)
     tg.send_photo(chat, user, jpeg(1))
-    await tg.wait_for(lambda: _said(tg, chat["id"], "1 photo"), timeout=30)
+    await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
     gemini.enqueue(Reply(text="Never finished.", gate=asyncio.Event()))  # held forever
     tg.send_text(chat, user, "What is this?")
     await gemini.wait_for(lambda: gemini.generate_requests(), timeout=30)
@@ -166,17 +163,17 @@ async def test_no_token_or_key_in_logs_or_messages_after_a_full_session(
         user = tg.user(user_id=ANA, first_name="Ana")
         chat = tg.private_chat(user)
         tg.send_command(chat, user, "/start")
-        await tg.wait_for(lambda: _said(tg, chat["id"], "Hi Ana"), timeout=30)
+        await tg.wait_for(lambda: said(tg, chat["id"], "Hi Ana"), timeout=30)
         tg.send_photo(chat, user, jpeg(1))
         broken = tg.send_photo(chat, user, jpeg(2))
         tg.fail_download(broken["photo"][-1]["file_id"], mode="drop", times=5)
-        await tg.wait_for(lambda: _said(tg, chat["id"], "could not download"), timeout=30)
+        await tg.wait_for(lambda: said(tg, chat["id"], "could not download"), timeout=30)
         gemini.enqueue(Reply(status=403, message=f"API key {API_KEY} rejected"))
         tg.send_text(chat, user, "What is this?")
-        await tg.wait_for(lambda: _said(tg, chat["id"], "Gemini"), timeout=30)
+        await tg.wait_for(lambda: said(tg, chat["id"], "Gemini"), timeout=30)
         tg.send_command(chat, user, "/story")
         await tg.wait_for(lambda: len(gemini.generate_requests()) == 2, timeout=30)
-        await tg.wait_for(lambda: _said(tg, chat["id"], "Seen 1 image"), timeout=30)
+        await tg.wait_for(lambda: said(tg, chat["id"], "Seen 1 image"), timeout=30)
     finally:
         assert await bot.stop() == 0
     log = bot.output()

@@ -13,24 +13,13 @@ from typing import Any
 
 from tests.fakes.gemini_api import FakeGemini, Reply, image_parts
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, jpeg, pg_rows
+from tests.harness import ANA, acks, pg_rows, said, texts
+from tests.image_files import jpeg
 from tests.replicas import Replicas
 from tests.s3_server import Bucket
 
 LEASE = 2.0  # seconds before a dead replica's chats pass on (the product's default is 15)
 TIMEOUT = 60.0
-
-
-def _texts(tg: FakeTelegram, chat_id: int) -> list[str]:
-    return [m.text or m.caption or "" for m in tg.bot_messages(chat_id) if not m.deleted]
-
-
-def _acks(tg: FakeTelegram, chat_id: int) -> list[str]:
-    return [t for t in _texts(tg, chat_id) if t.startswith("📸")]
-
-
-def _said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:
-    return any(needle in t for t in _texts(tg, chat_id))
 
 
 def _story(count: int) -> dict[str, Any]:
@@ -62,22 +51,22 @@ async def test_a_burst_spread_over_two_replicas_is_one_album_answered_in_order(
             tg.send_photo(chat, ana, jpeg(n), media_group_id="lisbon")
         deliveries = await replicas.deliver(order="round-robin")
         assert [d.replica for d in deliveries] == [0, 1] * 5  # the album landed on both
-        await tg.wait_for(lambda: _said(tg, chat["id"], "10 photos"), timeout=TIMEOUT)
+        await tg.wait_for(lambda: said(tg, chat["id"], "10 photos"), timeout=TIMEOUT)
 
         # Renames spread over both replicas take effect in the order sent.
         for name in ("Porto", "Faro", "Lisbon 2026"):
             tg.send_command(chat, ana, f"/rename {name}")
         await replicas.deliver(order="round-robin")
-        await tg.wait_for(lambda: _said(tg, chat["id"], "Lisbon 2026"), timeout=TIMEOUT)
-        renamed = [t for t in _texts(tg, chat["id"]) if "is now called" in t]
+        await tg.wait_for(lambda: said(tg, chat["id"], "Lisbon 2026"), timeout=TIMEOUT)
+        renamed = [t for t in texts(tg, chat["id"]) if "is now called" in t]
         assert renamed == [
             "✏️ The album is now called Porto.",
             "✏️ The album is now called Faro.",
             "✏️ The album is now called Lisbon 2026.",
         ]
         # One acknowledgement for the burst, with the full count, whoever received each photo.
-        assert len(_acks(tg, chat["id"])) == 1
-        assert "10 photos" in _acks(tg, chat["id"])[0]
+        assert len(acks(tg, chat["id"])) == 1
+        assert "10 photos" in acks(tg, chat["id"])[0]
         assert len(tg.calls("sendMessage")) == 4  # the acknowledgement and three renames
 
         gemini.enqueue(Reply(json=_story(10)))
@@ -124,10 +113,10 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
         tg.send_text(chat, ana, "Which photo shows the tram?")
         await replicas.deliver(to=[survivor])
         await tg.wait_for(
-            lambda: _said(tg, chat["id"], "The yellow tram is in photo 3."), timeout=TIMEOUT
+            lambda: said(tg, chat["id"], "The yellow tram is in photo 3."), timeout=TIMEOUT
         )
         await tg.wait_for(
-            lambda: any("10 photos" in t for t in _acks(tg, chat["id"])), timeout=TIMEOUT
+            lambda: any("10 photos" in t for t in acks(tg, chat["id"])), timeout=TIMEOUT
         )
         assert _holder(replicas, postgres_url, chat["id"]) == survivor
 
@@ -135,8 +124,8 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
         assert sorted(r["position"] for r in items) == list(range(1, 11))  # none lost
         assert len({r["chat_message_id"] for r in items}) == 10  # none stored twice
         # No update was handled twice: no photo counted as sent again, one question answered.
-        assert not any("already in the album" in t for t in _acks(tg, chat["id"]))
-        answers = [t for t in _texts(tg, chat["id"]) if t == "The yellow tram is in photo 3."]
+        assert not any("already in the album" in t for t in acks(tg, chat["id"]))
+        answers = [t for t in texts(tg, chat["id"]) if t == "The yellow tram is in photo 3."]
         assert len(answers) == 1
         assert len(gemini.generate_requests()) == 1
         assert pg_rows(postgres_url, "SELECT update_id FROM inbox") == []
@@ -164,9 +153,9 @@ async def test_an_update_the_database_cannot_take_is_refused_with_503_and_taken_
         pg_rows(postgres_url, "DROP TRIGGER refuse ON inbox")
         [taken] = await replicas.deliver(updates=[update])
         assert taken.status == 200
-        await tg.wait_for(lambda: _said(tg, chat["id"], "1 photo"), timeout=TIMEOUT)
+        await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=TIMEOUT)
         assert len(pg_rows(postgres_url, "SELECT id FROM items")) == 1
-        assert len(_acks(tg, chat["id"])) == 1
+        assert len(acks(tg, chat["id"])) == 1
         codes = await replicas.stop()
     assert codes == [0], replicas.output(0)
 

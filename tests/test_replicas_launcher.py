@@ -8,13 +8,9 @@ import aiohttp
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, BOB
+from tests.harness import ANA, BOB, said
 from tests.replicas import Replicas
 from tests.s3_server import Bucket
-
-
-def _said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:
-    return any(needle in (m.text or m.caption or "") for m in tg.bot_messages(chat_id))
 
 
 async def test_two_replicas_serve_health_and_answer_what_they_are_given(
@@ -39,7 +35,7 @@ async def test_two_replicas_serve_health_and_answer_what_they_are_given(
         assert [d.chat_id for d in deliveries] == [c["id"] for c in chats]
         assert tg.pending_updates() == []
         await tg.wait_for(
-            lambda: all(_said(tg, c["id"], "Send me the photos") for c in chats), timeout=30
+            lambda: all(said(tg, c["id"], "Send me the photos") for c in chats), timeout=30
         )
         assert tg.calls("getUpdates") == []  # webhook mode: nobody polls
         codes = await replicas.stop()

@@ -11,7 +11,8 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import BotProcess, Harness, jpeg
+from tests.harness import BotProcess, Harness
+from tests.image_files import jpeg
 from tests.s3_server import Bucket
 
 PREFIX = "photostory/media/"
@@ -57,11 +58,8 @@ async def test_photos_live_in_the_bucket_from_acknowledgement_to_forget(
     assert sent == {row["model_sha256"] for row in items}
 
     tg.send_command(chat, ana, "/forget")
-    await bot.wait_text(chat["id"], "Forget this chat?")
-    ask = next(m for m in tg.bot_messages(chat["id"]) if "Forget this chat?" in (m.text or ""))
-    tg.press_button(
-        chat, ana, ask.message_id, ask.reply_markup["inline_keyboard"][0][0]["callback_data"]
-    )
+    ask, yes = await bot.first_button(chat["id"], "Forget this chat?")
+    tg.press_button(chat, ana, ask, yes)
     await bot.wait_text(chat["id"], "Done: deleted 1 album, 2 photos and videos")
     assert s3_bucket.keys() == [] and bot.media_files() == []
     cached = [p for p in (bot.data_dir / "media-cache").rglob("*") if p.is_file()]

@@ -11,7 +11,8 @@ from PIL import Image
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
 from tests.fakes.telegram_api import SentMessage
 from tests.fakes.telegram_html import parse_html
-from tests.harness import DATA, Harness, jpeg
+from tests.harness import DATA, Harness
+from tests.image_files import jpeg
 
 
 def story(*sections: tuple[str, str, list[int]], title: str = "A Day in Belém") -> dict[str, Any]:

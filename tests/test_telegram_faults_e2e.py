@@ -10,7 +10,8 @@ import pytest
 
 from storage.sql.inbox_store import SqlInboxStore
 from tests.fakes.gemini_api import Reply
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 APOLOGY = "something went wrong"
 
@@ -30,20 +31,6 @@ def _no_apology(bot: Harness) -> None:
 async def _photo(bot: Harness, seed: int, count: int) -> None:
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(seed))
     await bot.wait_text(bot.chat["id"], f"{count} photo")
-
-
-async def _reply_to(bot: Harness, message: dict[str, Any], needle: str) -> str:
-    """Wait for the bot's reply to `message`; check it says `needle`."""
-
-    def replied() -> str | None:
-        for sent in bot.tg.bot_messages(bot.chat["id"]):
-            if sent.reply_to_message_id == message["message_id"] and sent.text:
-                return sent.text
-        return None
-
-    text = str(await bot.tg.wait_for(replied))
-    assert needle.lower() in text.lower()
-    return text
 
 
 def _answers(bot: Harness, needle: str) -> list[str]:
@@ -167,7 +154,7 @@ async def test_download_that_keeps_failing_gets_a_clear_reply_and_stores_nothing
     sent = bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
     bot.tg.fail_download(sent["photo"][-1]["file_id"], mode=mode, times=5)
 
-    text = await _reply_to(bot, sent, "could not download")
+    text = await bot.wait_reply(sent, "could not download")
     assert "send it again" in text
     assert _item_rows(bot) == before
     assert bot.media_files() == files
@@ -194,7 +181,7 @@ async def test_getfile_failing_every_time_gets_a_clear_reply_and_stores_nothing(
     bot.tg.fail_next("getFile", 500, times=3)
     sent = bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
 
-    await _reply_to(bot, sent, "could not download this file from Telegram")
+    await bot.wait_reply(sent, "could not download this file from Telegram")
     assert len(_failed(bot, "getFile")) == 3
     assert _item_rows(bot) == before
     _no_apology(bot)
@@ -208,14 +195,8 @@ def _upload_starts(bot: Harness, status: int) -> int:
     return sum(1 for r in bot.gemini.requests if r.kind == "upload_start" and r.status == status)
 
 
-async def _two_photos(bot: Harness) -> None:
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
-    await bot.wait_text(bot.chat["id"], "2 photos")
-
-
 async def test_file_api_outage_shorter_than_the_retries_is_ridden_out(bot: Harness) -> None:
-    await _two_photos(bot)
+    await bot.two_photos()
     # Each photo's upload is tried up to GEMINI_ATTEMPTS (3) times: two failures in all
     # leave every photo at least one more try, however they are shared out.
     bot.gemini.fail_uploads(status=503, times=2)
@@ -234,11 +215,11 @@ async def test_file_api_outage_shorter_than_the_retries_is_ridden_out(bot: Harne
 async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_story_works(
     bot: Harness,
 ) -> None:
-    await _two_photos(bot)
+    await bot.two_photos()
     bot.gemini.fail_uploads(status=503, times=6)  # every try of both photos
     story = bot.tg.send_command(bot.chat, bot.ana, "/story")
 
-    text = await _reply_to(bot, story, "file service")
+    text = await bot.wait_reply(story, "file service")
     assert "try again" in text
     await bot.gemini.wait_for(lambda: _upload_starts(bot, 503) == 6)  # 3 tries per photo
     assert bot.gemini.generate_requests() == []  # nothing was asked without the photos

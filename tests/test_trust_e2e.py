@@ -12,7 +12,8 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, Harness, jpeg
+from tests.harness import ANA, Harness
+from tests.image_files import jpeg
 
 
 @pytest.fixture
@@ -97,10 +98,8 @@ async def test_forget_deletes_the_chat_after_confirmation_and_keeps_other_chats(
     tg.send_command(chat, ana, "/forget")
     question = await bot.wait_text(chat["id"], "Forget this chat?")
     assert "1 album with 2 photos and videos" in question
-    ask = next(m for m in tg.bot_messages(chat["id"]) if "Forget this chat?" in (m.text or ""))
-    yes = ask.reply_markup["inline_keyboard"][0][0]["callback_data"]
-    await bot.wait_text(chat["id"], "Forget this chat?")
-    tg.press_button(chat, ana, ask.message_id, yes)
+    ask, yes = await bot.first_button(chat["id"], "Forget this chat?")
+    tg.press_button(chat, ana, ask, yes)
     await bot.wait_text(chat["id"], "Done: deleted 1 album, 2 photos and videos")
 
     assert bot.rows("SELECT * FROM albums WHERE chat_id = ?", (chat["id"],)) == []
@@ -121,10 +120,8 @@ async def test_only_the_person_who_asked_can_confirm_forget(bot: Harness) -> Non
     bot.tg.send_photo(group, bot.ana, jpeg(1))
     await bot.wait_text(group["id"], "1 photo")
     bot.tg.send_command(group, bot.ana, "/forget")
-    await bot.wait_text(group["id"], "Forget this chat?")
-    ask = next(m for m in bot.tg.bot_messages(group["id"]) if "Forget this chat?" in (m.text or ""))
-    yes = ask.reply_markup["inline_keyboard"][0][0]["callback_data"]
-    bot.tg.press_button(group, bot.bob, ask.message_id, yes)
+    ask, yes = await bot.first_button(group["id"], "Forget this chat?")
+    bot.tg.press_button(group, bot.bob, ask, yes)
     await bot.tg.wait_for(
         lambda: any(c.params.get("show_alert") for c in bot.tg.calls("answerCallbackQuery"))
     )

@@ -18,7 +18,8 @@ from tests.fakes.gemini_api import (
     video_parts,
 )
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import DATA, TOKEN, Harness, jpeg
+from tests.harness import DATA, TOKEN, Harness
+from tests.image_files import jpeg
 
 # (file, mime, taken_at as stored, latitude, longitude) from ../shared/testdata/MANIFEST.md
 REAL_VIDEOS = [

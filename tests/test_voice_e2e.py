@@ -11,7 +11,8 @@ import pytest
 from tests.audio_files import m4a, mp3, pdf, silent_voice_note, voice_note
 from tests.fakes.gemini_api import AUDIO_TOKENS, audio_parts, file_uris, texts
 from tests.fakes.telegram_api import BOT_USERNAME
-from tests.harness import Harness, jpeg
+from tests.harness import Harness
+from tests.image_files import jpeg
 
 VOICE = voice_note(2.0)
 
@@ -28,14 +29,6 @@ def _album(bot: Harness) -> list[tuple[Any, ...]]:
     """The stored items and files, to compare before and after a refusal."""
     items = [tuple(r) for r in bot.rows("SELECT * FROM items ORDER BY id")]
     return [*items, tuple(p.name for p in bot.media_files())]
-
-
-async def _two_photos(bot: Harness) -> list[tuple[Any, ...]]:
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
-    await bot.wait_text(bot.chat["id"], "2 photos")
-    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1")[1:])
-    return _album(bot)
 
 
 async def test_voice_note_in_a_burst_of_photos_is_acknowledged_with_them_and_heard_by_the_story(
@@ -149,7 +142,8 @@ async def test_bad_audio_gets_a_clear_reply_and_the_album_stays_as_it_was(
     bot: Harness, case: str
 ) -> None:
     data, how, expected = BAD_AUDIO[case]
-    before = await _two_photos(bot)
+    await bot.two_photos(model_ready=True)
+    before = _album(bot)
     if how == "voice":
         sent = bot.tg.send_voice(bot.chat, bot.ana, data)
     else:

@@ -19,7 +19,7 @@ from bot.service.story import parse_story, quote_voice_notes
 from storage.local_blobs import LocalBlobStore
 from storage.records import Blob, Item, Media, MediaFacts, Origin
 from tests.audio_files import m4a, mp3, tone, voice_note
-from tests.harness import jpeg
+from tests.image_files import jpeg
 
 SENT = datetime(2026, 5, 2, 14, 5, tzinfo=UTC)
 

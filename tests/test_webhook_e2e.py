@@ -10,13 +10,10 @@ from telegram import Update
 
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, BotProcess, free_port, jpeg
+from tests.harness import ANA, BotProcess, free_port, said
+from tests.image_files import jpeg
 
 SECRET = "s3cret_Webhook-token"
-
-
-def _said(tg: FakeTelegram, chat_id: int, needle: str) -> bool:
-    return any(needle in (m.text or m.caption or "") for m in tg.bot_messages(chat_id))
 
 
 def _count(data: Path, table: str) -> int:
@@ -67,10 +64,10 @@ async def test_webhook_mode_end_to_end(
 
         tg.send_photo(chat, user, jpeg(3))
         assert await tg.deliver_webhook(secret=SECRET) == 200
-        await tg.wait_for(lambda: _said(tg, chat["id"], "1 photo"), timeout=30)
+        await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
         await tg.wait_for(lambda: _count(data, "inbox") == 0, timeout=30)
         assert _count(data, "items") == 1  # the two refused photos were never stored
-        assert not _said(tg, chat["id"], "2 photos")
+        assert not said(tg, chat["id"], "2 photos")
     finally:
         code = await bot.stop()
     assert code == 0, bot.output()

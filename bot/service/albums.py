@@ -351,6 +351,26 @@ def _has_content(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
+@dataclass(frozen=True)
+class MediaType:
+    """A kind of file a message may carry: its `IncomingMedia.kind`, and its type if none given."""
+
+    kind: str
+    mime_type: str | None = None
+
+
+# What counts as media: the files a message may carry, by Telegram's names for them (stored as
+# Origin.telegram_type), in the order they are looked for: an animation comes with a document
+# too. The Telegram side derives its filter and its checks from this (bot/telegram/media_types.py).
+MEDIA_TYPES: dict[str, MediaType] = {
+    "photo": MediaType("photo", "image/jpeg"),
+    "video": MediaType("video", "video/mp4"),
+    "animation": MediaType("video", "video/mp4"),
+    "video_note": MediaType("video", "video/mp4"),
+    "voice": MediaType("audio", "audio/ogg"),
+    "audio": MediaType("audio"),
+    "document": MediaType("document"),
+}
 _TAKEN_AS_IS: dict[str, MediaKind] = {"photo": "photo", "video": "video", "audio": "audio"}
 
 

@@ -24,6 +24,7 @@ from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
 from bot.telegram.concurrency import PerChatUpdateProcessor
 from bot.telegram.durable import DurableUpdateQueue
+from bot.telegram.media_types import MEDIA
 from bot.telegram.ratelimit import RetryingRateLimiter
 from bot.telegram.replicas import SharedUpdateQueue
 from bot.telegram.runtime import KEY, Runtime
@@ -35,15 +36,6 @@ log = logging.getLogger(__name__)
 NEW = filters.UpdateType.MESSAGE  # edits of earlier messages are not new requests
 EDITED = filters.UpdateType.EDITED_MESSAGE
 UNUSABLE = filters.Sticker.ALL | filters.CONTACT | filters.POLL | filters.Dice.ALL | filters.STORY
-MEDIA = (
-    filters.PHOTO
-    | filters.VIDEO
-    | filters.VIDEO_NOTE
-    | filters.ANIMATION
-    | filters.VOICE
-    | filters.AUDIO
-    | filters.Document.ALL
-)
 
 
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]

@@ -13,6 +13,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.telegram.media_types import carries_media
+
 # Files of one chat downloaded and prepared at the same time; more mostly adds memory.
 MEDIA_AT_ONCE = 4
 
@@ -173,13 +175,7 @@ def _finish_ticket(chat: _Chat, ticket: int) -> None:
 
 def _is_media(update: object) -> bool:
     message = update.message if isinstance(update, Update) else None
-    return message is not None and bool(
-        message.photo
-        or message.video
-        or message.video_note
-        or message.animation
-        or message.document
-    )
+    return message is not None and carries_media(message)
 
 
 def chat_key(update: object) -> int | None:

@@ -7,28 +7,18 @@ import shutil
 from pathlib import Path
 
 import httpx
-from telegram import (
-    Animation,
-    Audio,
-    Bot,
-    Document,
-    Message,
-    PhotoSize,
-    Update,
-    Video,
-    VideoNote,
-    Voice,
-)
+from telegram import Bot, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.error import BadRequest, NetworkError
 from telegram.ext import ContextTypes
 
 from bot.errors import AlbumFull, MediaRejected, UserError
-from bot.service.albums import Fetch, IncomingMedia
+from bot.service.albums import MEDIA_TYPES, Fetch, IncomingMedia
 from bot.service.downloads import DownloadInterrupted, retrying
 from bot.service.messages import TextIntent, for_the_bot, text_intent
 from bot.service.records import Origin
 from bot.telegram.concurrency import in_turn
+from bot.telegram.media_types import carries_media, media_type
 from bot.telegram.runtime import runtime
 from bot.telegram.story_handlers import answer_question
 
@@ -85,7 +75,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         private=chat.type == ChatType.PRIVATE,
         addressed=addressed,
         replied_to_bot=_replies_to_bot(message, context.bot.id),
-        replied_to_media=replied is not None and _carries_media(replied),
+        replied_to_media=replied is not None and carries_media(replied),
         in_conversation=lambda: rt.services.talk.has_conversation(chat.id),
     )
     if intent is TextIntent.IGNORE:
@@ -163,35 +153,15 @@ async def on_caption_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 def incoming_media(message: Message) -> IncomingMedia | None:
     """What a media message carries, in the service's terms."""
-    file: PhotoSize | Video | Animation | VideoNote | Voice | Audio | Document
-    mime: str | None
-    if message.photo:
-        file = message.photo[-1]  # smallest first: the last size is the largest
-        kind, telegram_type, mime, name = "photo", "photo", "image/jpeg", None
-    elif message.video is not None:
-        file = message.video
-        kind, telegram_type = "video", "video"
-        mime, name = file.mime_type or "video/mp4", file.file_name
-    elif message.animation is not None:
-        file = message.animation
-        kind, telegram_type = "video", "animation"
-        mime, name = file.mime_type or "video/mp4", file.file_name
-    elif message.video_note is not None:
-        file = message.video_note
-        kind, telegram_type, mime, name = "video", "video_note", "video/mp4", None
-    elif message.voice is not None:
-        file = message.voice
-        kind, telegram_type, mime, name = "audio", "voice", file.mime_type or "audio/ogg", None
-    elif message.audio is not None:
-        file = message.audio
-        kind, telegram_type = "audio", "audio"
-        mime, name = file.mime_type, file.file_name
-    elif message.document is not None:
-        file = message.document
-        kind, telegram_type = "document", "document"
-        mime, name = file.mime_type, file.file_name
-    else:
+    telegram_type = media_type(message)
+    if telegram_type is None:
         return None
+    carried = getattr(message, telegram_type)
+    # A photo comes in several sizes, smallest first: the last is the largest.
+    file = carried[-1] if telegram_type == "photo" else carried
+    kind = MEDIA_TYPES[telegram_type].kind
+    mime = getattr(file, "mime_type", None) or MEDIA_TYPES[telegram_type].mime_type
+    name = getattr(file, "file_name", None)
     sender = message.from_user
     return IncomingMedia(
         chat_id=message.chat.id,
@@ -264,7 +234,7 @@ def _spoken_to_bot(message: Message, chat_type: str, bot: Bot) -> bool:
         private=chat_type == ChatType.PRIVATE,
         addressed=_caption_mentions(message, bot.username),
         replied_to_bot=_replies_to_bot(message, bot.id),
-        replied_to_media=replied is not None and _carries_media(replied),
+        replied_to_media=replied is not None and carries_media(replied),
     )
 
 
@@ -288,15 +258,3 @@ def _strip_mention(message: Message, username: str | None) -> tuple[str, bool]:
             mentioned = True
             text = text.replace(value, " ")
     return " ".join(text.split()) if mentioned else text, mentioned
-
-
-def _carries_media(message: Message) -> bool:
-    return bool(
-        message.photo
-        or message.video
-        or message.video_note
-        or message.animation
-        or message.voice
-        or message.audio
-        or message.document
-    )

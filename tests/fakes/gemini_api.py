@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .polling import wait_for
+
 JSON = dict[str, Any]
 FILE_TTL = timedelta(hours=48)
 MAX_REQUEST = 100 * 1024 * 1024  # the documented inline request limit
@@ -520,14 +522,7 @@ class FakeGemini:
         timeout: float = 10.0,
     ) -> Any:
         """Poll `predicate` every 10 ms until it returns something truthy, and return that."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout} s")
-            await asyncio.sleep(0.01)
+        return await wait_for(predicate, timeout)
 
     # --- dispatch --------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 from PIL import Image
 
+from .polling import wait_for
 from .telegram_html import (
     TelegramParseError,
     parse_html,
@@ -553,23 +554,16 @@ class FakeTelegram:
         timeout: float = 10.0,
     ) -> Any:
         """Poll `predicate` every 10 ms until it returns something truthy, and return that."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                recent = "\n  ".join(
-                    f"{c.method} {str(c.params)[:200]} -> {c.error or 'ok'}"
-                    for c in self.requests[-10:]
-                )
-                name = getattr(predicate, "__qualname__", repr(predicate))
-                raise AssertionError(
-                    f"{name} stayed falsy ({value!r}) for {timeout}s; last calls:\n  {recent}"
-                )
-            await asyncio.sleep(0.01)
+
+        def explain(value: Any) -> str:
+            recent = "\n  ".join(
+                f"{c.method} {str(c.params)[:200]} -> {c.error or 'ok'}"
+                for c in self.requests[-10:]
+            )
+            name = getattr(predicate, "__qualname__", repr(predicate))
+            return f"{name} stayed falsy ({value!r}) for {timeout}s; last calls:\n  {recent}"
+
+        return await wait_for(predicate, timeout, explain)
 
     # ----- failure injection -----------------------------------------------------------------
 
