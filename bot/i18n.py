@@ -31,15 +31,8 @@ DEFAULT = "en"
 # Each catalog's code, with its name in its own language (the /language buttons).
 LANGUAGES: dict[str, str] = {
     "en": "English",
-    "es": "Español",
-    "pt_BR": "Português (Brasil)",
     "de": "Deutsch",
-    "fr": "Français",
-    "it": "Italiano",
     "ru": "Русский",
-    "uk": "Українська",
-    "tr": "Türkçe",
-    "id": "Bahasa Indonesia",
     "ar": "العربية",
 }
 _RIGHT_TO_LEFT = {"ar", "fa", "he", "ur", "ps", "sd", "yi", "dv", "ckb"}
