@@ -3,7 +3,7 @@
 # DATABASE_URL / MEDIA_URL point at PostgreSQL and an S3-compatible store.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY bot ./bot
 COPY storage ./storage
 COPY prompts ./prompts

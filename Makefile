@@ -3,15 +3,28 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-deps bench lint typecheck clean
+.PHONY: setup run test test-deps bench lint typecheck clean messages translations
+LOCALES := bot/locales
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed translations
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+# The catalogs gettext reads (.mo), compiled from the translations (.po) in the repository.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile --domain photostory --directory $(LOCALES) --statistics
+
+# After changing the bot's words: extract them into the template and update every translation
+# (then translate what is new or marked fuzzy, and `make translations`).
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract --mapping-file babel.cfg --keywords N_ --add-comments TRANSLATORS: \
+		--project photostory --no-location --sort-output --output-file $(LOCALES)/photostory.pot .
+	$(BIN)/pybabel update --domain photostory --input-file $(LOCALES)/photostory.pot \
+		--directory $(LOCALES) --no-fuzzy-matching --ignore-obsolete
 
 run: setup
 	$(BIN)/python -m bot

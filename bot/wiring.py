@@ -17,6 +17,7 @@ from bot.service.albums import AlbumService
 from bot.service.conversation import ConversationService
 from bot.service.copies import ModelCopies
 from bot.service.intake import PhotoLimits
+from bot.service.languages import LanguageService
 from bot.service.media_files import MediaFiles
 from bot.service.privacy import PrivacyService
 from bot.service.usage import UsageService
@@ -38,6 +39,7 @@ class Services:
     usage: UsageService
     privacy: PrivacyService
     media_files: MediaFiles
+    languages: LanguageService
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -84,6 +86,7 @@ class Services:
             usage=UsageService(settings, storage),
             privacy=PrivacyService(storage, model),
             media_files=MediaFiles(storage),
+            languages=LanguageService(storage),
         )
 
     async def close(self) -> None:

@@ -68,6 +68,14 @@ class AlbumStore(Protocol):
         """One album with its counts."""
         ...
 
+    async def language(self, chat_id: int) -> str | None:
+        """The language the chat chose (/language), or None when it chose none."""
+        ...
+
+    async def set_language(self, chat_id: int, language: str | None) -> None:
+        """Keep the chat's language; None goes back to following the writer's."""
+        ...
+
 
 class MediaStore(Protocol):
     """Albums' items, notes and the batches they arrived in."""

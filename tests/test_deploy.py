@@ -25,6 +25,7 @@ import yaml
 from dotenv import dotenv_values
 
 from bot.config import Settings
+from bot.i18n import DEFAULT, DOMAIN, LANGUAGES
 from bot.telegram.health import HEALTH_PATH
 from bot.telegram.webhook import webhook_path
 
@@ -109,6 +110,19 @@ def test_the_wheel_holds_every_module_prompt_and_template(wheel: Path) -> None:
     assert not missing, f"not in the wheel the Dockerfile installs: {missing}"
 
 
+def test_the_wheel_holds_a_compiled_catalog_for_every_language(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for language in LANGUAGES:
+        if language == DEFAULT:
+            continue  # the source language: the strings in the code
+        assert f"bot/locales/{language}/LC_MESSAGES/{DOMAIN}.mo" in names, language
+    # Compiled by the build (setup.py), never committed.
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.mo"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert tracked.returncode == 0 and tracked.stdout.strip() == ""
+
+
 def test_the_installed_wheel_runs_away_from_the_source_tree(wheel: Path, tmp_path: Path) -> None:
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
@@ -124,6 +138,11 @@ for name in {prompts!r}:
     assert prompts.render(name).strip(), name
 from bot.service import export
 export._templates().get_template("story.html.j2")
+from bot import i18n
+assert i18n.LOCALES.is_relative_to(site), i18n.LOCALES
+assert (i18n.LOCALES / "ru" / "LC_MESSAGES" / "photostory.mo").exists()
+with i18n.using("ru"):
+    assert i18n._("Taken back.") == "Отменено."
 print("ok")
 """
     # The bot's dependencies come from this interpreter; the bot itself only from the wheel.

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
+from bot import i18n
 from bot.service import export
 from bot.service.export import (
     export_file_name,
@@ -410,3 +411,44 @@ def test_a_zip_too_heavy_to_send_drops_its_videos_then_shrinks_its_pictures(albu
         assert not any(n.endswith((".mp4", ".mov")) for n in names)
         with Image.open(io.BytesIO(smaller.read("images/photo-01.jpg"))) as picture:
             assert export.SMALLEST_SIDE <= max(picture.size) < export.WEB_MAX_SIDE
+
+
+ARABIC = Story(
+    title="أسبوع في لشبونة",
+    intro="مشينا كثيرًا وأكلنا أكثر.",
+    sections=(Section("الصباح في أجودا", "صعدنا قبل الحر.", (1, 2)),),
+    closing="إلى اللقاء يا لشبونة.",
+)
+
+
+def test_an_arabic_story_reads_right_to_left_in_chromium(album: Album, tmp_path: Path) -> None:
+    """An Arabic page, labelled in Arabic, laid out right to left by the browser itself."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: sudo apt-get install -y chromium")
+    with i18n.using("ar"):  # the chat's language: the page's own words
+        html = render_html(ARABIC, album.items, album.blobs, album_name=ALBUM, language="ar")
+    text = html.decode()
+    assert '<html lang="ar" dir="rtl">' in text
+    assert "صُنع باستخدام photostory" in text and "Made with photostory" not in text
+    path = tmp_path / "story-ar.html"
+    path.write_bytes(html)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(path.as_uri(), wait_until="load")
+            direction = "(e) => getComputedStyle(e).direction"
+            assert page.locator("html").evaluate(direction) == "rtl"
+            assert page.locator("h1").evaluate(direction) == "rtl"
+            # Right to left for real: the heading's text hugs the right edge of the column.
+            box = page.locator("h1").evaluate(
+                "(e) => { const r = document.createRange(); r.selectNodeContents(e);"
+                " const t = r.getBoundingClientRect(), b = e.getBoundingClientRect();"
+                " return [t.left - b.left, b.right - t.right]; }"
+            )
+            assert box[1] < 2 < box[0], box
+            page.evaluate(SETTLED)
+            page.screenshot(path=ARTIFACTS / "export-arabic.png", full_page=True)
+        finally:
+            browser.close()

@@ -127,6 +127,22 @@ async def test_albums_are_per_chat_and_counted(store: Storage) -> None:
     assert switched is not None and (await albums.current(1)).id == mine.id
 
 
+async def test_a_chats_language_is_kept_per_chat_and_can_be_cleared(store: Storage) -> None:
+    albums = store.albums
+    assert await albums.language(1) is None  # a chat never seen follows its writers
+    await albums.set_language(1, "de")  # before the chat has an album
+    assert await albums.language(1) == "de"
+    assert await albums.language(2) is None
+    first = await albums.current(1)  # the chat's row, made by the language, still gets its album
+    await albums.set_language(1, "pt_BR")
+    assert await albums.language(1) == "pt_BR"
+    assert (await albums.current(1)).id == first.id  # choosing a language keeps the album
+    await albums.current(2)
+    await albums.set_language(2, "ar")
+    await albums.set_language(1, None)
+    assert (await albums.language(1), await albums.language(2)) == (None, "ar")
+
+
 async def test_batches_notes_and_taking_back(store: Storage) -> None:
     media = store.media
     one, two = await store.albums.create(1, "One"), await store.albums.create(1, "Two")

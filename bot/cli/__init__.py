@@ -27,12 +27,15 @@ from typing import Any
 
 from dotenv import load_dotenv
 
+from bot import i18n
 from bot.cli.commands import AskResult, NoMedia, Prepared, StoryResult, ask, write_story
 from bot.cli.folder import Skipped
 from bot.cli.progress import Bars
 from bot.config import LOCAL_DOWNLOAD_LIMIT, Settings
 from bot.errors import ConfigError, ModelError, UserError
+from bot.i18n import _, ngettext
 from bot.logs import setup_logging
+from bot.service.words import counted
 
 log = logging.getLogger("bot.cli")
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -48,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "story":
         args.wish = (args.wish or "").strip() or None
     load_dotenv(Path.cwd() / ".env", override=False)
+    i18n.use(i18n.negotiate(args.language or _locale(os.environ)))
     try:
         settings = cli_settings(os.environ, args.data_dir)
     except ConfigError as e:
@@ -58,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(args.path).expanduser()
     if not folder.is_dir():
         if folder.exists():
-            return _fail(args, f"{args.path} is a file, not a folder.")
-        return _fail(args, f"There is no folder at {args.path}.")
+            return _fail(args, _("%(path)s is a file, not a folder.") % {"path": args.path})
+        return _fail(args, _("There is no folder at %(path)s.") % {"path": args.path})
     folder = folder.resolve()
     out = Path(args.out).expanduser() if getattr(args, "out", None) else Path.cwd()
     try:
@@ -70,13 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ModelError) as e:
         return _fail(args, str(e))
     except KeyboardInterrupt:
-        print("Stopped. What was read and uploaded is kept for the next run.", file=sys.stderr)
+        print(_("Stopped. What was read and uploaded is kept for the next run."), file=sys.stderr)
         return 130
     except Exception as e:
         log.debug("The command failed", exc_info=True)
         return _fail(
             args,
-            f"Something went wrong ({type(e).__name__}: {e}). LOG_LEVEL=DEBUG shows the details.",
+            _("Something went wrong (%(error)s). LOG_LEVEL=DEBUG shows the details.")
+            % {"error": f"{type(e).__name__}: {e}"},
         )
     if args.json:
         print(json.dumps(_as_json(result), ensure_ascii=False, indent=2))
@@ -159,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print the result as JSON")
         command.add_argument(
             "--language", metavar="CODE", help="the answer's language, e.g. pt-br (default: "
-            "the language of the wish or question, else English)"
+            "the language of the wish or question, else English); also the messages' (else LANG)"
         )  # fmt: skip
         command.add_argument(
             "--data-dir", metavar="DIR", help="where the cache is kept (default: "
@@ -212,19 +217,29 @@ def _as_text(result: StoryResult | AskResult) -> str:
     prepared = result.prepared
     lines = []
     if isinstance(result, StoryResult):
-        lines.append(f"“{result.title}”, the story of {_counts(prepared)} in {prepared.folder}")
-        labels = {"page": "web page", "markdown": "Markdown"}
+        lines.append(
+            _("“%(title)s”, the story of %(counts)s in %(folder)s")
+            % {"title": result.title, "counts": _counts(prepared), "folder": prepared.folder}
+        )
+        labels = {"page": _("web page"), "markdown": "Markdown"}
         lines += [f"  {labels.get(k, k)}: {path}" for k, path in result.files.items()]
     else:
         lines.append(result.answer.strip())
-    lines += [f"Note: {notice}" for notice in result.notices]
+    lines += [_("Note: %(notice)s") % {"notice": notice} for notice in result.notices]
     if prepared.missing:
         count = len(prepared.missing)
         shown = ", ".join(prepared.missing[:5]) + (", ..." if count > 5 else "")
         lines.append(
-            f"Note: {count} file{'s' if count != 1 else ''} read on an earlier run "
-            f"{'are' if count != 1 else 'is'} not in the folder now ({shown}) and still in its "
-            "album; `photostory story --fresh` starts it over without them."
+            ngettext(
+                "Note: %(count)d file read on an earlier run is not in the folder now "
+                "(%(files)s) and still in its album; `photostory story --fresh` starts it over "
+                "without it.",
+                "Note: %(count)d files read on an earlier run are not in the folder now "
+                "(%(files)s) and still in its album; `photostory story --fresh` starts it over "
+                "without them.",
+                count,
+            )
+            % {"count": count, "files": shown}
         )
     if prepared.skipped:
         lines.append(_skipped_text(prepared.skipped))
@@ -233,15 +248,30 @@ def _as_text(result: StoryResult | AskResult) -> str:
 
 def _counts(prepared: Prepared) -> str:
     album = prepared.album
-    parts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in
-             ((album.photos, "photo"), (album.videos, "video")) if n]  # fmt: skip
-    return " and ".join(parts)
+    parts = [
+        counted(n, kind) for n, kind in ((album.photos, "photo"), (album.videos, "video")) if n
+    ]
+    if len(parts) == 2:
+        return _("%(photos)s and %(videos)s") % {"photos": parts[0], "videos": parts[1]}
+    return "".join(parts)
 
 
 def _skipped_text(skipped: Sequence[Skipped]) -> str:
     count = len(skipped)
-    head = f"Skipped {count} file{'s' if count != 1 else ''} that could not be read:"
+    head = ngettext(
+        "Skipped %(count)d file that could not be read:",
+        "Skipped %(count)d files that could not be read:",
+        count,
+    ) % {"count": count}
     return "\n".join([head, *(f"  {s.file}: {s.reason}" for s in skipped)])
+
+
+def _locale(env: Mapping[str, str]) -> str | None:
+    """The language of the POSIX locale, as gettext looks it up ("ru_RU.UTF-8")."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        if value := env.get(name, "").split(":")[0]:
+            return None if value in {"C", "POSIX"} or value.startswith("C.") else value
+    return None
 
 
 def _limit_malloc_arenas() -> None:

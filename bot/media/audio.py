@@ -22,6 +22,7 @@ from datetime import datetime
 import av
 
 from bot.errors import MediaRejected
+from bot.i18n import N_
 
 _DEMUXERS = "ogg,mp3,wav,aiff,aac,flac,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,amr,asf"
 _OPEN_OPTIONS = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "file"}
@@ -42,12 +43,12 @@ MIN_DURATION = 0.3  # seconds: shorter is a slip of the thumb, not something sai
 _OPUS_BITRATE = 32_000  # plenty for speech; Gemini downsamples audio to 16 kbps anyway
 _OPUS_RATE = 48_000
 
-_UNREADABLE = (
+_UNREADABLE = N_(
     "I could not read this as audio: it may be damaged, or not a sound file at all. "
     "Please record it again, or send an MP3, M4A or OGG file."
 )
-_NO_SOUND = "This recording has no sound in it (it is silent), so there is nothing to hear."
-_TOO_SHORT = "This recording is too short to hold anything. Please record it again."
+_NO_SOUND = N_("This recording has no sound in it (it is silent), so there is nothing to hear.")
+_TOO_SHORT = N_("This recording is too short to hold anything. Please record it again.")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from bot.errors import MediaRejected
+from bot.i18n import N_
 
 DEFAULT_MAX_PIXELS = 64_000_000
 
@@ -75,9 +76,11 @@ _UPRIGHT = {
 
 _QUALITIES = (85, 75, 65, 55)
 
-_CORRUPT = "This file looks damaged: I could not read it as an image."
-_UNSUPPORTED = "This file is not a photo I can take: please send a JPEG, PNG, WebP or HEIC image."
-_TOO_LARGE = "This picture is too large for me to open: please send a smaller version."
+_CORRUPT = N_("This file looks damaged: I could not read it as an image.")
+_UNSUPPORTED = N_(
+    "This file is not a photo I can take: please send a JPEG, PNG, WebP or HEIC image."
+)
+_TOO_LARGE = N_("This picture is too large for me to open: please send a smaller version.")
 
 _register_lock = threading.Lock()
 _registered = False

@@ -22,6 +22,7 @@ from typing import IO
 import av
 
 from bot.errors import MediaRejected
+from bot.i18n import N_
 from bot.media.facts import camera_label, checked_location
 from storage.records import MediaFacts
 
@@ -65,8 +66,8 @@ _ISO6709 = re.compile(
     r"(?:CRS[^/]*)?/?"
 )
 
-_CORRUPT = "This video looks damaged: I could not read it."
-_UNSUPPORTED = "This file is not a video I can take: please send an MP4 or MOV video."
+_CORRUPT = N_("This video looks damaged: I could not read it.")
+_UNSUPPORTED = N_("This file is not a video I can take: please send an MP4 or MOV video.")
 
 
 @dataclass(frozen=True)

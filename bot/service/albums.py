@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path, PurePath
 
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
+from bot.i18n import _
 from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
@@ -125,7 +126,7 @@ class AlbumService(AlbumServiceBase):
             await fetch(temp)
             if not await asyncio.to_thread(_has_content, temp):
                 raise MediaRejected(
-                    "This file is empty, so there is nothing to add.", reason="empty"
+                    _("This file is empty, so there is nothing to add."), reason="empty"
                 )
             # Kept as the album shows it: a bare file name, no empty caption.
             origin = replace(
@@ -178,20 +179,25 @@ class AlbumService(AlbumServiceBase):
         limit = self.settings.download_limit
         if size <= limit:
             return
-        what = {"video": "video", "audio": "recording"}.get(kind, "file")
+        what = {
+            "video": _("This video is %(size)s, but Telegram lets bots download files of at most "
+                       "%(limit)s, so I cannot add it."),
+            "audio": _("This recording is %(size)s, but Telegram lets bots download files of at "
+                       "most %(limit)s, so I cannot add it."),
+        }.get(kind) or _("This file is %(size)s, but Telegram lets bots download files of at "
+                         "most %(limit)s, so I cannot add it.")  # fmt: skip
         advice = {
-            "video": "Please trim it, or send it as a regular video (Telegram compresses those) "
-            "or record it at a lower quality.",
-            "audio": "Please send a shorter recording, or a voice message instead "
-            "(Telegram keeps those small).",
-        }.get(kind, "Please send a smaller version.")
-        raise MediaRejected(
-            f"This {what} is {_mb(size)}, but Telegram lets bots download files of at most "
-            f"{_mb(limit)}, so I cannot add it. {advice} "
+            "video": _("Please trim it, or send it as a regular video (Telegram compresses those) "
+                       "or record it at a lower quality."),
+            "audio": _("Please send a shorter recording, or a voice message instead "
+                       "(Telegram keeps those small)."),
+        }.get(kind) or _("Please send a smaller version.")  # fmt: skip
+        owner = _(
             "(For the bot's owner: a self-hosted Bot API server, set with TELEGRAM_API_URL and "
-            "TELEGRAM_LOCAL_MODE=true, lifts this limit.)",
-            reason="too_big",
+            "TELEGRAM_LOCAL_MODE=true, lifts this limit.)"
         )
+        said = what % {"size": _mb(size), "limit": _mb(limit)}
+        raise MediaRejected(f"{said} {advice} {owner}", reason="too_big")
 
     async def update_caption(self, chat_id: int, message_id: int, caption: str) -> bool:
         """Take an edited caption for the item a message carried; False if none did."""
@@ -256,7 +262,7 @@ class AlbumService(AlbumServiceBase):
         """Make another of the chat's albums the current one."""
         album = await self.albums.switch(chat_id, album_id)
         if album is None:
-            raise NothingToDo("That album does not exist in this chat.")
+            raise NothingToDo(_("That album does not exist in this chat."))
         self.end_burst(chat_id)
         summary = await self.albums.summary(chat_id, album.id)
         assert summary is not None
@@ -266,7 +272,7 @@ class AlbumService(AlbumServiceBase):
         """Rename the current album."""
         clean = clean_name(name)
         if not clean:
-            raise NothingToDo("Give the album a name, e.g. /rename Lisbon 2026.")
+            raise NothingToDo(_("Give the album a name, e.g. /rename Lisbon 2026."))
         album = await self.albums.current(chat_id)
         await self.albums.rename(chat_id, album.id, clean)
         return Album(album.id, album.chat_id, clean, album.created_at, album.updated_at)
@@ -279,7 +285,7 @@ class AlbumService(AlbumServiceBase):
         batch = await self.media.latest_batch(album.id)
         exchange = await self.conversation.latest(album.id)
         if batch is None and exchange is None:
-            raise NothingToDo("There is nothing to undo in this album.")
+            raise NothingToDo(_("There is nothing to undo in this album."))
         if exchange is not None and (batch is None or exchange.created_at >= batch[1]):
             await self.conversation.remove(album.id, exchange.id)
             return Undone(album, exchange=exchange)
@@ -291,13 +297,13 @@ class AlbumService(AlbumServiceBase):
         album_id = await self.media.batch_album(chat_id, batch_id)
         album = await self.albums.get(chat_id, album_id) if album_id is not None else None
         if album is None:
-            raise NothingToDo("That batch is not in this chat any more.")
+            raise NothingToDo(_("That batch is not in this chat any more."))
         return await self._remove_batch(chat_id, album, batch_id)
 
     async def _remove_batch(self, chat_id: int, album: Album, batch_id: int) -> Undone:
         removed = await self.media.remove_batch(album.id, batch_id)
         if not removed.items and not removed.notes:
-            raise NothingToDo("That batch was already taken back.")
+            raise NothingToDo(_("That batch was already taken back."))
         # Its acknowledgement is being replaced by what was taken back: it must not come back.
         self.bursts.end_batch(chat_id, batch_id)
         if removed.orphan_blobs:
@@ -388,8 +394,11 @@ def classify(incoming: IncomingMedia) -> MediaKind:
         return "audio"
     shown = safe_file_name(incoming.origin.file_name)
     raise MediaRejected(
-        f"I can only add photos, videos and voice notes to the album; {shown} is not one "
-        f"({mime or 'unknown type'}).",
+        _(
+            "I can only add photos, videos and voice notes to the album; %(file)s is not one "
+            "(%(type)s)."
+        )
+        % {"file": shown, "type": mime or _("unknown type")},
         reason="unsupported",
     )
 
@@ -427,8 +436,11 @@ def _keeps(char: str) -> bool:
 
 def _album_full(album: Album, cap: int) -> AlbumFull:
     return AlbumFull(
-        f"The album '{album.name}' is full ({cap} photos and videos). "
-        "Start another one with /new, e.g. /new Lisbon part 2."
+        _(
+            "The album “%(album)s” is full (%(cap)d photos and videos). "
+            "Start another one with /new, e.g. /new Lisbon part 2."
+        )
+        % {"album": album.name, "cap": cap}
     )
 
 

@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bot.service.words import count
+from bot.i18n import _, ngettext
+from bot.service.words import counted
 from storage.records import AlbumSummary
 
 # A burst ends after this much quiet: the next media gets a fresh batch and acknowledgement.
@@ -206,28 +207,45 @@ def acknowledgement_text(summary: AlbumSummary, burst: Burst) -> str:
     """'📸 Album “Lisbon”: 3 photos, 1 voice note · 1 note / Just now: added 3 photos, 1 voice
     note. / Send more, …'."""
     totals = media_counts(summary.photos, summary.videos, summary.voice_notes)
-    lines = [f"📸 Album “{summary.album.name}”: {totals}"]
+    lines = [
+        _("📸 Album “%(album)s”: %(totals)s") % {"album": summary.album.name, "totals": totals}
+    ]
     if summary.notes:
-        lines[0] += f" · {summary.notes} note{'s' if summary.notes != 1 else ''}"
+        lines[0] += f" · {counted(summary.notes, 'note')}"
     news = []
     if burst.photos or burst.videos or burst.voice_notes:
-        news.append(f"added {media_counts(burst.photos, burst.videos, burst.voice_notes)}")
+        added = media_counts(burst.photos, burst.videos, burst.voice_notes)
+        news.append(_("added %(what)s") % {"what": added})
     if burst.notes:
-        news.append(f"noted {burst.notes} thing{'s' if burst.notes != 1 else ''} you told me")
+        news.append(
+            ngettext(
+                "noted %(count)d thing you told me",
+                "noted %(count)d things you told me",
+                burst.notes,
+            )
+            % {"count": burst.notes}
+        )
     if burst.repeats:
-        news.append(f"{burst.repeats} already in the album, kept once")
+        news.append(
+            ngettext(
+                "%(count)d already in the album, kept once",
+                "%(count)d already in the album, kept once",
+                burst.repeats,
+            )
+            % {"count": burst.repeats}
+        )
     if news:
-        lines.append("Just now: " + "; ".join(news) + ".")
-    lines.append("Send more, or /story when you are ready.")
+        lines.append(_("Just now: %(news)s.") % {"news": "; ".join(news)})
+    lines.append(_("Send more, or /story when you are ready."))
     return "\n".join(lines)
 
 
 def media_counts(photos: int, videos: int, voice_notes: int = 0) -> str:
     """'3 photos, 1 video, 2 voice notes'; photos are always counted unless voice notes alone are
     there ('2 voice notes')."""
-    parts = [count(photos, "photo")] if photos or not voice_notes or videos else []
+    parts = [counted(photos, "photo")] if photos or not voice_notes or videos else []
     if videos:
-        parts.append(count(videos, "video"))
+        parts.append(counted(videos, "video"))
     if voice_notes:
-        parts.append(count(voice_notes, "voice note"))
+        parts.append(counted(voice_notes, "audio"))
     return ", ".join(parts)

@@ -29,8 +29,10 @@ from markupsafe import Markup, escape
 from PIL import Image
 
 from bot.errors import MediaRejected
+from bot.i18n import _, is_rtl, ngettext
 from bot.media.images import web_image
 from bot.service.story import Story, quote_voice_notes
+from bot.service.words import counted
 from storage.protocols import BlobStore
 from storage.records import Item
 
@@ -40,7 +42,6 @@ WEB_MAX_SIDE = 1600
 WEB_QUALITY = 80
 MAX_PAGE_VIDEO = 8 * 1024 * 1024  # larger videos would make the page too heavy for a phone
 MAX_ZIP_VIDEO = 20 * 1024 * 1024
-_RTL_LANGUAGES = {"ar", "he", "fa", "ur", "yi", "ps", "sd", "dv", "ug"}
 _VIDEO_EXTENSIONS = {"video/mp4": "mp4", "video/quicktime": "mov", "video/3gpp": "3gp"}
 _WINDOWS_RESERVED = re.compile(r"con|prn|aux|nul|com\d|lpt\d")
 
@@ -141,7 +142,7 @@ def _fitted(
     look = replace(look, max_video=0)
     result = b""  # (each attempt's bytes are let go before the next is made)
     result = render(media, look)
-    for _ in range(3):
+    for _attempt in range(3):
         if len(result) <= max_bytes or look.side <= SMALLEST_SIDE:
             break
         # Picture bytes grow with their area: shrink the side by the square root of what is
@@ -180,7 +181,7 @@ def _page(
     # the only large thing in memory (a 100-photo page is tens of MB).
     pieces = template.generate(
         lang=code,
-        dir="rtl" if code.split("-")[0].lower() in _RTL_LANGUAGES else "ltr",
+        dir="rtl" if is_rtl(code) else "ltr",
         album=album_name if album_name.strip() != story.title.strip() else "",
         title=story.title,
         summary=_summary(media.values()),
@@ -205,7 +206,7 @@ def _zip(story: Story, media: dict[int, _Media], look: _Look, *, album_name: str
             for number in section.media:
                 if number in media:
                     blocks.append(_md_figure(media[number], archive, digits, look.max_video))
-        blocks += [story.closing, "*Made with photostory*"]
+        blocks += [story.closing, "*" + _("Made with photostory") + "*"]
         text = "\n\n".join(block.strip() for block in blocks if block.strip()) + "\n"
         archive.writestr("story.md", text)
     return buffer.getvalue()
@@ -311,7 +312,7 @@ def _summary(media: Iterable[_Media]) -> str:
     items = [m.item for m in media]
     days = sorted({day for item in items if (day := _when(item, "%Y-%m-%d"))})
     kinds: list[str] = [item.kind for item in items]
-    counts = [f"{n} {k}{'s' if n > 1 else ''}" for k in ("photo", "video") if (n := kinds.count(k))]
+    counts = [counted(n, k) for k in ("photo", "video") if (n := kinds.count(k))]
     span = [f"{days[0]} – {days[-1]}" if len(days) > 1 else days[0]] if days else []
     return " · ".join(counts + span)
 
@@ -349,13 +350,19 @@ def _md_escape(text: str) -> str:
 
 @cache
 def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("bot.service", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # The page's own words ({{ _("...") }}) in the language in force where it is rendered.
+    environment.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_, ngettext=ngettext, newstyle=True
+    )
+    return environment
 
 
 # Markdown ----------------------------------------------------------------------------------------

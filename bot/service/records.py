@@ -3,6 +3,6 @@
 Handlers import them from here, so nothing under `bot/telegram/` reaches into storage.
 """
 
-from storage.records import KIND_NOUNS, AlbumSummary, Item, Origin
+from storage.records import KIND_NOUNS, AlbumSummary, ChatFootprint, Item, Origin
 
-__all__ = ["KIND_NOUNS", "AlbumSummary", "Item", "Origin"]
+__all__ = ["KIND_NOUNS", "AlbumSummary", "ChatFootprint", "Item", "Origin"]

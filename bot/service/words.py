@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from bot.i18n import ngettext
+
 
 def count(number: int, noun: str, plural: str | None = None) -> str:
     """The number with its noun, plural unless exactly one."""
     return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def counted(number: int, kind: str) -> str:
+    """'3 photos', '5 фотографий': how many photos, videos, voice notes ("audio") or notes, in
+    the current language with its plural forms (for the traveller; the model reads count())."""
+    if kind == "photo":
+        text = ngettext("%(count)d photo", "%(count)d photos", number)
+    elif kind == "video":
+        text = ngettext("%(count)d video", "%(count)d videos", number)
+    elif kind == "audio":
+        text = ngettext("%(count)d voice note", "%(count)d voice notes", number)
+    elif kind == "note":
+        text = ngettext("%(count)d note", "%(count)d notes", number)
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    return text % {"count": number}
 
 
 def clock(seconds: float) -> str:

@@ -10,7 +10,9 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
+from bot import i18n
 from bot.config import AccessList
+from bot.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,12 @@ class AccessGate:
         raise ApplicationHandlerStop
 
     async def _tell(self, update: Update, user_id: int) -> None:
-        text = (
-            f"Sorry, this bot is private. Your Telegram user id is {user_id}. "
-            "To use it, ask the bot's owner to add this id to ALLOWED_USERS."
-        )
+        user = update.effective_user
+        with i18n.using(i18n.negotiate(user.language_code if user else None)):
+            text = _(
+                "Sorry, this bot is private. Your Telegram user id is %(id)d. "
+                "To use it, ask the bot's owner to add this id to ALLOWED_USERS."
+            ) % {"id": user_id}
         try:
             if update.callback_query is not None:
                 await update.callback_query.answer(text, show_alert=True)

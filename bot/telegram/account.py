@@ -7,6 +7,8 @@ import html
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
+from bot.i18n import _, ngettext
+from bot.service.records import ChatFootprint
 from bot.service.usage import UsageLine
 from bot.service.words import count
 from bot.telegram.runtime import runtime
@@ -61,18 +63,16 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     await rt.acks.close(chat.id)
     held = await rt.services.privacy.footprint(chat.id)
-    text = (
+    text = _(
         "🗑 <b>Forget this chat?</b>\n"
-        f"This deletes {count(held.albums, 'album')} with "
-        f"{count(held.items, 'photo or video', 'photos and videos')}, "
-        f"{count(held.notes, 'note')}, {count(held.exchanges, 'exchange')} of conversation, "
+        "This deletes %(albums)s with %(items)s, %(notes)s, %(exchanges)s of conversation, "
         "the usage detail, and the copies uploaded to Gemini. It cannot be undone."
-    )
+    ) % _held(held)
     buttons = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Delete everything", callback_data=f"forget:yes:{user.id}"),
-                InlineKeyboardButton("Cancel", callback_data=f"forget:no:{user.id}"),
+                InlineKeyboardButton(_("Delete everything"), callback_data=f"forget:yes:{user.id}"),
+                InlineKeyboardButton(_("Cancel"), callback_data=f"forget:no:{user.id}"),
             ]
         ]
     )
@@ -84,25 +84,37 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, a
     query, chat, user = update.callback_query, update.effective_chat, update.effective_user
     if query is None or chat is None or user is None:
         return
-    choice, _, asker_id = arg.partition(":")
+    choice, _sep, asker_id = arg.partition(":")
     if asker_id != str(user.id):
-        await query.answer("Only the person who sent /forget can confirm it.", show_alert=True)
+        await query.answer(_("Only the person who sent /forget can confirm it."), show_alert=True)
         return
     if choice != "yes":
-        await query.answer("Nothing was deleted.")
-        await query.edit_message_text("Kept everything. Nothing was deleted.")
+        await query.answer(_("Nothing was deleted."))
+        await query.edit_message_text(_("Kept everything. Nothing was deleted."))
         return
     rt = runtime(context)
     rt.acks.forget(chat.id)
     gone = await rt.services.privacy.forget(chat.id)
-    await query.answer("Deleted.")
-    held = gone.footprint
+    await query.answer(_("Deleted."))
     await query.edit_message_text(
-        f"🗑 Done: deleted {count(held.albums, 'album')}, "
-        f"{count(held.items, 'photo or video', 'photos and videos')}, "
-        f"{count(held.notes, 'note')} and {count(held.exchanges, 'exchange')}, and their copies "
-        "at Gemini. Send new photos whenever you like."
+        _(
+            "🗑 Done: deleted %(albums)s, %(items)s, %(notes)s and %(exchanges)s, and their "
+            "copies at Gemini. Send new photos whenever you like."
+        )
+        % _held(gone.footprint)
     )
+
+
+def _held(held: ChatFootprint) -> dict[str, str]:
+    """What a chat holds, counted in the current language, by placeholder."""
+    n = held.albums, held.items, held.notes, held.exchanges
+    return {
+        "albums": ngettext("%(count)d album", "%(count)d albums", n[0]) % {"count": n[0]},
+        "items": ngettext("%(count)d photo or video", "%(count)d photos and videos", n[1])
+        % {"count": n[1]},
+        "notes": ngettext("%(count)d note", "%(count)d notes", n[2]) % {"count": n[2]},
+        "exchanges": ngettext("%(count)d exchange", "%(count)d exchanges", n[3]) % {"count": n[3]},
+    }
 
 
 def _line(line: UsageLine) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
 
+from bot import i18n
+from bot.i18n import _
 from bot.service.albums import AlbumService
 from bot.service.bursts import Acknowledgement
 
@@ -25,6 +27,7 @@ MAX_HOLD = 3  # a continuous burst is acknowledged at least every MAX_HOLD debou
 class _Chat:
     timer: asyncio.Task[None] | None = None
     pending_since: float | None = None  # first change not yet shown
+    language: str = i18n.DEFAULT  # of the latest update: a flush at shutdown still speaks it
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -44,6 +47,7 @@ class Acknowledger:
     def added(self, chat_id: int) -> None:
         """Something joined the chat's burst: acknowledge it once the chat is quiet a moment."""
         chat = self._chats.setdefault(chat_id, _Chat())
+        chat.language = i18n.current()
         now = asyncio.get_running_loop().time()
         if chat.pending_since is None:
             chat.pending_since = now
@@ -84,8 +88,9 @@ class Acknowledger:
     async def _flush(self, chat_id: int, chat: _Chat) -> None:
         async with chat.lock:
             chat.pending_since = None
-            for ack in await self.albums.acknowledgements(chat_id):
-                self.albums.acknowledged(ack, await self._show(ack))
+            with i18n.using(chat.language):
+                for ack in await self.albums.acknowledgements(chat_id):
+                    self.albums.acknowledged(ack, await self._show(ack))
 
     async def _show(self, ack: Acknowledgement) -> int | None:
         """Send or edit the message; the id it has now (unchanged when Telegram refused)."""
@@ -112,7 +117,7 @@ class Acknowledger:
 
 
 def _buttons(ack: Acknowledgement) -> InlineKeyboardMarkup:
-    row = [InlineKeyboardButton("✍️ Write the story", callback_data="story")]
+    row = [InlineKeyboardButton(_("✍️ Write the story"), callback_data="story")]
     if ack.undo_batch_id is not None:
-        row.insert(0, InlineKeyboardButton("↩️ Undo", callback_data=f"undo:{ack.undo_batch_id}"))
+        row.insert(0, InlineKeyboardButton(_("↩️ Undo"), callback_data=f"undo:{ack.undo_batch_id}"))
     return InlineKeyboardMarkup([row])

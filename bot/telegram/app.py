@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import httpx
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -19,7 +21,8 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.telegram import account, commands, message_handlers
+from bot.i18n import _
+from bot.telegram import account, commands, language, message_handlers
 from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
 from bot.telegram.concurrency import PerChatUpdateProcessor
@@ -32,6 +35,8 @@ from bot.telegram.story_handlers import APOLOGY
 from bot.wiring import Services
 
 log = logging.getLogger(__name__)
+
+_REGISTERING = "register-languages"  # bot_data key of the start-up task telling Telegram
 
 NEW = filters.UpdateType.MESSAGE  # edits of earlier messages are not new requests
 EDITED = filters.UpdateType.EDITED_MESSAGE
@@ -69,7 +74,8 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         .post_shutdown(_post_shutdown)
         .build()
     )
-    app.add_handler(TypeHandler(Update, AccessGate(settings.allowed)), group=-1)
+    app.add_handler(TypeHandler(Update, AccessGate(settings.allowed)), group=-2)
+    app.add_handler(TypeHandler(Update, language.speak_chat_language), group=-1)
     for name, callback in (
         ("start", commands.start),
         ("help", commands.help_command),
@@ -86,6 +92,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         ("usage", account.usage),
         ("stats", account.stats),
         ("forget", account.forget),
+        ("language", language.language_command),
     ):
         app.add_handler(CommandHandler(name, callback, filters=NEW))
     app.add_handler(MessageHandler(NEW & filters.COMMAND, commands.unknown_command))
@@ -116,16 +123,21 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
         else:
             queue.inbox = services.storage.inbox
             await queue.replay(app.bot)
-        try:
-            await app.bot.set_my_commands([BotCommand(c, d) for c, d in commands.COMMANDS])
-        except TelegramError:
-            log.warning("Could not register the command menu with Telegram")
+        # In the background: eleven languages are 33 requests, and the bot can answer meanwhile.
+        app.bot_data[_REGISTERING] = asyncio.create_task(
+            language.register(app.bot, commands.COMMANDS), name="register-languages"
+        )
         log.info("photostory is up as @%s (model %s)", app.bot.username, settings.gemini_model)
 
     return post_init
 
 
 async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
+    registering = app.bot_data.pop(_REGISTERING, None)
+    if isinstance(registering, asyncio.Task) and not registering.done():
+        registering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await registering
     runtime = app.bot_data.get(KEY)
     if isinstance(runtime, Runtime):
         # Everything stored has been acknowledged before the process goes.
@@ -145,6 +157,6 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("Unhandled error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await update.effective_message.reply_text(APOLOGY)
+            await update.effective_message.reply_text(_(APOLOGY))
         except TelegramError:
             pass

@@ -10,10 +10,12 @@ from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.errors import UserError
+from bot.i18n import N_, _, ngettext
 from bot.service.albums import Undone
-from bot.service.records import KIND_NOUNS, AlbumSummary
-from bot.service.words import count
+from bot.service.records import AlbumSummary
+from bot.service.words import counted
 from bot.telegram.account import on_forget_button
+from bot.telegram.language import on_language_button
 from bot.telegram.runtime import runtime
 from bot.telegram.story_handlers import (
     compare_trip,
@@ -27,46 +29,67 @@ log = logging.getLogger(__name__)
 
 # (command, description) as shown in Telegram's menu; registered at start-up.
 COMMANDS = [
-    ("story", "Write the story of the current album"),
-    ("landmarks", "Well-known places nearby you did not visit"),
-    ("sametrip", "Was the latest video shot on the same trip?"),
-    ("export", "The story as a web page and Markdown"),
-    ("new", "Start a new album: /new Lisbon 2026"),
-    ("albums", "List your albums and switch between them"),
-    ("note", "Tell me something about the trip"),
-    ("undo", "Take back the last batch or the last question"),
-    ("reset", "Clear the conversation, keep the photos"),
-    ("rename", "Rename the current album"),
-    ("usage", "Your Gemini usage and its cost"),
-    ("forget", "Delete everything of this chat"),
-    ("help", "What I can do"),
+    ("story", N_("Write the story of the current album")),
+    ("landmarks", N_("Well-known places nearby you did not visit")),
+    ("sametrip", N_("Was the latest video shot on the same trip?")),
+    ("export", N_("The story as a web page and Markdown")),
+    ("new", N_("Start a new album: /new Lisbon 2026")),
+    ("albums", N_("List your albums and switch between them")),
+    ("note", N_("Tell me something about the trip")),
+    ("undo", N_("Take back the last batch or the last question")),
+    ("reset", N_("Clear the conversation, keep the photos")),
+    ("rename", N_("Rename the current album")),
+    ("usage", N_("Your Gemini usage and its cost")),
+    ("forget", N_("Delete everything of this chat")),
+    ("language", N_("Speak another language in this chat")),
+    ("help", N_("What I can do")),
 ]
 
-HELP = "\n".join(
-    [
-        "<b>Send me the photos and videos of a trip</b>, and I will write its story.",
-        "",
-        "• Send photos as they are, or <i>as files</i> to keep when and where they were taken "
-        "(HEIC from iPhones is fine). Albums of up to 10 at once are welcome.",
-        "• Tell me about the trip in a message (“our first week in Lisbon”), in captions, or in "
-        "a voice note (“this was the morning we missed the ferry”): I listen to voice notes "
-        "and audio files (MP3, M4A, OGG) too. A shared location or place is noted as well.",
-        "• /story writes a blog-post photo tour. Add a wish: "
-        "<code>/story shorter, in Portuguese</code>.",
-        "• /landmarks lists the well-known places nearby that your photos do not show.",
-        "• Then just ask: “where was photo 3 taken?” Reply to a photo or video to ask about "
-        "that one.",
-        "• /sametrip checks whether the latest video was shot on the same trip as the photos.",
-        "• /export sends the story as a web page and as Markdown, ready to publish.",
-        "",
-        "<b>Albums</b>",
-        "/new <i>name</i> starts a new album (the old ones are kept) · /albums switches · "
-        "/rename <i>name</i>",
-        "/undo takes back the last batch or question · "
-        "/reset clears the conversation, keeps the photos",
-        "/usage shows your Gemini usage · /forget deletes everything of this chat",
-    ]
-)
+
+def help_text() -> str:
+    """What the bot does and its commands, in the current language (HTML)."""
+    return "\n".join(
+        [
+            _("<b>Send me the photos and videos of a trip</b>, and I will write its story."),
+            "",
+            _(
+                "• Send photos as they are, or <i>as files</i> to keep when and where they were "
+                "taken (HEIC from iPhones is fine). Albums of up to 10 at once are welcome."
+            ),
+            _(
+                "• Tell me about the trip in a message (“our first week in Lisbon”), in captions, "
+                "or in a voice note (“this was the morning we missed the ferry”): I listen to "
+                "voice notes and audio files (MP3, M4A, OGG) too. A shared location or place is "
+                "noted as well."
+            ),
+            _(
+                "• /story writes a blog-post photo tour. Add a wish: "
+                "<code>/story shorter, in Portuguese</code>."
+            ),
+            _("• /landmarks lists the well-known places nearby that your photos do not show."),
+            _(
+                "• Then just ask: “where was photo 3 taken?” Reply to a photo or video to ask "
+                "about that one."
+            ),
+            _(
+                "• /sametrip checks whether the latest video was shot on the same trip as the "
+                "photos."
+            ),
+            _("• /export sends the story as a web page and as Markdown, ready to publish."),
+            "",
+            _("<b>Albums</b>"),
+            _(
+                "/new <i>name</i> starts a new album (the old ones are kept) · /albums switches · "
+                "/rename <i>name</i>"
+            ),
+            _(
+                "/undo takes back the last batch or question · "
+                "/reset clears the conversation, keeps the photos"
+            ),
+            _("/usage shows your Gemini usage · /forget deletes everything of this chat"),
+            _("/language speaks another language in this chat"),
+        ]
+    )
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -76,16 +99,18 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or chat is None:
         return
     summary = await runtime(context).services.albums.current(chat.id)
-    name = html.escape(update.effective_user.first_name) if update.effective_user else "there"
-    await message.reply_html(
-        f"Hi {name}! 👋\n\n{HELP}\n\nYour current album: {_describe(summary)}."
+    user = update.effective_user
+    hello = (
+        _("Hi %(name)s! 👋") % {"name": html.escape(user.first_name)} if user else _("Hi there! 👋")
     )
+    album = _("Your current album: %(album)s.") % {"album": _describe(summary)}
+    await message.reply_html(f"{hello}\n\n{help_text()}\n\n{album}")
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """List what the bot does and its commands."""
     if update.effective_message is not None:
-        await update.effective_message.reply_html(HELP)
+        await update.effective_message.reply_html(help_text())
 
 
 async def story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -117,8 +142,11 @@ async def new_album(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await rt.acks.close(chat.id)
     album = await rt.services.albums.new_album(chat.id, " ".join(context.args or []))
     await message.reply_html(
-        f"📁 New album <b>{html.escape(album.name)}</b>. Send its photos and videos; "
-        "your other albums are kept (/albums)."
+        _(
+            "📁 New album <b>%(name)s</b>. Send its photos and videos; "
+            "your other albums are kept (/albums)."
+        )
+        % {"name": html.escape(album.name)}
     )
 
 
@@ -144,7 +172,9 @@ async def rename(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except UserError as e:
         await message.reply_text(str(e))
         return
-    await message.reply_html(f"✏️ The album is now called <b>{html.escape(album.name)}</b>.")
+    await message.reply_html(
+        _("✏️ The album is now called <b>%(name)s</b>.") % {"name": html.escape(album.name)}
+    )
 
 
 async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -155,7 +185,7 @@ async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = " ".join(context.args or []).strip()
     if not text:
         await message.reply_text(
-            "Write the note after the command, e.g. /note We travelled by train."
+            _("Write the note after the command, e.g. /note We travelled by train.")
         )
         return
     rt = runtime(context)
@@ -189,12 +219,19 @@ async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     album, cleared = await rt.services.talk.reset(chat.id)
     if not cleared:
-        await message.reply_text(f"There is no conversation to clear in '{album.name}'.")
+        await message.reply_text(
+            _("There is no conversation to clear in “%(album)s”.") % {"album": album.name}
+        )
         return
     await message.reply_text(
-        f"🧹 Cleared the conversation about '{album.name}' ({cleared} exchange"
-        f"{'s' if cleared != 1 else ''}). The photos and notes are still there: "
-        "/story starts afresh."
+        ngettext(
+            "🧹 Cleared the conversation about “%(album)s” (%(count)d exchange). The photos "
+            "and notes are still there: /story starts afresh.",
+            "🧹 Cleared the conversation about “%(album)s” (%(count)d exchanges). The photos "
+            "and notes are still there: /story starts afresh.",
+            cleared,
+        )
+        % {"album": album.name, "count": cleared}
     )
 
 
@@ -202,7 +239,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     """Answer a command the bot does not know."""
     if update.effective_message is not None:
         await update.effective_message.reply_text(
-            "I don't know that command. /help lists what I can do."
+            _("I don't know that command. /help lists what I can do.")
         )
 
 
@@ -214,18 +251,18 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     data = query.data or ""
     rt = runtime(context)
-    action, _, arg = data.partition(":")
+    action, _sep, arg = data.partition(":")
     try:
         if action == "album" and arg.isdigit():
             summary = await rt.services.albums.switch_album(chat.id, int(arg))
-            await query.answer(f"Now adding to '{summary.album.name}'.")
+            await query.answer(_("Now adding to “%(album)s”.") % {"album": summary.album.name})
             summaries, current = await rt.services.albums.list_albums(chat.id)
             text, markup = _album_list(summaries, current)
             await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
         elif action == "undo" and arg.isdigit():
             # The service ends the batch's burst: its acknowledgement becomes this answer.
             undone = await rt.services.albums.undo_batch(chat.id, int(arg))
-            await query.answer("Taken back.")
+            await query.answer(_("Taken back."))
             await query.edit_message_text(_undone_text(undone))
         elif action == "story":
             await query.answer()
@@ -235,6 +272,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await suggest_landmarks(update, context)
         elif action == "forget":
             await on_forget_button(update, context, arg)
+        elif action == "language":
+            await on_language_button(update, context, arg)
         elif action == "export":
             await query.answer()
             await export_story(update, context)
@@ -242,24 +281,24 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await query.answer()
             await story_as_text(update, context)
         else:
-            await query.answer("This button no longer works.")
+            await query.answer(_("This button no longer works."))
     except UserError as e:
         await query.answer(str(e), show_alert=True)
 
 
 def _describe(summary: AlbumSummary) -> str:
-    bits = [f"<b>{html.escape(summary.album.name)}</b>", f"{summary.photos} photos"]
+    bits = [f"<b>{html.escape(summary.album.name)}</b>", counted(summary.photos, "photo")]
     if summary.videos:
-        bits.append(f"{summary.videos} videos")
+        bits.append(counted(summary.videos, "video"))
     if summary.voice_notes:
-        bits.append(count(summary.voice_notes, "voice note"))
+        bits.append(counted(summary.voice_notes, "audio"))
     if summary.notes:
-        bits.append(f"{summary.notes} notes")
+        bits.append(counted(summary.notes, "note"))
     return ", ".join(bits)
 
 
 def _album_list(summaries: list[AlbumSummary], current: int) -> tuple[str, InlineKeyboardMarkup]:
-    lines = ["<b>Your albums</b> (tap one to add to it):"]
+    lines = [_("<b>Your albums</b> (tap one to add to it):")]
     buttons = []
     for summary in summaries[:20]:
         mark = "✅ " if summary.album.id == current else ""
@@ -269,21 +308,30 @@ def _album_list(summaries: list[AlbumSummary], current: int) -> tuple[str, Inlin
             [InlineKeyboardButton(label[:60], callback_data=f"album:{summary.album.id}")]
         )
     if len(summaries) > 20:
-        lines.append(f"…and {len(summaries) - 20} older ones.")
+        older = len(summaries) - 20
+        lines.append(
+            ngettext("…and %(count)d older one.", "…and %(count)d older ones.", older)
+            % {"count": older}
+        )
     return "\n".join(lines), InlineKeyboardMarkup(buttons)
 
 
 def _undone_text(undone: Undone) -> str:
     if undone.exchange is not None:
         asked = undone.exchange.user_text or undone.exchange.kind
-        return f"↩️ Took back the last exchange ({_clip(asked)}). Ask again whenever you like."
+        return _("↩️ Took back the last exchange (%(question)s). Ask again whenever you like.") % {
+            "question": _clip(asked)
+        }
     parts = []
     for kind in ("photo", "video", "audio"):
         if n := sum(1 for i in undone.items if i.kind == kind):
-            parts.append(count(n, KIND_NOUNS[kind]))
+            parts.append(counted(n, kind))
     if undone.notes:
-        parts.append(f"{len(undone.notes)} note{'s' if len(undone.notes) != 1 else ''}")
-    return f"↩️ Took back {', '.join(parts)} from '{undone.album.name}'."
+        parts.append(counted(len(undone.notes), "note"))
+    return _("↩️ Took back %(what)s from “%(album)s”.") % {
+        "what": ", ".join(parts),
+        "album": undone.album.name,
+    }
 
 
 def _clip(text: str, size: int = 60) -> str:

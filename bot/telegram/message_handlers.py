@@ -13,6 +13,7 @@ from telegram.error import BadRequest, NetworkError
 from telegram.ext import ContextTypes
 
 from bot.errors import AlbumFull, MediaRejected, UserError
+from bot.i18n import N_, _
 from bot.service.albums import MEDIA_TYPES, Fetch, IncomingMedia
 from bot.service.downloads import DownloadInterrupted, retrying
 from bot.service.messages import TextIntent, for_the_bot, text_intent
@@ -58,7 +59,9 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 refused = e
         if isinstance(refused, AlbumFull) and not rt.first_time(chat.id, "album_full"):
             return  # an album of ten sent to a full album gets one answer, not ten
-        await message.reply_text(str(refused), do_quote=True)
+        # A file's refusal from bot/media is an English constant: translated here, where it is
+        # said (a refusal made in the chat's language is left as it is).
+        await message.reply_text(_(str(refused)), do_quote=True)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -121,13 +124,15 @@ def _replies_to_bot(message: Message, bot_id: int) -> bool:
 # What the bot cannot use, with what to do instead (said in private chats only: in a group
 # these are members talking to each other).
 UNUSABLE = {
-    "sticker": "Stickers cannot go into the album.",
-    "contact": "Contacts cannot go into the album.",
-    "poll": "Polls cannot go into the album.",
-    "dice": "Dice cannot go into the album.",
-    "story": "Telegram stories cannot go into the album: send the photo or video itself.",
+    "sticker": N_("Stickers cannot go into the album."),
+    "contact": N_("Contacts cannot go into the album."),
+    "poll": N_("Polls cannot go into the album."),
+    "dice": N_("Dice cannot go into the album."),
+    "story": N_("Telegram stories cannot go into the album: send the photo or video itself."),
 }
-UNUSABLE_ADVICE = "Send photos and videos, and tell me about the trip in a text or voice message."
+UNUSABLE_ADVICE = N_(
+    "Send photos and videos, and tell me about the trip in a text or voice message."
+)
 
 
 async def on_unusable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -138,7 +143,7 @@ async def on_unusable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     what = next((UNUSABLE[k] for k in UNUSABLE if getattr(message, k, None)), None)
     if what is not None:
-        await message.reply_text(f"{what} {UNUSABLE_ADVICE}", do_quote=True)
+        await message.reply_text(f"{_(what)} {_(UNUSABLE_ADVICE)}", do_quote=True)
 
 
 async def on_caption_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -194,12 +199,14 @@ def downloader(bot: Bot, http: httpx.AsyncClient, file_id: str) -> Fetch:
         except BadRequest as e:  # before NetworkError: BadRequest is one, but final
             if "too big" in e.message.lower():
                 raise MediaRejected(
-                    "Telegram says this file is too big for bots to download. "
-                    "Please send a smaller or shorter version.",
+                    _(
+                        "Telegram says this file is too big for bots to download. "
+                        "Please send a smaller or shorter version."
+                    ),
                     reason="too_big",
                 ) from e
             raise MediaRejected(
-                "Telegram would not hand this file over. Please send it again.",
+                _("Telegram would not hand this file over. Please send it again."),
                 reason="download_failed",
             ) from e
         except (NetworkError, httpx.HTTPError) as e:

@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.errors import ModelError, UserError
+from bot.i18n import N_, _
 from bot.service.conversation import Progress, Reply
 from bot.telegram.replies import ChatProgress, send_markdown, showing
 from bot.telegram.runtime import asker, runtime
@@ -19,8 +20,10 @@ from bot.telegram.story_posting import BOT_UPLOAD_LIMIT, post_story
 
 log = logging.getLogger(__name__)
 
-APOLOGY = "Sorry, something went wrong on my side. Nothing was lost; please try again."
-UNDELIVERED = (
+# Sentences kept in English here and translated where they are said (N_ marks them for Babel).
+
+APOLOGY = N_("Sorry, something went wrong on my side. Nothing was lost; please try again.")
+UNDELIVERED = N_(
     "I wrote the answer, but Telegram would not take it. It is saved: ask me to repeat it, "
     "or send /undo to drop it."
 )
@@ -36,7 +39,7 @@ async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: 
     async def run(progress: Progress) -> Reply:
         return await rt.services.talk.story(who, wish, progress)
 
-    await _answer(update, context, run, "✍️ Writing the story of your trip…", None)
+    await _answer(update, context, run, _("✍️ Writing the story of your trip…"), None)
 
 
 async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -47,7 +50,7 @@ async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     async def run(progress: Progress) -> Reply:
         return await rt.services.talk.landmarks(who, progress)
 
-    await _answer(update, context, run, "🗺 Looking for the places you missed…", None)
+    await _answer(update, context, run, _("🗺 Looking for the places you missed…"), None)
 
 
 async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -85,20 +88,23 @@ async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                 data = b""  # not kept while the next file is made
                 await context.bot.send_message(
                     chat.id,
-                    f"{file.name} is {size:.1f} MB even with smaller pictures, more than the "
-                    "50 MB Telegram lets a bot send. A story over fewer photos would fit: start "
-                    "one with /new and send the best of them.",
+                    _(
+                        "%(file)s is %(size).1f MB even with smaller pictures, more than the "
+                        "50 MB Telegram lets a bot send. A story over fewer photos would fit: "
+                        "start one with /new and send the best of them."
+                    )
+                    % {"file": file.name, "size": size},
                 )
                 continue
             await context.bot.send_document(
-                chat.id, InputFile(data, filename=file.name), caption=EXPORT_CAPTIONS[file.kind]
+                chat.id, InputFile(data, filename=file.name), caption=_(EXPORT_CAPTIONS[file.kind])
             )
             del data  # before the next file is made
 
 
 EXPORT_CAPTIONS = {
-    "page": "📄 The story as a web page: opens offline in any browser.",
-    "markdown": "📝 Markdown with its images, for a blog.",
+    "page": N_("📄 The story as a web page: opens offline in any browser."),
+    "markdown": N_("📝 Markdown with its images, for a blog."),
 }
 
 
@@ -114,7 +120,7 @@ async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             who, progress, replied.message_id if replied else None
         )
 
-    await _answer(update, context, run, "🔎 Comparing the video with your photos…", None)
+    await _answer(update, context, run, _("🔎 Comparing the video with your photos…"), None)
 
 
 async def answer_question(
@@ -130,7 +136,7 @@ async def answer_question(
     async def run(progress: Progress) -> Reply:
         return await rt.services.talk.ask(who, question, progress, replied_message_id)
 
-    await _answer(update, context, run, "💭 Thinking…", None)
+    await _answer(update, context, run, _("💭 Thinking…"), None)
 
 
 async def _answer(
@@ -164,7 +170,7 @@ async def _answer(
             return
         except Exception:
             log.exception("Answering failed in chat %s", chat.id)
-            await progress.fail(APOLOGY)
+            await progress.fail(_(APOLOGY))
             return
         try:
             if reply.story is not None:
@@ -184,7 +190,7 @@ async def _answer(
             # The answer is stored; say so rather than apologise as if nothing happened.
             log.exception("Telegram would not take the answer in chat %s", chat.id)
             with contextlib.suppress(TelegramError):
-                await context.bot.send_message(chat.id, UNDELIVERED)
+                await context.bot.send_message(chat.id, _(UNDELIVERED))
             return
     for notice in reply.notices:
         await context.bot.send_message(chat.id, notice)

@@ -15,6 +15,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
+from bot.i18n import _
 from bot.service.media_files import MediaFiles
 from bot.service.records import Item
 from bot.service.story import Section, Story, quote_voice_notes
@@ -38,10 +39,10 @@ def story_buttons() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("🗺 Places I missed", callback_data="landmarks"),
-                InlineKeyboardButton("📝 Text only", callback_data="story_text"),
+                InlineKeyboardButton(_("🗺 Places I missed"), callback_data="landmarks"),
+                InlineKeyboardButton(_("📝 Text only"), callback_data="story_text"),
             ],
-            [InlineKeyboardButton("📄 Export as a web page", callback_data="export")],
+            [InlineKeyboardButton(_("📄 Export as a web page"), callback_data="export")],
         ]
     )
 
@@ -67,7 +68,7 @@ async def post_story(
     for section in story.sections:
         media = [by_number[n] for n in section.media if n in by_number]
         await _post_section(bot, chat_id, section, media, files)
-    closing = story.closing or f"✨ That was the story of “{album_name}”."
+    closing = story.closing or _("✨ That was the story of “%(album)s”.") % {"album": album_name}
     await send_markdown(bot, chat_id, closing, reply_markup=story_buttons())
 
 
@@ -89,7 +90,9 @@ async def _post_section(
             if index == 0 and caption is not None:
                 await send_markdown(bot, chat_id, text)
             labels = ", ".join(item.label for item in group)
-            await bot.send_message(chat_id, f"({labels}: could not be posted here.)")
+            await bot.send_message(
+                chat_id, _("(%(labels)s: could not be posted here.)") % {"labels": labels}
+            )
 
 
 def _groups(media: list[Item]) -> list[list[Item]]:

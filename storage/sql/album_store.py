@@ -28,6 +28,7 @@ _CURRENT = (
     .join(chats, albums.c.id == chats.c.current_album_id)
     .where(chats.c.chat_id == _CHAT, albums.c.chat_id == _CHAT)
 )
+_LANGUAGE = select(chats.c.language).where(chats.c.chat_id == _CHAT)
 _GET = select(albums).where(albums.c.id == _ALBUM, albums.c.chat_id == _CHAT)
 
 
@@ -73,6 +74,13 @@ class SqlAlbumStore:
             .on_conflict_do_nothing(index_elements=[chats.c.chat_id])
         )
         self._lock_chat = select(chats.c.chat_id).where(chats.c.chat_id == _CHAT).with_for_update()
+        language = db.insert(chats).values(
+            chat_id=_CHAT, current_album_id=None, created_at=bindparam("stamp"),
+            language=bindparam("language"),
+        )  # fmt: skip
+        self._set_language = language.on_conflict_do_update(
+            index_elements=[chats.c.chat_id], set_={"language": language.excluded.language}
+        )
 
     async def current(self, chat_id: int) -> Album:
         """The chat's current album, created on first use."""
@@ -127,6 +135,20 @@ class SqlAlbumStore:
     async def summary(self, chat_id: int, album_id: int) -> AlbumSummary | None:
         """One album with its counts."""
         return await self.db.read(_summary_of, chat_id, album_id)
+
+    async def language(self, chat_id: int) -> str | None:
+        """The language the chat chose (/language), or None when it chose none."""
+        return await self.db.read(_language, chat_id)
+
+    async def set_language(self, chat_id: int, language: str | None) -> None:
+        """Keep the chat's language; None goes back to following the writer's."""
+        params = {"chat": chat_id, "language": language, "stamp": now_iso()}
+        await self.db.write(lambda conn: conn.execute(self._set_language, params))
+
+
+def _language(conn: Connection, chat_id: int) -> str | None:
+    row = one(conn, _LANGUAGE, {"chat": chat_id})
+    return row["language"] if row else None
 
 
 def _current(conn: Connection, chat_id: int) -> Album | None:

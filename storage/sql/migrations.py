@@ -417,6 +417,13 @@ def m008_chat_leases(m: Migrator) -> None:
     )
 
 
+@migration
+def m009_chat_language(m: Migrator) -> None:
+    # The language a chat chose with /language (a catalog's code, "pt_BR"); NULL follows the
+    # language of whoever writes.
+    m.add_column("chats", Column("language", Text))
+
+
 def _postgres_baseline() -> MetaData:
     """The schema m001..m005 leave, as PostgreSQL's first migration creates it. Frozen: a later
     change is a new migration, not an edit here. (The kind check already admits 'audio', as the

@@ -31,6 +31,7 @@ chats = Table(
     Column("chat_id", BigInteger, primary_key=True),
     Column("current_album_id", BigInteger),
     Column("created_at", Text, nullable=False),
+    Column("language", Text),  # chosen with /language; NULL follows the writer's Telegram language
 )
 
 albums = Table(

@@ -138,6 +138,14 @@ class _Request:
     mime_types: dict[str, str]
 
 
+def _language_code(params: JSON) -> str:
+    """A per-language setting's language_code: empty (the default) or two ISO 639-1 letters."""
+    code = str(params.get("language_code") or "")
+    if code and not re.fullmatch(r"[a-z]{2}", code):
+        raise bad_request("LANG_CODE_INVALID")
+    return code
+
+
 def _mentions(text: str | None) -> list[JSON] | None:
     """The mention entities Telegram finds in a caption ("@name"), UTF-16 offsets."""
     if not text:
@@ -212,6 +220,10 @@ class FakeTelegram:
         self._downloads: list[str] = []
         self._allowed_updates: list[str] = []
         self.webhook: JSON | None = None  # the parameters of the last setWebhook, while set
+        # Per-language settings, by language_code ("" for the default, as Telegram keys them).
+        self.commands_by_language: dict[str, list[JSON]] = {}
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
         self._active_poll: object | None = None
         self._changed = asyncio.Event()
         self._stopping = False
@@ -221,6 +233,7 @@ class FakeTelegram:
             name.lower(): getattr(self, f"_api_{name}")
             for name in (
                 "getMe setWebhook deleteWebhook getUpdates setMyCommands getMyCommands deleteMyCommands "
+                "setMyDescription getMyDescription setMyShortDescription getMyShortDescription "
                 "sendMessage editMessageText editMessageReplyMarkup "
                 "deleteMessage sendChatAction sendMessageDraft answerCallbackQuery getFile "
                 "sendPhoto sendDocument sendVideo sendMediaGroup setMessageReaction getChat"
@@ -1050,11 +1063,34 @@ class FakeTelegram:
                 raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(text) <= 256:
                 raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self.commands = commands
+        language = _language_code(req.params)
+        self.commands_by_language[language] = commands
+        if not language:
+            self.commands = commands
         return True
 
     def _api_getMyCommands(self, req: _Request) -> list[JSON]:
-        return self.commands
+        return self.commands_by_language.get(_language_code(req.params), [])
+
+    def _api_setMyDescription(self, req: _Request) -> bool:
+        text = str(req.params.get("description") or "")
+        if len(text) > 512:
+            raise bad_request("BOT_DESCRIPTION_INVALID")
+        self.descriptions[_language_code(req.params)] = text
+        return True
+
+    def _api_getMyDescription(self, req: _Request) -> JSON:
+        return {"description": self.descriptions.get(_language_code(req.params), "")}
+
+    def _api_setMyShortDescription(self, req: _Request) -> bool:
+        text = str(req.params.get("short_description") or "")
+        if len(text) > 120:
+            raise bad_request("BOT_SHORT_DESCRIPTION_INVALID")
+        self.short_descriptions[_language_code(req.params)] = text
+        return True
+
+    def _api_getMyShortDescription(self, req: _Request) -> JSON:
+        return {"short_description": self.short_descriptions.get(_language_code(req.params), "")}
 
     def _api_deleteMyCommands(self, req: _Request) -> bool:
         self.commands = []
