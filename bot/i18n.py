@@ -34,6 +34,9 @@ LANGUAGES: dict[str, str] = {
     "de": "Deutsch",
     "ru": "Русский",
     "ar": "العربية",
+    "uk": "Українська",
+    "tr": "Türkçe",
+    "id": "Bahasa Indonesia",
 }
 _RIGHT_TO_LEFT = {"ar", "fa", "he", "ur", "ps", "sd", "yi", "dv", "ckb"}
 
