@@ -34,6 +34,10 @@ LANGUAGES: dict[str, str] = {
     "de": "Deutsch",
     "ru": "Русский",
     "ar": "العربية",
+    "es": "Español",
+    "pt_BR": "Português (Brasil)",
+    "fr": "Français",
+    "it": "Italiano",
 }
 _RIGHT_TO_LEFT = {"ar", "fa", "he", "ur", "ps", "sd", "yi", "dv", "ckb"}
 
