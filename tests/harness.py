@@ -75,6 +75,9 @@ class Harness:
         self.app: Application | None = None  # type: ignore[type-arg]
         self.ana = tg.user(user_id=ANA, first_name="Ana", username="ana", language_code="en")
         self.bob = tg.user(user_id=BOB, first_name="Bob", username="bob", language_code="pt-br")
+        # Bob's Telegram is in Brazilian Portuguese, so the bot answers him in it; tests that
+        # read its English replies to him use Bob with his app in English.
+        self.bob_en = {**self.bob, "language_code": "en"}
         self.eve = tg.user(user_id=EVE, first_name="Eve", username="eve", language_code="en")
         self.chat = tg.private_chat(self.ana)
 

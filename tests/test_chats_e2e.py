@@ -11,9 +11,9 @@ from tests.image_files import jpeg
 
 async def test_slow_model_answer_in_one_chat_does_not_delay_another(bot: Harness) -> None:
     tg = bot.tg
-    chat_a, chat_b = bot.chat, tg.private_chat(bot.bob)
+    chat_a, chat_b = bot.chat, tg.private_chat(bot.bob_en)
     tg.send_photo(chat_a, bot.ana, jpeg(1))
-    tg.send_photo(chat_b, bot.bob, jpeg(2))
+    tg.send_photo(chat_b, bot.bob_en, jpeg(2))
     await bot.wait_text(chat_a["id"], "1 photo")
     await bot.wait_text(chat_b["id"], "1 photo")
 
@@ -25,7 +25,7 @@ async def test_slow_model_answer_in_one_chat_does_not_delay_another(bot: Harness
     await bot.gemini.wait_for(lambda: len(bot.gemini.generate_requests()) == 1)
 
     bot.gemini.enqueue(Reply(text="Chat B's answer."))
-    tg.send_text(chat_b, bot.bob, "What is in my photo?")
+    tg.send_text(chat_b, bot.bob_en, "What is in my photo?")
     await bot.wait_text(chat_b["id"], "Chat B's answer")
     assert not any("Chat A's story" in t for t in bot.texts(chat_a["id"]))  # A still waiting
 

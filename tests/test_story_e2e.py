@@ -133,7 +133,7 @@ async def test_missing_and_uncited_photos_are_repaired_and_uncited_sections_drop
 async def test_story_in_a_group_streams_by_editing_one_message(bot: Harness) -> None:
     group = bot.tg.group_chat(chat_id=-100777, title="Trip")
     bot.tg.send_photo(group, bot.ana, jpeg(1))
-    bot.tg.send_photo(group, bot.bob, jpeg(2))
+    bot.tg.send_photo(group, bot.bob_en, jpeg(2))
     await bot.wait_text(group["id"], "2 photos")
     bot.gemini.enqueue(Reply(json=story(("Pastries", "Pastries and coffee.", [1, 2]))))
     bot.tg.send_command(group, bot.bob, "/story")

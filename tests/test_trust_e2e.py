@@ -62,32 +62,32 @@ async def test_every_call_records_tokens_by_modality_and_usage_shows_the_cost(
 
 async def test_stats_are_for_admins_only(budget_bot: Harness) -> None:
     bot = budget_bot
-    bob_chat = bot.tg.private_chat(bot.bob)
-    bot.tg.send_command(bob_chat, bot.bob, "/stats")
+    bob_chat = bot.tg.private_chat(bot.bob_en)
+    bot.tg.send_command(bob_chat, bot.bob_en, "/stats")
     await bot.wait_text(bob_chat["id"], "Only the bot's admins")
-    bot.tg.send_photo(bob_chat, bot.bob, jpeg(2))
+    bot.tg.send_photo(bob_chat, bot.bob_en, jpeg(2))
     await bot.wait_text(bob_chat["id"], "1 photo")
-    bot.tg.send_text(bob_chat, bot.bob, "What is it?")
+    bot.tg.send_text(bob_chat, bot.bob_en, "What is it?")
     await bot.wait_text(bob_chat["id"], "Last question")
     bot.tg.send_command(bot.chat, bot.ana, "/stats")
     text = await bot.wait_text(bot.chat["id"], "Usage by user")
-    assert str(bot.bob["id"]) in text
+    assert str(bot.bob_en["id"]) in text
 
 
 async def test_forget_deletes_the_chat_after_confirmation_and_keeps_other_chats(
     bot: Harness,
 ) -> None:
     tg, chat, ana = bot.tg, bot.chat, bot.ana
-    bob_chat = tg.private_chat(bot.bob)
+    bob_chat = tg.private_chat(bot.bob_en)
     shared = jpeg(7)
     tg.send_photo(chat, ana, jpeg(1))
     tg.send_photo(chat, ana, shared)
-    tg.send_photo(bob_chat, bot.bob, shared)  # the same picture in Bob's chat
+    tg.send_photo(bob_chat, bot.bob_en, shared)  # the same picture in Bob's chat
     await bot.wait_text(chat["id"], "2 photos")
     await bot.wait_text(bob_chat["id"], "1 photo")
     tg.send_command(chat, ana, "/story")
     await bot.wait_text(chat["id"], "Seen 2 images")
-    tg.send_command(bob_chat, bot.bob, "/story")
+    tg.send_command(bob_chat, bot.bob_en, "/story")
     await bot.wait_text(bob_chat["id"], "Seen 1 image")
     uploads = {f.name: f for f in bot.gemini.uploads()}
     bob_item = bot.rows(
@@ -111,7 +111,7 @@ async def test_forget_deletes_the_chat_after_confirmation_and_keeps_other_chats(
     remaining = set(bot.gemini.files)
     assert len(uploads) == 2  # the shared picture was uploaded once for both chats
     assert len(remaining) == 1  # only the shared upload stays, for Bob
-    tg.send_text(bob_chat, bot.bob, "Still there?")
+    tg.send_text(bob_chat, bot.bob_en, "Still there?")
     await bot.wait_text(bob_chat["id"], "Last question: Still there?")
 
 
@@ -137,9 +137,9 @@ async def test_another_chat_cannot_reach_an_album_through_buttons_or_replies(bot
     batch_a = bot.rows("SELECT batch_id FROM items LIMIT 1")[0]["batch_id"]
 
     group = tg.group_chat(chat_id=-100555, title="Other trip")
-    tg.send_photo(group, bot.bob, jpeg(3))
+    tg.send_photo(group, bot.bob_en, jpeg(3))
     await bot.wait_text(group["id"], "1 photo")
-    tg.send_command(group, bot.bob, "/albums")
+    tg.send_command(group, bot.bob_en, "/albums")
     listing = await bot.wait_text(group["id"], "Your albums")
     ack = next(m for m in tg.bot_messages(group["id"]) if "Your albums" in (m.text or ""))
     assert "2 photos" not in listing
@@ -150,14 +150,14 @@ async def test_another_chat_cannot_reach_an_album_through_buttons_or_replies(bot
             {"text": "y", "callback_data": f"undo:{batch_a}"},
         ]
     )
-    tg.press_button(group, bot.bob, ack.message_id, f"album:{album_a}")
-    tg.press_button(group, bot.bob, ack.message_id, f"undo:{batch_a}")
+    tg.press_button(group, bot.bob_en, ack.message_id, f"album:{album_a}")
+    tg.press_button(group, bot.bob_en, ack.message_id, f"undo:{batch_a}")
     await tg.wait_for(
         lambda: len([c for c in tg.calls("answerCallbackQuery") if c.params.get("show_alert")]) == 2
     )
     # A reply whose message id matches chat A's photo must not single out chat A's photo.
     tg.send_text(
-        group, bot.bob, "@photostory_test_bot what is in it?", reply_to=photo_a["message_id"]
+        group, bot.bob_en, "@photostory_test_bot what is in it?", reply_to=photo_a["message_id"]
     )
     await bot.wait_text(group["id"], "Last question")
     body = bot.gemini.generate_requests()[-1]

@@ -177,7 +177,7 @@ async def test_in_a_group_only_voice_notes_for_the_bot_join_the_album(bot: Harne
     assert "voice" not in ack
     ack_message = bot.tg.bot_messages(group["id"])[0]
 
-    bot.tg.send_voice(group, bot.bob, VOICE, reply_to=ack_message.message_id)
+    bot.tg.send_voice(group, bot.bob_en, VOICE, reply_to=ack_message.message_id)
     await bot.wait_text(group["id"], "1 photo, 1 voice note")
     bot.tg.send_voice(group, bot.ana, voice_note(3.0), caption=f"@{BOT_USERNAME} the ferry")
     await bot.wait_text(group["id"], "1 photo, 2 voice notes")
