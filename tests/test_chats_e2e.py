@@ -60,6 +60,8 @@ async def test_stranger_is_told_their_id_and_nothing_of_theirs_is_used(bot: Harn
 
 
 async def test_command_menu_is_registered_at_start_up(bot: Harness) -> None:
+    # The menus of every language are registered in the background, beside the first polls.
+    await bot.tg.wait_for(lambda: bot.tg.commands)
     names = [c["command"] for c in bot.tg.commands]
     for expected in ("story", "landmarks", "new", "albums", "reset", "undo", "help"):
         assert expected in names

@@ -90,7 +90,7 @@ async def test_voice_notes_alone_are_counted_listed_and_taken_back_by_undo(bot: 
     assert len(bot.media_files()) == 2
 
     bot.tg.send_command(bot.chat, bot.ana, "/undo")
-    await bot.wait_text(chat_id, "Took back 2 voice notes from 'My trip'")
+    await bot.wait_text(chat_id, "Took back 2 voice notes from “My trip”")
     assert bot.rows("SELECT * FROM items") == []
     assert bot.media_files() == []
 
