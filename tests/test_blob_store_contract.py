@@ -18,7 +18,8 @@ import pytest
 
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore
-from storage.s3_blobs import S3BlobStore, S3Location
+from storage.s3_blobs import S3BlobStore
+from storage.s3_location import S3Location
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, Bucket
 
 CACHE_LIMIT = 256 * 1024  # small, so the S3 store's cache evicts all the time in these tests
