@@ -18,7 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from storage.s3_blobs import S3BlobStore, S3Location
+from storage.s3_blobs import S3BlobStore
+from storage.s3_location import S3Location
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 MB = 1024 * 1024

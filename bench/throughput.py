@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench import media
+from bench import media, story_render
 from bench.chats import Answer, Traveller, prepare_photos
 from bench.report import Row, median, ms, percentile, verdict
 from bench.session import Context, Session
@@ -100,7 +100,7 @@ async def run(ctx: Context) -> list[Row]:
     rows = _rows(ctx, bot, echo)
     if plan.name == "full":
         rows += await _variants(ctx, photos)  # the floor taken apart: not targets
-    return rows
+    return rows + story_render.rows(SCENARIO)
 
 
 async def _variants(ctx: Context, photos: Sequence[bytes]) -> list[Row]:

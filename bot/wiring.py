@@ -6,11 +6,12 @@ import asyncio
 import os
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.gemini.gemini_model import GeminiModel
+from bot.lazy_model import LazyModel
 from bot.media.images import register_heif
 from bot.model import Model
 from bot.service.albums import AlbumService
@@ -57,10 +58,10 @@ class Services:
         storage = await _opened_whole(
             open_storage(settings.data_dir, settings.db_path, blobs, settings.database_url)
         )
-        model: GeminiModel | None = None
+        model: LazyModel | None = None
         copies: ModelCopies | None = None
         try:
-            model = GeminiModel(settings, storage.uploads)
+            model = gemini_model(settings, storage)
             await sweep_orphan_blobs(storage)
             limits = PhotoLimits(
                 settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
@@ -94,6 +95,16 @@ class Services:
         await self.copies.close()
         await self.model.aclose()
         await self.storage.close()
+
+
+def gemini_model(settings: Settings, storage: Storage) -> LazyModel:
+    """Gemini as the model, its SDK imported when the model is first used (bot/lazy_model.py)."""
+
+    def build(module: ModuleType) -> Model:
+        model: Model = module.GeminiModel(settings, storage.uploads)
+        return model
+
+    return LazyModel("bot.gemini.gemini_model", build)
 
 
 async def _opened_whole(opening: Coroutine[Any, Any, Storage]) -> Storage:

@@ -8,7 +8,7 @@ from pathlib import Path
 from storage.local_blobs import LocalBlobStore
 from storage.pins import Pins, SharedPins
 from storage.protocols import BlobStore
-from storage.s3_blobs import BlobStoreUnavailable, S3BlobStore, S3Location
+from storage.s3_location import BlobStoreUnavailable, S3Location
 
 DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 
@@ -28,6 +28,8 @@ async def open_blobs(
     if s3 is None:
         blobs = LocalBlobStore(data_dir, pins)
     else:
+        from storage.s3_blobs import S3BlobStore  # boto3: imported only for a bucket
+
         blobs = S3BlobStore(s3, data_dir, cache_limit=cache_bytes, pins=pins)
     await asyncio.to_thread(blobs.prepare)
     return blobs

@@ -9,7 +9,6 @@ per event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from botocore.exceptions import (
 
 from storage.blob_cache import GRACE, BlobCache
 from storage.pins import PinnedBlobs, Pins
+from storage.s3_location import BlobStoreUnavailable, S3Location
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -40,27 +40,6 @@ TRANSFER = TransferConfig(
     max_io_queue=8,
 )
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-
-
-class BlobStoreUnavailable(Exception):
-    """The media store cannot be used as configured; the message says what to fix."""
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """Where the blobs live: a bucket, a key prefix ('' or ending in '/'), an endpoint."""
-
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None  # None: AWS itself
-    region: str | None = None
-    access_key_id: str | None = None  # None: boto3's usual chain (environment, files, role)
-    secret_access_key: str | None = None
-
-    @property
-    def url(self) -> str:
-        """The MEDIA_URL this location came from (no secrets in it)."""
-        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
 
 def s3_client(location: S3Location) -> S3Client:

@@ -275,12 +275,14 @@ class BotProcess:
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
-        """Spawn the bot; its stderr and stdout go to the log file."""
+    async def start(self, *python_options: str) -> None:
+        """Spawn the bot (`python_options` before `-m bot`, e.g. "-X", "importtime"); its stderr
+        and stdout go to the log file."""
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=self.cwd, env=self.env, stdout=out, stderr=out
-            )
+                sys.executable, *python_options, "-m", "bot",
+                cwd=self.cwd, env=self.env, stdout=out, stderr=out,
+            )  # fmt: skip
         BotProcess.running.append(self)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:

@@ -16,7 +16,8 @@ from storage.blobs import open_blobs
 from storage.local_blobs import LocalBlobStore
 from storage.maintenance import sweep_orphan_blobs
 from storage.records import Blob, Media, MediaFacts, Origin
-from storage.s3_blobs import BlobStoreUnavailable, S3BlobStore, S3Location, explain
+from storage.s3_blobs import S3BlobStore, explain
+from storage.s3_location import BlobStoreUnavailable, S3Location
 from storage.sql import open_sqlite
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, Bucket
 from tests.test_blob_store_contract import s3_store

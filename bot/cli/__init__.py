@@ -13,7 +13,6 @@ to act on (one sentence on stderr: no key, no such folder, the model refused...)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import ctypes
 import json
@@ -23,19 +22,21 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotenv import load_dotenv
 
 from bot import i18n
-from bot.cli.commands import AskResult, NoMedia, Prepared, StoryResult, ask, write_story
-from bot.cli.folder import Skipped
-from bot.cli.progress import Bars
 from bot.config import LOCAL_DOWNLOAD_LIMIT, Settings
 from bot.errors import ConfigError, ModelError, UserError
 from bot.i18n import _, ngettext
 from bot.logs import setup_logging
 from bot.service.words import counted
+
+if TYPE_CHECKING:
+    from bot.cli.commands import AskResult, Prepared, StoryResult
+    from bot.cli.folder import Skipped
+    from bot.cli.progress import Bars
 
 log = logging.getLogger("bot.cli")
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -66,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, _("There is no folder at %(path)s.") % {"path": args.path})
     folder = folder.resolve()
     out = Path(args.out).expanduser() if getattr(args, "out", None) else Path.cwd()
+    # Imported only now: the services, the media libraries and the model's SDK take seconds to
+    # import, and --help, a usage error or a missing setting need none of them.
+    import asyncio
+
+    from bot.cli.commands import NoMedia
+    from bot.cli.progress import Bars
+
     try:
         with Bars(enabled=not args.json) as bars:
             result = asyncio.run(_run(args, settings, folder, out, bars))
@@ -117,6 +125,8 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 async def _run(
     args: argparse.Namespace, settings: Settings, folder: Path, out: Path, bars: Bars
 ) -> StoryResult | AskResult:
+    from bot.cli.commands import ask, write_story
+
     if args.command == "story":
         return await write_story(
             settings, folder, bars,
@@ -183,6 +193,8 @@ def _fail(args: argparse.Namespace, message: str, skipped: Sequence[Skipped] = (
 
 
 def _as_json(result: StoryResult | AskResult) -> dict[str, Any]:
+    from bot.cli.commands import StoryResult
+
     prepared = result.prepared
     data: dict[str, Any] = {"ok": True, **_prepared_json(prepared)}
     if isinstance(result, StoryResult):
@@ -214,6 +226,8 @@ def _skipped(skipped: Sequence[Skipped]) -> list[dict[str, str]]:
 
 
 def _as_text(result: StoryResult | AskResult) -> str:
+    from bot.cli.commands import StoryResult
+
     prepared = result.prepared
     lines = []
     if isinstance(result, StoryResult):
