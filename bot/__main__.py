@@ -15,18 +15,24 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 from bot.config import Settings
-from bot.errors import ConfigError
-from bot.logs import setup_logging
+from bot.errors import ConfigError, TelegramUnreachable, TokenRejected
+from bot.logs import redact_standard_streams, setup_logging
 
 log = logging.getLogger("bot")
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 # Worker threads with media in a bucket (measured in `make bench` scenario 8: two replicas'
 # album acknowledgement p95 12.8 s with six, 9.9 s with 24 on this 2-core machine).
 BUCKET_WORKERS = 16
+# Exit statuses (README "When Telegram cannot be reached"): 0 stopped by a signal; 2 the
+# configuration is wrong; 3 Telegram rejected the token; 4 gave up reaching Telegram
+# (TELEGRAM_CONNECT_ATTEMPTS). Different from 1 (a crash), so a supervisor can tell them apart.
+EXIT_CONFIG = 2
+EXIT_TOKEN_REJECTED = 3
+EXIT_UNREACHABLE = 4
 
 
 def main() -> int:
-    """Run the bot; exit 2 with a readable message when the configuration is wrong."""
+    """Run the bot; exit 2, 3 or 4 with one readable message when it cannot start."""
     _limit_malloc_arenas()
     # A .env file in the working directory fills in what the environment does not set.
     load_dotenv(Path.cwd() / ".env", override=False)
@@ -34,8 +40,9 @@ def main() -> int:
         settings = Settings.from_env()
     except ConfigError as e:
         print(f"photostory cannot start.\n{e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     setup_logging(settings.log_level, settings.secrets)
+    redact_standard_streams(settings.secrets)
     from bot.telegram.app import build_application  # after logging: imports may log
     from bot.telegram.serving import PollingServing, Serving
 
@@ -57,9 +64,15 @@ def main() -> int:
     _stop_on_signals(loop, serving.stop)
     try:
         serving.run(loop)
+    except TokenRejected as e:  # waiting would not help: a sentence, no traceback, no retry
+        print(f"photostory cannot start.\n{e}", file=sys.stderr)
+        return EXIT_TOKEN_REJECTED
+    except TelegramUnreachable as e:
+        print(f"photostory cannot start.\n{e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except ConfigError as e:  # found while opening (the media bucket): a sentence, no traceback
         print(f"photostory cannot start.\n{e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     log.info("Stopped cleanly")
     return 0
 

@@ -82,6 +82,10 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
     telegram_local_mode: bool = False
+    # Start-up while Telegram cannot be reached: tries (0: until it answers or SIGTERM), and the
+    # first wait between them, doubling up to a minute.
+    telegram_connect_attempts: int = 0
+    telegram_connect_backoff: float = 1.0
     gemini_base_url: str | None = None
     gemini_api_version: str = "v1beta"
     allowed: AccessList = field(default_factory=AccessList)
@@ -221,6 +225,10 @@ class Settings:
             database_url=reader.database_url("DATABASE_URL"),
             telegram_api_url=reader.url("TELEGRAM_API_URL", DEFAULT_TELEGRAM_API_URL),
             telegram_local_mode=local_mode,
+            telegram_connect_attempts=int(reader.number("TELEGRAM_CONNECT_ATTEMPTS", 0, minimum=0)),
+            telegram_connect_backoff=reader.number(
+                "TELEGRAM_CONNECT_BACKOFF_SECONDS", 1.0, minimum=0.01
+            ),
             gemini_base_url=reader.url("GEMINI_BASE_URL", "") or None,
             gemini_api_version=reader.text("GEMINI_API_VERSION", "v1beta"),
             allowed=reader.access("ALLOWED_USERS"),

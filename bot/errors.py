@@ -2,6 +2,8 @@
 
     PhotostoryError
     ├── ConfigError              a setting is missing or invalid (start-up only)
+    │   └── TokenRejected        Telegram answered 401/404 to TELEGRAM_BOT_TOKEN
+    ├── TelegramUnreachable      start-up gave up reaching Telegram (TELEGRAM_CONNECT_ATTEMPTS)
     ├── UserError                something the user can act on; `str(e)` is one plain sentence
     │   ├── AccessDenied         the user is not in ALLOWED_USERS
     │   ├── MediaRejected        a file we cannot take (type, size, corrupt, decompression bomb)
@@ -37,6 +39,14 @@ class ConfigError(PhotostoryError):
     def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.problems = tuple(problems) or (message,)
+
+
+class TokenRejected(ConfigError):
+    """Telegram rejected the bot token at start-up; the message says where to get one."""
+
+
+class TelegramUnreachable(PhotostoryError):
+    """Start-up tried TELEGRAM_CONNECT_ATTEMPTS times and Telegram never answered."""
 
 
 class UserError(PhotostoryError):

@@ -13,8 +13,9 @@ from telegram.ext import AIORateLimiter
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
-# Polling retries on its own; getFile is retried with its download, by the caller.
-NOT_RETRIED = frozenset({"getUpdates", "getFile"})
+# Polling retries on its own; getFile is retried with its download, by the caller; the
+# start-up calls wait for Telegram with their own policy (bot/telegram/connect.py).
+NOT_RETRIED = frozenset({"getUpdates", "getFile", "getMe", "deleteWebhook", "setWebhook"})
 # Progress signals are not messages: they do not count against the 30 messages a second, and
 # queueing them behind other chats' messages would only make every chat look slower. Each
 # chat's progress is already throttled by ChatProgress.

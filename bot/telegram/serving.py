@@ -5,24 +5,30 @@ marker is cleared by `initialize()` and not looked at while the updater starts),
 from an orchestrator could be ignored until the second one killed the process. Here start-up
 and serving are one task: `stop()` at any moment cancels it, and shutdown runs the same way
 whether the bot had started, was half-way, or had served for a week.
+
+The calls that need Telegram before anything else (getMe, then deleteWebhook or setWebhook)
+go through `reach()`, which waits for an unreachable Telegram (bot/telegram/connect.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.telegram.connect import RetryPolicy, reach_telegram
 from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.health import start_health_server
 
 log = logging.getLogger(__name__)
 App = Application[Any, Any, Any, Any, Any, Any]
+T = TypeVar("T")
 
 
 class Serving:
@@ -62,8 +68,15 @@ class Serving:
                 loop.run_until_complete(application.post_shutdown(application))
             loop.close()
 
+    async def reach(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """A start-up call to the Bot API, retried while Telegram cannot be reached."""
+        settings = self.settings
+        policy = RetryPolicy(settings.telegram_connect_attempts, settings.telegram_connect_backoff)
+        return await reach_telegram(call, what, settings.telegram_api_url, policy)
+
     async def _serve(self) -> None:
         application = self.application
+        await self.reach(application.bot.initialize, "getMe")  # checks the token
         await application.initialize()
         if application.post_init is not None:
             await application.post_init(application)
@@ -95,8 +108,12 @@ class PollingServing(Serving):
             self._health = await start_health_server(
                 application, settings.health_listen, settings.health_port
             )
-        assert application.updater is not None
-        await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        updater = application.updater
+        assert updater is not None
+        # deleteWebhook first: a failed try leaves the updater stopped, so it can try again.
+        await self.reach(
+            lambda: updater.start_polling(allowed_updates=Update.ALL_TYPES), "deleteWebhook"
+        )
 
     async def stop_receiving(self) -> None:
         updater = self.application.updater

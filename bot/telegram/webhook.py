@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.telegram.health import add_health_route
 from bot.telegram.serving import Serving
 
@@ -91,13 +93,19 @@ class WebhookServing(Serving):
 
     async def started(self) -> None:
         settings = self.settings
-        await self.application.bot.set_webhook(
-            url=settings.webhook_url,
-            secret_token=settings.webhook_secret,
-            max_connections=settings.webhook_max_connections,
-            allowed_updates=Update.ALL_TYPES,
-            drop_pending_updates=False,
-        )
+        try:
+            await self.reach(
+                lambda: self.application.bot.set_webhook(
+                    url=settings.webhook_url,
+                    secret_token=settings.webhook_secret,
+                    max_connections=settings.webhook_max_connections,
+                    allowed_updates=Update.ALL_TYPES,
+                    drop_pending_updates=False,
+                ),
+                "setWebhook",
+            )
+        except BadRequest as e:  # e.g. "bad webhook: HTTPS url must be provided for webhook"
+            raise ConfigError(f"Telegram refused WEBHOOK_URL: {e.message}.") from None
         log.info("Webhook registered with Telegram")
 
     async def stop_receiving(self) -> None:

@@ -242,8 +242,8 @@ class FakeTelegram:
 
     # ----- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> FakeTelegram:
-        """Listen on a free port of 127.0.0.1 and set `url`."""
+    async def start(self, port: int = 0) -> FakeTelegram:
+        """Listen on `port` of 127.0.0.1 (0: a free one) and set `url`."""
         self._tmp = Path(tempfile.mkdtemp(prefix="fake-telegram-"))
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
@@ -251,7 +251,7 @@ class FakeTelegram:
         # a short shutdown: pending long polls are released by stop() before cleanup
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
         return self
