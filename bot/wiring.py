@@ -58,7 +58,7 @@ class Services:
         model: GeminiModel | None = None
         copies: ModelCopies | None = None
         try:
-            model = GeminiModel(settings, storage.uploads)
+            model = GeminiModel(settings, storage.uploads, storage.caches)
             await sweep_orphan_blobs(storage)
             limits = PhotoLimits(
                 settings.photo_max_side, settings.photo_max_bytes, settings.max_image_pixels
