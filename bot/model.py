@@ -105,21 +105,17 @@ class ModelAnswer:
     finish_reason: str
 
 
-async def _ignore(*_: object) -> None:
-    return None
-
-
 @dataclass(frozen=True)
 class Listener:
     """Where `Model.answer` reports while it works (the chat, in practice)."""
 
     # A short line on what is happening ("Processing video 2 of 3...").
-    status: Callable[[str], Awaitable[None]] = _ignore
+    status: Callable[[str], Awaitable[None]]
     # The answer written so far, each time it grows.
-    text: Callable[[str], Awaitable[None]] = _ignore
+    text: Callable[[str], Awaitable[None]]
     # Tokens a paid call used: the answer's (kind: the request's kind) or, when the call made a
     # context cache, the cache's ("cache").
-    usage: Callable[[str, TokenUsage], Awaitable[None]] = _ignore
+    usage: Callable[[str, TokenUsage], Awaitable[None]]
 
 
 class Model(Protocol):

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import prompts
 from bot.errors import BudgetExceeded, MediaNotProcessed, ModelBlocked, ModelError, NothingToDo
-from bot.model import Listener, TokenUsage
+from bot.model import Listener, ModelRequest, TokenUsage
 from bot.service import context
 from bot.service.base import AlbumServiceBase
 from bot.service.export import export_file_name, render_html, render_markdown_zip
@@ -25,7 +25,7 @@ from bot.service.story import (
     story_from_markdown,
 )
 from bot.service.words import count
-from storage.records import Album, Exchange, Item, NewExchange, UsageRecord
+from storage.records import Album, Exchange, Item, NewExchange, Note, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -234,37 +234,14 @@ class ConversationService(AlbumServiceBase):
 
         listener = Listener(status=progress.status, text=show, usage=record)
         while True:
-            # The item as it is now (its model copy may have been made since it was looked up);
-            # None if the model cannot see it, and the reply is an ordinary question.
-            focus = next((i for i in usable if i.id == turn.focus.id), None) if turn.focus else None
-            request = context.build_request(
-                system=context.system_prompt(asker.language_code),
-                album=context.album_parts(album, usable, notes, self.blobs),
-                history=history,
-                focus_items={i.id: i for i in usable},
-                blobs=self.blobs,
-                prompt=turn.prompt,
-                focus=focus,
-                kind=kind,
-                json_schema=turn.json_schema,
-                album_id=album.id,
-            )
+            request, focus = self._request(asker, album, turn, usable, notes, history)
             try:
                 answer = await self.model.answer(request, listener)
                 break
-            except MediaNotProcessed as e:
-                # Nothing was asked yet: those files leave the album's conversation for good.
-                refused = [i for i in usable if i.media.model.sha256 in e.refused]
-                if not refused:
-                    raise
-                for item in refused:
-                    reason = e.refused[item.media.model.sha256]
-                    await self.media.mark_model_failed(item.id, reason)
-                    notices.append(
-                        f"Gemini could not process {context.media_label(item)} ({reason}), "
-                        "so I left it out."
-                    )
-                usable = [i for i in usable if i not in refused]
+            except MediaNotProcessed as refused:
+                # Nothing was asked: those files leave the album's conversation for good.
+                notices += await self._leave_out(usable, refused)
+                usable = [i for i in usable if i.media.model.sha256 not in refused.refused]
         story = None
         ordered = context.in_time_order(usable)
         if kind == "story":
@@ -289,6 +266,48 @@ class ConversationService(AlbumServiceBase):
         )
         text = story.markdown() if story else answer.text
         return Reply(text, album, kind, notices, story=story, items=ordered)
+
+    def _request(
+        self,
+        asker: Asker,
+        album: Album,
+        turn: _Turn,
+        usable: list[Item],
+        notes: list[Note],
+        history: list[Exchange],
+    ) -> tuple[ModelRequest, Item | None]:
+        """The whole request, and the item it singles out."""
+        # The item as it is now (its model copy may have been made since it was looked up);
+        # None if the model cannot see it, and the reply is an ordinary question.
+        focus = next((i for i in usable if i.id == turn.focus.id), None) if turn.focus else None
+        request = context.build_request(
+            system=context.system_prompt(asker.language_code),
+            album=context.album_parts(album, usable, notes, self.blobs),
+            history=history,
+            focus_items={i.id: i for i in usable},
+            blobs=self.blobs,
+            prompt=turn.prompt,
+            focus=focus,
+            kind=turn.kind,
+            json_schema=turn.json_schema,
+            album_id=album.id,
+        )
+        return request, focus
+
+    async def _leave_out(self, usable: list[Item], refused: MediaNotProcessed) -> list[str]:
+        """Mark the items whose files the model cannot process; a notice for each."""
+        notices = []
+        for item in usable:
+            reason = refused.refused.get(item.media.model.sha256)
+            if reason is not None:
+                await self.media.mark_model_failed(item.id, reason)
+                notices.append(
+                    f"Gemini could not process {context.media_label(item)} ({reason}), "
+                    "so I left it out."
+                )
+        if not notices:
+            raise refused  # none of the album's files: asking again would not help
+        return notices
 
     async def _check_budget(self, asker: Asker) -> None:
         budget = self.settings.daily_token_budget
