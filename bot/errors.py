@@ -14,9 +14,9 @@
         ├── ModelUnavailable     429, 5xx, timeout, network: try again later
         ├── ModelBlocked         safety / recitation / other block: rephrase
         ├── ModelEmptyAnswer     the model answered nothing
-        ├── MediaNotProcessed    the File API could not process a video (FAILED state)
-        └── ContextCacheGone     the request named a context cache the service no longer holds
-                                 (expired or deleted): the conversation service rebuilds it
+        └── MediaNotProcessed    the model cannot process some of the request's files (the
+                                 File API's FAILED state): nothing was asked; the conversation
+                                 leaves them out and asks again
 
 Handlers turn `UserError` and `ModelError` into a sentence in the chat; anything else is
 logged with its traceback and the user gets a short apology.
@@ -24,7 +24,7 @@ logged with its traceback and the user gets a short apology.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class PhotostoryError(Exception):
@@ -102,13 +102,10 @@ class ModelEmptyAnswer(ModelError):
 
 
 class MediaNotProcessed(ModelError):
-    """The model service could not process one media file (File API state FAILED)."""
+    """The model service cannot process some files (File API state FAILED); nothing was asked.
 
-    def __init__(self, message: str, item_label: str) -> None:
+    `refused` maps each such file's key (its sha256) to the service's reason."""
+
+    def __init__(self, message: str, refused: Mapping[str, str]) -> None:
         super().__init__(message)
-        self.item_label = item_label
-
-
-class ContextCacheGone(ModelError):
-    """The request named a context cache the model service no longer holds. Caught by the
-    conversation, which rebuilds the cache once or sends the whole request instead."""
+        self.refused = dict(refused)

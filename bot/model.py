@@ -1,18 +1,18 @@
 """The model interface the services depend on, in the product's own terms (no SDK types).
 
-`Model` is what a provider must do; `bot.gemini.gemini_model.GeminiModel` does it for Gemini,
-and the tests reach it through a fake Gemini server on the wire.
+`Model` is what a provider must do (one call, `answer`, and a little housekeeping: see its
+docstring); `bot.gemini.gemini_model.GeminiModel` does it for Gemini, and the tests reach it
+through a fake Gemini server on the wire.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from storage.records import CachedContext, TokenCounts, Upload
+from storage.records import TokenCounts
 
 # What the model accepts, checked before any paid call (refused types never leave the bot).
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
@@ -61,18 +61,13 @@ class Turn:
     raw: str | None = None
 
 
-# A request's leading context (the system instruction and the album) held by the provider:
-# requests that name it do not send it again, and its tokens are billed at the cached price.
-ContextCache = CachedContext
-
-
 @dataclass(frozen=True)
 class ModelRequest:
     """A whole request: instructions plus the conversation, ending with the user's turn.
 
     The first `context_parts` parts of the first turn are the album: with the system instruction
-    they are the context a `ContextCache` can hold. With `cache` set, the request refers to it
-    and neither the system instruction nor those parts are sent.
+    they are the album's context, which the model may keep (a context cache, one per `album_id`)
+    so that later requests need not send it again.
     """
 
     system: str
@@ -80,39 +75,16 @@ class ModelRequest:
     kind: str = "question"
     json_schema: dict[str, Any] | None = None
     context_parts: int = 0
-    cache: ContextCache | None = None
+    album_id: int | None = None
 
     def context(self) -> tuple[Part, ...]:
         """The album's parts: what a context cache holds beside the system instruction."""
         return self.turns[0].parts[: self.context_parts] if self.turns else ()
 
-    def context_key(self) -> str:
-        """A fingerprint of the context, "<system>/<album>": another language changes the first
-        half; another item, note or caption the second."""
-        album = hashlib.sha256()
-        for part in self.context():
-            text = part if isinstance(part, str) else f"\0media:{part.key}:{part.mime_type}"
-            album.update(b"\0" + text.encode())
-        system = hashlib.sha256(self.system.encode())
-        return f"{system.hexdigest()[:32]}/{album.hexdigest()[:32]}"
-
-    def sent_turns(self) -> tuple[Turn, ...]:
-        """The turns to send: without the context when a cache holds it."""
-        if self.cache is None or not self.context_parts or not self.turns:
-            return self.turns
-        first = self.turns[0]
-        rest = first.parts[self.context_parts :]
-        head = (Turn(first.role, rest, first.raw),) if rest else ()
-        return head + self.turns[1:]
-
-    def using(self, cache: ContextCache | None) -> ModelRequest:
-        """The same request referring to this cache (None: sending everything)."""
-        return replace(self, cache=cache)
-
     def media(self) -> list[MediaRef]:
-        """Every distinct media file the request sends, in order (the cached ones not)."""
+        """Every distinct media file of the request, in order."""
         seen: dict[str, MediaRef] = {}
-        for turn in self.sent_turns():
+        for turn in self.turns:
             for part in turn.parts:
                 if isinstance(part, MediaRef) and part.key not in seen:
                     seen[part.key] = part
@@ -133,62 +105,55 @@ class ModelAnswer:
     finish_reason: str
 
 
-OnText = Callable[[str], Awaitable[None]]
-OnStatus = Callable[[str], Awaitable[None]]
-OnUsage = Callable[[TokenUsage], Awaitable[None]]
-
-
 @dataclass(frozen=True)
-class PreparedMedia:
-    """The outcome of making media available: ready files by key, and those the model refused."""
+class Listener:
+    """Where `Model.answer` reports while it works (the chat, in practice)."""
 
-    ready: dict[str, Upload]
-    failed: list[tuple[MediaRef, str]]
+    # A short line on what is happening ("Processing video 2 of 3...").
+    status: Callable[[str], Awaitable[None]]
+    # The answer written so far, each time it grows.
+    text: Callable[[str], Awaitable[None]]
+    # Tokens a paid call used: the answer's (kind: the request's kind) or, when the call made a
+    # context cache, the cache's ("cache").
+    usage: Callable[[str, TokenUsage], Awaitable[None]]
 
 
 class Model(Protocol):
     """A multimodal model that reads photos and videos, hears voice notes, and answers a
-    conversation about them."""
+    conversation about them.
+
+    One call does the work: `answer` takes a whole request and streams the answer. Everything a
+    provider needs to get there stays behind it: making the files available (uploads, and again
+    when the provider lost them), holding the album's context (a cache used, refreshed, rebuilt
+    when lost, or given up for the whole request), retries. The rest is housekeeping:
+
+    - `accepts`: the capability check, so a type the model cannot read is refused before any
+      paid call;
+    - `upload`: make files available ahead of any request (the folder command's progress bar);
+    - `forget`: delete what the provider holds of files nothing uses any more (undo, /forget)
+      and of albums whose conversation ended (/reset, /forget);
+    - `aclose`: close the client's connections at shutdown.
+    """
 
     def accepts(self, mime_type: str) -> bool:
         """Whether the model can read a file of this type (refused before any paid call)."""
         ...
 
-    async def prepare(
-        self, refs: list[MediaRef], on_status: OnStatus | None = None
-    ) -> PreparedMedia:
-        """Make the files available to the model (uploads); report those it cannot process."""
+    async def answer(self, request: ModelRequest, listener: Listener) -> ModelAnswer:
+        """Answer the request, streaming the text so far to the listener.
+
+        Raises `MediaNotProcessed` (before any paid call) naming the files the model cannot
+        process, and another `ModelError` when it cannot answer."""
         ...
 
-    async def generate(
-        self,
-        request: ModelRequest,
-        on_text: OnText | None = None,
-        on_usage: OnUsage | None = None,
-    ) -> ModelAnswer:
-        """Answer the request, streaming the text so far to `on_text` when given."""
+    async def upload(self, refs: list[MediaRef]) -> None:
+        """Make these files available to the model now (those it cannot process are left to
+        the request, which says so)."""
         ...
 
-    async def delete_uploads(self, keys: list[str]) -> int:
-        """Delete these files' uploads at the provider; how many were deleted."""
-        ...
-
-    # Context caching. `cache_min_tokens` is the smallest context the provider caches;
-    # `cache_ttl` how long (seconds) a cache lives after it is made or refreshed (0: never cache).
-    cache_min_tokens: int
-    cache_ttl: float
-
-    async def cache_context(self, request: ModelRequest) -> ContextCache | None:
-        """Cache the request's context (system instruction + album); None if refused (logged).
-        A request that names a cache the provider no longer holds raises `ContextCacheGone`."""
-        ...
-
-    async def refresh_cache(self, cache: ContextCache) -> ContextCache | None:
-        """Extend a cache's life by `cache_ttl`; None if the provider no longer holds it."""
-        ...
-
-    async def delete_cache(self, name: str) -> bool:
-        """Delete a cache at the provider; False if it was gone already."""
+    async def forget(self, *, files: Sequence[str] = (), albums: Sequence[int] = ()) -> int:
+        """Delete what the provider holds of these files (by key) and of these albums'
+        contexts; how many files' uploads were deleted."""
         ...
 
     async def aclose(self) -> None:

@@ -101,7 +101,7 @@ def gemini_model(settings: Settings, storage: Storage) -> LazyModel:
     """Gemini as the model, its SDK imported when the model is first used (bot/lazy_model.py)."""
 
     def build(module: ModuleType) -> Model:
-        model: Model = module.GeminiModel(settings, storage.uploads)
+        model: Model = module.GeminiModel(settings, storage.uploads, storage.caches)
         return model
 
     return LazyModel("bot.gemini.gemini_model", build)

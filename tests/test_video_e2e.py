@@ -197,3 +197,48 @@ async def test_expired_video_upload_is_uploaded_again_from_the_stored_copy(bot: 
     videos = [f for f in bot.gemini.uploads() if f.mime_type == "video/mp4"]
     assert len(videos) == 2 and videos[0].data == videos[1].data
     assert len(bot.tg.getfile_calls()) == 1  # from the stored copy, not from Telegram again
+
+
+async def test_video_lost_by_the_api_that_then_fails_processing_is_left_out_of_the_answer(
+    bot: Harness,
+) -> None:
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    bot.tg.send_document(
+        bot.chat, bot.ana, _video("netherlands_ducks_with_gps.mp4"), file_name="pier.mp4",
+        mime_type="video/mp4",
+    )  # fmt: skip
+    await bot.wait_text(bot.chat["id"], "1 photo, 1 video")
+    bot.tg.send_command(bot.chat, bot.ana, "/story")
+    await bot.wait_text(bot.chat["id"], "Seen 1 image, 1 video")
+    bot.gemini.expire_all()  # the request names both files: refused, both uploaded again...
+    bot.gemini.fail_processing(lambda f: f.mime_type.startswith("video/"))  # ...the video fails
+
+    bot.tg.send_text(bot.chat, bot.ana, "Is the pond frozen?")
+    await bot.wait_text(bot.chat["id"], "Last question: Is the pond frozen?")
+    notice = await bot.wait_text(bot.chat["id"], "could not process")
+    assert "video 2 (pier.mp4)" in notice and "left it out" in notice
+    body = bot.gemini.generate_requests()[-1]
+    assert len(image_parts(body)) == 1 and video_parts(body) == []
+    assert "video 2" not in texts(body)[0]  # nor named in the album's manifest
+    assert bot.rows("SELECT model_failed FROM items WHERE kind = 'video'")[0][0]
+
+
+async def test_a_video_that_failed_on_a_question_is_named_again_by_the_story(bot: Harness) -> None:
+    bot.gemini.fail_processing(lambda f: f.mime_type.startswith("video/"))
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    bot.tg.send_document(
+        bot.chat, bot.ana, _video("netherlands_ducks_with_gps.mp4"), file_name="pier.mp4",
+        mime_type="video/mp4",
+    )  # fmt: skip
+    await bot.wait_text(bot.chat["id"], "1 photo, 1 video")
+    bot.tg.send_text(bot.chat, bot.ana, "Is the pond frozen?")  # the video fails here...
+    await bot.wait_text(bot.chat["id"], "Last question: Is the pond frozen?")
+    assert "video 2 (pier.mp4)" in await bot.wait_text(bot.chat["id"], "could not process")
+
+    bot.tg.send_command(bot.chat, bot.ana, "/story")  # ...and the story says it is not in it
+    await bot.wait_text(bot.chat["id"], "Seen 1 image, 0 videos")
+    notice = await bot.wait_text(bot.chat["id"], "I left out")
+    assert "video 2 (pier.mp4)" in notice
+    body = bot.gemini.generate_requests()[-1]
+    assert len(image_parts(body)) == 1 and video_parts(body) == []
+    assert sum(1 for f in bot.gemini.uploads() if f.mime_type == "video/mp4") == 1

@@ -198,7 +198,7 @@ async def _upload(services: Services, album_id: int, bars: Bars) -> int:
 
     async def one(ref: MediaRef) -> None:
         # Files the API cannot process are left to the story request, which says so.
-        await services.model.prepare([ref])
+        await services.model.upload([ref])
         uploading.advance()
 
     await asyncio.gather(*(one(ref) for ref in refs))

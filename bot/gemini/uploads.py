@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google import genai
@@ -14,7 +15,7 @@ from google.genai import types
 
 from bot.errors import ModelUnavailable
 from bot.gemini.failures import is_transient, transport_errors
-from bot.model import MediaRef, OnStatus, PreparedMedia
+from bot.model import MediaRef
 from storage.protocols import UploadStore
 from storage.records import Upload
 
@@ -23,6 +24,16 @@ log = logging.getLogger(__name__)
 # Files live 48 h at the API. Re-upload well before that, so a reference never expires in the
 # middle of a conversation turn.
 MIN_REMAINING = timedelta(hours=2)
+
+OnStatus = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PreparedMedia:
+    """The outcome of making media available: ready files by key, and those the API refused."""
+
+    ready: dict[str, Upload]
+    failed: list[tuple[MediaRef, str]]
 
 
 class MediaUploader:

@@ -308,7 +308,7 @@ class AlbumService(AlbumServiceBase):
         self.bursts.end_batch(chat_id, batch_id)
         if removed.orphan_blobs:
             # Nothing refers to these files any more: delete them here and at the model service.
-            await self.model.delete_uploads(removed.orphan_blobs)
+            await self.model.forget(files=removed.orphan_blobs)
             await delete_unused(self.media, self.blobs, removed.orphan_blobs)
         return Undone(album, items=removed.items, notes=removed.notes)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.model import Model
-from bot.service.caching import ContextCaches
 from bot.service.copies import ModelCopies
 from storage.protocols import Storage
 
@@ -28,4 +27,3 @@ class AlbumServiceBase:
         self.blobs = storage.blobs
         self.model = model
         self.copies = copies
-        self.caches = ContextCaches(storage.caches, model)

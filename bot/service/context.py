@@ -164,6 +164,7 @@ def build_request(
     focus: Item | None,
     kind: str,
     json_schema: dict[str, Any] | None = None,
+    album_id: int | None = None,
 ) -> ModelRequest:
     """The whole request: album first (inside the first user turn), earlier turns, the new one."""
     turns: list[Turn] = []
@@ -182,6 +183,7 @@ def build_request(
         kind=kind,
         json_schema=json_schema,
         context_parts=len(album),
+        album_id=album_id,
     )
 
 

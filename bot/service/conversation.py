@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import prompts
-from bot.errors import BudgetExceeded, ContextCacheGone, ModelBlocked, ModelError, NothingToDo
-from bot.model import ContextCache, ModelAnswer, ModelRequest, OnText, OnUsage, TokenUsage
+from bot.errors import BudgetExceeded, MediaNotProcessed, ModelBlocked, ModelError, NothingToDo
+from bot.model import Listener, ModelRequest, TokenUsage
 from bot.service import context
 from bot.service.base import AlbumServiceBase
 from bot.service.export import export_file_name, render_html, render_markdown_zip
@@ -25,7 +25,7 @@ from bot.service.story import (
     story_from_markdown,
 )
 from bot.service.words import count
-from storage.records import Album, Exchange, Item, NewExchange, UsageRecord
+from storage.records import Album, Exchange, Item, NewExchange, Note, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,8 @@ class ConversationService(AlbumServiceBase):
         """Forget the current album's conversation; the media stay."""
         album = await self.albums.current(chat_id)
         cleared = await self.conversation.clear(album.id)
-        await self.caches.discard(album.id)
+        # The album's context cached at the model held this conversation's language and album.
+        await self.model.forget(albums=[album.id])
         return album, cleared
 
     async def has_conversation(self, chat_id: int) -> bool:
@@ -201,7 +202,7 @@ class ConversationService(AlbumServiceBase):
         return await self.conversation.latest(album.id) is not None
 
     async def _ask(self, asker: Asker, turn: _Turn, progress: Progress) -> Reply:
-        focus, kind = turn.focus, turn.kind
+        kind = turn.kind
         album = await self.albums.current(asker.chat_id)
         if waiting := self.copies.waiting(album.id):
             await progress.status(f"Getting {count(waiting, 'photo')} ready…")
@@ -223,48 +224,24 @@ class ConversationService(AlbumServiceBase):
                 if i.model_failed
             ]
         usable = [i for i in items if not i.model_failed and i.media.model_ready]
-        prepared = await self.model.prepare(
-            [context.media_ref(i, self.blobs) for i in usable], progress.status
-        )
-        if prepared.failed:
-            failed_keys = {ref.key: reason for ref, reason in prepared.failed}
-            for item in usable:
-                if item.media.model.sha256 in failed_keys:
-                    await self.media.mark_model_failed(
-                        item.id, failed_keys[item.media.model.sha256]
-                    )
-                    notices.append(
-                        f"Gemini could not process {context.media_label(item)}"
-                        f" ({failed_keys[item.media.model.sha256]}), so I left it out."
-                    )
-            usable = [i for i in usable if i.media.model.sha256 not in failed_keys]
-        if focus is not None:
-            # The item as it is now (its model copy may have been made since it was looked up);
-            # None if the model cannot see it, and the reply is an ordinary question.
-            focus = next((i for i in usable if i.id == focus.id), None)
-
         history = await self.conversation.exchanges(album.id)
-        by_id = {i.id: i for i in usable}
-        request = context.build_request(
-            system=context.system_prompt(asker.language_code),
-            album=context.album_parts(album, usable, notes, self.blobs),
-            history=history,
-            focus_items=by_id,
-            blobs=self.blobs,
-            prompt=turn.prompt,
-            focus=focus,
-            kind=kind,
-            json_schema=turn.json_schema,
-        )
 
-        async def record(usage: TokenUsage) -> None:
-            await self._record_usage(asker, album, kind, usage)
+        async def record(what: str, usage: TokenUsage) -> None:
+            await self._record_usage(asker, album, what, usage)
 
         async def show(so_far: str) -> None:
             await progress.text(preview_markdown(so_far) if turn.json_schema else so_far)
 
-        request = await self.caches.attach(album.id, request)
-        answer, request = await self._generate(asker, album, request, show, record)
+        listener = Listener(status=progress.status, text=show, usage=record)
+        while True:
+            request, focus = self._request(asker, album, turn, usable, notes, history)
+            try:
+                answer = await self.model.answer(request, listener)
+                break
+            except MediaNotProcessed as refused:
+                # Nothing was asked: those files leave the album's conversation for good.
+                notices += await self._leave_out(usable, refused)
+                usable = [i for i in usable if i.media.model.sha256 not in refused.refused]
         story = None
         ordered = context.in_time_order(usable)
         if kind == "story":
@@ -287,36 +264,50 @@ class ConversationService(AlbumServiceBase):
                 sender_id=asker.user_id,
             )
         )
-        made = await self.caches.settle(album.id, request, answer.usage)
-        await self._record_cache(asker, album, made)
         text = story.markdown() if story else answer.text
         return Reply(text, album, kind, notices, story=story, items=ordered)
 
-    async def _generate(
-        self, asker: Asker, album: Album, request: ModelRequest, show: OnText, record: OnUsage
-    ) -> tuple[ModelAnswer, ModelRequest]:
-        """Ask; if the request's cache has gone, rebuild it once, then send the whole request."""
-        try:
-            return await self.model.generate(request, on_text=show, on_usage=record), request
-        except ContextCacheGone:
-            log.info("The cache of album %s has gone; rebuilding it", album.id)
-        request = await self.caches.rebuild(album.id, request)
-        await self._record_cache(asker, album, request.cache)
-        try:
-            return await self.model.generate(request, on_text=show, on_usage=record), request
-        except ContextCacheGone:
-            log.info("The rebuilt cache of album %s was refused; sending the album", album.id)
-            await self.caches.give_up(album.id, request)
-        request = request.using(None)
-        return await self.model.generate(request, on_text=show, on_usage=record), request
+    def _request(
+        self,
+        asker: Asker,
+        album: Album,
+        turn: _Turn,
+        usable: list[Item],
+        notes: list[Note],
+        history: list[Exchange],
+    ) -> tuple[ModelRequest, Item | None]:
+        """The whole request, and the item it singles out."""
+        # The item as it is now (its model copy may have been made since it was looked up);
+        # None if the model cannot see it, and the reply is an ordinary question.
+        focus = next((i for i in usable if i.id == turn.focus.id), None) if turn.focus else None
+        request = context.build_request(
+            system=context.system_prompt(asker.language_code),
+            album=context.album_parts(album, usable, notes, self.blobs),
+            history=history,
+            focus_items={i.id: i for i in usable},
+            blobs=self.blobs,
+            prompt=turn.prompt,
+            focus=focus,
+            kind=turn.kind,
+            json_schema=turn.json_schema,
+            album_id=album.id,
+        )
+        return request, focus
 
-    async def _record_cache(self, asker: Asker, album: Album, made: ContextCache | None) -> None:
-        """A new cache's tokens, counted once at the input price: Vertex AI documents making a
-        cache billed so; the Gemini API's pages do not say (so this may be an upper bound).
-        Storage per hour is not counted."""
-        if made is not None:
-            tokens = TokenUsage(prompt=made.tokens, total=made.tokens)
-            await self._record_usage(asker, album, "cache", tokens)
+    async def _leave_out(self, usable: list[Item], refused: MediaNotProcessed) -> list[str]:
+        """Mark the items whose files the model cannot process; a notice for each."""
+        notices = []
+        for item in usable:
+            reason = refused.refused.get(item.media.model.sha256)
+            if reason is not None:
+                await self.media.mark_model_failed(item.id, reason)
+                notices.append(
+                    f"Gemini could not process {context.media_label(item)} ({reason}), "
+                    "so I left it out."
+                )
+        if not notices:
+            raise refused  # none of the album's files: asking again would not help
+        return notices
 
     async def _check_budget(self, asker: Asker) -> None:
         budget = self.settings.daily_token_budget

@@ -17,7 +17,7 @@ class PrivacyService:
 
     def __init__(self, storage: Storage, model: Model) -> None:
         self.store = storage.privacy
-        self.caches = storage.caches
+        self.albums = storage.albums
         self.blobs = storage.blobs
         self.media = storage.media
         self.model = model
@@ -28,13 +28,12 @@ class PrivacyService:
 
     async def forget(self, chat_id: int) -> Forgotten:
         """Delete everything of the chat; files other chats still use are kept for them."""
-        caches = await self.caches.for_chat(chat_id)
+        # The albums' contexts held at the model hold the photos too.
+        albums = [s.album.id for s in await self.albums.summaries(chat_id)]
+        await self.model.forget(albums=albums)
         forgotten = await self.store.forget(chat_id)
-        # The albums' context caches at the model hold the photos too.
-        for cache in caches:
-            await self.model.delete_cache(cache.name)
         if forgotten.orphan_blobs:
-            deleted = await self.model.delete_uploads(forgotten.orphan_blobs)
+            deleted = await self.model.forget(files=forgotten.orphan_blobs)
             await delete_unused(self.media, self.blobs, forgotten.orphan_blobs)
             log.info(
                 "Forgot chat %s: %d files, %d uploads at the model service",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic_core import from_json
 
 from bot.service.words import clock
 from storage.records import Item
@@ -232,10 +233,7 @@ def _load(answer: str) -> dict[str, Any]:
     fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.S)
     if fenced:
         text = fenced.group(1)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        data = _complete_partial(text)  # a cut-off answer still has its first sections
+    data = _read_prefix(text)  # a cut-off answer still has its first sections
     if not isinstance(data, dict):
         raise StoryFormatError("the answer is not a JSON object")
     return data
@@ -243,7 +241,7 @@ def _load(answer: str) -> dict[str, Any]:
 
 def preview_markdown(partial: str) -> str:
     """Markdown of what a streamed, still incomplete JSON story holds so far."""
-    data = _complete_partial(partial)
+    data = _read_prefix(partial)
     if not isinstance(data, dict):
         return ""
     blocks = []
@@ -260,62 +258,13 @@ def preview_markdown(partial: str) -> str:
     return "\n\n".join(b for b in blocks if b.strip())
 
 
-def _complete_partial(text: str) -> Any:
-    """Parse a JSON prefix by closing its open string, arrays and objects (None if hopeless)."""
-    stack: list[str] = []
-    in_string = False
-    escaped = False
-    last_safe = 0  # the prefix up to here ends at a value boundary
-    for i, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char in "[{":
-            stack.append("]" if char == "[" else "}")
-        elif char in "]}" and stack:
-            stack.pop()
-            last_safe = i + 1
-        elif char == ",":
-            last_safe = i
-    candidates = []
-    if in_string:
-        body = text[:-1] if escaped else text
-        candidates.append(body + '"' + "".join(reversed(stack)))
-    candidates.append(text + "".join(reversed(stack)))
-    candidates.append(text[:last_safe] + "".join(reversed(_stack_at(text[:last_safe]))))
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-    return None
-
-
-def _stack_at(text: str) -> list[str]:
-    stack: list[str] = []
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            stack.append("]" if char == "[" else "}")
-        elif char in "]}" and stack:
-            stack.pop()
-    return stack
+def _read_prefix(text: str) -> Any:
+    """A JSON document or a prefix of one, the last string kept as far as it got (None if it is
+    not JSON at all)."""
+    try:
+        return from_json(text, allow_partial="trailing-strings")
+    except ValueError:
+        return None
 
 
 def _text(value: object) -> str:
