@@ -9,8 +9,8 @@ model could slip in:
   off); no typographer: quotes and dashes stay as written;
 - links only to http(s) and tg: URLs, kept as written (escaped when rendered, never re-encoded);
   images become links, since neither output loads anything from elsewhere;
-- no indented code blocks (an indented story line is prose), no link reference definitions (a
-  "[a]: url" line stays visible), and a quote is the lines that start with ">" (no lazy
+- no indented code blocks (an indented story line is prose), fenced code only where the fence
+  starts its line, no link reference definitions (a "[a]: url" line stays visible), and a quote is the lines that start with ">" (no lazy
   continuation: a line without ">" after a quote is not quoted). Tables stay off: their rows
   read well as the text they are;
 - nesting is capped, so no input can recurse without bound.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from markdown_it.rules_block import StateBlock
 from markdown_it.rules_block.blockquote import blockquote
+from markdown_it.rules_block.fence import fence
 from markdown_it.token import Token
 from markupsafe import Markup, escape
 
@@ -62,11 +63,24 @@ def _quote(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         state.lineMax = line_max
 
 
+def _fence(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """CommonMark's fenced code, only where the fence starts its line (up to three spaces in).
+
+    Behind a list marker or a ">" it is text: Telegram has no code block inside a quote, and a
+    block that starts a line is what a reader takes for code.
+    """
+    pos = state.bMarks[start] + state.tShift[start]
+    indent = state.src[state.src.rfind("\n", 0, pos) + 1 : pos]
+    return len(indent) <= 3 and not indent.strip(" ") and fence(state, start, end, silent)
+
+
 def _parser() -> MarkdownIt:
     md = _StoryMarkdown("commonmark", {"html": False, "linkify": True, "maxNesting": 20})
     md.enable(["strikethrough", "linkify"])
     md.disable(["code", "reference", "entity"])
     md.block.ruler.at("blockquote", _quote, {"alt": ["paragraph", "blockquote", "list"]})
+    md.block.ruler.at("fence", _fence, {"alt": ["paragraph", "blockquote", "list"]})
+    md.core.ruler.disable("linkify")  # the inline rule finds "scheme://" links; no guessing
     assert md.linkify is not None  # linkify-it-py, declared in pyproject.toml
     md.linkify.set({"fuzzy_link": False, "fuzzy_email": False, "fuzzy_ip": False})
     return md

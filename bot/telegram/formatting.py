@@ -25,6 +25,7 @@ TELEGRAM_CAPTION_LIMIT = 1024
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")  # a line that would open a code block
 _QUOTE = re.compile(r" {0,3}>")
 _BOLD_LINE = re.compile(r"[ \t]*(\*\*|__)\S.*\1:?[ \t]*$")  # "**Day 1**" used as a heading
+_MARKUP = re.compile(r"[\\`*_~\[\]<>#&:=+|-]|^\d")  # characters that may render as less
 _TAG = re.compile(r"<[^>]*>")
 _A_TAG = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
 # Where a too-long text may break, best first; group 1 is the whitespace dropped at the break.
@@ -193,7 +194,7 @@ class _Chat:
     def _fence(self, token: Token) -> None:
         code = token.content.removesuffix("\n")
         if code.strip():
-            self._write(escape(code) if self.active else f"<pre>{escape(code)}</pre>", token.map)
+            self._write(f"<pre>{escape(code)}</pre>", token.map)  # never in a tag: see parse
 
     # Inline
 
@@ -307,13 +308,11 @@ def _blocks(md: str) -> Iterator[tuple[str, list[str]]]:
     lines = md.split("\n")
     fences: dict[int, tuple[int, bool]] = {}  # first line -> the line after it, closed or not
     kinds: dict[int, str] = {}
-    quotes = 0
     for token in parse(md):
-        quotes += token.nesting if token.type.startswith("blockquote") else 0
         if token.map is None:
             continue
         start, end = token.map
-        if token.type == "fence" and not quotes and _FENCE.match(lines[start]):
+        if token.type == "fence":
             fences[start] = end, token.content.count("\n") < end - start - 1
         elif token.type in ("heading_open", "blockquote_open"):
             kinds.update(dict.fromkeys(range(start, end), token.type.removesuffix("_open")))
@@ -330,7 +329,10 @@ def _blocks(md: str) -> Iterator[tuple[str, list[str]]]:
 
 
 def _line_atoms(line: str, kind: str, limit: int, sep: str) -> list[_Atom]:
-    cost = utf16_len(to_plain(line))
+    # Prose without a markup character shows as typed: no need to render it to measure it (and
+    # the source length is always an upper bound, rendering never adds to it).
+    prose = line == line.strip() and not _MARKUP.search(line)
+    cost = utf16_len(line if prose else to_plain(line))
     if cost <= limit:
         sticky = kind == "heading" or bool(_BOLD_LINE.match(line))
         return [_Atom(line, cost, sep, sticky=sticky)]
