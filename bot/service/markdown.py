@@ -5,15 +5,16 @@ web page (`page_html`, here). The parser is CommonMark with what a story needs a
 model could slip in:
 - raw HTML is text (html off) and entities stay as typed (no "&amp;" decoding): what the model
   wrote is what the reader sees;
-- ~~strike~~ on; bare http(s) URLs are links (linkify), but no guessing at "example.com" (fuzzy
-  off); no typographer: quotes and dashes stay as written;
+- ~~strike~~ on; bare http(s) URLs are links (linkify), with no guessing at "example.com";
+  no typographer: quotes and dashes stay as written. Tables stay off: their rows read well as
+  the text they are;
 - links only to http(s) and tg: URLs, kept as written (escaped when rendered, never re-encoded);
   images become links, since neither output loads anything from elsewhere;
-- no indented code blocks (an indented story line is prose), fenced code only where the fence
-  starts its line, no link reference definitions (a "[a]: url" line stays visible), and a quote is the lines that start with ">" (no lazy
-  continuation: a line without ">" after a quote is not quoted). Tables stay off: their rows
-  read well as the text they are;
-- nesting is capped, so no input can recurse without bound.
+- no indented code blocks (an indented story line is prose) and fenced code only where the
+  fence starts its line; no link reference definitions (a "[a]: url" line stays visible);
+- a quote is the lines that start with ">": no lazy continuation, so a line without ">" after
+  a quote is not quoted, as it looks;
+- nesting is capped (markdown-it's maxNesting), so no input recurses without bound.
 """
 
 from __future__ import annotations
@@ -200,4 +201,3 @@ def _page_link(url: str, label: str) -> str:
     if not re.match(r"https?://", url, re.I):
         return label or str(escape(url))  # a tg: link means nothing on a page
     return f'<a href="{escape(url)}">{label or escape(url)}</a>'
-
