@@ -1,12 +1,12 @@
 """The model's Markdown as Telegram HTML, in messages Telegram always accepts.
 
+The tokens come from the one parser (bot/service/markdown.py); this is their Telegram renderer.
 Telegram refuses unclosed or badly nested tags and counts its 4096 limit after entity parsing, in
 UTF-16 units. So HTML is never cut: the Markdown source is split (paragraphs, lines, sentences,
-spaces, a hard cut) and each piece is rendered on its own. Each tag is opened and closed by one
-call, so the output is well-formed by construction; markers that do not pair up stay literal.
-Nesting follows the Bot API rules read strictly: <code>/<pre> only at the top level, no <a> in a
-<blockquote> (it becomes "label (url)"). Rendering never makes the text longer than its source,
-so a piece cut by source length always fits.
+spaces, a hard cut) and each piece is rendered on its own. Each tag is written whole by one
+call, so the output is well-formed by construction. Nesting follows the Bot API rules read
+strictly: <code>/<pre> only at the top level, no <a> in a <blockquote> (it becomes "label (url)").
+Rendering never makes the text longer than its source, so a piece cut by source length fits.
 """
 
 from __future__ import annotations
@@ -302,9 +302,9 @@ def _units(md: str, limit: int) -> list[list[_Atom]]:
 
 
 def _blocks(md: str) -> Iterator[tuple[str, list[str]]]:
-    """The lines as the parser reads them: ("fence" | "unclosed fence", lines) for a code block
-    starting its line (the splitter can re-fence it), else ("line" | "heading" | "quote" |
-    "blank", [line])."""
+    """The source lines as the parser groups them, each with its kind."""
+    # A code block comes whole ("fence" or "unclosed fence"), as the splitter re-fences it;
+    # every other line alone, as "line", "heading", "quote" or "blank".
     lines = md.split("\n")
     fences: dict[int, tuple[int, bool]] = {}  # first line -> the line after it, closed or not
     kinds: dict[int, str] = {}
