@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from bot.service.markdown import Token, normalize, parse, swap_strong_into_em
 
@@ -329,10 +330,7 @@ def _blocks(md: str) -> Iterator[tuple[str, list[str]]]:
 
 
 def _line_atoms(line: str, kind: str, limit: int, sep: str) -> list[_Atom]:
-    # Prose without a markup character shows as typed: no need to render it to measure it (and
-    # the source length is always an upper bound, rendering never adds to it).
-    prose = line == line.strip() and not _MARKUP.search(line)
-    cost = utf16_len(line if prose else to_plain(line))
+    cost = _line_cost(line)
     if cost <= limit:
         sticky = kind == "heading" or bool(_BOLD_LINE.match(line))
         return [_Atom(line, cost, sep, sticky=sticky)]
@@ -344,6 +342,13 @@ def _line_atoms(line: str, kind: str, limit: int, sep: str) -> list[_Atom]:
     atoms[0].text = atoms[0].head = _unfence(atoms[0].text)  # "```x`y" cut to "```x" is a fence
     atoms[0].sep = sep
     return atoms
+
+
+@lru_cache(maxsize=4096)  # a streamed answer is split again at each update: its old lines repeat
+def _line_cost(line: str) -> int:
+    # Prose without a markup character shows as typed, so it needs no rendering to be measured.
+    prose = line == line.strip() and not _MARKUP.search(line)
+    return utf16_len(line if prose else to_plain(line))
 
 
 def _unfence(fragment: str) -> str:
