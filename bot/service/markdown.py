@@ -30,7 +30,7 @@ from markdown_it.rules_block.fence import fence
 from markdown_it.token import Token
 from markupsafe import Markup, escape
 
-__all__ = ["Token", "normalize", "page_html", "parse", "swap_strong_into_em"]
+__all__ = ["Token", "normalize", "page_html", "parse", "parse_blocks", "swap_strong_into_em"]
 
 SAFE_URL = re.compile(r"(?:https?|tg)://\S", re.I)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -99,6 +99,13 @@ def normalize(md: str) -> str:
 def parse(md: str) -> list[Token]:
     """The block tokens of `md` (inline tokens as their `children`), after `normalize`."""
     return _MARKDOWN.parse(normalize(md))
+
+
+def parse_blocks(md: str) -> list[Token]:
+    """The block tokens of `md` alone, its inline text left unparsed: its structure, cheaply."""
+    tokens: list[Token] = []
+    _MARKDOWN.block.parse(normalize(md), _MARKDOWN, {}, tokens)
+    return tokens
 
 
 def swap_strong_into_em(tokens: Sequence[Token]) -> list[Token]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from bot.service.markdown import Token, normalize, parse, swap_strong_into_em
+from bot.service.markdown import Token, normalize, parse, parse_blocks, swap_strong_into_em
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
@@ -309,7 +309,7 @@ def _blocks(md: str) -> Iterator[tuple[str, list[str]]]:
     lines = md.split("\n")
     fences: dict[int, tuple[int, bool]] = {}  # first line -> the line after it, closed or not
     kinds: dict[int, str] = {}
-    for token in parse(md):
+    for token in parse_blocks(md):  # the lines' kinds: no need to parse their text
         if token.map is None:
             continue
         start, end = token.map
