@@ -22,10 +22,10 @@ from bot import i18n
 from bot.service import export
 from bot.service.export import (
     export_file_name,
-    markdown_html,
     render_html,
     render_markdown_zip,
 )
+from bot.service.markdown import page_html
 from bot.service.story import Section, Story
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore
@@ -244,7 +244,7 @@ def test_story_text_and_captions_are_escaped(album: Album) -> None:
 
 
 def test_markdown_becomes_simple_safe_html() -> None:
-    html = markdown_html(
+    html = page_html(
         "**Day 1** in *Porto* & _Braga_\nnext line\n\n- one\n- two\n  still two\n\n"
         "1. first\n2. second\n\n> quoted\n\n### Later\n\n"
         "`<code>` and [link](https://a.example/x_y_z) and https://b.example/p?q=1&r=2."
@@ -259,10 +259,10 @@ def test_markdown_becomes_simple_safe_html() -> None:
         '<a href="https://b.example/p?q=1&amp;r=2">https://b.example/p?q=1&amp;r=2</a>.</p>'
     )
     # A quote in a URL stays inside the attribute.
-    assert markdown_html('[x](https://e.example/"onmouseover="1)') == (
+    assert page_html('[x](https://e.example/"onmouseover="1)') == (
         '<p><a href="https://e.example/&#34;onmouseover=&#34;1">x</a></p>'
     )
-    assert markdown_html("") == ""
+    assert page_html("") == ""
 
 
 PIECES = [*"ab <>&\"'*_`[]()#->\\\n1. ", "https://x.example/", "javascript:", "onerror="]
@@ -272,7 +272,7 @@ ALLOWED_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "blockquote", "h3",
 
 @given(MARKDOWNISH)
 def test_any_markdown_gives_only_our_tags_and_http_links(text: str) -> None:
-    tags = parse(markdown_html(text).encode()).tags
+    tags = parse(page_html(text).encode()).tags
     for tag, attrs in tags:
         assert tag in ALLOWED_TAGS, (tag, text)
         assert set(attrs) <= ({"href"} if tag == "a" else set()), (tag, attrs, text)

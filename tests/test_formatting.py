@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cProfile
+import html as html_module
 import itertools
 import re
 import time
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.service.markdown import page_html
 from bot.telegram.formatting import (
     TELEGRAM_CAPTION_LIMIT,
     TELEGRAM_TEXT_LIMIT,
@@ -516,3 +518,61 @@ def test_rendering_never_makes_text_longer(parts: list[str]) -> None:
     html = markdown_to_html(md)
     check_telegram_html(html)
     assert html_visible_length(html) <= utf16_len(to_plain(md)) <= utf16_len(md)
+
+
+# One parser: the chat and the exported page show the same text ---------------------------------
+
+_URL = re.compile(r"(?:https?|tg)://\S*")
+_PAGE_BLOCK = re.compile(r"</?(?:p|li|ul|ol|h3|blockquote)>|<br>")
+_LIST_MARKERS = re.compile(r"^[ \t]*(?:(?:•|\d{1,9}[.)])[ \t]*)+", re.M)
+
+
+def _seen(text: str) -> list[str]:
+    """What a reader reads, for comparing: addresses (shown in the chat when Telegram allows no
+    link, hidden behind one on the page) and list markers (text in the chat, <ol> numbering on
+    the page) left out, and spacing ignored."""
+    return _letters_and_digits(_LIST_MARKERS.sub("", _URL.sub("", text)))
+
+
+def _chat_text(md: str) -> list[str]:
+    return _seen("".join(check_telegram_html(chunk) for chunk in render_chunks(md)))
+
+
+def _page_text(md: str) -> list[str]:
+    return _seen(html_module.unescape(re.sub(r"<[^>]*>", "", _PAGE_BLOCK.sub("\n", page_html(md)))))
+
+
+_CORPUS = [
+    "## Day 1: Lisbon ##\nWe arrived.",
+    "**bold** __also__ *it* _it_ ***both*** ~~gone~~ `x < y`",
+    "**a _b** c_ and **never closed and *half, 5 * 3 = 15 * 1",
+    '<script>alert("x")</script> & <b> AT&amp;T',
+    "[the **map**](https://maps.example.com/a_(b)?q=1&z=2) [Ann](tg://user?id=42)",
+    "[click](javascript:alert(1)) [mail](mailto:a_b@c.d) ![a photo](https://e.x/p.jpg)",
+    "photos at https://ex.ample/_raw_/img_1.jpg, enjoy <https://e.x/auto>",
+    "- one\n* two\n+ three\n  - nested\n1. first\n2) second\n\n3. third",
+    "> She said **no**.\n> > Twice.\nThen left.\n> see [the map](https://m.ap/x)",
+    "a\n\n---\n\n* * *\n\nb\nSetext\n===",
+    "Run:\n```python\nif a < b and **c**:\n    pass\n```\nDone.\n```\nunclosed *x*",
+    r"\*not italic\* and \# \_x\_ C:\dir",
+    "👩‍👩‍👧 🇵🇹 שלום **مرحبا** e\u0301 a\x00b \ud83d c\r\nd",
+    "| a | b |\n|---|---|\n| 1 | 2 |",
+    "[a]: https://e.x/ref\n\n    indented prose\n\n- ```py\n  code\n  ```",
+    "*a " * 300,
+    "` `` ``` " * 100,
+    "[" * 500 + "a" + "]" * 500,
+    "> " * 50 + "deep",
+    "- " * 40 + "deep",
+]
+
+
+@pytest.mark.parametrize("md", _CORPUS, ids=lambda md: repr(md[:12]))
+def test_chat_and_page_show_the_same_text(md: str) -> None:
+    assert _chat_text(md) == _page_text(md)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=_markdown)
+def test_chat_and_page_show_the_same_text_for_any_input(parts: list[str]) -> None:
+    md = "".join(parts)
+    assert _chat_text(md) == _page_text(md)

@@ -3,8 +3,8 @@
 The page loads nothing from anywhere: photos, video posters and small videos are data URIs and
 the styles are inline (a Content-Security-Policy tells the browser so), so the file reads the
 same offline years from now. Model and traveller text is escaped by Jinja's autoescaping; the
-Markdown converter here escapes first and then adds only its own tags. Everything is blocking
-(decoding photos and video frames): callers run it in a worker thread.
+story's Markdown becomes HTML in bot/service/markdown.py, which escapes every text it writes.
+Everything is blocking (decoding photos and video frames): callers run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -19,18 +19,17 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import av
 import jinja2
-from markupsafe import Markup, escape
 from PIL import Image
 
 from bot.errors import MediaRejected
 from bot.i18n import _, is_rtl, ngettext
 from bot.media.images import web_image
+from bot.service.markdown import page_html
 from bot.service.story import Story, quote_voice_notes
 from bot.service.words import counted
 from storage.protocols import BlobStore
@@ -170,7 +169,7 @@ def _page(
     sections = [
         {
             "heading": section.heading,
-            "text": markdown_html(section.text),
+            "text": page_html(section.text),
             "figures": [_figure(media[n], look.max_video) for n in section.media if n in media],
         }
         for section in story.sections
@@ -185,9 +184,9 @@ def _page(
         album=album_name if album_name.strip() != story.title.strip() else "",
         title=story.title,
         summary=_summary(media.values()),
-        intro=markdown_html(story.intro),
+        intro=page_html(story.intro),
         sections=sections,
-        closing=markdown_html(story.closing),
+        closing=page_html(story.closing),
     )
     page = io.BytesIO()
     for piece in pieces:
@@ -363,88 +362,3 @@ def _templates() -> jinja2.Environment:
         gettext=_, ngettext=ngettext, newstyle=True
     )
     return environment
-
-
-# Markdown ----------------------------------------------------------------------------------------
-
-_HEADING = re.compile(r" {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
-_LIST_ITEM = re.compile(r" {0,3}(?:[-*+]|(\d{1,9})[.)])[ \t]+(.*)$")
-_QUOTE = re.compile(r" {0,3}>[ \t]?(.*)$")
-_INLINE = re.compile(  # what must not see emphasis: escapes, code, links, bare URLs
-    r"\\(?P<escaped>[!-/:-@\[-`{-~])"
-    r"|`(?P<code>[^`\n]+)`"
-    r"|\[(?P<label>[^\[\]\n]+)\]\(\s*(?P<url>https?://[^\s()<>]+)(?:\s+\"[^\"\n]*\")?\s*\)"
-    r"|(?P<bare>https?://[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"*_])",
-    re.IGNORECASE,
-)
-_EMPHASIS = (  # applied in this order, so that nested emphasis comes out well nested
-    (re.compile(r"\*\*\*(?=\S)(.+?)(?<=\S)\*\*\*"), r"<strong><em>\1</em></strong>"),
-    (re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"), r"<em>\1</em>"),
-    (re.compile(r"(?<!\w)_(?=[^\s_])(.+?)(?<=[^\s_])_(?!\w)"), r"<em>\1</em>"),
-    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), r"<strong>\1</strong>"),
-    (re.compile(r"(?<!\w)__(?=\S)(.+?)(?<=\S)__(?!\w)"), r"<strong>\1</strong>"),
-)
-
-
-def markdown_html(text: str) -> Markup:
-    """Story Markdown as safe HTML: paragraphs, lists, quotes, emphasis and http(s) links only."""
-    lines: list[tuple[str, str]] = []  # (kind, text); "ul*"/"ol*" start a list item
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").split("\n"):
-        kind = lines[-1][0].rstrip("*") if lines else ""
-        if not line.strip():
-            lines.append(("", ""))
-        elif m := _HEADING.match(line):
-            lines.append(("h", m[1]))
-        elif m := _LIST_ITEM.match(line):
-            new = "ol*" if m[1] else "ul*"
-            if len(lines) > 1 and not kind and lines[-2][0].rstrip("*") == new[:2]:
-                lines.pop()  # a blank line between items does not end the list
-            lines.append((new, m[2]))
-        elif m := _QUOTE.match(line):
-            lines.append(("quote", m[1]))
-        elif kind in ("ul", "ol") and line[:1] in " \t":
-            lines.append((kind, line.strip()))  # an item's continued text
-        else:
-            lines.append(("p", line.strip()))
-    html: list[str] = []
-    for kind, group in groupby(lines, key=lambda line: line[0].rstrip("*")):
-        block = list(group)
-        if kind == "h":
-            html += [f"<h3>{_inline(body)}</h3>" for _, body in block]
-        elif kind in ("ul", "ol"):
-            entries: list[list[str]] = []
-            for start, body in block:
-                if start.endswith("*"):
-                    entries.append([body])
-                else:
-                    entries[-1].append(body)
-            rows = "".join(f"<li>{_inline(' '.join(entry))}</li>" for entry in entries)
-            html.append(f"<{kind}>{rows}</{kind}>")
-        elif kind in ("p", "quote"):
-            paragraph = f"<p>{'<br>'.join(_inline(body) for _, body in block)}</p>"
-            html.append(f"<blockquote>{paragraph}</blockquote>" if kind == "quote" else paragraph)
-    return Markup("\n".join(html))  # safe: all text in it went through escape() in _inline
-
-
-def _inline(text: str) -> str:
-    kept: list[str] = []  # rendered pieces, out of emphasis' reach until the end
-
-    def keep(match: re.Match[str]) -> str:
-        if match["escaped"] is not None:
-            kept.append(str(escape(match["escaped"])))
-        elif match["code"] is not None:
-            kept.append(f"<code>{escape(match['code'])}</code>")
-        else:
-            url = match["url"] or match["bare"]
-            label = _emphasis(str(escape(match["label"]))) if match["label"] else escape(url)
-            kept.append(f'<a href="{escape(url)}">{label}</a>')
-        return f"\x00{len(kept) - 1}\x00"
-
-    html = _emphasis(str(escape(_INLINE.sub(keep, text))))
-    return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m[1])], html)
-
-
-def _emphasis(html: str) -> str:
-    for pattern, replacement in _EMPHASIS:
-        html = pattern.sub(replacement, html)
-    return html

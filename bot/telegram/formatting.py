@@ -1,12 +1,12 @@
 """The model's Markdown as Telegram HTML, in messages Telegram always accepts.
 
+The tokens come from the one parser (bot/service/markdown.py); this is their Telegram renderer.
 Telegram refuses unclosed or badly nested tags and counts its 4096 limit after entity parsing, in
 UTF-16 units. So HTML is never cut: the Markdown source is split (paragraphs, lines, sentences,
-spaces, a hard cut) and each piece is rendered on its own. Each tag is opened and closed by one
-call, so the output is well-formed by construction; markers that do not pair up stay literal.
-Nesting follows the Bot API rules read strictly: <code>/<pre> only at the top level, no <a> in a
-<blockquote> (it becomes "label (url)"). Rendering never makes the text longer than its source,
-so a piece cut by source length always fits.
+spaces, a hard cut) and each piece is rendered on its own. Each tag is written whole by one
+call, so the output is well-formed by construction. Nesting follows the Bot API rules read
+strictly: <code>/<pre> only at the top level, no <a> in a <blockquote> (it becomes "label (url)").
+Rendering never makes the text longer than its source, so a piece cut by source length fits.
 """
 
 from __future__ import annotations
@@ -15,39 +15,20 @@ import html as _html
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from bot.service.markdown import Token, normalize, parse, parse_blocks, swap_strong_into_em
 
 TELEGRAM_TEXT_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024
 
-_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
-_QUOTE = re.compile(r" {0,3}>(?:[ \t]?>)*[ \t]?")
-_HEADING = re.compile(r" {0,3}#{1,6}(?=[ \t]|$)")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")  # a line that would open a code block
+_QUOTE = re.compile(r" {0,3}>")
 _BOLD_LINE = re.compile(r"[ \t]*(\*\*|__)\S.*\1:?[ \t]*$")  # "**Day 1**" used as a heading
-_RULE = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_BULLET = re.compile(r"([ \t]*)[-*+][ \t]+")
-_TOKEN = re.compile(  # an escape, a backtick or emphasis run, a link, a bare URL
-    r"\\[!-/:-@\[-`{-~]|`+|\*+|_+|~+"
-    r"|\[(?P<label>[^\[\]\n]{1,2000})\]\(\s*(?P<url>[^\s()<>]+(?:\([^\s()<>]*\)[^\s()<>]*)*)"
-    r'(?:\s+"[^"\n]*")?\s*\)'
-    r"|(?:https?|tg)://[^\s<>`]*[^\s<>`.,;:!?'\")\]*_~]",
-    re.I,
-)
-_SAFE_URL = re.compile(r"(?:https?|tg)://\S", re.I)
-_STYLE = {
-    "*": ("i",),
-    "_": ("i",),
-    "**": ("b",),
-    "__": ("b",),
-    "***": ("b", "i"),
-    "___": ("b", "i"),
-    "~~": ("s",),
-}
+_MARKUP = re.compile(r"[\\`*_~\[\]<>#&:=+|-]|^\d")  # characters that may render as less
 _TAG = re.compile(r"<[^>]*>")
-_EMPTY_TAG = re.compile(r"<(b|i|s|u|code|pre|a|blockquote)(?: [^>]*)?>(\s*)</\1>")
 _A_TAG = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Where a too-long text may break, best first; group 1 is the whitespace dropped at the break.
 _LINE_BREAKS = (re.compile(r"[.!?…。！？][\"'”’»)\]]*(\s+)"), re.compile(r"(\s+)"))
 _NEWLINE = re.compile(r"(\n)")
@@ -70,27 +51,7 @@ def html_visible_length(html: str) -> int:
 
 def markdown_to_html(md: str) -> str:
     """Render model Markdown as Telegram HTML that always parses."""
-    out: list[str] = []
-    gap = ""
-    for kind, lines in _scan(_normalize(md)):
-        if kind == "blank":
-            gap = "\n\n"
-            continue
-        if kind == "fence":
-            html = _pre(lines)
-        elif kind == "quote":
-            quoted = frozenset({"blockquote"})
-            body = "\n".join(_line(_QUOTE.sub("", line, 1), quoted) for line in lines)
-            html = f"<blockquote>{body.strip()}</blockquote>" if _visible(body).strip() else ""
-        else:
-            html = _line(lines[0], frozenset())
-        if html:
-            out += [gap, html] if out else [html]
-            gap = "\n"
-    html = "".join(out)
-    while (tidy := _EMPTY_TAG.sub(r"\2", html)) != html:  # a tag around nothing visible
-        html = tidy
-    return html
+    return _Chat().render(parse(md))
 
 
 def to_plain(md: str) -> str:
@@ -112,7 +73,7 @@ def _chunks(md: str, limit: int) -> list[tuple[str, str]]:
     if limit < 2:
         raise ValueError("limit must be at least 2 (one character can take 2 UTF-16 units)")
     out: list[tuple[str, str]] = []
-    for piece in _pack(_units(_normalize(md), limit), limit):
+    for piece in _pack(_units(normalize(md), limit), limit):
         html = markdown_to_html(piece)
         if utf16_len(plain := _plain(html)) <= limit:
             out += [(piece, html)] if plain.strip() else []
@@ -127,12 +88,6 @@ def _chunks(md: str, limit: int) -> list[tuple[str, str]]:
 # Rendering ---------------------------------------------------------------------------------------
 
 
-def _normalize(md: str) -> str:
-    # Telegram refuses NUL bytes, and a lone surrogate cannot even be encoded for the request.
-    md = md.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    return _SURROGATE.sub("\ufffd", md)
-
-
 def _visible(html: str) -> str:
     return _html.unescape(_TAG.sub("", html))
 
@@ -145,164 +100,170 @@ def _plain(html: str) -> str:
     return _visible(_A_TAG.sub(link, html))
 
 
-def _scan(md: str) -> Iterator[tuple[str, list[str]]]:
-    """Group lines into ("fence" | "quote" | "line" | "blank", lines)."""
-    lines = md.split("\n")
-    i = 0
-    while i < len(lines):
-        m = _FENCE.match(lines[i])
-        j = i + 1
-        if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
-            while j < len(lines) and not _closes(lines[j], m.group(1)):
-                j += 1
-            kind, j = "fence", j + 1
-        elif _QUOTE.match(lines[i]):
-            while j < len(lines) and _QUOTE.match(lines[j]):
-                j += 1
-            kind = "quote"
+@dataclass
+class _Open:
+    """An element being written: its tag (None when only its text shows) and its content."""
+
+    tag: str | None
+    lines: list[int] | None = None  # where it is in the source (blocks)
+    parts: list[str] = field(default_factory=list)
+    shown: bool = False  # holds a visible character other than whitespace
+    href: str = ""
+    quote: bool = False
+    outside: tuple[bool, int, str] = (False, 0, "")  # a quote's surrounding flow, kept aside
+
+
+_INLINE_TAGS = {"em_open": "i", "strong_open": "b", "s_open": "s"}
+
+
+class _Chat:
+    """One walk over the tokens, writing Telegram's HTML subset.
+
+    Blocks become lines: a blank line in the source stays a blank line, headings are bold, list
+    items start with "• " or their number, a rule is a line of dashes. What Telegram cannot
+    nest (b in b, code in anything, a or pre in a quote) shows as text, and an element with
+    nothing visible in it loses its tag.
+    """
+
+    def __init__(self) -> None:
+        self.stack = [_Open(None)]
+        self.active: set[str] = set()  # the tags open around the current position
+        self.started = False  # a block was written: the next one starts on a new line
+        self.last_line = 0  # the source line where the last block written ended
+        self.prefix = ""  # list markers waiting for their item's first block
+        self.depth = 0  # lists open
+
+    def render(self, tokens: list[Token]) -> str:
+        for token in tokens:
+            kind = token.type
+            if kind in ("paragraph_open", "heading_open", "blockquote_open"):
+                self._open("b" if kind == "heading_open" else None, token.map)
+                if kind == "blockquote_open":
+                    self._quote(self.stack[-1])
+            elif kind in ("paragraph_close", "heading_close", "blockquote_close"):
+                self._close_block()
+            elif kind == "inline":
+                self._inline(token.children or [])
+            elif kind == "fence":
+                self._fence(token)
+            elif kind == "hr":
+                self._write("———", token.map)
+            elif kind in ("bullet_list_open", "ordered_list_open"):
+                self.depth += 1
+            elif kind in ("bullet_list_close", "ordered_list_close"):
+                self.depth -= 1
+            elif kind == "list_item_open":
+                indent = "" if self.prefix else "  " * (self.depth - 1)
+                self.prefix += indent + (f"{token.info}{token.markup} " if token.info else "• ")
+            elif kind == "list_item_close" and self.prefix:  # an item with nothing in it
+                marker, self.prefix = self.prefix.rstrip(), ""
+                self._write(marker, None)
+        return "".join(self.stack[0].parts)
+
+    # Blocks
+
+    def _write(self, html: str, lines: list[int] | None) -> None:
+        """Add a block on its own line, after a blank line where the source has one."""
+        start, end = lines or (self.last_line, self.last_line)
+        gap = ("\n\n" if start > self.last_line else "\n") if self.started else ""
+        self.stack[-1].parts.append(gap + self.prefix + html)
+        self.stack[-1].shown |= bool(_visible(html).strip())
+        self.started, self.last_line, self.prefix = True, end, ""
+
+    def _quote(self, quote: _Open) -> None:
+        quote.quote = True
+        if "blockquote" in self.active:  # a quote in a quote: one level is all Telegram has
+            return
+        quote.tag = "blockquote"
+        self.active.add("blockquote")
+        quote.outside = (self.started, self.last_line, self.prefix)
+        self.started, self.prefix = False, ""
+
+    def _close_block(self) -> None:
+        done = self._pop()
+        body = "".join(done.parts)
+        if done.quote and done.tag:
+            inside_end = self.last_line
+            self.started, self.last_line, self.prefix = done.outside
+            if done.shown and done.lines:
+                self._write(f"<blockquote>{body}</blockquote>", [done.lines[0], inside_end])
+        elif done.quote:  # a quote inside a quote: its lines go into the outer one
+            self._text(body, done.shown)
+        elif body:
+            self._write(_wrap(done.tag, body) if done.shown else body, done.lines)
+
+    def _fence(self, token: Token) -> None:
+        code = token.content.removesuffix("\n")
+        if code.strip():
+            self._write(f"<pre>{escape(code)}</pre>", token.map)  # never in a tag: see parse
+
+    # Inline
+
+    def _open(self, tag: str | None, lines: list[int] | None = None) -> None:
+        if tag in self.active:
+            tag = None
+        self.stack.append(_Open(tag, lines))
+        if tag:
+            self.active.add(tag)
+
+    def _pop(self) -> _Open:
+        done = self.stack.pop()
+        if done.tag:
+            self.active.discard(done.tag)
+        return done
+
+    def _text(self, html: str, shown: bool) -> None:
+        self.stack[-1].parts.append(html)
+        self.stack[-1].shown |= shown
+
+    def _inline(self, tokens: list[Token]) -> None:
+        for token in swap_strong_into_em(tokens):
+            kind = token.type
+            if kind == "text":
+                self._text(escape(token.content), bool(token.content.strip()))
+            elif kind in ("softbreak", "hardbreak"):
+                self._text("\n", False)
+            elif kind == "code_inline":
+                code, shown = escape(token.content), bool(token.content.strip())
+                self._text(f"<code>{code}</code>" if shown and not self.active else code, shown)
+            elif kind == "image":  # a link to it, named by its description
+                self._open(None)
+                self.stack[-1].href = str(token.attrs["src"])
+                self._text(escape(token.content), bool(token.content.strip()))
+                self._close_link()
+            elif kind == "link_open":
+                self._open(None)
+                if token.markup not in ("linkify", "autolink"):  # else a bare URL
+                    self.stack[-1].href = str(token.attrs["href"])
+                    self.active.add("a")
+            elif kind == "link_close":
+                self._close_link()
+            elif kind in _INLINE_TAGS:
+                self._open(_INLINE_TAGS[kind])
+            elif token.nesting == -1:
+                self._close_inline()
+
+    def _close_inline(self) -> None:
+        done = self._pop()
+        body = "".join(done.parts)
+        self._text(_wrap(done.tag, body) if done.shown else body, done.shown)
+
+    def _close_link(self) -> None:
+        done = self._pop()
+        self.active.discard("a")
+        body, url = "".join(done.parts), done.href
+        if not url:  # a bare URL: Telegram makes it a link by itself
+            self._text(body, done.shown)
+        elif not done.shown:  # nothing to click on: the address itself
+            self._text(escape(url), True)
+        elif self.active & {"a", "blockquote"}:  # Telegram allows no link there
+            self._text(f"{body} ({escape(url)})", True)
         else:
-            kind = "line" if lines[i].strip() else "blank"
-        yield kind, lines[i:j]
-        i = j
+            self._text(f'<a href="{escape(url).replace(chr(34), "&quot;")}">{body}</a>', True)
 
 
-def _closes(line: str, fence: str) -> bool:
-    s = line.strip()
-    indent = len(line) - len(line.lstrip(" "))
-    return indent <= 3 and len(s) >= len(fence) and s == fence[0] * len(s)
-
-
-def _pre(lines: list[str]) -> str:
-    opener = lines[0].lstrip(" ")
-    fence = opener[: len(opener) - len(opener.lstrip(opener[0]))]
-    code = "\n".join(lines[1:-1] if len(lines) > 1 and _closes(lines[-1], fence) else lines[1:])
-    return f"<pre>{escape(code)}</pre>" if code.strip() else ""
-
-
-def _line(line: str, ctx: frozenset[str]) -> str:
-    line = line.rstrip()
-    if _RULE.match(line):
-        return "———"
-    if h := _HEADING.match(line):
-        text = line[h.end() :].strip()
-        bare = text.rstrip("#")  # an optional closing "##", when separated by a space
-        text = bare.strip() if bare != text and (not bare or bare[-1] in " \t") else text
-        return f"<b>{_inline(text, ctx | {'b'})}</b>" if text else ""
-    if b := _BULLET.match(line):
-        return b.group(1) + "• " + _inline(line[b.end() :], ctx)
-    return _inline(line, ctx)
-
-
-class _Tok(NamedTuple):
-    kind: str  # "t" text, "c" code span, "l" link, "d" emphasis delimiter run
-    text: str
-    url: str = ""
-    opens: bool = False
-    closes: bool = False
-
-
-def _inline(text: str, ctx: frozenset[str]) -> str:
-    """Render one line's inline Markdown; `ctx` holds the tags already open around it."""
-    toks: list[_Tok] = []
-    pos = 0
-    lonely_ticks: set[int] = set()  # backtick run lengths with no later match
-    while m := _TOKEN.search(text, pos):
-        if m.start() > pos:
-            toks.append(_Tok("t", text[pos : m.start()]))
-        run, pos = m.group(), m.end()
-        if run[0] == "\\":  # a backslash escape: the character itself, never markup
-            toks.append(_Tok("t", run[1]))
-        elif run[0] == "`":
-            end = None
-            if len(run) not in lonely_ticks:
-                end = re.compile(f"(?<!`)`{{{len(run)}}}(?!`)").search(text, pos)
-                if end is None:
-                    lonely_ticks.add(len(run))
-            if end and text[pos : end.start()].strip():
-                toks.append(_Tok("c", text[pos : end.start()]))
-                pos = end.end()
-            else:
-                toks.append(_Tok("t", run))
-        elif run[0] == "[":  # mailto:, javascript: and friends stay text
-            label, url = m.group("label", "url")
-            toks.append(_Tok("l", label, url) if _SAFE_URL.match(url) else _Tok("t", run))
-        elif run[0] in "*_~":
-            opens, closes = _flanking(text, m.start(), pos)
-            toks.append(_Tok("d", run, "", opens, closes) if run in _STYLE else _Tok("t", run))
-        else:  # a bare URL stays literal, so its underscores never turn into italics
-            toks.append(_Tok("t", run))
-    if pos < len(text):
-        toks.append(_Tok("t", text[pos:]))
-    return _render_tokens(toks, _pair(toks), ctx)
-
-
-def _flanking(text: str, start: int, end: int) -> tuple[bool, bool]:
-    """CommonMark's can-open / can-close for the delimiter run text[start:end]."""
-    before = text[start - 1] if start else " "
-    after = text[end] if end < len(text) else " "
-    p_before, p_after = (unicodedata.category(c)[0] in "PS" for c in (before, after))
-    left = not after.isspace() and (not p_after or before.isspace() or p_before)
-    right = not before.isspace() and (not p_before or after.isspace() or p_after)
-    if text[start] == "_":  # snake_case, file_name_1.jpg: no intraword underscore emphasis
-        return left and (not right or p_before), right and (not left or p_after)
-    return left, right
-
-
-def _pair(toks: list[_Tok]) -> dict[int, int]:
-    """Match each closing run with the nearest opener of the same run; pairs nest properly."""
-    pairs: dict[int, int] = {}
-    stack: list[int] = []
-    by_run: dict[str, list[int]] = {}
-    for i, tok in enumerate(toks):
-        if tok.kind != "d":
-            continue
-        openers = by_run.get(tok.text)
-        if tok.closes and openers:
-            j = openers[-1]
-            while stack:  # runs opened inside this span and never closed stay literal
-                k = stack.pop()
-                by_run[toks[k].text].pop()
-                if k == j:
-                    break
-            pairs[j] = i
-        elif tok.opens:
-            stack.append(i)
-            by_run.setdefault(tok.text, []).append(i)
-    return pairs
-
-
-def _render_tokens(toks: list[_Tok], pairs: dict[int, int], ctx: frozenset[str]) -> str:
-    out: list[str] = []
-    active = set(ctx)
-    closing: dict[int, tuple[str, ...]] = {}
-    for i, tok in enumerate(toks):
-        if tok.kind == "t":
-            out.append(escape(tok.text))
-        elif tok.kind == "c":  # Telegram nests nothing around or inside code
-            out.append(escape(tok.text) if active else f"<code>{escape(tok.text)}</code>")
-        elif tok.kind == "l":
-            out.append(_link(tok.text, tok.url, frozenset(active)))
-        elif i in pairs:
-            tags = tuple(t for t in _STYLE[tok.text] if t not in active)  # no <b> inside <b>
-            active.update(tags)
-            closing[pairs[i]] = tags
-            out.append("".join(f"<{t}>" for t in tags))
-        elif i in closing:
-            tags = closing.pop(i)
-            active.difference_update(tags)
-            out.append("".join(f"</{t}>" for t in reversed(tags)))
-        else:
-            out.append(tok.text)
-    return "".join(out)
-
-
-def _link(label: str, url: str, active: frozenset[str]) -> str:
-    inner = _inline(label, active | {"a"})
-    if not _visible(inner).strip():
-        return escape(f"[{label}]({url})")
-    if "blockquote" in active:
-        return f"{inner} ({escape(url)})"
-    return f'<a href="{escape(url).replace(chr(34), "&quot;")}">{inner}</a>'
+def _wrap(tag: str | None, html: str) -> str:
+    return f"<{tag}>{html}</{tag}>" if tag else html
 
 
 # Splitting ---------------------------------------------------------------------------------------
@@ -322,14 +283,15 @@ class _Atom:
 def _units(md: str, limit: int) -> list[list[_Atom]]:
     """Paragraphs as lists of atoms, each heading-only paragraph joined to the next one."""
     paras: list[list[_Atom]] = [[]]
-    for kind, lines in _scan(md):
+    for kind, lines in _blocks(md):
         if kind == "blank":
             paras.append([])
-        elif kind == "fence":
-            paras[-1] += _fence_atoms(lines, limit, "\n" if paras[-1] else "\n\n")
+        elif kind.endswith("fence"):
+            closed = kind == "fence"
+            paras[-1] += _fence_atoms(lines, closed, limit, "\n" if paras[-1] else "\n\n")
         else:
             for line in lines:
-                paras[-1] += _line_atoms(line, limit, "\n" if paras[-1] else "\n\n")
+                paras[-1] += _line_atoms(line, kind, limit, "\n" if paras[-1] else "\n\n")
     units: list[list[_Atom]] = []
     pending: list[_Atom] = []
     for para in filter(None, paras):
@@ -340,12 +302,39 @@ def _units(md: str, limit: int) -> list[list[_Atom]]:
     return [*units, pending] if pending else units
 
 
-def _line_atoms(line: str, limit: int, sep: str) -> list[_Atom]:
-    cost = utf16_len(to_plain(line))
+def _blocks(md: str) -> Iterator[tuple[str, list[str]]]:
+    """The source lines as the parser groups them, each with its kind."""
+    # A code block comes whole ("fence" or "unclosed fence"), as the splitter re-fences it;
+    # every other line alone, as "line", "heading", "quote" or "blank".
+    lines = md.split("\n")
+    fences: dict[int, tuple[int, bool]] = {}  # first line -> the line after it, closed or not
+    kinds: dict[int, str] = {}
+    for token in parse_blocks(md):  # the lines' kinds: no need to parse their text
+        if token.map is None:
+            continue
+        start, end = token.map
+        if token.type == "fence":
+            fences[start] = end, token.content.count("\n") < end - start - 1
+        elif token.type in ("heading_open", "blockquote_open"):
+            kinds.update(dict.fromkeys(range(start, end), token.type.removesuffix("_open")))
+    i = 0
+    while i < len(lines):
+        if i in fences:
+            end, closed = fences[i]
+            yield ("fence" if closed else "unclosed fence"), lines[i:end]
+            i = end
+            continue
+        kind = kinds.get(i, "line").replace("blockquote", "quote")
+        yield (kind if lines[i].strip() else "blank"), [lines[i]]
+        i += 1
+
+
+def _line_atoms(line: str, kind: str, limit: int, sep: str) -> list[_Atom]:
+    cost = _line_cost(line)
     if cost <= limit:
-        sticky = bool(_HEADING.match(line) or _BOLD_LINE.match(line))
+        sticky = kind == "heading" or bool(_BOLD_LINE.match(line))
         return [_Atom(line, cost, sep, sticky=sticky)]
-    quoted = bool(_QUOTE.match(line))
+    quoted = kind == "quote" and bool(_QUOTE.match(line))
     atoms = [
         _Atom(text, utf16_len(text), gap, ("> " if quoted else "") + _unfence(text))
         for text, gap in _fragments(line, limit, _LINE_BREAKS)
@@ -355,19 +344,25 @@ def _line_atoms(line: str, limit: int, sep: str) -> list[_Atom]:
     return atoms
 
 
+@lru_cache(maxsize=4096)  # a streamed answer is split again at each update: its old lines repeat
+def _line_cost(line: str) -> int:
+    # Prose without a markup character shows as typed, so it needs no rendering to be measured.
+    prose = line == line.strip() and not _MARKUP.search(line)
+    return utf16_len(line if prose else to_plain(line))
+
+
 def _unfence(fragment: str) -> str:
     """Keep a fragment of a cut line from opening a code fence when it starts a line."""
     m = _FENCE.match(fragment)
     return fragment[: m.start(1)] + "\\" + fragment[m.start(1) :] if m else fragment
 
 
-def _fence_atoms(lines: list[str], limit: int, sep: str) -> list[_Atom]:
+def _fence_atoms(lines: list[str], closed: bool, limit: int, sep: str) -> list[_Atom]:
     whole = "\n".join(lines)
     if (cost := utf16_len(to_plain(whole))) <= limit:
         return [_Atom(whole, cost, sep)]
     m = _FENCE.match(lines[0])
     assert m is not None
-    closed = len(lines) > 1 and _closes(lines[-1], m.group(1))
     atoms = []
     for code, _ in _fragments("\n".join(lines[1:-1] if closed else lines[1:]), limit, (_NEWLINE,)):
         # several fenced blocks; a cut line may look like a closing fence, so outnumber it
