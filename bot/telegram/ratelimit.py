@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram.error import NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ class RetryingRateLimiter(AIORateLimiter):
                 return await super().process_request(
                     callback, args, kwargs, endpoint, data, rate_limit_args
                 )
-            except TimedOut:
+            except (TimedOut, BadRequest):
+                # PTB's BadRequest is a NetworkError too, but a 400 is a refusal: the same
+                # request would be refused again (and a parse error's fallback would wait).
                 raise
             except NetworkError as e:
                 if endpoint in NOT_RETRIED or attempt + 1 >= self.attempts:

@@ -14,6 +14,7 @@ from telegram.ext import ContextTypes
 from bot.errors import ModelError, UserError
 from bot.service.conversation import Progress, Reply
 from bot.telegram.replies import ChatProgress, send_markdown, showing
+from bot.telegram.rich_story import is_rtl
 from bot.telegram.runtime import asker, runtime
 from bot.telegram.story_posting import BOT_UPLOAD_LIMIT, post_story
 
@@ -36,7 +37,7 @@ async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: 
     async def run(progress: Progress) -> Reply:
         return await rt.services.talk.story(who, wish, progress)
 
-    await _answer(update, context, run, "✍️ Writing the story of your trip…", None)
+    await _answer(update, context, run, "✍️ Writing the story of your trip…", None, rich=True)
 
 
 async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -139,10 +140,13 @@ async def _answer(
     run: Run,
     placeholder: str,
     markup: InlineKeyboardMarkup | None,
+    *,
+    rich: bool = False,
 ) -> None:
     chat = update.effective_chat
     assert chat is not None
     rt = runtime(context)
+    user = update.effective_user
     # Whatever was being collected is acknowledged first; new media will start a new batch.
     await rt.acks.close(chat.id)
     message = update.effective_message
@@ -156,6 +160,8 @@ async def _answer(
         placeholder=placeholder,
         draft_interval=settings.draft_interval,
         edit_interval=settings.edit_interval,
+        rich=rt.rich if rich else None,
+        rtl=is_rtl(user.language_code if user is not None else None),
     ) as progress:
         try:
             reply = await run(progress)
@@ -177,6 +183,8 @@ async def _answer(
                     album_name=reply.album.name,
                     reply_to=reply_to,
                     placeholder_id=await progress.release(),
+                    rich=rt.rich,
+                    language=user.language_code if user is not None else None,
                 )
             else:
                 await progress.finish(reply.text, reply_markup=markup)
