@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.aiogram_check import check_payload
 from tests.fakes.gemini_api import FakeGemini, Reply
@@ -14,6 +17,19 @@ from tests.fakes.telegram_rich import media_of
 from tests.harness import ANA, DATA, Harness, jpeg
 
 CLOSING = "And then we flew home."
+
+
+@pytest.fixture
+async def bot(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, storage_env: dict[str, str]
+) -> AsyncIterator[Harness]:
+    """The bot with rich messages on, as in production (the harness's default is off)."""
+    harness = Harness(tg, gemini, tmp_path / "data", RICH_STORY="true", **storage_env)
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
 
 
 def story(*sections: tuple[str, str, list[int]], title: str = "Trams and Tiles") -> dict[str, Any]:

@@ -18,7 +18,7 @@ NOT_RETRIED = frozenset({"getUpdates", "getFile"})
 # Progress signals are not messages: they do not count against the 30 messages a second, and
 # queueing them behind other chats' messages would only make every chat look slower. Each
 # chat's progress is already throttled by ChatProgress.
-UNLIMITED = frozenset({"sendChatAction", "sendMessageDraft"})
+UNLIMITED = frozenset({"sendChatAction", "sendMessageDraft", "sendRichMessageDraft"})
 
 
 class RetryingRateLimiter(AIORateLimiter):
