@@ -11,8 +11,9 @@ right after `tg.send_*` returns) and the moment the fake received a request of t
 - acknowledgement of an album: the last sendMessage/editMessageText in the chat once every
   file of the album was fetched (getFile) and the chat stayed quiet, i.e. the message that
   counts the whole album, not a partial count sent while the photos were still arriving.
-- story done: the first sendMessage with an inline keyboard after /story (the closing message
-  of the story carries its buttons), or, should that change, the chat going quiet.
+- story done: the first message sent (sendMessage, sendRichMessage) or edited into a rich
+  message with an inline keyboard after /story (the story's last message carries its buttons),
+  or, should that change, the chat going quiet.
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ class Traveller:
             calls = watcher.calls(self.chat_id, sent_at)
             for call in calls:
                 markup = call.params.get("reply_markup")
-                if call.method.lower() == "sendmessage" and isinstance(markup, dict):
+                if _posts_story(call) and isinstance(markup, dict):
                     if markup.get("inline_keyboard"):
                         return call
             sends = [c for c in calls if c.method.lower() == "sendmessage"]
@@ -337,6 +338,13 @@ class Traveller:
             )
 
         return await self.watcher.wait(found, self.chat_id)
+
+
+def _posts_story(call: Call) -> bool:
+    """A request that can carry the story's last message (a refused one does not count)."""
+    method = call.method.lower()
+    rich_edit = method == "editmessagetext" and "rich_message" in call.params
+    return call.error is None and (method in ("sendmessage", "sendrichmessage") or rich_edit)
 
 
 def _first(calls: list[Call]) -> Call | None:

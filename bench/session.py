@@ -22,7 +22,7 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 EXPERIMENTS = (
     "no-rate-limiter", "no-places", "inbox-off", "copies-wait", "switch-interval", "two-workers",
     "many-workers",
-    "loop-lag", "db-wait",
+    "loop-lag", "db-wait", "classic-story",
 )  # fmt: skip
 
 

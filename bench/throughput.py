@@ -78,6 +78,26 @@ class Drive:
                 counts.append(sum(answer.sent_at <= c.time <= end for c in calls))
         return counts
 
+    def per_story(self) -> list[int]:
+        """Bot API requests that posted each story: those in the chat from /story to the posted
+        story, less the drafts and chat actions that only show progress while the model writes."""
+        progress = {"sendmessagedraft", "sendrichmessagedraft", "sendchataction"}
+        counts = []
+        for chat in self.chats:
+            story = chat.story
+            if story is None:
+                continue
+            end = story.sent_at + story.final
+            counts.append(
+                sum(
+                    c.params.get("chat_id") == chat.chat_id
+                    and story.sent_at <= c.time <= end
+                    and c.method.lower() not in progress
+                    for c in self.calls
+                )
+            )
+        return counts
+
     def peak_rate(self) -> int:
         """The most requests carrying a chat_id in one second (AIORateLimiter allows 30)."""
         seconds = Counter(int(c.time) for c in self.calls if "chat_id" in c.params)
@@ -181,6 +201,7 @@ def _rows(ctx: Context, bot: Drive, echo: Drive) -> list[Row]:
     fetched = [c.fetched for c in bot.chats if c.fetched is not None]
     stories = [c.story for c in bot.chats if c.story is not None]
     per_answer = bot.per_answer()
+    per_story = bot.per_story()
     workload = f"{plan.chats} chats × ({plan.album} photos + /story + {plan.questions} questions)"
     return [
         Row(
@@ -244,6 +265,13 @@ def _rows(ctx: Context, bot: Drive, echo: Drive) -> list[Row]:
             f"{ms(median([s.final for s in stories]))} / "
             f"{ms(percentile([s.final for s in stories], 95))}",
             data={"first": [s.first for s in stories], "done": [s.final for s in stories]},
+        ),
+        Row(
+            SCENARIO,
+            "bot: story requests per story (Bot API requests posting it, drafts and chat "
+            "actions aside): median / max",
+            f"{median(per_story):.0f} / {max(per_story, default=0)}",
+            data={"per_story": per_story},
         ),
         Row(
             SCENARIO,

@@ -114,6 +114,8 @@ class Settings:
     ack_debounce: float = 1.0
     draft_interval: float = 0.6
     edit_interval: float = 3.0
+    # /story as one Telegram rich message (Bot API 10.1+); off: the classic messages and albums.
+    rich_story: bool = True
     # Budgets and prices (USD per million tokens).
     daily_token_budget: int = 0
     price_input_per_million: float = 0.75
@@ -259,6 +261,7 @@ class Settings:
             ack_debounce=reader.number("ACK_DEBOUNCE_SECONDS", 1.0, minimum=0.0),
             draft_interval=reader.number("DRAFT_INTERVAL_SECONDS", 0.6, minimum=0.0),
             edit_interval=reader.number("EDIT_INTERVAL_SECONDS", 3.0, minimum=0.0),
+            rich_story=reader.boolean("RICH_STORY", True),
             daily_token_budget=int(reader.number("DAILY_TOKEN_BUDGET", 0, minimum=0)),
             price_input_per_million=reader.number("PRICE_INPUT_PER_MILLION", 0.75, minimum=0),
             price_output_per_million=reader.number("PRICE_OUTPUT_PER_MILLION", 3.75, minimum=0),

@@ -56,6 +56,9 @@ def bot_env(tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, **extra: str) 
         "DRAFT_INTERVAL_SECONDS": "0",
         "EDIT_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "DEBUG",
+        # The classic story (messages and albums) is what most tests read; the rich story's
+        # tests switch rich messages on (tests/test_rich_story_e2e.py), as the product does.
+        "RICH_STORY": "false",
         # Context caching changes what follow-ups send; tests of it switch it on
         # (tests/test_context_cache_e2e.py), the rest assert on whole requests.
         "GEMINI_CACHE_TTL_SECONDS": "0",

@@ -18,6 +18,8 @@ Each weighs one part of the bot by taking it away; none is a proposal:
   (do more threads than cores only add GIL contention?).
 - many-workers: 24 threads instead of six (do files wait for a thread while others wait on
   the network, as with media in a bucket?).
+- classic-story: /story goes the classic way (RICH_STORY=false: messages and albums instead of
+  one rich message), for the story's requests and time before and after.
 
 Two more only measure, to find where time goes; they write JSON lines to BENCH_DIAG_FILE:
 - loop-lag: how late a 10 ms sleep of the event loop wakes up, every 10 ms.
@@ -205,6 +207,10 @@ def _many_workers() -> None:
     _workers(24)
 
 
+def _classic_story() -> None:
+    os.environ["RICH_STORY"] = "false"  # read by the bot's settings after this module ran
+
+
 PATCHES = {
     "no-rate-limiter": _no_rate_limiter,
     "no-places": _no_places,
@@ -215,6 +221,7 @@ PATCHES = {
     "many-workers": _many_workers,
     "loop-lag": _loop_lag,
     "db-wait": _db_wait,
+    "classic-story": _classic_story,
 }
 
 for _name in sorted(NAMES):

@@ -73,7 +73,7 @@ def facts_line(item: Item) -> str:
 
 
 def _heard_line(item: Item) -> str:
-    """'[voice note 3] · 0:42 long · recorded 2026-05-02 14:05 (+00:00) · by Ana · caption: …'.
+    """'[voice note N] · <m:ss> long · recorded <date> <time> (<offset>) · by <name> · caption: …'.
 
     A voice note is recorded in the chat and sent when the recording stops, so its message
     time is when it was recorded; an audio file may be older, unless its container says when.

@@ -30,6 +30,7 @@ from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.media_types import MEDIA
 from bot.telegram.ratelimit import RetryingRateLimiter
 from bot.telegram.replicas import SharedUpdateQueue
+from bot.telegram.rich import RichMessages
 from bot.telegram.runtime import KEY, Runtime
 from bot.telegram.story_handlers import APOLOGY
 from bot.wiring import Services
@@ -116,6 +117,7 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
             services=services,
             acks=Acknowledger(app.bot, services.albums, settings.ack_debounce),
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
+            rich=RichMessages(enabled=settings.rich_story),
         )
         if isinstance(queue, SharedUpdateQueue):
             queue.on_claim = services.copies.take_up

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram.error import NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ NOT_RETRIED = frozenset({"getUpdates", "getFile", "getMe", "deleteWebhook", "set
 # Progress signals are not messages: they do not count against the 30 messages a second, and
 # queueing them behind other chats' messages would only make every chat look slower. Each
 # chat's progress is already throttled by ChatProgress.
-UNLIMITED = frozenset({"sendChatAction", "sendMessageDraft"})
+UNLIMITED = frozenset({"sendChatAction", "sendMessageDraft", "sendRichMessageDraft"})
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -51,7 +51,9 @@ class RetryingRateLimiter(AIORateLimiter):
                 return await super().process_request(
                     callback, args, kwargs, endpoint, data, rate_limit_args
                 )
-            except TimedOut:
+            except (TimedOut, BadRequest):
+                # PTB's BadRequest is a NetworkError too, but a 400 is a refusal: the same
+                # request would be refused again (and a parse error's fallback would wait).
                 raise
             except NetworkError as e:
                 if endpoint in NOT_RETRIED or attempt + 1 >= self.attempts:

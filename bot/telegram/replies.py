@@ -15,6 +15,8 @@ from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.telegram.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html, split_markdown, to_plain
+from bot.telegram.rich import RichMessages, RichUnavailable
+from bot.telegram.rich_story import draft_message
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +130,12 @@ class ChatProgress:
         placeholder: str,
         draft_interval: float,
         edit_interval: float,
+        rich: RichMessages | None = None,
+        rtl: bool = False,
     ) -> None:
         self.bot = bot
+        self.rich = rich  # a private chat's draft of a story is a rich one where Telegram can
+        self.rtl = rtl
         self.chat_id = chat_id
         self.private = chat_type == ChatType.PRIVATE
         self.reply_to = reply_to
@@ -232,6 +238,14 @@ class ChatProgress:
             await self._show(content, markdown)
 
     async def _show(self, content: str, markdown: bool) -> None:
+        if markdown and self.private and self.rich is not None and self.rich.available:
+            try:  # the whole story so far, section by section, as it will look
+                await self.rich.draft(
+                    self.bot, self.chat_id, self.draft_id, draft_message(content, self.rtl)
+                )
+                return
+            except (RichUnavailable, TelegramError) as e:
+                log.debug("Rich draft skipped: %s", e)
         if markdown:
             tail = split_markdown(content, TELEGRAM_TEXT_LIMIT - 2)[-1:] or [content]
             html = markdown_to_html(tail[0]) + " ▌"

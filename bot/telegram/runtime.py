@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 
 from bot.service.conversation import Asker
 from bot.telegram.acks import Acknowledger
+from bot.telegram.rich import RichMessages
 from bot.wiring import Services
 
 KEY = "photostory"
@@ -23,6 +24,7 @@ class Runtime:
     services: Services
     acks: Acknowledger
     http: httpx.AsyncClient  # file downloads, streamed to disk
+    rich: RichMessages = field(default_factory=RichMessages)  # whether the server has them
     _told: dict[tuple[int, str], float] = field(default_factory=dict)
 
     def first_time(self, chat_id: int, topic: str, quiet: float = 10.0) -> bool:

@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.errors import ModelError, UserError
-from bot.i18n import N_, _
+from bot.i18n import N_, _, is_rtl
 from bot.service.conversation import Progress, Reply
 from bot.telegram.replies import ChatProgress, send_markdown, showing
 from bot.telegram.runtime import asker, runtime
@@ -39,7 +39,7 @@ async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: 
     async def run(progress: Progress) -> Reply:
         return await rt.services.talk.story(who, wish, progress)
 
-    await _answer(update, context, run, _("✍️ Writing the story of your trip…"), None)
+    await _answer(update, context, run, _("✍️ Writing the story of your trip…"), None, rich=True)
 
 
 async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -145,10 +145,13 @@ async def _answer(
     run: Run,
     placeholder: str,
     markup: InlineKeyboardMarkup | None,
+    *,
+    rich: bool = False,
 ) -> None:
     chat = update.effective_chat
     assert chat is not None
     rt = runtime(context)
+    user = update.effective_user
     # Whatever was being collected is acknowledged first; new media will start a new batch.
     await rt.acks.close(chat.id)
     message = update.effective_message
@@ -162,6 +165,8 @@ async def _answer(
         placeholder=placeholder,
         draft_interval=settings.draft_interval,
         edit_interval=settings.edit_interval,
+        rich=rt.rich if rich else None,
+        rtl=is_rtl(user.language_code if user is not None else None),
     ) as progress:
         try:
             reply = await run(progress)
@@ -183,6 +188,8 @@ async def _answer(
                     album_name=reply.album.name,
                     reply_to=reply_to,
                     placeholder_id=await progress.release(),
+                    rich=rt.rich,
+                    language=user.language_code if user is not None else None,
                 )
             else:
                 await progress.finish(reply.text, reply_markup=markup)

@@ -1,7 +1,9 @@
-"""Posting an illustrated story: each section's text with its photos and videos, in order."""
+"""Posting an illustrated story: one rich message where Telegram has them, else each
+section's text with its photos and videos, in order."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
@@ -9,13 +11,14 @@ from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     InputMediaPhoto,
     InputMediaVideo,
 )
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from bot.i18n import _
+from bot.i18n import _, is_rtl
 from bot.service.media_files import MediaFiles
 from bot.service.records import Item
 from bot.service.story import Section, Story, quote_voice_notes
@@ -26,6 +29,8 @@ from bot.telegram.formatting import (
     to_plain,
 )
 from bot.telegram.replies import send_markdown
+from bot.telegram.rich import RichMessages, RichUnavailable
+from bot.telegram.rich_story import story_parts
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +62,105 @@ async def post_story(
     album_name: str,
     reply_to: int | None,
     placeholder_id: int | None,
+    rich: RichMessages | None = None,
+    language: str | None = None,
 ) -> None:
-    """Send the title, then each section's text with its media, then the closing with buttons.
+    """Post the story: as one rich message where Telegram has them (more for a long album),
+    else the classic way (the title, each section's text with its media, the closing).
 
     Voice notes are not posted again: a section quotes those it drew on under its text."""
+    closing = story.closing or _("✨ That was the story of “%(album)s”.") % {"album": album_name}
+    resume = 0
+    if rich is not None and rich.available:
+        rest = await _post_rich(
+            bot, chat_id, story, items, files, rich, closing, reply_to, placeholder_id, language
+        )
+        if rest is None:
+            return
+        resume = rest
     story = quote_voice_notes(story, items)
-    opening = f"# {story.title}" + (f"\n\n{story.intro}" if story.intro else "")
-    await send_markdown(bot, chat_id, opening, reply_to=reply_to, edit_message_id=placeholder_id)
+    if resume == 0:
+        opening = f"# {story.title}" + (f"\n\n{story.intro}" if story.intro else "")
+        await send_markdown(
+            bot, chat_id, opening, reply_to=reply_to, edit_message_id=placeholder_id
+        )
     by_number = {item.position: item for item in items}
-    for section in story.sections:
+    for section in story.sections[resume:]:
         media = [by_number[n] for n in section.media if n in by_number]
         await _post_section(bot, chat_id, section, media, files)
-    closing = story.closing or _("✨ That was the story of “%(album)s”.") % {"album": album_name}
     await send_markdown(bot, chat_id, closing, reply_markup=story_buttons())
+
+
+async def _post_rich(
+    bot: Bot,
+    chat_id: int,
+    story: Story,
+    items: Sequence[Item],
+    files: MediaFiles,
+    rich: RichMessages,
+    closing: str,
+    reply_to: int | None,
+    placeholder_id: int | None,
+    language: str | None,
+) -> int | None:
+    """Post the story as rich messages; None when all went, else the first section still to
+    post the classic way (0: nothing went, the title included)."""
+    pictures = [i for i in items if i.kind != "audio"]
+    media, uploads = await _rich_media(pictures, files)
+    parts = story_parts(story, items, media, closing)
+    rtl = is_rtl(language)
+    for number, part in enumerate(parts):
+        message = part.message(rtl)
+        text = json.dumps(message)
+        attached = {k: v for k, v in uploads.items() if f'"attach://{k}"' in text}
+        markup = story_buttons() if number == len(parts) - 1 else None
+        try:
+            if number == 0 and placeholder_id is not None:
+                try:  # the group's "writing..." placeholder becomes the story
+                    await rich.edit(
+                        bot, chat_id, placeholder_id, message, reply_markup=markup,
+                        uploads=attached,
+                    )  # fmt: skip
+                    continue
+                except RichUnavailable:
+                    if not rich.available:
+                        raise
+            await rich.send(
+                bot, chat_id, message, reply_to=reply_to if number == 0 else None,
+                reply_markup=markup, uploads=attached,
+            )  # fmt: skip
+        except RichUnavailable:
+            if number == 0:
+                return 0
+            return min(part.sections, default=len(story.sections))
+    return None
+
+
+async def _rich_media(
+    items: Sequence[Item], files: MediaFiles
+) -> tuple[dict[int, dict[str, str]], dict[str, InputFile]]:
+    """Each picture as InputMedia: by Telegram's file_id where it is one of ours, else an
+    upload of our own copy (photos sent as files, HEIC); too big a video is left out."""
+    media: dict[int, dict[str, str]] = {}
+    uploads: dict[str, InputFile] = {}
+    for item in items:
+        origin = item.media.origin
+        kind = "photo" if item.kind == "photo" else "video"
+        if origin.telegram_type == kind and origin.file_id:
+            media[item.position] = {"type": kind, "media": origin.file_id}
+            continue
+        if kind == "photo":
+            data: bytes | None = await files.web_photo(item)
+            name = f"{item.label}.jpg"
+        else:
+            data = await files.video(item, BOT_UPLOAD_LIMIT)
+            name = f"{item.label}.mp4"
+        if data is None:
+            continue
+        key = f"{kind}{item.position}"
+        uploads[key] = InputFile(data, filename=name, attach=False)
+        media[item.position] = {"type": kind, "media": f"attach://{key}"}
+    return media, uploads
 
 
 async def _post_section(

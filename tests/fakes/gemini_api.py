@@ -127,6 +127,8 @@ class Reply:
     delay: float = 0.0  # seconds before answering
     chunk_delay: float = 0.0  # streams: seconds between chunks
     gate: asyncio.Event | None = None
+    # streams: chunk i+1 is sent once chunk_gates[i] is set (a test paces the stream)
+    chunk_gates: list[asyncio.Event] | None = None
     cut_after: int | None = None  # streams: send this many chunks, then drop the connection
     stream_error_after: int | None = None  # streams: after N chunks send data: {"error": ...}
     json: object | None = None  # structured output: the answer is json.dumps(this)
@@ -683,6 +685,8 @@ class FakeGemini:
         for i, event in enumerate(events):
             if i and reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
+            if i and reply.chunk_gates and i - 1 < len(reply.chunk_gates):
+                await reply.chunk_gates[i - 1].wait()
             if reply.cut_after is not None and i >= reply.cut_after:
                 break
             if reply.stream_error_after is not None and i >= reply.stream_error_after:

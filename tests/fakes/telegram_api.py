@@ -35,6 +35,7 @@ from .telegram_html import (
     parse_markdown_v2,
     utf16_len,
 )
+from .telegram_rich import RichCheck, RichError, check_rich_message
 
 JSON = dict[str, Any]
 # Counted in UTF-16 units. The docs say "characters" and reports disagree on astral
@@ -117,6 +118,7 @@ class SentMessage:
     media_group_id: str | None = None
     reply_to_message_id: int | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    rich: JSON | None = None  # the InputRichMessage of a rich message, as last sent
 
 
 @dataclass
@@ -210,6 +212,9 @@ class FakeTelegram:
         self._files: dict[str, StoredFile] = {}
         self._paths: dict[str, StoredFile] = {}
         self._drafts: dict[int, list[tuple[int, str]]] = {}
+        self._rich_drafts: dict[int, list[tuple[int, JSON]]] = {}
+        # False plays a Bot API server older than 10.1: no rich-message methods at all.
+        self.rich_supported = True
         self._actions: dict[int, list[str]] = {}
         self._queries: dict[str, JSON] = {}
         self._answered: set[str] = set()
@@ -236,7 +241,8 @@ class FakeTelegram:
                 "setMyDescription getMyDescription setMyShortDescription getMyShortDescription "
                 "sendMessage editMessageText editMessageReplyMarkup "
                 "deleteMessage sendChatAction sendMessageDraft answerCallbackQuery getFile "
-                "sendPhoto sendDocument sendVideo sendMediaGroup setMessageReaction getChat"
+                "sendPhoto sendDocument sendVideo sendMediaGroup setMessageReaction getChat "
+                "sendRichMessage sendRichMessageDraft"
             ).split()
         }
 
@@ -534,6 +540,14 @@ class FakeTelegram:
     def drafts(self, chat_id: int) -> list[tuple[int, str]]:
         """(draft_id, plain text) of every sendMessageDraft in a chat."""
         return list(self._drafts.get(chat_id, []))
+
+    def rich_drafts(self, chat_id: int) -> list[tuple[int, JSON]]:
+        """(draft_id, InputRichMessage) of every sendRichMessageDraft in a chat."""
+        return list(self._rich_drafts.get(chat_id, []))
+
+    def rich_messages(self, chat_id: int) -> list[SentMessage]:
+        """The rich messages the bot sent (or edited a message into) in a chat, in order."""
+        return [m for m in self._sent.get(chat_id, []) if m.kind == "rich" and not m.deleted]
 
     def actions(self, chat_id: int) -> list[str]:
         """Chat actions sent to a chat, in order."""
@@ -1102,6 +1116,8 @@ class FakeTelegram:
     def _api_editMessageText(self, req: _Request) -> JSON:
         p = req.params
         sent = self._bot_message(p.get("chat_id"), p.get("message_id"), "message to edit not found")
+        if self.rich_supported and p.get("rich_message") is not None:
+            return self._edit_rich(req, sent)
         if sent.kind != "text":
             raise bad_request("there is no text in the message to edit")
         plain, entities = self._format(p.get("text"), p.get("parse_mode"), p.get("entities"), False)
@@ -1114,6 +1130,101 @@ class FakeTelegram:
         sent.entities = entities
         sent.history.append(plain)
         return self._refresh(sent, markup, {"text": plain, "entities": entities or None})
+
+    def _edit_rich(self, req: _Request, sent: SentMessage) -> JSON:
+        if sent.kind not in ("text", "rich"):
+            raise bad_request("there is no text in the message to edit")
+        rich = req.params["rich_message"]
+        check = self._check_rich(req, rich)
+        markup = self._markup(req.params)
+        if (rich, markup) == (sent.rich, sent.reply_markup):
+            raise bad_request(NOT_MODIFIED)
+        sent.kind, sent.rich, sent.text, sent.html, sent.entities = (
+            "rich",
+            rich,
+            check.plain,
+            None,
+            [],
+        )
+        sent.history.append(check.plain)
+        return self._refresh(sent, markup, {"text": None, "entities": None, "rich_message": rich})
+
+    def _check_rich(self, req: _Request, rich: Any, uploads: bool = True) -> RichCheck:
+        """Validate an InputRichMessage like Telegram; its media are known file ids of the
+        right kind or (except in drafts) files uploaded with the request as attach://<name>."""
+
+        def resolve(kind: str, value: Any) -> str:
+            text = str(value or "")
+            if text.startswith("attach://"):
+                name = text.removeprefix("attach://")
+                if not uploads:
+                    raise RichError("direct upload of new files isn't supported in drafts")
+                if name not in req.files:
+                    raise RichError(f"file {name} to attach is not in the request")
+                if kind == "photo":
+                    try:
+                        return str(self._photo_sizes(req.files[name])[-1]["file_id"])
+                    except ValueError as exc:
+                        raise RichError("IMAGE_PROCESS_FAILED") from exc
+                return self._store(req.files[name], f"{kind}s", Path(name).suffix).file_id
+            stored = self._files.get(text)
+            if stored is None:
+                raise RichError("wrong file identifier/HTTP URL specified")
+            folder = stored.file_path.split("/")[0]
+            if folder != f"{kind}s":
+                have = {"photos": "Photo", "videos": "Video", "documents": "Document"}
+                raise RichError(
+                    f"can't use file of type {have.get(folder, folder)} as {kind.title()}"
+                )
+            return text
+
+        try:
+            return check_rich_message(rich, resolve)
+        except RichError as exc:
+            raise bad_request(str(exc)) from exc
+
+    def _api_sendRichMessage(self, req: _Request) -> JSON:
+        if not self.rich_supported:
+            raise ApiError(404, "Not Found: method not found")
+        p = req.params
+        chat = self._chat(p)
+        check = self._check_rich(req, p.get("rich_message"))
+        markup = self._markup(p)
+        replied = self._reply_to(chat, p)
+        message = self._new_message(
+            chat,
+            self._sender,
+            reply_to_message=replied,
+            rich_message=p["rich_message"],
+            reply_markup=markup if markup and "inline_keyboard" in markup else None,
+        )
+        sent = SentMessage(
+            message["message_id"],
+            chat["id"],
+            "rich",
+            message,
+            text=check.plain,
+            reply_markup=markup,
+            history=[check.plain],
+            reply_to_message_id=replied["message_id"] if replied else None,
+            files=dict(req.files),
+            rich=p["rich_message"],
+        )
+        self._sent.setdefault(chat["id"], []).append(sent)
+        return message
+
+    def _api_sendRichMessageDraft(self, req: _Request) -> bool:
+        if not self.rich_supported:
+            raise ApiError(404, "Not Found: method not found")
+        p = req.params
+        chat = self._chat(p)
+        if chat["type"] != "private" or chat["id"] <= 0:
+            raise bad_request("drafts can be sent to private chats only")
+        if not isinstance(p.get("draft_id"), int) or p["draft_id"] == 0:
+            raise bad_request("draft_id must be non-zero")
+        self._check_rich(req, p.get("rich_message"), uploads=False)
+        self._rich_drafts.setdefault(chat["id"], []).append((p["draft_id"], p["rich_message"]))
+        return True
 
     def _refresh(self, sent: SentMessage, markup: JSON | None, fields: JSON) -> JSON:
         sent.reply_markup = markup
