@@ -318,11 +318,6 @@ class Settings:
         return self.data_dir / "photostory.sqlite3"
 
     @property
-    def database_password(self) -> str | None:
-        """The password in DATABASE_URL, if it has one."""
-        return urlsplit(self.database_url).password if self.database_url else None
-
-    @property
     def media_bucket(self) -> str | None:
         """MEDIA_URL's bucket, or None to keep media under DATA_DIR/media."""
         return self.media_url.removeprefix("s3://").partition("/")[0] if self.media_url else None
