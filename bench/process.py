@@ -21,6 +21,7 @@ from typing import IO
 
 import psutil
 
+from bot.config import declared
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import bot_env
@@ -38,12 +39,9 @@ TEST_TIMINGS = (  # and other test-only settings: the bench runs the product's
     "EDIT_INTERVAL_SECONDS",
 )
 SAMPLE_EVERY = 0.01  # seconds between RSS samples
-# Variables the bot reads (bot/config.py): the shell's values must not leak into a run.
-SETTING_PREFIXES = (
-    "TELEGRAM_", "GEMINI_", "GOOGLE_", "PHOTO_", "MAX_", "ACK_", "DRAFT_", "EDIT_", "DAILY_",
-    "PRICE_", "DOWNLOAD_",
-)  # fmt: skip
-SETTING_NAMES = ("DATA_DIR", "ALLOWED_USERS", "ADMIN_USERS", "LOG_LEVEL")
+# Variables the bot reads (declared in bot/config.py) and the Gemini SDK's own (GOOGLE_*): the
+# shell's values must not leak into a run.
+SETTING_NAMES = frozenset(name for _, d in declared() for name in (d.env, *d.also))
 
 
 def environment(
@@ -67,7 +65,7 @@ def environment(
 
 
 def _is_setting(name: str) -> bool:
-    return name.startswith(SETTING_PREFIXES) or name in SETTING_NAMES
+    return name in SETTING_NAMES or name.startswith("GOOGLE_")
 
 
 def attach_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:

@@ -14,22 +14,25 @@ system instruction and the album). Caching is on, as the product ships (GEMINI_C
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import media
 from bench.chats import prepare_photos
 from bench.report import Row, kb, median, verdict
 from bench.session import Context, Session
-from bot.config import Settings
+from bot.config import DEFAULT_MODEL
+from bot.model_facts import list_price
 from tests.fakes.gemini_api import Recorded, file_uris, inline_bytes
 
 SCENARIO = "4 re-sent media"
 VIDEOS = 2
-# USD per million tokens: the bot's default input and cached-input prices, and the storage
-# price per hour Google lists for Flash models' explicit caches (an assumption: not measured).
-PRICE_INPUT = Settings.price_input_per_million
-PRICE_CACHED = Settings.price_cached_input_per_million
+# USD per million tokens: the default model's list input and cached-input prices today, and the
+# storage price per hour Google lists for Flash models' explicit caches (an assumption: not
+# measured).
+_LISTED = list_price(DEFAULT_MODEL, datetime.now(UTC).date())
+assert _LISTED is not None, "bot/model_facts.py has the default model's prices"
+PRICE_INPUT, PRICE_CACHED = _LISTED.input, _LISTED.cached_input
 STORAGE_PRICE = 1.0
 
 

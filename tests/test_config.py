@@ -161,3 +161,20 @@ def test_a_database_url_with_a_bad_port_is_named() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({**BASE, "DATABASE_URL": "postgresql://ana:pw@db:port/trips"})
     assert "DATABASE_URL is not a valid address" in str(caught.value)
+
+
+def test_every_secret_is_masked_and_kept_out_of_repr() -> None:
+    env = {
+        **BASE,
+        "WEBHOOK_URL": "https://bot.example.com/hook",
+        "WEBHOOK_SECRET": "hook-secret-1",
+        "MEDIA_URL": "s3://photos",
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t-key",
+        "DATABASE_URL": "postgresql://ana:db-pw-123@db/trips",
+    }
+    settings = Settings.from_env(env)
+    secrets = ("123456:ABCdef", "key-123", "hook-secret-1", "s3cr3t-key", "db-pw-123")
+    assert set(settings.secrets) == set(secrets)
+    assert not [s for s in secrets if s in repr(settings)]
+    assert "AKIAEXAMPLE" in repr(settings)  # a key id is not a secret

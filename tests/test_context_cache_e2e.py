@@ -136,6 +136,41 @@ async def test_album_below_the_minimum_is_not_cached_and_is_sent_whole(
     assert _cache_row(bot) is None
 
 
+@pytest.fixture
+async def shipped_bot(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    """The real bot with caching on and the cache minimum it ships with, against a Gemini that
+    refuses what the real one refuses for the default model."""
+    gemini.cache_min_tokens = 4096  # Google's minimum for gemini-3.8-flash (2026-10-13)
+    harness = Harness(tg, gemini, tmp_path / "data", GEMINI_CACHE_TTL_SECONDS=str(TTL))
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+
+
+async def test_album_under_the_models_real_minimum_asks_for_no_cache(shipped_bot: Harness) -> None:
+    bot = shipped_bot
+    await bot.album_with_story(photos=3)
+    follow_up = await _ask(bot, "Same day?", "Yes, the same day.")
+
+    assert bot.gemini.cache_requests() == []  # not even one Gemini must refuse
+    assert _named(follow_up) is None and len(image_parts(follow_up)) == 3
+    assert _cache_row(bot) is None
+
+
+async def test_album_over_the_models_real_minimum_is_cached(shipped_bot: Harness) -> None:
+    bot = shipped_bot
+    await bot.album_with_story(photos=16)
+    follow_up = await _ask(bot, "Same day?", "Yes, the same day.")
+
+    [create] = bot.gemini.cache_requests("create")
+    assert create.status == 200
+    assert _named(follow_up) == _cache_row(bot)["name"]  # type: ignore[index]
+
+
 async def test_context_the_api_finds_too_small_is_asked_once_then_sent_whole(
     make_bot: MakeBot,
 ) -> None:

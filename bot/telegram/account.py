@@ -9,7 +9,7 @@ from telegram.ext import ContextTypes
 
 from bot.i18n import _, ngettext
 from bot.service.records import ChatFootprint
-from bot.service.usage import UsageLine
+from bot.service.usage import Prices, UsageLine
 from bot.service.words import count
 from bot.telegram.runtime import runtime
 
@@ -28,13 +28,7 @@ async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if report.daily_budget:
         left = max(0, report.daily_budget - report.today.totals.total_tokens)
         lines.append(f"Daily allowance: {report.daily_budget:,} tokens, {left:,} left today.")
-    prices = runtime(context).services.settings
-    lines.append(
-        f"<i>Costs are estimates at the configured prices (per million tokens: "
-        f"${prices.price_input_per_million:g} in, "
-        f"${prices.price_cached_input_per_million:g} cached in, "
-        f"${prices.price_output_per_million:g} out); days are UTC.</i>"
-    )
+    lines.append(f"<i>{_prices_assumed(report.prices)} Days are UTC.</i>")
     await message.reply_html("\n".join(lines))
 
 
@@ -123,8 +117,32 @@ def _line(line: UsageLine) -> str:
     cached = f", {t.cached_tokens:,} of them cached" if t.cached_tokens else ""
     return (
         f"{count(t.calls, 'request')}, {t.total_tokens:,} tokens "
-        f"({t.prompt_tokens:,} in{heard}{cached}, {t.output_tokens:,} out) ≈ ${line.cost:.4f}"
+        f"({t.prompt_tokens:,} in{heard}{cached}, {t.output_tokens:,} out)"
+        + (f" ≈ ${line.cost:.4f}" if line.cost is not None else "")
     )
+
+
+def _prices_assumed(prices: Prices) -> str:
+    """The prices costs assume: the model's list price on a day, or the operator's own."""
+    model = html.escape(prices.model)
+    if prices.input is None or prices.cached_input is None or prices.output is None:
+        return (
+            f"No cost estimate: there is no list price for {model} here; the bot's operator can "
+            "set PRICE_INPUT_PER_MILLION, PRICE_CACHED_INPUT_PER_MILLION and "
+            "PRICE_OUTPUT_PER_MILLION."
+        )
+    figures = (
+        f"Costs are estimates at ${prices.input:g} input, ${prices.cached_input:g} cached input "
+        f"and ${prices.output:g} output per million tokens"
+    )
+    if len(prices.set_by_operator) == 3:
+        return f"{figures}, prices set by the bot's operator."
+    source = f"{model}'s list price on {prices.on.isoformat()}"
+    if prices.listed_until is not None:
+        source += f", until {prices.listed_until.isoformat()}"
+    if prices.set_by_operator:
+        source += f" ({' and '.join(prices.set_by_operator)} set by the bot's operator)"
+    return f"{figures}: {source}."
 
 
 def _who(user_id: int | None) -> str:
