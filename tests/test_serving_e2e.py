@@ -59,7 +59,7 @@ def _mode_env(mode: str, tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("mode", "held"),
     [
-        ("polling", "setMyCommands"),  # while the bot's own start-up talks to Telegram
+        ("polling", "getMe"),  # while the bot's own start-up talks to Telegram
         ("polling", "deleteWebhook"),  # while PTB's updater is starting
         ("webhook", "setMyCommands"),
         ("webhook", "setWebhook"),  # the server already runs, the webhook is being registered
