@@ -82,19 +82,19 @@ class SqlAlbumStore:
             index_elements=[chats.c.chat_id], set_={"language": language.excluded.language}
         )
 
-    async def current(self, chat_id: int) -> Album:
-        """The chat's current album, created on first use."""
+    async def current(self, chat_id: int, new_name: str | None = None) -> Album:
+        """The chat's current album, created on first use (named `new_name`, else "My trip")."""
         found = await self.db.read(_current, chat_id)
         if found is not None:
             return found
-        return await self.db.write(self._current_or_new, chat_id)
+        return await self.db.write(self._current_or_new, chat_id, new_name or DEFAULT_ALBUM_NAME)
 
-    def _current_or_new(self, conn: Connection, chat_id: int) -> Album:
+    def _current_or_new(self, conn: Connection, chat_id: int, new_name: str) -> Album:
         # Looked again, with the chat's row locked: another task or process may have won.
         stamp = now_iso()
         conn.execute(self._claim_chat, {"chat": chat_id, "stamp": stamp})
         conn.execute(self._lock_chat, {"chat": chat_id})
-        return _current(conn, chat_id) or self._create(conn, chat_id, DEFAULT_ALBUM_NAME)
+        return _current(conn, chat_id) or self._create(conn, chat_id, new_name)
 
     async def create(self, chat_id: int, name: str) -> Album:
         """Start a new album and make it the chat's current one."""
