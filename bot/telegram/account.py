@@ -30,7 +30,8 @@ async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             _("Daily allowance: %(budget)s tokens, %(left)s left today.")
             % {"budget": f"{report.daily_budget:,}", "left": f"{left:,}"}
         )
-    lines.append(f"<i>{_prices_assumed(report.prices)} {_('Days are UTC.')}</i>")
+    utc = _("Days are UTC.")
+    lines.append(f"<i>{_prices_assumed(report.prices)} {utc}</i>")
     await message.reply_html("\n".join(lines))
 
 
