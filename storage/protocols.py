@@ -40,8 +40,8 @@ from storage.records import (
 class AlbumStore(Protocol):
     """Chats' albums and each chat's current one."""
 
-    async def current(self, chat_id: int, new_name: str | None = None) -> Album:
-        """The chat's current album, created on first use (named `new_name`, else "My trip")."""
+    async def current(self, chat_id: int) -> Album:
+        """The chat's current album, created on first use."""
         ...
 
     async def create(self, chat_id: int, name: str) -> Album:

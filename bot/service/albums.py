@@ -110,7 +110,7 @@ class AlbumService(AlbumServiceBase):
 
     async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> Prepared:
         """Check, download and process a file; safe to run for several files at once."""
-        album = await self.albums.current(incoming.chat_id, _("My trip"))
+        album = await self.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
         known, count = await self.media.arrival(album.id, incoming.origin.file_unique_id)
@@ -213,7 +213,7 @@ class AlbumService(AlbumServiceBase):
         self, chat_id: int, text: str, sender_id: int | None, sender_name: str | None
     ) -> tuple[Note, Album, int]:
         """Keep something the traveller told about the trip as the album's context."""
-        album = await self.albums.current(chat_id, _("My trip"))
+        album = await self.albums.current(chat_id)
         batch_id = await self._batch(chat_id, album.id)
         note = await self.media.add_note(album.id, text.strip(), batch_id, sender_id, sender_name)
         self.bursts.count(chat_id, album.id, batch_id, "note")
