@@ -24,7 +24,7 @@ messages: $(VENV)/.installed
 	$(BIN)/pybabel extract --mapping-file babel.cfg --keywords N_ --add-comments TRANSLATORS: \
 		--project photostory --no-location --sort-output --output-file $(LOCALES)/photostory.pot .
 	$(BIN)/pybabel update --domain photostory --input-file $(LOCALES)/photostory.pot \
-		--directory $(LOCALES) --no-fuzzy-matching --ignore-obsolete
+		--output-dir $(LOCALES) --no-fuzzy-matching --ignore-obsolete
 
 run: setup
 	$(BIN)/python -m bot

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.i18n import _
 from bot.lazy_model import LazyModel
 from bot.media.images import register_heif
 from bot.model import Model
@@ -56,7 +57,13 @@ class Services:
         except BlobStoreUnavailable as e:
             raise ConfigError(str(e)) from None
         storage = await _opened_whole(
-            open_storage(settings.data_dir, settings.db_path, blobs, settings.database_url)
+            open_storage(
+                settings.data_dir,
+                settings.db_path,
+                blobs,
+                settings.database_url,
+                new_album_name=lambda: _("My trip"),  # in the language of the chat it is for
+            )
         )
         model: LazyModel | None = None
         copies: ModelCopies | None = None

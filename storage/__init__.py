@@ -6,6 +6,7 @@ Callers use the records (`storage.records`), the protocols and the `Storage` bun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from storage.protocols import BlobStore, Storage
@@ -16,15 +17,16 @@ async def open_storage(
     db_path: Path,
     blobs: BlobStore | None = None,
     database_url: str | None = None,
+    new_album_name: Callable[[], str] = lambda: "My trip",
 ) -> Storage:
     """Open the configured engine: PostgreSQL at `database_url` when given, else SQLite at
     `db_path`; media in `blobs` (from `storage.blobs.open_blobs`), or files under
-    `data_dir/media` when not given."""
+    `data_dir/media` when not given. A chat's first album is named `new_album_name()`."""
     from storage.sql import open_postgres, open_sqlite  # SQLAlchemy loads with the engine
 
     if database_url:
-        return await open_postgres(database_url, data_dir, blobs)
-    return await open_sqlite(db_path, data_dir, blobs)
+        return await open_postgres(database_url, data_dir, blobs, new_album_name)
+    return await open_sqlite(db_path, data_dir, blobs, new_album_name)
 
 
 __all__ = ["Storage", "open_storage"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import i18n
 from bot.telegram.commands import COMMANDS
+from tests.fakes.gemini_api import Reply
 from tests.harness import ANA, Harness, jpeg
 
 
@@ -79,3 +80,28 @@ async def test_language_command_switches_the_chat_and_survives_a_restart(bot: Ha
 
     tg.send_command(chat, ana, "/language klingon")
     await bot.wait_text(chat["id"], "Я пока не говорю на «klingon».")
+
+
+async def test_a_russian_travellers_usage_and_model_errors_come_in_russian(bot: Harness) -> None:
+    tg = bot.tg
+    anya = tg.user(user_id=ANA, first_name="Аня", username="anya", language_code="ru")
+    chat = tg.private_chat(anya)
+    tg.send_command(chat, anya, "/story")  # the chat's first album, made for this, is empty
+    await bot.wait_text(chat["id"], "Альбом «Моя поездка» пуст.")
+
+    tg.send_photo(chat, anya, jpeg(1))
+    await bot.wait_text(chat["id"], "1 фотография")
+    bot.gemini.enqueue(Reply(finish_reason="SAFETY"))
+    tg.send_text(chat, anya, "Где это снято?")
+    await bot.wait_text(chat["id"], "Gemini отказался отвечать на это из соображений безопасности.")
+    bot.gemini.enqueue(Reply(text="Это Лиссабон."))
+    tg.send_text(chat, anya, "Где это снято?")
+    await bot.wait_text(chat["id"], "Это Лиссабон.")
+
+    tg.send_command(chat, anya, "/usage")
+    report = await bot.wait_text(chat["id"], "Ваш расход Gemini")
+    assert "Сегодня: " in report and "Этот месяц: " in report
+    assert "запрос" in report and "токенов: " in report and "на выходе" in report
+    assert "Дни считаются по UTC." in report
+    for english in ("Today", "month", "tokens", "request", "Days are UTC", "list price"):
+        assert english not in report

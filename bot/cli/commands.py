@@ -20,6 +20,7 @@ from bot.cli.folder import Found, Skipped, add_files, folder_chat_id, missing_fi
 from bot.cli.progress import Bars, Steps
 from bot.config import Settings
 from bot.errors import NothingToDo
+from bot.i18n import _
 from bot.model import MediaRef
 from bot.service import context
 from bot.service.conversation import Asker
@@ -90,12 +91,12 @@ async def write_story(
     async with _services(settings) as services:
         prepared = await _prepare(services, folder, recursive, bars, fresh)
         asker = Asker(prepared.chat_id, LOCAL_USER, language_code=language)
-        writing = bars.stage("Writing the story", None)
-        reply = await services.talk.story(asker, wish, Steps(writing, "Writing the story"))
+        writing = bars.stage(_("Writing the story"), None)
+        reply = await services.talk.story(asker, wish, Steps(writing, _("Writing the story")))
         writing.finish()
         _give_back_memory()  # reading and copies left a fragmented heap; the export is big
         export = await services.talk.export(prepared.chat_id, language)
-        saving = bars.stage("Saving the page and the zip", len(export.files))
+        saving = bars.stage(_("Saving the page and the zip"), len(export.files))
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         files: dict[str, Path] = {}
         for file in export.files:
@@ -144,26 +145,34 @@ async def _prepare(
 ) -> Prepared:
     found: Found = await asyncio.to_thread(scan, folder, recursive)
     if not found.media:
-        deeper = "" if recursive else " (--recursive also reads its subfolders)"
-        raise NoMedia(f"There are no photos or videos in {folder}{deeper}.", [])
+        none = (
+            _("There are no photos or videos in %(folder)s.")
+            if recursive
+            else _(
+                "There are no photos or videos in %(folder)s "
+                "(--recursive also reads its subfolders)."
+            )
+        )
+        raise NoMedia(none % {"folder": folder}, [])
     chat_id = folder_chat_id(folder)
     name = folder.name or "Trip"
     if fresh:
         await services.albums.new_album(chat_id, name)
     album = await services.albums.rename(chat_id, name)
 
-    reading = bars.stage("Reading photos and videos", len(found.media))
+    reading = bars.stage(_("Reading photos and videos"), len(found.media))
     synced = await add_files(services.albums, chat_id, found, reading.advance)
     summary = await services.albums.current(chat_id)
     if not summary.items:
         raise NoMedia(
-            f"None of the {len(found.media)} photos and videos in {folder} could be read.",
+            _("None of the %(count)d photos and videos in %(folder)s could be read.")
+            % {"count": len(found.media), "folder": folder},
             synced.skipped,
         )
 
     waiting = services.copies.waiting(album.id)
     if waiting:
-        preparing = bars.stage("Preparing them for Gemini", waiting)
+        preparing = bars.stage(_("Preparing them for Gemini"), waiting)
         ready = asyncio.ensure_future(services.copies.ready(album.id))
         while not ready.done():
             preparing.set(waiting - services.copies.waiting(album.id))
@@ -194,7 +203,7 @@ async def _upload(services: Services, album_id: int, bars: Bars) -> int:
     refs = [context.media_ref(i, services.storage.blobs) for i in usable]
     keys = [ref.key for ref in refs]
     before = await services.storage.uploads.get_many(keys)
-    uploading = bars.stage("Uploading to Gemini", len(refs))
+    uploading = bars.stage(_("Uploading to Gemini"), len(refs))
 
     async def one(ref: MediaRef) -> None:
         # Files the API cannot process are left to the story request, which says so.

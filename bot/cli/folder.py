@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.errors import AlbumFull, UserError
+from bot.i18n import _
 from bot.service.albums import (
     PHOTO_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -116,15 +117,26 @@ async def add_files(
                 received = await albums.store_media(prepared)
             except AlbumFull:
                 limit = albums.settings.max_album_items
-                reason = f"The album holds at most {limit} photos and videos (MAX_ALBUM_ITEMS)."
+                reason = _(
+                    "The album holds at most %(limit)d photos and videos (MAX_ALBUM_ITEMS)."
+                ) % {"limit": limit}
                 result.skipped.append(Skipped(name, reason))
             except UserError as e:
-                result.skipped.append(Skipped(name, str(e)))
+                # A refusal from bot/media is an English constant, translated here.
+                result.skipped.append(Skipped(name, _(str(e))))
             except OSError as e:
-                result.skipped.append(Skipped(name, f"It could not be read ({e.strerror or e})."))
+                result.skipped.append(
+                    Skipped(
+                        name, _("It could not be read (%(error)s).") % {"error": e.strerror or e}
+                    )
+                )
             except Exception as e:  # one odd file must not cost the traveller the others
                 log.debug("Reading %s failed", name, exc_info=True)
-                result.skipped.append(Skipped(name, f"It could not be read ({type(e).__name__})."))
+                result.skipped.append(
+                    Skipped(
+                        name, _("It could not be read (%(error)s).") % {"error": type(e).__name__}
+                    )
+                )
             else:
                 if prepared.known is not None or received.duplicate:
                     result.known += 1

@@ -11,6 +11,7 @@ from google.genai import types
 
 from bot.errors import ModelBlocked, ModelEmptyAnswer, ModelError, ModelUnavailable
 from bot.gemini.failures import retry_delay
+from bot.i18n import _
 from bot.model import ModelAnswer, TokenUsage
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class StreamState:
         if self.finish_reason in BLOCK_REASONS:
             raise ModelBlocked(_blocked_message(self.finish_reason), self.finish_reason)
         if not self.text.strip():
-            raise ModelEmptyAnswer("Gemini returned an empty answer. Please try again.")
+            raise ModelEmptyAnswer(_("Gemini returned an empty answer. Please try again."))
         content = types.Content(role="model", parts=_merge_parts(self.parts))
         raw = json.dumps(content.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
         return ModelAnswer(
@@ -112,26 +113,33 @@ def _name(value: object) -> str:
 
 def _blocked_message(reason: str) -> str:
     if reason == "RECITATION":
-        return (
+        return _(
             "Gemini stopped because its answer came too close to text published elsewhere. "
             "Please ask again, perhaps in other words."
         )
     if reason in ("SAFETY", "PROHIBITED_CONTENT", "IMAGE_SAFETY", "BLOCKLIST", "SPII"):
-        return "Gemini declined to answer this for safety reasons. Please rephrase the request."
-    return "Gemini declined to answer this. Please rephrase the request."
+        return _("Gemini declined to answer this for safety reasons. Please rephrase the request.")
+    return _("Gemini declined to answer this. Please rephrase the request.")
 
 
 def user_error(e: genai_errors.APIError, shown: bool) -> ModelError:
     if e.code == 429:
         delay = retry_delay(e)
-        wait = f" in about {int(delay) + 1} seconds" if delay else " in a minute"
-        return ModelUnavailable(f"Gemini is busy right now. Please try again{wait}.", delay)
+        if delay:
+            busy = _("Gemini is busy right now. Please try again in about %(seconds)d seconds.") % {
+                "seconds": int(delay) + 1
+            }
+        else:
+            busy = _("Gemini is busy right now. Please try again in a minute.")
+        return ModelUnavailable(busy, delay)
     if e.code is not None and e.code >= 500:
         if shown:
-            return ModelUnavailable("Gemini failed while answering. Please ask again.")
-        return ModelUnavailable("Gemini is having trouble right now. Please try again in a minute.")
+            return ModelUnavailable(_("Gemini failed while answering. Please ask again."))
+        return ModelUnavailable(
+            _("Gemini is having trouble right now. Please try again in a minute.")
+        )
     if e.code in (401, 403) or (e.code == 400 and "API_KEY" in str(e.details)):
         log.error("Gemini refused the API key or access: %s %s", e.code, e.status)
-        return ModelError("The bot's Gemini access is not working. Please tell the bot's owner.")
+        return ModelError(_("The bot's Gemini access is not working. Please tell the bot's owner."))
     log.error("Gemini refused the request: %s %s %s", e.code, e.status, e.message)
-    return ModelError("Gemini could not handle this request. Please try rephrasing it.")
+    return ModelError(_("Gemini could not handle this request. Please try rephrasing it."))

@@ -26,6 +26,7 @@ from bot.gemini.failures import (
     transport_errors,
 )
 from bot.gemini.uploads import MediaUploader, PreparedMedia
+from bot.i18n import _
 from bot.model import (
     AUDIO_TYPES,
     IMAGE_TYPES,
@@ -36,6 +37,7 @@ from bot.model import (
     ModelRequest,
     TokenUsage,
 )
+from bot.service.words import shown_label
 from storage.protocols import ContextCacheStore, UploadStore
 from storage.records import CachedContext, Upload
 
@@ -108,7 +110,10 @@ class GeminiModel:
         refs = request.media()
         for ref in refs:
             if not self.accepts(ref.mime_type):
-                raise ModelError(f"Gemini cannot read {ref.label} ({ref.mime_type}).")
+                raise ModelError(
+                    _("Gemini cannot read %(item)s (%(type)s).")
+                    % {"item": shown_label(ref.label), "type": ref.mime_type}
+                )
         # Filled in place when files are uploaded again, so a cache made later finds them.
         ready = _ready(await self.uploads.prepare(refs, listener.status))
         cache = await self.caches.attach(request)
@@ -180,8 +185,10 @@ class GeminiModel:
             except transport_errors() as e:
                 if is_timeout(e):
                     raise ModelUnavailable(
-                        "Gemini took too long to answer. Please try again; a shorter request "
-                        "may help."
+                        _(
+                            "Gemini took too long to answer. Please try again; a shorter request "
+                            "may help."
+                        )
                     ) from e
                 if not progress.shown and attempt + 1 < self.attempts:
                     attempt += 1
@@ -189,10 +196,13 @@ class GeminiModel:
                     continue
                 if progress.shown:
                     raise ModelUnavailable(
-                        "The connection to Gemini broke while it was answering. Please ask again."
+                        _(
+                            "The connection to Gemini broke while it was answering. "
+                            "Please ask again."
+                        )
                     ) from e
                 raise ModelUnavailable(
-                    "I could not reach Gemini. Please try again in a minute."
+                    _("I could not reach Gemini. Please try again in a minute.")
                 ) from e
 
     async def _once(
@@ -228,9 +238,9 @@ def _ready(prepared: PreparedMedia) -> dict[str, Upload]:
     """The uploads, once none was refused: a refused file fails the request before any paid
     call, naming every such file so the conversation can leave them out."""
     if prepared.failed:
-        names = ", ".join(f"{ref.label} ({reason})" for ref, reason in prepared.failed)
+        names = ", ".join(f"{shown_label(ref.label)} ({reason})" for ref, reason in prepared.failed)
         raise MediaNotProcessed(
-            f"Gemini could not process {names}.",
+            _("Gemini could not process %(items)s.") % {"items": names},
             {ref.key: reason for ref, reason in prepared.failed},
         )
     return dict(prepared.ready)

@@ -15,6 +15,7 @@ from google.genai import types
 
 from bot.errors import ModelUnavailable
 from bot.gemini.failures import is_transient, transport_errors
+from bot.i18n import _
 from bot.model import MediaRef
 from storage.protocols import UploadStore
 from storage.records import Upload
@@ -183,13 +184,15 @@ class MediaUploader:
             except genai_errors.APIError as e:
                 if not is_transient(e) or attempt + 1 >= self.attempts:
                     raise ModelUnavailable(
-                        "Gemini's file service is not accepting uploads right now. "
-                        "Please try again in a few minutes."
+                        _(
+                            "Gemini's file service is not accepting uploads right now. "
+                            "Please try again in a few minutes."
+                        )
                     ) from e
             except transport_errors() as e:
                 if attempt + 1 >= self.attempts:
                     raise ModelUnavailable(
-                        "I could not reach Gemini's file service. Please try again in a minute."
+                        _("I could not reach Gemini's file service. Please try again in a minute.")
                     ) from e
             await asyncio.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
@@ -202,7 +205,7 @@ class _Progress:
         self.on_status = on_status
         self.videos = [r for r in refs if r.is_video]
         self.photos = len(refs) - len(self.videos)  # voice notes are quick, like photos
-        self.what = "photos and voice notes" if any(r.is_audio for r in refs) else "photos"
+        self.with_audio = any(r.is_audio for r in refs)
         self.done_photos = 0
         self.done_videos = 0
 
@@ -210,9 +213,17 @@ class _Progress:
         parts = []
         if self.videos:
             current = min(self.done_videos + 1, len(self.videos))
-            parts.append(f"Processing video {current} of {len(self.videos)}…")
+            parts.append(
+                _("Processing video %(current)d of %(total)d…")
+                % {"current": current, "total": len(self.videos)}
+            )
         if self.photos:
-            parts.append(f"Preparing {self.what} for Gemini: {self.done_photos} of {self.photos}…")
+            preparing = (
+                _("Preparing photos and voice notes for Gemini: %(done)d of %(total)d…")
+                if self.with_audio
+                else _("Preparing photos for Gemini: %(done)d of %(total)d…")
+            )
+            parts.append(preparing % {"done": self.done_photos, "total": self.photos})
         return " ".join(parts)
 
     async def announce(self) -> None:

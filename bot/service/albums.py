@@ -406,7 +406,7 @@ def classify(incoming: IncomingMedia) -> MediaKind:
 def safe_file_name(name: str | None) -> str:
     """A file name fit to show: no folders, no control characters, not too long."""
     base = bare_file_name(name)
-    return f"'{base[:60]}'" if base else "this file"
+    return f"'{base[:60]}'" if base else _("this file")
 
 
 def bare_file_name(name: str | None) -> str | None:

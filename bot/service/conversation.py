@@ -12,6 +12,7 @@ from typing import Protocol
 
 import prompts
 from bot.errors import BudgetExceeded, MediaNotProcessed, ModelBlocked, ModelError, NothingToDo
+from bot.i18n import _
 from bot.model import Listener, ModelRequest, TokenUsage
 from bot.service import context
 from bot.service.base import AlbumServiceBase
@@ -24,7 +25,7 @@ from bot.service.story import (
     preview_markdown,
     story_from_markdown,
 )
-from bot.service.words import count
+from bot.service.words import counted, shown_label
 from storage.records import Album, Exchange, Item, NewExchange, Note, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class ConversationService(AlbumServiceBase):
             # Lists of famous places can come too close to published text: ask again for
             # descriptions in the model's own words.
             log.info("Landmarks answer blocked for recitation; asking again in other words")
-            await progress.status("Rephrasing the list of places…")
+            await progress.status(_("Rephrasing the list of places…"))
             retry = _Turn("landmarks", prompts.render("landmarks_again"))
             return await self._ask(asker, retry, progress)
 
@@ -121,7 +122,10 @@ class ConversationService(AlbumServiceBase):
         album = await self.albums.current(chat_id)
         stories = [e for e in await self.conversation.exchanges(album.id) if e.kind == "story"]
         if not stories:
-            raise NothingToDo(f"There is no story of '{album.name}' yet. Write it with /story.")
+            raise NothingToDo(
+                _("There is no story of '%(album)s' yet. Write it with /story.")
+                % {"album": album.name}
+            )
         items = context.in_time_order(
             [i for i in await self.media.items(album.id) if not i.model_failed]
         )
@@ -182,8 +186,10 @@ class ConversationService(AlbumServiceBase):
             video = videos[-1] if videos else None
         if video is None:
             raise NothingToDo(
-                "There is no video in this album yet. Send the clip, then /sametrip "
-                "(or reply to the video with /sametrip)."
+                _(
+                    "There is no video in this album yet. Send the clip, then /sametrip "
+                    "(or reply to the video with /sametrip)."
+                )
             )
         prompt = prompts.render("sametrip", label=video.label)
         return await self._ask(asker, _Turn("sametrip", prompt, video, "/sametrip"), progress)
@@ -205,21 +211,27 @@ class ConversationService(AlbumServiceBase):
         kind = turn.kind
         album = await self.albums.current(asker.chat_id)
         if waiting := self.copies.waiting(album.id):
-            await progress.status(f"Getting {count(waiting, 'photo')} ready…")
+            await progress.status(
+                _("Getting %(photos)s ready…") % {"photos": counted(waiting, "photo")}
+            )
             await self.copies.ready(album.id)
         items = await self.media.items(album.id)
         notes = await self.media.notes(album.id)
         if not items and not notes:
             raise NothingToDo(
-                f"The album '{album.name}' is empty. Send me some photos or videos of the trip "
-                "first."
+                _(
+                    "The album '%(album)s' is empty. Send me some photos or videos of the trip "
+                    "first."
+                )
+                % {"album": album.name}
             )
         await self._check_budget(asker)
 
         notices: list[str] = []
         if kind == "story":  # the story says what it leaves out, however long ago it failed
             notices += [
-                f"I left out {context.media_label(i)}: {i.model_failed}."
+                _("I left out %(item)s: %(reason)s.")
+                % {"item": shown_label(context.media_label(i)), "reason": i.model_failed}
                 for i in items
                 if i.model_failed
             ]
@@ -250,7 +262,7 @@ class ConversationService(AlbumServiceBase):
             except StoryFormatError as e:
                 log.warning("Unusable story from the model: %s", e)
                 raise ModelError(
-                    "Gemini's story came back garbled. Please try /story again."
+                    _("Gemini's story came back garbled. Please try /story again.")
                 ) from e
         await self.conversation.add(
             NewExchange(
@@ -302,8 +314,8 @@ class ConversationService(AlbumServiceBase):
             if reason is not None:
                 await self.media.mark_model_failed(item.id, reason)
                 notices.append(
-                    f"Gemini could not process {context.media_label(item)} ({reason}), "
-                    "so I left it out."
+                    _("Gemini could not process %(item)s (%(reason)s), so I left it out.")
+                    % {"item": shown_label(context.media_label(item)), "reason": reason}
                 )
         if not notices:
             raise refused  # none of the album's files: asking again would not help
@@ -317,8 +329,11 @@ class ConversationService(AlbumServiceBase):
         used = await self.usage.user_totals(asker.user_id, since.isoformat(timespec="seconds"))
         if used.total_tokens >= budget:
             raise BudgetExceeded(
-                f"You have used today's allowance of {budget:,} Gemini tokens. "
-                "It renews at midnight UTC; /usage shows the details."
+                _(
+                    "You have used today's allowance of %(budget)s Gemini tokens. "
+                    "It renews at midnight UTC; /usage shows the details."
+                )
+                % {"budget": f"{budget:,}"}
             )
 
     async def _record_usage(self, asker: Asker, album: Album, kind: str, usage: TokenUsage) -> None:
@@ -348,4 +363,6 @@ def _read_story(exchange: Exchange, items: list[Item]) -> Story:
     try:
         return _parse(exchange.answer_text, items)
     except StoryFormatError as e:
-        raise NothingToDo("The last story cannot be read back; write a new one with /story.") from e
+        raise NothingToDo(
+            _("The last story cannot be read back; write a new one with /story.")
+        ) from e

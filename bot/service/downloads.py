@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.errors import MediaRejected
+from bot.i18n import _
 from bot.service.albums import Fetch
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def retrying(
                     await sleep(FIRST_PAUSE * 2**n)
         # Raised outside the handler on purpose: no chained exception carries a URL along.
         raise MediaRejected(
-            f"I could not download this file from {source}. Please send it again.",
+            _("I could not download this file from %(source)s. Please send it again.")
+            % {"source": source},
             reason="download_failed",
         )
 

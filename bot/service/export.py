@@ -31,7 +31,7 @@ from bot.i18n import _, is_rtl, ngettext
 from bot.media.images import web_image
 from bot.service.markdown import page_html
 from bot.service.story import Story, quote_voice_notes
-from bot.service.words import counted
+from bot.service.words import counted, shown_label
 from storage.protocols import BlobStore
 from storage.records import Item
 
@@ -58,10 +58,10 @@ class _Media:
     def label(self) -> str:
         """'photo 3', or '▶ video 4 · 0:04' with the length when known."""
         if self.video is None:
-            return self.item.label
+            return shown_label(self.item.label)
         duration = self.item.media.facts.duration
         length = f" · {_clock(duration)}" if duration else ""
-        return f"▶ {self.item.label}{length}"
+        return f"▶ {shown_label(self.item.label)}{length}"
 
 
 @dataclass(frozen=True)

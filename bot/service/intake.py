@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.errors import MediaRejected
+from bot.i18n import N_
 from bot.media.audio import MODEL_COPY_MIME, encode_for_model, probe_audio
 from bot.media.exif import read_photo_facts
 from bot.media.images import check_decodes, prepare_for_model, probe_image
@@ -63,16 +64,17 @@ def make_model_copy(source: Path, blobs: BlobStore, limits: PhotoLimits) -> tupl
     return blobs.put_bytes(prepared.jpeg)
 
 
+_VIDEO_FORMAT = N_("This video format is not one Gemini reads. Please send MP4, MOV, 3GP or WebM.")
+
+
 def process_video(temp: Path, blobs: BlobStore, origin: Origin) -> Media:
     """Check a video, read its container metadata and store it; the model gets the file itself."""
     try:
         info = probe_video(temp)
         mime = info.mime_type or origin.mime_type or "video/mp4"
         if mime not in VIDEO_MIME_BY_CONTAINER.values():
-            raise MediaRejected(
-                "This video format is not one Gemini reads. Please send MP4, MOV, 3GP or WebM.",
-                reason="unsupported",
-            )
+            # Made in a worker thread: an English constant, translated where it is said.
+            raise MediaRejected(_VIDEO_FORMAT, reason="unsupported")
         facts = _with_place(read_video_facts(temp))
         sha, size = blobs.adopt(temp)
     finally:

@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from bot.service.words import clock
+from bot.i18n import _
+from bot.service.words import clock, shown_label
 from storage.records import Item
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def _from_data(data: dict[str, Any], items: Sequence[Item]) -> Story:
         repairs.append(f"placed uncited items {missing} by time")
         sections = _place_missing(sections, missing, order)
     story = Story(
-        title=_text(data.get("title")) or "Our trip",
+        title=_text(data.get("title")) or _("Our trip"),
         intro=_text(data.get("intro")),
         sections=tuple(sections),
         closing=_text(data.get("closing")),
@@ -209,7 +210,7 @@ def voice_note_quote(item: Item) -> str:
     details = ", ".join(
         filter(None, [clock(duration) if duration else "", item.media.origin.sender_name or ""])
     )
-    return f"🎙 *{item.label}*" + (f" ({details})" if details else "")
+    return f"🎙 *{shown_label(item.label)}*" + (f" ({details})" if details else "")
 
 
 def _place_missing(sections: list[Section], missing: list[int], order: list[int]) -> list[Section]:

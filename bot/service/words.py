@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from bot.i18n import ngettext
+import re
+
+from bot.i18n import N_, _, ngettext
+
+# Items are labelled in English ("photo 3") for the model, which names them so in its answers
+# and the code parses that back; the traveller reads them in their language.
+_LABELS = {
+    "photo": N_("photo %(number)d"),
+    "video": N_("video %(number)d"),
+    "voice note": N_("voice note %(number)d"),
+}
+_LABEL = re.compile(r"^(photo|video|voice note) (\d+)")
 
 
 def count(number: int, noun: str, plural: str | None = None) -> str:
@@ -24,6 +35,14 @@ def counted(number: int, kind: str) -> str:
     else:
         raise ValueError(f"unknown kind {kind!r}")
     return text % {"count": number}
+
+
+def shown_label(label: str) -> str:
+    """An item's label for the traveller: 'photo 3 (beach.jpg)' -> 'фото 3 (beach.jpg)'."""
+    match = _LABEL.match(label)
+    if match is None:
+        return label
+    return _(_LABELS[match[1]]) % {"number": int(match[2])} + label[match.end() :]
 
 
 def clock(seconds: float) -> str:

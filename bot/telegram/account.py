@@ -7,10 +7,9 @@ import html
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from bot.i18n import _, ngettext
+from bot.i18n import N_, _, ngettext
 from bot.service.records import ChatFootprint
 from bot.service.usage import Prices, UsageLine
-from bot.service.words import count
 from bot.telegram.runtime import runtime
 
 
@@ -21,14 +20,18 @@ async def usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     report = await runtime(context).services.usage.report(user.id)
     lines = [
-        "<b>Your Gemini usage</b>",
-        f"Today: {_line(report.today)}",
-        f"This month: {_line(report.month)}",
+        "<b>" + _("Your Gemini usage") + "</b>",
+        _("Today: %(usage)s") % {"usage": _line(report.today)},
+        _("This month: %(usage)s") % {"usage": _line(report.month)},
     ]
     if report.daily_budget:
         left = max(0, report.daily_budget - report.today.totals.total_tokens)
-        lines.append(f"Daily allowance: {report.daily_budget:,} tokens, {left:,} left today.")
-    lines.append(f"<i>{_prices_assumed(report.prices)} Days are UTC.</i>")
+        lines.append(
+            _("Daily allowance: %(budget)s tokens, %(left)s left today.")
+            % {"budget": f"{report.daily_budget:,}", "left": f"{left:,}"}
+        )
+    utc = _("Days are UTC.")
+    lines.append(f"<i>{_prices_assumed(report.prices)} {utc}</i>")
     await message.reply_html("\n".join(lines))
 
 
@@ -39,13 +42,14 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     rt = runtime(context)
     if not rt.services.settings.admins.allows(user.id, user.username):
-        await message.reply_text("Only the bot's admins (ADMIN_USERS) can see everyone's usage.")
+        await message.reply_text(_("Only the bot's admins (ADMIN_USERS) can see everyone's usage."))
         return
     today, month = await rt.services.usage.per_user()
-    lines = ["<b>Usage by user</b> (UTC)", "", "<b>Today</b>"]
-    lines += [f"{_who(u)}: {_line(line)}" for u, line in today] or ["nothing yet"]
-    lines += ["", "<b>This month</b>"]
-    lines += [f"{_who(u)}: {_line(line)}" for u, line in month] or ["nothing yet"]
+    nothing = _("nothing yet")
+    lines = ["<b>" + _("Usage by user") + "</b> (UTC)", "", "<b>" + _("Today") + "</b>"]
+    lines += [f"{_who(u)}: {_line(line)}" for u, line in today] or [nothing]
+    lines += ["", "<b>" + _("This month") + "</b>"]
+    lines += [f"{_who(u)}: {_line(line)}" for u, line in month] or [nothing]
     await message.reply_html("\n".join(lines[:120]))
 
 
@@ -113,37 +117,56 @@ def _held(held: ChatFootprint) -> dict[str, str]:
 
 def _line(line: UsageLine) -> str:
     t = line.totals
-    heard = f", of which {t.audio_tokens:,} hearing voice notes" if t.audio_tokens else ""
-    cached = f", {t.cached_tokens:,} of them cached" if t.cached_tokens else ""
-    return (
-        f"{count(t.calls, 'request')}, {t.total_tokens:,} tokens "
-        f"({t.prompt_tokens:,} in{heard}{cached}, {t.output_tokens:,} out)"
-        + (f" ≈ ${line.cost:.4f}" if line.cost is not None else "")
-    )
+    detail = [_("%(tokens)s in") % {"tokens": f"{t.prompt_tokens:,}"}]
+    if t.audio_tokens:
+        detail.append(
+            _("of which %(tokens)s hearing voice notes") % {"tokens": f"{t.audio_tokens:,}"}
+        )
+    if t.cached_tokens:
+        detail.append(_("%(tokens)s of them cached") % {"tokens": f"{t.cached_tokens:,}"})
+    detail.append(_("%(tokens)s out") % {"tokens": f"{t.output_tokens:,}"})
+    requests = ngettext("%(count)d request", "%(count)d requests", t.calls) % {"count": t.calls}
+    return _("%(requests)s, %(tokens)s tokens (%(detail)s)") % {
+        "requests": requests,
+        "tokens": f"{t.total_tokens:,}",
+        "detail": ", ".join(detail),
+    } + (f" ≈ ${line.cost:.4f}" if line.cost is not None else "")
 
 
 def _prices_assumed(prices: Prices) -> str:
     """The prices costs assume: the model's list price on a day, or the operator's own."""
     model = html.escape(prices.model)
     if prices.input is None or prices.cached_input is None or prices.output is None:
-        return (
-            f"No cost estimate: there is no list price for {model} here; the bot's operator can "
+        return _(
+            "No cost estimate: there is no list price for %(model)s here; the bot's operator can "
             "set PRICE_INPUT_PER_MILLION, PRICE_CACHED_INPUT_PER_MILLION and "
             "PRICE_OUTPUT_PER_MILLION."
-        )
-    figures = (
-        f"Costs are estimates at ${prices.input:g} input, ${prices.cached_input:g} cached input "
-        f"and ${prices.output:g} output per million tokens"
-    )
+        ) % {"model": model}
+    figures = _(
+        "Costs are estimates at $%(input)s input, $%(cached)s cached input "
+        "and $%(output)s output per million tokens"
+    ) % {
+        "input": f"{prices.input:g}",
+        "cached": f"{prices.cached_input:g}",
+        "output": f"{prices.output:g}",
+    }
     if len(prices.set_by_operator) == 3:
-        return f"{figures}, prices set by the bot's operator."
-    source = f"{model}'s list price on {prices.on.isoformat()}"
+        return _("%(figures)s, prices set by the bot's operator.") % {"figures": figures}
+    source = _("%(model)s's list price on %(day)s") % {
+        "model": model,
+        "day": prices.on.isoformat(),
+    }
     if prices.listed_until is not None:
-        source += f", until {prices.listed_until.isoformat()}"
+        source += _(", until %(day)s") % {"day": prices.listed_until.isoformat()}
     if prices.set_by_operator:
-        source += f" ({' and '.join(prices.set_by_operator)} set by the bot's operator)"
-    return f"{figures}: {source}."
+        which = _(" and ").join(_(_PRICE_NAMES[name]) for name in prices.set_by_operator)
+        source += " " + _("(%(which)s set by the bot's operator)") % {"which": which}
+    return _("%(figures)s: %(source)s.") % {"figures": figures, "source": source}
+
+
+# The prices PRICE_* can set, as bot/service/usage.py names them.
+_PRICE_NAMES = {"input": N_("input"), "cached input": N_("cached input"), "output": N_("output")}
 
 
 def _who(user_id: int | None) -> str:
-    return html.escape(str(user_id)) if user_id is not None else "unknown"
+    return html.escape(str(user_id)) if user_id is not None else _("unknown")

@@ -22,6 +22,7 @@ from bot.i18n import _, is_rtl
 from bot.service.media_files import MediaFiles
 from bot.service.records import Item
 from bot.service.story import Section, Story, quote_voice_notes
+from bot.service.words import shown_label
 from bot.telegram.formatting import (
     TELEGRAM_CAPTION_LIMIT,
     html_visible_length,
@@ -180,7 +181,7 @@ async def _post_section(
             log.warning("Could not post media of a section: %s", type(e).__name__)
             if index == 0 and caption is not None:
                 await send_markdown(bot, chat_id, text)
-            labels = ", ".join(item.label for item in group)
+            labels = ", ".join(shown_label(item.label) for item in group)
             await bot.send_message(
                 chat_id, _("(%(labels)s: could not be posted here.)") % {"labels": labels}
             )

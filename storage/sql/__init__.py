@@ -12,7 +12,7 @@ from pathlib import Path
 
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore, Storage
-from storage.sql.album_store import SqlAlbumStore
+from storage.sql.album_store import DEFAULT_ALBUM_NAME, NameFor, SqlAlbumStore
 from storage.sql.cache_store import SqlContextCacheStore
 from storage.sql.conversation_store import SqlConversationStore
 from storage.sql.database import Database, PostgresDatabase, SqliteDatabase, postgres_url
@@ -24,23 +24,41 @@ from storage.sql.upload_store import SqlUploadStore
 from storage.sql.usage_store import SqlUsageStore
 
 
-async def open_sqlite(db_path: Path, media_root: Path, blobs: BlobStore | None = None) -> Storage:
+async def open_sqlite(
+    db_path: Path,
+    media_root: Path,
+    blobs: BlobStore | None = None,
+    new_album_name: NameFor = lambda: DEFAULT_ALBUM_NAME,
+) -> Storage:
     """Open (creating and migrating) the database file; media in `blobs` (prepared), else in
-    the media folder under `media_root`."""
+    the media folder under `media_root`; a chat's first album is named `new_album_name()`."""
     # The update inbox writes for every update: its own connection (and thread), so it never
     # waits behind an album's transaction.
-    return await _open(SqliteDatabase(db_path), SqliteDatabase(db_path), media_root, blobs)
+    return await _open(
+        SqliteDatabase(db_path), SqliteDatabase(db_path), media_root, blobs, new_album_name
+    )
 
 
-async def open_postgres(url: str, media_root: Path, blobs: BlobStore | None = None) -> Storage:
+async def open_postgres(
+    url: str,
+    media_root: Path,
+    blobs: BlobStore | None = None,
+    new_album_name: NameFor = lambda: DEFAULT_ALBUM_NAME,
+) -> Storage:
     """Open (migrating) the PostgreSQL database at a postgresql:// address; media in `blobs`
-    (prepared), else in the media folder under `media_root`."""
+    (prepared), else in the media folder under `media_root`; first albums as open_sqlite."""
     address = postgres_url(url)
-    return await _open(PostgresDatabase(address), PostgresDatabase(address, 1), media_root, blobs)
+    return await _open(
+        PostgresDatabase(address), PostgresDatabase(address, 1), media_root, blobs, new_album_name
+    )
 
 
 async def _open(
-    db: Database, inbox_db: Database, media_root: Path, blobs: BlobStore | None
+    db: Database,
+    inbox_db: Database,
+    media_root: Path,
+    blobs: BlobStore | None,
+    new_album_name: NameFor,
 ) -> Storage:
     await db.open()
     try:
@@ -59,7 +77,7 @@ async def _open(
         await asyncio.to_thread(blobs.pins.close)
 
     return Storage(
-        albums=SqlAlbumStore(db),
+        albums=SqlAlbumStore(db, new_album_name),
         media=SqlMediaStore(db),
         conversation=SqlConversationStore(db),
         usage=SqlUsageStore(db),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -20,6 +22,9 @@ from storage.sql.rows import Row, every, one, record
 from storage.sql.tables import albums, chats, exchanges, items, notes
 
 DEFAULT_ALBUM_NAME = "My trip"
+# The name a chat's first album gets, asked when it is made (the bot's says it in the chat's
+# language).
+NameFor = Callable[[], str]
 
 _CHAT: BindParameter[int] = bindparam("chat")
 _ALBUM: BindParameter[int] = bindparam("album")
@@ -57,8 +62,9 @@ _RENAME = (
 class SqlAlbumStore:
     """Chats' albums. Every lookup takes the chat id, so one chat can never reach another's."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, new_album_name: NameFor = lambda: DEFAULT_ALBUM_NAME) -> None:
         self.db = db
+        self.new_album_name = new_album_name
         # Sets a chat's current album; on PostgreSQL the row it leaves is locked until commit.
         upsert = db.insert(chats).values(
             chat_id=_CHAT, current_album_id=_ALBUM, created_at=bindparam("stamp")
@@ -87,14 +93,15 @@ class SqlAlbumStore:
         found = await self.db.read(_current, chat_id)
         if found is not None:
             return found
-        return await self.db.write(self._current_or_new, chat_id)
+        # Named here, in the caller's task: the write may run in another thread.
+        return await self.db.write(self._current_or_new, chat_id, self.new_album_name())
 
-    def _current_or_new(self, conn: Connection, chat_id: int) -> Album:
+    def _current_or_new(self, conn: Connection, chat_id: int, name: str) -> Album:
         # Looked again, with the chat's row locked: another task or process may have won.
         stamp = now_iso()
         conn.execute(self._claim_chat, {"chat": chat_id, "stamp": stamp})
         conn.execute(self._lock_chat, {"chat": chat_id})
-        return _current(conn, chat_id) or self._create(conn, chat_id, DEFAULT_ALBUM_NAME)
+        return _current(conn, chat_id) or self._create(conn, chat_id, name)
 
     async def create(self, chat_id: int, name: str) -> Album:
         """Start a new album and make it the chat's current one."""
