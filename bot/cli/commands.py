@@ -91,10 +91,10 @@ async def write_story(
         prepared = await _prepare(services, folder, recursive, bars, fresh)
         asker = Asker(prepared.chat_id, LOCAL_USER, language_code=language)
         writing = bars.stage("Writing the story", None)
-        reply = await services.talk.story(asker, wish, Steps(writing, "Writing the story"))
+        reply = await services.conversation.story(asker, wish, Steps(writing, "Writing the story"))
         writing.finish()
         _give_back_memory()  # reading and copies left a fragmented heap; the export is big
-        export = await services.talk.export(prepared.chat_id, language)
+        export = await services.conversation.export(prepared.chat_id, language)
         saving = bars.stage("Saving the page and the zip", len(export.files))
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         files: dict[str, Path] = {}
@@ -122,7 +122,7 @@ async def ask(
         prepared = await _prepare(services, folder, recursive, bars)
         asker = Asker(prepared.chat_id, LOCAL_USER, language_code=language)
         thinking = bars.stage("Thinking", None)
-        reply = await services.talk.ask(asker, question, Steps(thinking, "Thinking"))
+        reply = await services.conversation.ask(asker, question, Steps(thinking, "Thinking"))
         thinking.finish()
         return AskResult(prepared, reply.text, reply.notices)
 

@@ -217,7 +217,7 @@ async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is None or message is None:
         return
     rt = runtime(context)
-    album, cleared = await rt.services.talk.reset(chat.id)
+    album, cleared = await rt.services.conversation.reset(chat.id)
     if not cleared:
         await message.reply_text(
             _("There is no conversation to clear in “%(album)s”.") % {"album": album.name}

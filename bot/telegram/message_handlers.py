@@ -79,7 +79,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         addressed=addressed,
         replied_to_bot=_replies_to_bot(message, context.bot.id),
         replied_to_media=replied is not None and carries_media(replied),
-        in_conversation=lambda: rt.services.talk.has_conversation(chat.id),
+        in_conversation=lambda: rt.services.conversation.has_conversation(chat.id),
     )
     if intent is TextIntent.IGNORE:
         return

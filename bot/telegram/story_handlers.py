@@ -37,7 +37,7 @@ async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: 
     who = asker(update)
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.story(who, wish, progress)
+        return await rt.services.conversation.story(who, wish, progress)
 
     await _answer(update, context, run, _("✍️ Writing the story of your trip…"), None, rich=True)
 
@@ -48,7 +48,7 @@ async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     who = asker(update)
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.landmarks(who, progress)
+        return await rt.services.conversation.landmarks(who, progress)
 
     await _answer(update, context, run, _("🗺 Looking for the places you missed…"), None)
 
@@ -59,7 +59,7 @@ async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     assert chat is not None
     rt = runtime(context)
     try:
-        _, story, _ = await rt.services.talk.latest_story(chat.id)
+        _, story, _ = await rt.services.conversation.latest_story(chat.id)
     except UserError as e:
         await context.bot.send_message(chat.id, str(e))
         return
@@ -75,7 +75,7 @@ async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     # A long trip's pages take a while to build: the chat shows "sending a file" meanwhile.
     async with showing(context.bot, chat.id, ChatAction.UPLOAD_DOCUMENT):
         try:
-            export = await rt.services.talk.export(
+            export = await rt.services.conversation.export(
                 chat.id, user.language_code if user else None, BOT_UPLOAD_LIMIT
             )
         except UserError as e:
@@ -116,7 +116,7 @@ async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     replied = message.reply_to_message if message is not None else None
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.same_trip(
+        return await rt.services.conversation.same_trip(
             who, progress, replied.message_id if replied else None
         )
 
@@ -134,7 +134,7 @@ async def answer_question(
     who = asker(update)
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.ask(who, question, progress, replied_message_id)
+        return await rt.services.conversation.ask(who, question, progress, replied_message_id)
 
     await _answer(update, context, run, _("💭 Thinking…"), None)
 
