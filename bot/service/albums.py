@@ -104,10 +104,6 @@ class AlbumService(AlbumServiceBase):
 
     # Media -------------------------------------------------------------------------------
 
-    async def receive_media(self, incoming: IncomingMedia, fetch: Fetch) -> Received:
-        """Store one photo, video or voice note in the chat's album; committed before returning."""
-        return await self.store_media(await self.prepare_media(incoming, fetch))
-
     async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> Prepared:
         """Check, download and process a file; safe to run for several files at once."""
         album = await self.storage.albums.current(incoming.chat_id)

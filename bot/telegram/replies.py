@@ -184,7 +184,7 @@ class ChatProgress:
         """Show the answer written so far (its last screenful)."""
         self._push(so_far, markdown=True)
 
-    async def finish(self, markdown: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
+    async def finish(self, markdown: str) -> None:
         """Deliver the finished answer; in groups the placeholder becomes its first part."""
         await self._stop_updates()
         await send_markdown(
@@ -193,7 +193,6 @@ class ChatProgress:
             markdown,
             reply_to=self.reply_to,
             edit_message_id=self.message_id,
-            reply_markup=reply_markup,
         )
 
     async def release(self) -> int | None:

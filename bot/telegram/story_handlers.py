@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram import InputFile, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -39,7 +39,7 @@ async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: 
     async def run(progress: Progress) -> Reply:
         return await rt.services.conversation.story(who, wish, progress)
 
-    await _answer(update, context, run, _("✍️ Writing the story of your trip…"), None, rich=True)
+    await _answer(update, context, run, _("✍️ Writing the story of your trip…"), rich=True)
 
 
 async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -50,7 +50,7 @@ async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     async def run(progress: Progress) -> Reply:
         return await rt.services.conversation.landmarks(who, progress)
 
-    await _answer(update, context, run, _("🗺 Looking for the places you missed…"), None)
+    await _answer(update, context, run, _("🗺 Looking for the places you missed…"))
 
 
 async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -120,7 +120,7 @@ async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             who, progress, replied.message_id if replied else None
         )
 
-    await _answer(update, context, run, _("🔎 Comparing the video with your photos…"), None)
+    await _answer(update, context, run, _("🔎 Comparing the video with your photos…"))
 
 
 async def answer_question(
@@ -136,7 +136,7 @@ async def answer_question(
     async def run(progress: Progress) -> Reply:
         return await rt.services.conversation.ask(who, question, progress, replied_message_id)
 
-    await _answer(update, context, run, _("💭 Thinking…"), None)
+    await _answer(update, context, run, _("💭 Thinking…"))
 
 
 async def _answer(
@@ -144,7 +144,6 @@ async def _answer(
     context: ContextTypes.DEFAULT_TYPE,
     run: Run,
     placeholder: str,
-    markup: InlineKeyboardMarkup | None,
     *,
     rich: bool = False,
 ) -> None:
@@ -192,7 +191,7 @@ async def _answer(
                     language=user.language_code if user is not None else None,
                 )
             else:
-                await progress.finish(reply.text, reply_markup=markup)
+                await progress.finish(reply.text)
         except TelegramError:
             # The answer is stored; say so rather than apologise as if nothing happened.
             log.exception("Telegram would not take the answer in chat %s", chat.id)
