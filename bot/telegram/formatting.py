@@ -51,7 +51,7 @@ def html_visible_length(html: str) -> int:
 
 def markdown_to_html(md: str) -> str:
     """Render model Markdown as Telegram HTML that always parses."""
-    return _Chat().render(parse(md))
+    return _HtmlWriter().render(parse(md))
 
 
 def to_plain(md: str) -> str:
@@ -116,7 +116,7 @@ class _Open:
 _INLINE_TAGS = {"em_open": "i", "strong_open": "b", "s_open": "s"}
 
 
-class _Chat:
+class _HtmlWriter:
     """One walk over the tokens, writing Telegram's HTML subset.
 
     Blocks become lines: a blank line in the source stays a blank line, headings are bold, list
