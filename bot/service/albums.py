@@ -60,7 +60,7 @@ class IncomingMedia:
 
 
 @dataclass(frozen=True)
-class Prepared:
+class ProcessedFile:
     """A file checked and processed, not yet in the album (or the item it repeats)."""
 
     incoming: IncomingMedia
@@ -104,14 +104,14 @@ class AlbumService(AlbumServiceBase):
 
     # Media -------------------------------------------------------------------------------
 
-    async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> Prepared:
+    async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> ProcessedFile:
         """Check, download and process a file; safe to run for several files at once."""
         album = await self.storage.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
         known, count = await self.storage.media.arrival(album.id, incoming.origin.file_unique_id)
         if known is not None:
-            return Prepared(incoming, album, None, known)
+            return ProcessedFile(incoming, album, None, known)
         if count >= self.settings.max_album_items:
             raise _album_full(album, self.settings.max_album_items)
 
@@ -131,9 +131,9 @@ class AlbumService(AlbumServiceBase):
             media = await asyncio.to_thread(self._process, temp, kind, origin)
         finally:
             await asyncio.to_thread(temp.unlink, True)
-        return Prepared(incoming, album, media, None)  # its blob pinned until stored
+        return ProcessedFile(incoming, album, media, None)  # its blob pinned until stored
 
-    async def store_media(self, prepared: Prepared) -> Received:
+    async def store_media(self, prepared: ProcessedFile) -> Received:
         """Record a prepared file in its album (call in arrival order: it takes the next number)."""
         incoming, album = prepared.incoming, prepared.album
         if prepared.known is not None:
