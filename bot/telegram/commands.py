@@ -12,7 +12,7 @@ from telegram.ext import ContextTypes
 from bot.errors import UserError
 from bot.i18n import N_, _, ngettext
 from bot.service.albums import Undone
-from bot.service.records import AlbumSummary
+from bot.service.reexports import AlbumSummary
 from bot.service.words import counted
 from bot.telegram.account import on_forget_button
 from bot.telegram.language import on_language_button

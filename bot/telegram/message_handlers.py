@@ -17,7 +17,7 @@ from bot.i18n import N_, _
 from bot.service.albums import MEDIA_TYPES, Fetch, IncomingMedia
 from bot.service.downloads import DownloadInterrupted, retrying
 from bot.service.messages import TextIntent, for_the_bot, text_intent
-from bot.service.records import Origin
+from bot.service.reexports import Origin
 from bot.telegram.concurrency import in_turn
 from bot.telegram.media_types import carries_media, media_type
 from bot.telegram.runtime import runtime

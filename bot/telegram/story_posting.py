@@ -20,7 +20,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.i18n import _, is_rtl
 from bot.service.media_files import MediaFiles
-from bot.service.records import Item
+from bot.service.reexports import Item
 from bot.service.story import Section, Story, quote_voice_notes
 from bot.telegram.formatting import (
     TELEGRAM_CAPTION_LIMIT,
