@@ -14,9 +14,10 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from bot.telegram.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html, split_markdown, to_plain
+from bot.telegram.rendering import markdown_to_html, to_plain
 from bot.telegram.rich import RichMessages, RichUnavailable
 from bot.telegram.rich_story import draft_message
+from bot.telegram.splitting import TELEGRAM_TEXT_LIMIT, split_markdown
 
 log = logging.getLogger(__name__)
 

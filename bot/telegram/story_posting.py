@@ -22,15 +22,11 @@ from bot.i18n import _, is_rtl
 from bot.service.media_files import MediaFiles
 from bot.service.reexports import Item
 from bot.service.story import Section, Story, quote_voice_notes
-from bot.telegram.formatting import (
-    TELEGRAM_CAPTION_LIMIT,
-    html_visible_length,
-    markdown_to_html,
-    to_plain,
-)
+from bot.telegram.rendering import html_visible_length, markdown_to_html, to_plain
 from bot.telegram.replies import send_markdown
 from bot.telegram.rich import RichMessages, RichUnavailable
 from bot.telegram.rich_story import story_parts
+from bot.telegram.splitting import TELEGRAM_CAPTION_LIMIT
 
 log = logging.getLogger(__name__)
 
