@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from bench.report import Row, median, ms, verdict
-from bot.telegram.formatting import render_chunks
+from bot.telegram.splitting import render_chunks
 from tests.long_story import long_story
 
 DAYS = 100  # over 30,000 characters

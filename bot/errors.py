@@ -5,7 +5,6 @@
     │   └── TokenRejected        Telegram answered 401/404 to TELEGRAM_BOT_TOKEN
     ├── TelegramUnreachable      start-up gave up reaching Telegram (TELEGRAM_CONNECT_ATTEMPTS)
     ├── UserError                something the user can act on; `str(e)` is one plain sentence
-    │   ├── AccessDenied         the user is not in ALLOWED_USERS
     │   ├── MediaRejected        a file we cannot take (type, size, corrupt, decompression bomb)
     │   ├── AlbumFull            the album reached its size cap
     │   ├── NothingToDo          empty album, nothing to undo, unknown album...
@@ -51,10 +50,6 @@ class TelegramUnreachable(PhotostoryError):
 
 class UserError(PhotostoryError):
     """An error the user can act on; the message is shown to them as is."""
-
-
-class AccessDenied(UserError):
-    """The user may not use this bot."""
 
 
 class MediaRejected(UserError):

@@ -74,11 +74,6 @@ def negotiate_base(code: str) -> str:
     return code.replace("-", "_").split("_")[0].lower()
 
 
-def html_lang(language: str) -> str:
-    """The BCP 47 tag for an HTML lang attribute: "pt_BR" -> "pt-BR"."""
-    return language.replace("_", "-")
-
-
 def current() -> str:
     """The language in force in this task."""
     return _current.get()

@@ -27,11 +27,6 @@ class LazyModel:
         self._build = build
         self._model: Model | None = None
 
-    @property
-    def loaded(self) -> bool:
-        """Whether the model has been built (its SDK imported)."""
-        return self._model is not None
-
     def load(self) -> Model:
         """The model, built now if it was not yet (blocking while the SDK is imported)."""
         if self._model is None:

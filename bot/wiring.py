@@ -37,7 +37,7 @@ class Services:
     copies: ModelCopies
     model: Model
     albums: AlbumService
-    talk: ConversationService
+    conversation: ConversationService
     usage: UsageService
     privacy: PrivacyService
     media_files: MediaFiles
@@ -90,7 +90,7 @@ class Services:
             copies=copies,
             model=model,
             albums=AlbumService(settings, storage, model, copies),
-            talk=ConversationService(settings, storage, model, copies),
+            conversation=ConversationService(settings, storage, model, copies),
             usage=UsageService(settings, storage),
             privacy=PrivacyService(storage, model),
             media_files=MediaFiles(storage),

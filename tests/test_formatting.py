@@ -13,16 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.service.markdown import page_html
-from bot.telegram.formatting import (
-    TELEGRAM_CAPTION_LIMIT,
-    TELEGRAM_TEXT_LIMIT,
+from bot.telegram.rendering import (
     escape,
     html_visible_length,
     markdown_to_html,
-    render_chunks,
-    split_markdown,
     to_plain,
     utf16_len,
+)
+from bot.telegram.splitting import (
+    TELEGRAM_CAPTION_LIMIT,
+    TELEGRAM_TEXT_LIMIT,
+    render_chunks,
+    split_markdown,
 )
 from tests.fakes.telegram_html import parse_html
 from tests.long_story import long_story, paragraph

@@ -19,7 +19,7 @@ from bot.errors import MediaRejected
 from bot.media.exif import parse_exif_datetime, read_photo_facts
 from bot.media.facts import camera_label
 from bot.media.images import (
-    PreparedImage,
+    ModelImage,
     prepare_for_model,
     probe_image,
     register_heif,
@@ -109,7 +109,7 @@ PHOTOS = [
 
 
 @pytest.fixture(scope="module")
-def prepared() -> dict[str, PreparedImage]:
+def prepared() -> dict[str, ModelImage]:
     """Each real photo prepared once for the model (HEIC decoding is the slow part)."""
     return {photo.file: prepare_for_model(DATA / photo.file) for photo in PHOTOS}
 
@@ -150,7 +150,7 @@ def test_real_photo_probe_gives_format_and_displayed_size(photo: Expected) -> No
 
 @pytest.mark.parametrize("photo", PHOTOS, ids=lambda photo: photo.file)
 def test_real_photo_is_prepared_upright_and_small(
-    photo: Expected, prepared: dict[str, PreparedImage]
+    photo: Expected, prepared: dict[str, ModelImage]
 ) -> None:
     result = prepared[photo.file]
     decoded = Image.open(io.BytesIO(result.jpeg))
@@ -173,7 +173,7 @@ def test_real_photo_is_prepared_upright_and_small(
     "file", ["seattle_iphone5_orientation3.jpg", "canon_sx60_orientation6_no_gps_coords.jpg"]
 )
 def test_prepared_real_photo_matches_the_upright_picture_not_the_stored_one(
-    file: str, prepared: dict[str, PreparedImage]
+    file: str, prepared: dict[str, ModelImage]
 ) -> None:
     result = Image.open(io.BytesIO(prepared[file].jpeg))
     with Image.open(DATA / file) as stored:

@@ -34,7 +34,7 @@ from bot.logs import setup_logging
 from bot.service.words import counted
 
 if TYPE_CHECKING:
-    from bot.cli.commands import AskResult, Prepared, StoryResult
+    from bot.cli.commands import AskResult, FolderAlbum, StoryResult
     from bot.cli.folder import Skipped
     from bot.cli.progress import Bars
 
@@ -195,8 +195,8 @@ def _fail(args: argparse.Namespace, message: str, skipped: Sequence[Skipped] = (
 def _as_json(result: StoryResult | AskResult) -> dict[str, Any]:
     from bot.cli.commands import StoryResult
 
-    prepared = result.prepared
-    data: dict[str, Any] = {"ok": True, **_prepared_json(prepared)}
+    folder_album = result.folder_album
+    data: dict[str, Any] = {"ok": True, **_folder_album_json(folder_album)}
     if isinstance(result, StoryResult):
         data["title"] = result.title
         data.update({kind: str(path) for kind, path in result.files.items()})
@@ -206,18 +206,18 @@ def _as_json(result: StoryResult | AskResult) -> dict[str, Any]:
     return data
 
 
-def _prepared_json(prepared: Prepared) -> dict[str, Any]:
+def _folder_album_json(folder_album: FolderAlbum) -> dict[str, Any]:
     return {
-        "folder": str(prepared.folder),
-        "album": prepared.album.album.name,
-        "photos": prepared.album.photos,
-        "videos": prepared.album.videos,
-        "added": prepared.added,
-        "known": prepared.known,
-        "uploaded": prepared.uploaded,
-        "skipped": _skipped(prepared.skipped),
-        "ignored": prepared.ignored,
-        "missing": prepared.missing,
+        "folder": str(folder_album.folder),
+        "album": folder_album.album.album.name,
+        "photos": folder_album.album.photos,
+        "videos": folder_album.album.videos,
+        "added": folder_album.added,
+        "known": folder_album.known,
+        "uploaded": folder_album.uploaded,
+        "skipped": _skipped(folder_album.skipped),
+        "ignored": folder_album.ignored,
+        "missing": folder_album.missing,
     }
 
 
@@ -228,21 +228,25 @@ def _skipped(skipped: Sequence[Skipped]) -> list[dict[str, str]]:
 def _as_text(result: StoryResult | AskResult) -> str:
     from bot.cli.commands import StoryResult
 
-    prepared = result.prepared
+    folder_album = result.folder_album
     lines = []
     if isinstance(result, StoryResult):
         lines.append(
             _("“%(title)s”, the story of %(counts)s in %(folder)s")
-            % {"title": result.title, "counts": _counts(prepared), "folder": prepared.folder}
+            % {
+                "title": result.title,
+                "counts": _counts(folder_album),
+                "folder": folder_album.folder,
+            }
         )
         labels = {"page": _("web page"), "markdown": "Markdown"}
         lines += [f"  {labels.get(k, k)}: {path}" for k, path in result.files.items()]
     else:
         lines.append(result.answer.strip())
     lines += [_("Note: %(notice)s") % {"notice": notice} for notice in result.notices]
-    if prepared.missing:
-        count = len(prepared.missing)
-        shown = ", ".join(prepared.missing[:5]) + (", ..." if count > 5 else "")
+    if folder_album.missing:
+        count = len(folder_album.missing)
+        shown = ", ".join(folder_album.missing[:5]) + (", ..." if count > 5 else "")
         lines.append(
             ngettext(
                 "Note: %(count)d file read on an earlier run is not in the folder now "
@@ -255,13 +259,13 @@ def _as_text(result: StoryResult | AskResult) -> str:
             )
             % {"count": count, "files": shown}
         )
-    if prepared.skipped:
-        lines.append(_skipped_text(prepared.skipped))
+    if folder_album.skipped:
+        lines.append(_skipped_text(folder_album.skipped))
     return "\n".join(lines)
 
 
-def _counts(prepared: Prepared) -> str:
-    album = prepared.album
+def _counts(folder_album: FolderAlbum) -> str:
+    album = folder_album.album
     parts = [
         counted(n, kind) for n, kind in ((album.photos, "photo"), (album.videos, "video")) if n
     ]

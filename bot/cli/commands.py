@@ -40,7 +40,7 @@ class NoMedia(NothingToDo):
 
 
 @dataclass
-class Prepared:
+class FolderAlbum:
     """The folder's album after bringing it up to date."""
 
     folder: Path
@@ -58,7 +58,7 @@ class Prepared:
 class StoryResult:
     """A story written and saved."""
 
-    prepared: Prepared
+    folder_album: FolderAlbum
     title: str
     files: dict[str, Path]  # "page" / "markdown" -> where it was written
     notices: list[str] = field(default_factory=list)
@@ -68,7 +68,7 @@ class StoryResult:
 class AskResult:
     """A question answered."""
 
-    prepared: Prepared
+    folder_album: FolderAlbum
     answer: str
     notices: list[str] = field(default_factory=list)
 
@@ -89,13 +89,15 @@ async def write_story(
     `fresh` starts the folder's album over (the earlier one stays in the store): files gone
     from the folder leave the story, and the story forgets the earlier conversation."""
     async with _services(settings) as services:
-        prepared = await _prepare(services, folder, recursive, bars, fresh)
-        asker = Asker(prepared.chat_id, LOCAL_USER, language_code=language)
+        folder_album = await _folder_album(services, folder, recursive, bars, fresh)
+        asker = Asker(folder_album.chat_id, LOCAL_USER, language_code=language)
         writing = bars.stage(_("Writing the story"), None)
-        reply = await services.talk.story(asker, wish, Steps(writing, _("Writing the story")))
+        reply = await services.conversation.story(
+            asker, wish, Steps(writing, _("Writing the story"))
+        )
         writing.finish()
         _give_back_memory()  # reading and copies left a fragmented heap; the export is big
-        export = await services.talk.export(prepared.chat_id, language)
+        export = await services.conversation.export(folder_album.chat_id, language)
         saving = bars.stage(_("Saving the page and the zip"), len(export.files))
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         files: dict[str, Path] = {}
@@ -105,8 +107,8 @@ async def write_story(
             del data  # before the next file is made
             _give_back_memory()
             saving.advance()
-        title = reply.story.title if reply.story is not None else prepared.album.album.name
-        return StoryResult(prepared, title, files, reply.notices)
+        title = reply.story.title if reply.story is not None else folder_album.album.album.name
+        return StoryResult(folder_album, title, files, reply.notices)
 
 
 async def ask(
@@ -120,12 +122,12 @@ async def ask(
 ) -> AskResult:
     """Bring the album up to date and ask a question in its conversation."""
     async with _services(settings) as services:
-        prepared = await _prepare(services, folder, recursive, bars)
-        asker = Asker(prepared.chat_id, LOCAL_USER, language_code=language)
+        folder_album = await _folder_album(services, folder, recursive, bars)
+        asker = Asker(folder_album.chat_id, LOCAL_USER, language_code=language)
         thinking = bars.stage("Thinking", None)
-        reply = await services.talk.ask(asker, question, Steps(thinking, "Thinking"))
+        reply = await services.conversation.ask(asker, question, Steps(thinking, "Thinking"))
         thinking.finish()
-        return AskResult(prepared, reply.text, reply.notices)
+        return AskResult(folder_album, reply.text, reply.notices)
 
 
 @asynccontextmanager
@@ -140,9 +142,9 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
         await services.close()
 
 
-async def _prepare(
+async def _folder_album(
     services: Services, folder: Path, recursive: bool, bars: Bars, fresh: bool = False
-) -> Prepared:
+) -> FolderAlbum:
     found: Found = await asyncio.to_thread(scan, folder, recursive)
     if not found.media:
         none = (
@@ -182,7 +184,7 @@ async def _prepare(
 
     uploaded = await _upload(services, album.id, bars)
     missing = missing_files(found, await services.storage.media.items(album.id))
-    return Prepared(
+    return FolderAlbum(
         folder=folder,
         chat_id=chat_id,
         album=summary,

@@ -27,7 +27,7 @@ from bot.service.albums import (
     AlbumService,
     Fetch,
     IncomingMedia,
-    Prepared,
+    ProcessedFile,
 )
 from storage.records import Item, Origin
 
@@ -104,7 +104,7 @@ async def add_files(
     result = Synced()
     slots = asyncio.Semaphore(READERS)
 
-    async def prepare(path: Path) -> Prepared:
+    async def prepare(path: Path) -> ProcessedFile:
         async with slots:
             return await albums.prepare_media(_incoming(chat_id, found, path), _copier(path))
 

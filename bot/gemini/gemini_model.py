@@ -25,7 +25,7 @@ from bot.gemini.failures import (
     retry_delay,
     transport_errors,
 )
-from bot.gemini.uploads import MediaUploader, PreparedMedia
+from bot.gemini.uploads import MediaUploader, UploadOutcome
 from bot.i18n import _
 from bot.model import (
     AUDIO_TYPES,
@@ -234,7 +234,7 @@ class GeminiModel:
         return state.answer()
 
 
-def _ready(prepared: PreparedMedia) -> dict[str, Upload]:
+def _ready(prepared: UploadOutcome) -> dict[str, Upload]:
     """The uploads, once none was refused: a refused file fails the request before any paid
     call, naming every such file so the conversation can leave them out."""
     if prepared.failed:

@@ -30,7 +30,7 @@ OnStatus = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class PreparedMedia:
+class UploadOutcome:
     """The outcome of making media available: ready files by key, and those the API refused."""
 
     ready: dict[str, Upload]
@@ -63,7 +63,7 @@ class MediaUploader:
 
     async def prepare(
         self, refs: list[MediaRef], on_status: OnStatus | None = None
-    ) -> PreparedMedia:
+    ) -> UploadOutcome:
         """Make every file available to the model; files the API cannot process are reported."""
         ready: dict[str, Upload] = {}
         missing: list[MediaRef] = []
@@ -75,7 +75,7 @@ class MediaUploader:
             else:
                 missing.append(ref)
         if not missing:
-            return PreparedMedia(ready, [])
+            return UploadOutcome(ready, [])
 
         progress = _Progress(missing, on_status)
         await progress.announce()
@@ -95,7 +95,7 @@ class MediaUploader:
             await progress.done(ref)
 
         await asyncio.gather(*(one(ref) for ref in missing))
-        return PreparedMedia(ready, failed)
+        return UploadOutcome(ready, failed)
 
     def _landed(self, key: str, _task: object) -> None:
         self._inflight.pop(key, None)

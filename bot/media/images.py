@@ -97,7 +97,7 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
-class PreparedImage:
+class ModelImage:
     """An upright RGB JPEG small enough to send to the model."""
 
     jpeg: bytes
@@ -187,7 +187,7 @@ def prepare_for_model(
     max_side: int = 1024,
     max_bytes: int = 150_000,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> PreparedImage:
+) -> ModelImage:
     """Decode, turn upright, shrink and re-encode a photo as a JPEG of at most `max_bytes`."""
     upright, _ = _load_upright(path, max_side, max_pixels)
     image = upright
@@ -195,7 +195,7 @@ def prepare_for_model(
         for quality in _QUALITIES:
             data = _encode(image, quality)
             if len(data) <= max_bytes:
-                return PreparedImage(jpeg=data, width=image.width, height=image.height)
+                return ModelImage(jpeg=data, width=image.width, height=image.height)
         if max(image.size) <= 32:
             raise ValueError(f"max_bytes={max_bytes} is too small for any JPEG")
         # Still too big at the lowest quality: give up pixels rather than more quality,

@@ -60,7 +60,7 @@ class IncomingMedia:
 
 
 @dataclass(frozen=True)
-class Prepared:
+class ProcessedFile:
     """A file checked and processed, not yet in the album (or the item it repeats)."""
 
     incoming: IncomingMedia
@@ -104,24 +104,20 @@ class AlbumService(AlbumServiceBase):
 
     # Media -------------------------------------------------------------------------------
 
-    async def receive_media(self, incoming: IncomingMedia, fetch: Fetch) -> Received:
-        """Store one photo, video or voice note in the chat's album; committed before returning."""
-        return await self.store_media(await self.prepare_media(incoming, fetch))
-
-    async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> Prepared:
+    async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> ProcessedFile:
         """Check, download and process a file; safe to run for several files at once."""
-        album = await self.albums.current(incoming.chat_id)
+        album = await self.storage.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
-        known, count = await self.media.arrival(album.id, incoming.origin.file_unique_id)
+        known, count = await self.storage.media.arrival(album.id, incoming.origin.file_unique_id)
         if known is not None:
-            return Prepared(incoming, album, None, known)
+            return ProcessedFile(incoming, album, None, known)
         if count >= self.settings.max_album_items:
             raise _album_full(album, self.settings.max_album_items)
 
         origin = incoming.origin
         suffix = PurePath(origin.file_name or "").suffix.lower()[:8]
-        temp = self.blobs.new_temp_path(suffix if suffix.isascii() else "")
+        temp = self.storage.blobs.new_temp_path(suffix if suffix.isascii() else "")
         try:
             await fetch(temp)
             if not await asyncio.to_thread(_has_content, temp):
@@ -135,9 +131,9 @@ class AlbumService(AlbumServiceBase):
             media = await asyncio.to_thread(self._process, temp, kind, origin)
         finally:
             await asyncio.to_thread(temp.unlink, True)
-        return Prepared(incoming, album, media, None)  # its blob pinned until stored
+        return ProcessedFile(incoming, album, media, None)  # its blob pinned until stored
 
-    async def store_media(self, prepared: Prepared) -> Received:
+    async def store_media(self, prepared: ProcessedFile) -> Received:
         """Record a prepared file in its album (call in arrival order: it takes the next number)."""
         incoming, album = prepared.incoming, prepared.album
         if prepared.known is not None:
@@ -152,12 +148,14 @@ class AlbumService(AlbumServiceBase):
         assert media is not None
         try:
             batch_id = await self._batch(incoming.chat_id, album.id)
-            outcome = await self.media.add(album.id, batch_id, media, self.settings.max_album_items)
+            outcome = await self.storage.media.add(
+                album.id, batch_id, media, self.settings.max_album_items
+            )
         finally:
-            self.blobs.release(*_own_blobs(media))
+            self.storage.blobs.release(*_own_blobs(media))
         if outcome.status is AddStatus.FULL:
             # Filled up by files that arrived alongside: its stored files are nobody's now.
-            await delete_unused(self.media, self.blobs, _own_blobs(media))
+            await delete_unused(self.storage.media, self.storage.blobs, _own_blobs(media))
             raise _album_full(album, self.settings.max_album_items)
         assert outcome.item is not None
         if outcome.status is AddStatus.ADDED and not outcome.item.media.model_ready:
@@ -169,10 +167,10 @@ class AlbumService(AlbumServiceBase):
 
     def _process(self, temp: Path, kind: MediaKind, origin: Origin) -> Media:
         if kind == "photo":
-            return process_photo(temp, self.blobs, self.limits, origin)
+            return process_photo(temp, self.storage.blobs, self.limits, origin)
         if kind == "audio":
-            return process_audio(temp, self.blobs, origin)
-        return process_video(temp, self.blobs, origin)
+            return process_audio(temp, self.storage.blobs, origin)
+        return process_video(temp, self.storage.blobs, origin)
 
     def _check_size(self, incoming: IncomingMedia, kind: str) -> None:
         size = incoming.file_size or 0
@@ -201,10 +199,10 @@ class AlbumService(AlbumServiceBase):
 
     async def update_caption(self, chat_id: int, message_id: int, caption: str) -> bool:
         """Take an edited caption for the item a message carried; False if none did."""
-        item = await self.media.by_message(chat_id, message_id)
+        item = await self.storage.media.by_message(chat_id, message_id)
         if item is None:
             return False
-        await self.media.set_caption(item.id, caption.strip() or None)
+        await self.storage.media.set_caption(item.id, caption.strip() or None)
         return True
 
     # Notes -------------------------------------------------------------------------------
@@ -213,9 +211,11 @@ class AlbumService(AlbumServiceBase):
         self, chat_id: int, text: str, sender_id: int | None, sender_name: str | None
     ) -> tuple[Note, Album, int]:
         """Keep something the traveller told about the trip as the album's context."""
-        album = await self.albums.current(chat_id)
+        album = await self.storage.albums.current(chat_id)
         batch_id = await self._batch(chat_id, album.id)
-        note = await self.media.add_note(album.id, text.strip(), batch_id, sender_id, sender_name)
+        note = await self.storage.media.add_note(
+            album.id, text.strip(), batch_id, sender_id, sender_name
+        )
         self.bursts.count(chat_id, album.id, batch_id, "note")
         return note, album, batch_id
 
@@ -238,33 +238,33 @@ class AlbumService(AlbumServiceBase):
 
     async def current(self, chat_id: int) -> AlbumSummary:
         """The chat's current album with its counts."""
-        album = await self.albums.current(chat_id)
-        summary = await self.albums.summary(chat_id, album.id)
+        album = await self.storage.albums.current(chat_id)
+        summary = await self.storage.albums.summary(chat_id, album.id)
         assert summary is not None
         return summary
 
     async def summary(self, chat_id: int, album_id: int) -> AlbumSummary | None:
         """One of the chat's albums with its counts."""
-        return await self.albums.summary(chat_id, album_id)
+        return await self.storage.albums.summary(chat_id, album_id)
 
     async def new_album(self, chat_id: int, name: str | None) -> Album:
         """Start a fresh album; the old ones are kept."""
         self.end_burst(chat_id)
         clean = clean_name(name) or f"Trip {datetime.now().strftime('%d %b %Y')}"
-        return await self.albums.create(chat_id, clean)
+        return await self.storage.albums.create(chat_id, clean)
 
     async def list_albums(self, chat_id: int) -> tuple[list[AlbumSummary], int]:
         """The chat's albums (newest first) and the current album's id."""
-        current = await self.albums.current(chat_id)
-        return await self.albums.summaries(chat_id), current.id
+        current = await self.storage.albums.current(chat_id)
+        return await self.storage.albums.summaries(chat_id), current.id
 
     async def switch_album(self, chat_id: int, album_id: int) -> AlbumSummary:
         """Make another of the chat's albums the current one."""
-        album = await self.albums.switch(chat_id, album_id)
+        album = await self.storage.albums.switch(chat_id, album_id)
         if album is None:
             raise NothingToDo(_("That album does not exist in this chat."))
         self.end_burst(chat_id)
-        summary = await self.albums.summary(chat_id, album.id)
+        summary = await self.storage.albums.summary(chat_id, album.id)
         assert summary is not None
         return summary
 
@@ -273,35 +273,35 @@ class AlbumService(AlbumServiceBase):
         clean = clean_name(name)
         if not clean:
             raise NothingToDo(_("Give the album a name, e.g. /rename Lisbon 2026."))
-        album = await self.albums.current(chat_id)
-        await self.albums.rename(chat_id, album.id, clean)
+        album = await self.storage.albums.current(chat_id)
+        await self.storage.albums.rename(chat_id, album.id, clean)
         return Album(album.id, album.chat_id, clean, album.created_at, album.updated_at)
 
     # Taking back -------------------------------------------------------------------------
 
     async def undo(self, chat_id: int) -> Undone:
         """Take back whatever came last: the last batch of media/notes, or the last exchange."""
-        album = await self.albums.current(chat_id)
-        batch = await self.media.latest_batch(album.id)
-        exchange = await self.conversation.latest(album.id)
+        album = await self.storage.albums.current(chat_id)
+        batch = await self.storage.media.latest_batch(album.id)
+        exchange = await self.storage.conversation.latest(album.id)
         if batch is None and exchange is None:
             raise NothingToDo(_("There is nothing to undo in this album."))
         if exchange is not None and (batch is None or exchange.created_at >= batch[1]):
-            await self.conversation.remove(album.id, exchange.id)
+            await self.storage.conversation.remove(album.id, exchange.id)
             return Undone(album, exchange=exchange)
         assert batch is not None
         return await self._remove_batch(chat_id, album, batch[0])
 
     async def undo_batch(self, chat_id: int, batch_id: int) -> Undone:
         """Take back one batch (the button under an acknowledgement)."""
-        album_id = await self.media.batch_album(chat_id, batch_id)
-        album = await self.albums.get(chat_id, album_id) if album_id is not None else None
+        album_id = await self.storage.media.batch_album(chat_id, batch_id)
+        album = await self.storage.albums.get(chat_id, album_id) if album_id is not None else None
         if album is None:
             raise NothingToDo(_("That batch is not in this chat any more."))
         return await self._remove_batch(chat_id, album, batch_id)
 
     async def _remove_batch(self, chat_id: int, album: Album, batch_id: int) -> Undone:
-        removed = await self.media.remove_batch(album.id, batch_id)
+        removed = await self.storage.media.remove_batch(album.id, batch_id)
         if not removed.items and not removed.notes:
             raise NothingToDo(_("That batch was already taken back."))
         # Its acknowledgement is being replaced by what was taken back: it must not come back.
@@ -309,7 +309,7 @@ class AlbumService(AlbumServiceBase):
         if removed.orphan_blobs:
             # Nothing refers to these files any more: delete them here and at the model service.
             await self.model.forget(files=removed.orphan_blobs)
-            await delete_unused(self.media, self.blobs, removed.orphan_blobs)
+            await delete_unused(self.storage.media, self.storage.blobs, removed.orphan_blobs)
         return Undone(album, items=removed.items, notes=removed.notes)
 
     # Bursts ----------------------------------------------------------------------------
@@ -327,7 +327,7 @@ class AlbumService(AlbumServiceBase):
         due = []
         for burst in self.bursts.unshown(chat_id):
             # Totals from the database: the message only ever counts what is committed.
-            summary = await self.albums.summary(chat_id, burst.album_id)
+            summary = await self.storage.albums.summary(chat_id, burst.album_id)
             if summary is None:  # the album is gone: nothing to acknowledge
                 self.bursts.shown(chat_id, burst.id, burst.version, burst.message_id)
                 continue
@@ -341,7 +341,7 @@ class AlbumService(AlbumServiceBase):
     async def _batch(self, chat_id: int, album_id: int) -> int:
         batch_id = self.bursts.open_batch(chat_id, album_id)
         if batch_id is None:
-            batch_id = await self.media.new_batch(album_id)
+            batch_id = await self.storage.media.new_batch(album_id)
         self.bursts.use_batch(chat_id, album_id, batch_id)
         return batch_id
 

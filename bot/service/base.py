@@ -19,11 +19,8 @@ class AlbumServiceBase:
         copies: ModelCopies,
     ) -> None:
         self.settings = settings
+        # The stores are reached as self.storage.albums etc.: self.albums would read as the
+        # album service (Services.albums), which is not what it holds.
         self.storage = storage
-        self.albums = storage.albums
-        self.media = storage.media
-        self.conversation = storage.conversation
-        self.usage = storage.usage
-        self.blobs = storage.blobs
         self.model = model
         self.copies = copies

@@ -119,15 +119,17 @@ class ConversationService(AlbumServiceBase):
 
     async def latest_story(self, chat_id: int) -> tuple[Album, Story, list[Item]]:
         """The current album's most recent story, checked against the album as it is now."""
-        album = await self.albums.current(chat_id)
-        stories = [e for e in await self.conversation.exchanges(album.id) if e.kind == "story"]
+        album = await self.storage.albums.current(chat_id)
+        stories = [
+            e for e in await self.storage.conversation.exchanges(album.id) if e.kind == "story"
+        ]
         if not stories:
             raise NothingToDo(
                 _("There is no story of '%(album)s' yet. Write it with /story.")
                 % {"album": album.name}
             )
         items = context.in_time_order(
-            [i for i in await self.media.items(album.id) if not i.model_failed]
+            [i for i in await self.storage.media.items(album.id) if not i.model_failed]
         )
         return album, _read_story(stories[-1], items), items
 
@@ -149,12 +151,12 @@ class ConversationService(AlbumServiceBase):
                 ExportFile(
                     "page",
                     export_file_name(album.name, "html"),
-                    lambda: asyncio.to_thread(page, story, items, self.blobs),
+                    lambda: asyncio.to_thread(page, story, items, self.storage.blobs),
                 ),
                 ExportFile(
                     "markdown",
                     export_file_name(f"{album.name} markdown", "zip"),
-                    lambda: asyncio.to_thread(markdown, story, items, self.blobs),
+                    lambda: asyncio.to_thread(markdown, story, items, self.storage.blobs),
                 ),
             ),
         )
@@ -169,7 +171,7 @@ class ConversationService(AlbumServiceBase):
         """A follow-up question; about one item when it replies to the message that carried it."""
         focus = None
         if replied_message_id is not None:
-            focus = await self.media.by_message(asker.chat_id, replied_message_id)
+            focus = await self.storage.media.by_message(asker.chat_id, replied_message_id)
         prompt = context.question_prompt(question, focus)
         return await self._ask(asker, _Turn("question", prompt, focus, question), progress)
 
@@ -179,10 +181,10 @@ class ConversationService(AlbumServiceBase):
         """Whether a video (the one replied to, or the latest) was shot on the same trip."""
         video = None
         if replied_message_id is not None:
-            video = await self.media.by_message(asker.chat_id, replied_message_id)
+            video = await self.storage.media.by_message(asker.chat_id, replied_message_id)
         if video is None or video.kind != "video":
-            album = await self.albums.current(asker.chat_id)
-            videos = [i for i in await self.media.items(album.id) if i.kind == "video"]
+            album = await self.storage.albums.current(asker.chat_id)
+            videos = [i for i in await self.storage.media.items(album.id) if i.kind == "video"]
             video = videos[-1] if videos else None
         if video is None:
             raise NothingToDo(
@@ -196,27 +198,27 @@ class ConversationService(AlbumServiceBase):
 
     async def reset(self, chat_id: int) -> tuple[Album, int]:
         """Forget the current album's conversation; the media stay."""
-        album = await self.albums.current(chat_id)
-        cleared = await self.conversation.clear(album.id)
+        album = await self.storage.albums.current(chat_id)
+        cleared = await self.storage.conversation.clear(album.id)
         # The album's context cached at the model held this conversation's language and album.
         await self.model.forget(albums=[album.id])
         return album, cleared
 
     async def has_conversation(self, chat_id: int) -> bool:
         """Whether the current album's conversation has begun."""
-        album = await self.albums.current(chat_id)
-        return await self.conversation.latest(album.id) is not None
+        album = await self.storage.albums.current(chat_id)
+        return await self.storage.conversation.latest(album.id) is not None
 
     async def _ask(self, asker: Asker, turn: _Turn, progress: Progress) -> Reply:
         kind = turn.kind
-        album = await self.albums.current(asker.chat_id)
+        album = await self.storage.albums.current(asker.chat_id)
         if waiting := self.copies.waiting(album.id):
             await progress.status(
                 _("Getting %(photos)s ready…") % {"photos": counted(waiting, "photo")}
             )
             await self.copies.ready(album.id)
-        items = await self.media.items(album.id)
-        notes = await self.media.notes(album.id)
+        items = await self.storage.media.items(album.id)
+        notes = await self.storage.media.notes(album.id)
         if not items and not notes:
             raise NothingToDo(
                 _(
@@ -236,7 +238,7 @@ class ConversationService(AlbumServiceBase):
                 if i.model_failed
             ]
         usable = [i for i in items if not i.model_failed and i.media.model_ready]
-        history = await self.conversation.exchanges(album.id)
+        history = await self.storage.conversation.exchanges(album.id)
 
         async def record(what: str, usage: TokenUsage) -> None:
             await self._record_usage(asker, album, what, usage)
@@ -264,7 +266,7 @@ class ConversationService(AlbumServiceBase):
                 raise ModelError(
                     _("Gemini's story came back garbled. Please try /story again.")
                 ) from e
-        await self.conversation.add(
+        await self.storage.conversation.add(
             NewExchange(
                 album_id=album.id,
                 kind=kind,
@@ -294,10 +296,10 @@ class ConversationService(AlbumServiceBase):
         focus = next((i for i in usable if i.id == turn.focus.id), None) if turn.focus else None
         request = context.build_request(
             system=context.system_prompt(asker.language_code),
-            album=context.album_parts(album, usable, notes, self.blobs),
+            album=context.album_parts(album, usable, notes, self.storage.blobs),
             history=history,
             focus_items={i.id: i for i in usable},
-            blobs=self.blobs,
+            blobs=self.storage.blobs,
             prompt=turn.prompt,
             focus=focus,
             kind=turn.kind,
@@ -312,7 +314,7 @@ class ConversationService(AlbumServiceBase):
         for item in usable:
             reason = refused.refused.get(item.media.model.sha256)
             if reason is not None:
-                await self.media.mark_model_failed(item.id, reason)
+                await self.storage.media.mark_model_failed(item.id, reason)
                 notices.append(
                     _("Gemini could not process %(item)s (%(reason)s), so I left it out.")
                     % {"item": shown_label(context.media_label(item)), "reason": reason}
@@ -326,7 +328,9 @@ class ConversationService(AlbumServiceBase):
         if not budget or asker.user_id is None:
             return
         since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        used = await self.usage.user_totals(asker.user_id, since.isoformat(timespec="seconds"))
+        used = await self.storage.usage.user_totals(
+            asker.user_id, since.isoformat(timespec="seconds")
+        )
         if used.total_tokens >= budget:
             raise BudgetExceeded(
                 _(
@@ -337,7 +341,7 @@ class ConversationService(AlbumServiceBase):
             )
 
     async def _record_usage(self, asker: Asker, album: Album, kind: str, usage: TokenUsage) -> None:
-        await self.usage.record(
+        await self.storage.usage.record(
             UsageRecord(
                 chat_id=asker.chat_id,
                 user_id=asker.user_id,

@@ -1,6 +1,6 @@
 """Story Markdown parsed once, by markdown-it-py, and rendered as the exported page's HTML.
 
-Every output walks the same tokens: the chat's Telegram HTML (bot/telegram/formatting.py) and the
+Every output walks the same tokens: the chat's Telegram HTML (bot/telegram/rendering.py) and the
 web page (`page_html`, here). The parser is CommonMark with what a story needs and nothing a
 model could slip in:
 - raw HTML is text (html off) and entities stay as typed (no "&amp;" decoding): what the model

@@ -8,7 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot.i18n import N_, _, ngettext
-from bot.service.records import ChatFootprint
+from bot.service.reexports import ChatFootprint
 from bot.service.usage import Prices, UsageLine
 from bot.telegram.runtime import runtime
 

@@ -24,7 +24,10 @@ MAX_HOLD = 3  # a continuous burst is acknowledged at least every MAX_HOLD debou
 
 
 @dataclass
-class _Chat:
+class _PendingAck:
+    """A chat's next acknowledgement: the timer that flushes it, since when news waits, in what
+    language; the lock keeps flushes of one chat in turn."""
+
     timer: asyncio.Task[None] | None = None
     pending_since: float | None = None  # first change not yet shown
     language: str = i18n.DEFAULT  # of the latest update: a flush at shutdown still speaks it
@@ -42,11 +45,11 @@ class Acknowledger:
         self.bot = bot
         self.albums = albums
         self.debounce = debounce
-        self._chats: dict[int, _Chat] = {}
+        self._chats: dict[int, _PendingAck] = {}
 
     def added(self, chat_id: int) -> None:
         """Something joined the chat's burst: acknowledge it once the chat is quiet a moment."""
-        chat = self._chats.setdefault(chat_id, _Chat())
+        chat = self._chats.setdefault(chat_id, _PendingAck())
         chat.language = i18n.current()
         now = asyncio.get_running_loop().time()
         if chat.pending_since is None:
@@ -79,13 +82,13 @@ class Acknowledger:
         if chat is not None and chat.timer is not None:
             chat.timer.cancel()
 
-    async def _flush_later(self, chat_id: int, chat: _Chat, delay: float) -> None:
+    async def _flush_later(self, chat_id: int, chat: _PendingAck, delay: float) -> None:
         await asyncio.sleep(delay)
         # Cancelling a half-sent acknowledgement could lose its message id and make a second
         # message; once started, a flush runs to the end.
         await asyncio.shield(self._flush(chat_id, chat))
 
-    async def _flush(self, chat_id: int, chat: _Chat) -> None:
+    async def _flush(self, chat_id: int, chat: _PendingAck) -> None:
         async with chat.lock:
             chat.pending_since = None
             with i18n.using(chat.language):

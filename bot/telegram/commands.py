@@ -12,7 +12,7 @@ from telegram.ext import ContextTypes
 from bot.errors import UserError
 from bot.i18n import N_, _, ngettext
 from bot.service.albums import Undone
-from bot.service.records import AlbumSummary
+from bot.service.reexports import AlbumSummary
 from bot.service.words import counted
 from bot.telegram.account import on_forget_button
 from bot.telegram.language import on_language_button
@@ -217,7 +217,7 @@ async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is None or message is None:
         return
     rt = runtime(context)
-    album, cleared = await rt.services.talk.reset(chat.id)
+    album, cleared = await rt.services.conversation.reset(chat.id)
     if not cleared:
         await message.reply_text(
             _("There is no conversation to clear in “%(album)s”.") % {"album": album.name}

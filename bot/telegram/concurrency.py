@@ -26,7 +26,7 @@ class _Waiter:
 
 
 @dataclass
-class _Chat:
+class _ChatQueue:
     """One chat's queue: who runs now, who waits, and whose turn it is to store."""
 
     waiting: deque[_Waiter] = field(default_factory=deque)
@@ -44,7 +44,7 @@ class _Chat:
 
 @dataclass
 class _Slot:
-    chat: _Chat
+    chat: _ChatQueue
     ticket: int
 
 
@@ -63,7 +63,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 
     def __init__(self, max_concurrent_updates: int = 4096) -> None:
         super().__init__(max_concurrent_updates)
-        self._chats: dict[int, _Chat] = {}
+        self._chats: dict[int, _ChatQueue] = {}
         # Called after each update's handlers ran (the durable queue crosses it off).
         self.on_done: Callable[[object], Awaitable[None]] | None = None
 
@@ -74,7 +74,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             await coroutine
             await self._done(update)
             return
-        chat = self._chats.setdefault(key, _Chat())
+        chat = self._chats.setdefault(key, _ChatQueue())
         media = _is_media(update)
         waiter = _Waiter(media, asyncio.get_running_loop().create_future())
         chat.waiting.append(waiter)
@@ -130,7 +130,7 @@ async def in_turn() -> AsyncIterator[None]:
         _finish_ticket(chat, slot.ticket)
 
 
-def _release(chat: _Chat, media: bool, ticket: int) -> None:
+def _release(chat: _ChatQueue, media: bool, ticket: int) -> None:
     """An update is over (or was cancelled once granted): let the next ones run."""
     if media:
         chat.media_running -= 1
@@ -140,7 +140,7 @@ def _release(chat: _Chat, media: bool, ticket: int) -> None:
     _grant(chat)
 
 
-def _grant(chat: _Chat) -> None:
+def _grant(chat: _ChatQueue) -> None:
     """Let the waiting updates at the head of the queue run, as far as the rules allow."""
     while chat.waiting:
         head = chat.waiting[0]
@@ -162,7 +162,7 @@ def _grant(chat: _Chat) -> None:
         head.granted.set_result(ticket)
 
 
-def _finish_ticket(chat: _Chat, ticket: int) -> None:
+def _finish_ticket(chat: _ChatQueue, ticket: int) -> None:
     """A media update stored its file (or gave up): the next one may store."""
     if ticket < chat.storing:
         return  # already counted (stored, then its handler ended)

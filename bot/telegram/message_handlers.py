@@ -17,7 +17,7 @@ from bot.i18n import N_, _
 from bot.service.albums import MEDIA_TYPES, Fetch, IncomingMedia
 from bot.service.downloads import DownloadInterrupted, retrying
 from bot.service.messages import TextIntent, for_the_bot, text_intent
-from bot.service.records import Origin
+from bot.service.reexports import Origin
 from bot.telegram.concurrency import in_turn
 from bot.telegram.media_types import carries_media, media_type
 from bot.telegram.runtime import runtime
@@ -79,7 +79,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         addressed=addressed,
         replied_to_bot=_replies_to_bot(message, context.bot.id),
         replied_to_media=replied is not None and carries_media(replied),
-        in_conversation=lambda: rt.services.talk.has_conversation(chat.id),
+        in_conversation=lambda: rt.services.conversation.has_conversation(chat.id),
     )
     if intent is TextIntent.IGNORE:
         return

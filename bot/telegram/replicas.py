@@ -48,7 +48,7 @@ CLAIMS_PER_STEP = 2
 
 
 @dataclass
-class _Chat:
+class _LeasedChat:
     """A chat this replica holds: which of its updates are under way here, and since when."""
 
     running: set[int] = field(default_factory=set)
@@ -80,7 +80,7 @@ class SharedUpdateQueue(DurableUpdateQueue):
         # Called when this replica takes a chat over (its model copies are queued here).
         self.on_claim: Callable[[int], Awaitable[None]] | None = None
         self.shared_inbox: InboxStore | None = None
-        self._chats: dict[int, _Chat] = {}
+        self._chats: dict[int, _LeasedChat] = {}
         self._received: set[int] = set()  # chats whose updates reached this replica itself
         self._seen_free: dict[int, float] = {}  # chat -> when its waiting update was first seen
         self._wake = asyncio.Event()
@@ -197,7 +197,7 @@ class SharedUpdateQueue(DurableUpdateQueue):
                 continue
             claimed += 1
             if await inbox.claim(chat, self.owner, now, now + self.lease):
-                self._chats[chat] = _Chat()
+                self._chats[chat] = _LeasedChat()
                 wanted.add(chat)
                 if self.on_claim is not None and chat != NO_CHAT:
                     await self.on_claim(chat)

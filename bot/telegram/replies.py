@@ -14,9 +14,10 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from bot.telegram.formatting import TELEGRAM_TEXT_LIMIT, markdown_to_html, split_markdown, to_plain
+from bot.telegram.rendering import markdown_to_html, to_plain
 from bot.telegram.rich import RichMessages, RichUnavailable
 from bot.telegram.rich_story import draft_message
+from bot.telegram.splitting import TELEGRAM_TEXT_LIMIT, split_markdown
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class ChatProgress:
         """Show the answer written so far (its last screenful)."""
         self._push(so_far, markdown=True)
 
-    async def finish(self, markdown: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
+    async def finish(self, markdown: str) -> None:
         """Deliver the finished answer; in groups the placeholder becomes its first part."""
         await self._stop_updates()
         await send_markdown(
@@ -193,7 +194,6 @@ class ChatProgress:
             markdown,
             reply_to=self.reply_to,
             edit_message_id=self.message_id,
-            reply_markup=reply_markup,
         )
 
     async def release(self) -> int | None:

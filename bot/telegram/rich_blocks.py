@@ -12,7 +12,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from bot.telegram.formatting import utf16_len
+from bot.telegram.rendering import utf16_len
 
 JSON = dict[str, Any]
 RichText = str | list[Any] | JSON

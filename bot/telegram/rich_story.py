@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.service.records import Item
+from bot.service.reexports import Item
 from bot.service.story import Section, Story, voice_note_quote
 from bot.telegram.rich import MAX_BLOCKS, MAX_CHARACTERS, MAX_MEDIA, MAX_NESTING
 from bot.telegram.rich_blocks import heading, inline, markdown_blocks, paragraph, size

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram import InputFile, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -37,9 +37,9 @@ async def write_story(update: Update, context: ContextTypes.DEFAULT_TYPE, wish: 
     who = asker(update)
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.story(who, wish, progress)
+        return await rt.services.conversation.story(who, wish, progress)
 
-    await _answer(update, context, run, _("✍️ Writing the story of your trip…"), None, rich=True)
+    await _answer(update, context, run, _("✍️ Writing the story of your trip…"), rich=True)
 
 
 async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -48,9 +48,9 @@ async def suggest_landmarks(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     who = asker(update)
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.landmarks(who, progress)
+        return await rt.services.conversation.landmarks(who, progress)
 
-    await _answer(update, context, run, _("🗺 Looking for the places you missed…"), None)
+    await _answer(update, context, run, _("🗺 Looking for the places you missed…"))
 
 
 async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -59,7 +59,7 @@ async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     assert chat is not None
     rt = runtime(context)
     try:
-        _, story, _ = await rt.services.talk.latest_story(chat.id)
+        _, story, _ = await rt.services.conversation.latest_story(chat.id)
     except UserError as e:
         await context.bot.send_message(chat.id, str(e))
         return
@@ -75,7 +75,7 @@ async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     # A long trip's pages take a while to build: the chat shows "sending a file" meanwhile.
     async with showing(context.bot, chat.id, ChatAction.UPLOAD_DOCUMENT):
         try:
-            export = await rt.services.talk.export(
+            export = await rt.services.conversation.export(
                 chat.id, user.language_code if user else None, BOT_UPLOAD_LIMIT
             )
         except UserError as e:
@@ -116,11 +116,11 @@ async def compare_trip(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     replied = message.reply_to_message if message is not None else None
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.same_trip(
+        return await rt.services.conversation.same_trip(
             who, progress, replied.message_id if replied else None
         )
 
-    await _answer(update, context, run, _("🔎 Comparing the video with your photos…"), None)
+    await _answer(update, context, run, _("🔎 Comparing the video with your photos…"))
 
 
 async def answer_question(
@@ -134,9 +134,9 @@ async def answer_question(
     who = asker(update)
 
     async def run(progress: Progress) -> Reply:
-        return await rt.services.talk.ask(who, question, progress, replied_message_id)
+        return await rt.services.conversation.ask(who, question, progress, replied_message_id)
 
-    await _answer(update, context, run, _("💭 Thinking…"), None)
+    await _answer(update, context, run, _("💭 Thinking…"))
 
 
 async def _answer(
@@ -144,7 +144,6 @@ async def _answer(
     context: ContextTypes.DEFAULT_TYPE,
     run: Run,
     placeholder: str,
-    markup: InlineKeyboardMarkup | None,
     *,
     rich: bool = False,
 ) -> None:
@@ -192,7 +191,7 @@ async def _answer(
                     language=user.language_code if user is not None else None,
                 )
             else:
-                await progress.finish(reply.text, reply_markup=markup)
+                await progress.finish(reply.text)
         except TelegramError:
             # The answer is stored; say so rather than apologise as if nothing happened.
             log.exception("Telegram would not take the answer in chat %s", chat.id)

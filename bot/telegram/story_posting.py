@@ -20,18 +20,14 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.i18n import _, is_rtl
 from bot.service.media_files import MediaFiles
-from bot.service.records import Item
+from bot.service.reexports import Item
 from bot.service.story import Section, Story, quote_voice_notes
 from bot.service.words import shown_label
-from bot.telegram.formatting import (
-    TELEGRAM_CAPTION_LIMIT,
-    html_visible_length,
-    markdown_to_html,
-    to_plain,
-)
+from bot.telegram.rendering import html_visible_length, markdown_to_html, to_plain
 from bot.telegram.replies import send_markdown
 from bot.telegram.rich import RichMessages, RichUnavailable
 from bot.telegram.rich_story import story_parts
+from bot.telegram.splitting import TELEGRAM_CAPTION_LIMIT
 
 log = logging.getLogger(__name__)
 
