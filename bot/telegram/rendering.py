@@ -69,7 +69,8 @@ class _Open:
     shown: bool = False  # holds a visible character other than whitespace
     href: str = ""
     quote: bool = False
-    outside: tuple[bool, int, str] = (False, 0, "")  # a quote's surrounding flow, kept aside
+    # A quote's surrounding flow, kept aside: its lists do not indent the quote's own.
+    outside: tuple[bool, int, str, int] = (False, 0, "", 0)
 
 
 _INLINE_TAGS = {"em_open": "i", "strong_open": "b", "s_open": "s"}
@@ -135,15 +136,15 @@ class _HtmlWriter:
             return
         quote.tag = "blockquote"
         self.active.add("blockquote")
-        quote.outside = (self.started, self.last_line, self.prefix)
-        self.started, self.prefix = False, ""
+        quote.outside = (self.started, self.last_line, self.prefix, self.depth)
+        self.started, self.prefix, self.depth = False, "", 0
 
     def _close_block(self) -> None:
         done = self._pop()
         body = "".join(done.parts)
         if done.quote and done.tag:
             inside_end = self.last_line
-            self.started, self.last_line, self.prefix = done.outside
+            self.started, self.last_line, self.prefix, self.depth = done.outside
             if done.shown and done.lines:
                 self._write(f"<blockquote>{body}</blockquote>", [done.lines[0], inside_end])
         elif done.quote:  # a quote inside a quote: its lines go into the outer one
