@@ -33,6 +33,16 @@ def _video(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
+async def _photo_and_pier_video(bot: Harness) -> None:
+    """Ana sends a photo and a video as a file (pier.mp4); wait for their acknowledgement."""
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    bot.tg.send_document(
+        bot.chat, bot.ana, _video("netherlands_ducks_with_gps.mp4"), file_name="pier.mp4",
+        mime_type="video/mp4",
+    )  # fmt: skip
+    await bot.wait_text(bot.chat["id"], "1 photo, 1 video")
+
+
 @pytest.mark.parametrize("as_document", [False, True], ids=["as_video", "as_file"])
 @pytest.mark.parametrize(("name", "mime", "taken", "lat", "lon"), REAL_VIDEOS)
 async def test_real_videos_keep_their_time_and_place(
@@ -98,12 +108,7 @@ async def test_processing_progress_is_shown_while_a_video_is_prepared(bot: Harne
 
 async def test_failed_video_is_named_and_the_story_uses_the_rest(bot: Harness) -> None:
     bot.gemini.fail_processing(lambda f: f.mime_type.startswith("video/"))
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_document(
-        bot.chat, bot.ana, _video("netherlands_ducks_with_gps.mp4"), file_name="pier.mp4",
-        mime_type="video/mp4",
-    )  # fmt: skip
-    await bot.wait_text(bot.chat["id"], "1 photo, 1 video")
+    await _photo_and_pier_video(bot)
     bot.tg.send_command(bot.chat, bot.ana, "/story")
     notice = await bot.wait_text(bot.chat["id"], "could not process")
     assert "video 2 (pier.mp4)" in notice
@@ -202,12 +207,7 @@ async def test_expired_video_upload_is_uploaded_again_from_the_stored_copy(bot: 
 async def test_video_lost_by_the_api_that_then_fails_processing_is_left_out_of_the_answer(
     bot: Harness,
 ) -> None:
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_document(
-        bot.chat, bot.ana, _video("netherlands_ducks_with_gps.mp4"), file_name="pier.mp4",
-        mime_type="video/mp4",
-    )  # fmt: skip
-    await bot.wait_text(bot.chat["id"], "1 photo, 1 video")
+    await _photo_and_pier_video(bot)
     bot.tg.send_command(bot.chat, bot.ana, "/story")
     await bot.wait_text(bot.chat["id"], "Seen 1 image, 1 video")
     bot.gemini.expire_all()  # the request names both files: refused, both uploaded again...
@@ -225,12 +225,7 @@ async def test_video_lost_by_the_api_that_then_fails_processing_is_left_out_of_t
 
 async def test_a_video_that_failed_on_a_question_is_named_again_by_the_story(bot: Harness) -> None:
     bot.gemini.fail_processing(lambda f: f.mime_type.startswith("video/"))
-    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
-    bot.tg.send_document(
-        bot.chat, bot.ana, _video("netherlands_ducks_with_gps.mp4"), file_name="pier.mp4",
-        mime_type="video/mp4",
-    )  # fmt: skip
-    await bot.wait_text(bot.chat["id"], "1 photo, 1 video")
+    await _photo_and_pier_video(bot)
     bot.tg.send_text(bot.chat, bot.ana, "Is the pond frozen?")  # the video fails here...
     await bot.wait_text(bot.chat["id"], "Last question: Is the pond frozen?")
     assert "video 2 (pier.mp4)" in await bot.wait_text(bot.chat["id"], "could not process")
