@@ -516,6 +516,7 @@ def test_any_input_gives_valid_chunks_within_limit_and_loses_nothing(
 @settings(max_examples=300, deadline=None)
 @given(parts=_markdown)
 @example(parts=["- - > *"])  # a quote in nested lists once took the lists' indent inside it
+@example(parts=["*", "\r0"])  # an empty item once got a blank line after it
 def test_rendering_never_makes_text_longer(parts: list[str]) -> None:
     md = "".join(parts)
     html = markdown_to_html(md)

@@ -92,6 +92,7 @@ class _HtmlWriter:
         self.last_line = 0  # the source line where the last block written ended
         self.prefix = ""  # list markers waiting for their item's first block
         self.depth = 0  # lists open
+        self.item_lines: list[int] | None = None  # the source lines of the last item opened
 
     def render(self, tokens: list[Token]) -> str:
         for token in tokens:
@@ -115,9 +116,10 @@ class _HtmlWriter:
             elif kind == "list_item_open":
                 indent = "" if self.prefix else "  " * (self.depth - 1)
                 self.prefix += indent + (f"{token.info}{token.markup} " if token.info else "• ")
+                self.item_lines = token.map
             elif kind == "list_item_close" and self.prefix:  # an item with nothing in it
                 marker, self.prefix = self.prefix.rstrip(), ""
-                self._write(marker, None)
+                self._write(marker, self.item_lines)  # its lines: no blank line after it
         return "".join(self.stack[0].parts)
 
     # Blocks

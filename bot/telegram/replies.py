@@ -17,7 +17,7 @@ from telegram.error import BadRequest, TelegramError
 from bot.telegram.rendering import markdown_to_html, to_plain
 from bot.telegram.rich import RichMessages, RichUnavailable
 from bot.telegram.rich_story import draft_message
-from bot.telegram.splitting import TELEGRAM_TEXT_LIMIT, split_markdown
+from bot.telegram.splitting import TELEGRAM_TEXT_LIMIT, split_rendered
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ async def send_markdown(
     reply_markup: InlineKeyboardMarkup | None = None,
 ) -> list[Message | bool]:
     """Send model text as one or more HTML messages; the first may replace a placeholder."""
-    pieces = split_markdown(markdown, TELEGRAM_TEXT_LIMIT) or [markdown or "…"]
+    empty = markdown or "…"
+    pieces = split_rendered(markdown, TELEGRAM_TEXT_LIMIT) or [(empty, markdown_to_html(empty))]
     sent: list[Message | bool] = []
     for index, piece in enumerate(pieces):
         last = index == len(pieces) - 1
@@ -53,15 +54,17 @@ async def send_markdown(
 async def _send_piece(
     bot: Bot,
     chat_id: int,
-    piece: str,
+    piece: tuple[str, str],
     reply_to: int | None,
     markup: InlineKeyboardMarkup | None,
 ) -> Message:
+    """Send one piece (its Markdown and its HTML); plain text if Telegram refuses the HTML."""
+    source, html = piece
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
     try:
         return await bot.send_message(
             chat_id,
-            markdown_to_html(piece),
+            html,
             parse_mode=ParseMode.HTML,
             reply_parameters=reply,
             reply_markup=markup,
@@ -73,7 +76,7 @@ async def _send_piece(
         # Our HTML should always parse; if Telegram disagrees, the words still get through.
         log.warning("Telegram refused generated HTML (%s); sending plain text", e.message)
         return await bot.send_message(
-            chat_id, to_plain(piece) or "…", reply_parameters=reply, reply_markup=markup
+            chat_id, to_plain(source) or "…", reply_parameters=reply, reply_markup=markup
         )
 
 
@@ -81,12 +84,14 @@ async def _edit_piece(
     bot: Bot,
     chat_id: int,
     message_id: int,
-    piece: str,
+    piece: tuple[str, str],
     markup: InlineKeyboardMarkup | None,
 ) -> bool:
+    """Edit the placeholder into the first piece; False when it cannot be edited."""
+    source, html = piece
     try:
         await bot.edit_message_text(
-            markdown_to_html(piece),
+            html,
             chat_id=chat_id,
             message_id=message_id,
             parse_mode=ParseMode.HTML,
@@ -99,7 +104,7 @@ async def _edit_piece(
         if _is_parse_error(e):
             with contextlib.suppress(BadRequest):
                 await bot.edit_message_text(
-                    to_plain(piece) or "…", chat_id=chat_id, message_id=message_id,
+                    to_plain(source) or "…", chat_id=chat_id, message_id=message_id,
                     reply_markup=markup,
                 )  # fmt: skip
                 return True
@@ -247,8 +252,8 @@ class ChatProgress:
             except (RichUnavailable, TelegramError) as e:
                 log.debug("Rich draft skipped: %s", e)
         if markdown:
-            tail = split_markdown(content, TELEGRAM_TEXT_LIMIT - 2)[-1:] or [content]
-            html = markdown_to_html(tail[0]) + " ▌"
+            pieces = split_rendered(content, TELEGRAM_TEXT_LIMIT - 2)
+            html = (pieces[-1][1] if pieces else markdown_to_html(content)) + " ▌"
         else:
             html = content
         try:

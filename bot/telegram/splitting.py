@@ -31,15 +31,16 @@ _NEWLINE = re.compile(r"(\n)")
 
 def split_markdown(md: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
     """Cut Markdown into non-empty pieces whose HTML and plain text fit in `limit` UTF-16 units."""
-    return [piece for piece, _ in _chunks(md, limit)]
+    return [piece for piece, _ in split_rendered(md, limit)]
 
 
 def render_chunks(md: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
     """Telegram HTML messages for `md`, each non-empty and within `limit` visible UTF-16 units."""
-    return [html for _, html in _chunks(md, limit)]
+    return [html for _, html in split_rendered(md, limit)]
 
 
-def _chunks(md: str, limit: int) -> list[tuple[str, str]]:
+def split_rendered(md: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[tuple[str, str]]:
+    """The pieces of `split_markdown`, each with its Telegram HTML (rendered once, to fit)."""
     if limit < 2:
         raise ValueError("limit must be at least 2 (one character can take 2 UTF-16 units)")
     out: list[tuple[str, str]] = []
