@@ -14,6 +14,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.telegram.durable import GAVE_UP
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.telegram_api import Call, FakeTelegram
@@ -216,3 +218,23 @@ async def test_an_update_that_never_finishes_is_given_up_with_one_sentence(
     assert _rows(storage_env, data, "SELECT COUNT(*) FROM inbox")[0][0] == 0
     assert _handled(storage_env, data, poisoned)
     never.set()
+
+
+async def test_an_update_whose_handler_raises_gets_the_apology_once_and_is_not_run_again(
+    bot: Harness, storage_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    tg = bot.tg
+    tg.fail_next("sendMessage", 400, "Bad Request: can't parse entities", times=1)
+    tg.send_command(bot.chat, bot.ana, "/help")
+    failing = _last_update_id(tg)
+    await bot.wait_text(bot.chat["id"], "Nothing was lost")
+    await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, failing))
+    assert f"Unhandled error while handling update {failing}" in caplog.text
+
+    await bot.restart()
+    tg.redeliver(failing)
+    tg.send_command(bot.chat, bot.ana, "/start")
+    after = _last_update_id(tg)
+    await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, after))
+    assert len(tg.calls("sendMessage")) == 3  # the failed help, the apology, /start's reply
+    assert _rows(storage_env, bot.data_dir, "SELECT COUNT(*) FROM inbox")[0][0] == 0
