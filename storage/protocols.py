@@ -244,17 +244,23 @@ class ContextCacheStore(Protocol):
 class InboxStore(Protocol):
     """A durable queue of raw updates not handled yet, keyed by Telegram's update_id."""
 
-    async def keep(self, update_id: int, payload: str, chat_id: int | None = None) -> None:
-        """Record a received update (a second copy of the same update is ignored)."""
+    async def keep(self, update_id: int, payload: str, chat_id: int | None = None) -> bool:
+        """Record a received update; False when it was received before (pending, or handled
+        within the last day): a second delivery, not to be handled again."""
         ...
 
     async def done(self, update_id: int) -> None:
-        """The update was handled."""
+        """The update was handled: remembered as such for a day (by the database's clock)."""
         ...
 
     async def unfinished(self) -> list[str]:
-        """Updates an earlier run left unhandled, oldest first; each replay is counted and an
-        update that was tried too often is given up."""
+        """Updates an earlier run left unhandled, oldest first; each replay is counted, and an
+        update tried too often is left to `abandoned()`."""
+        ...
+
+    async def abandoned(self) -> list[InboxEntry]:
+        """Updates tried too often without finishing: marked handled and returned once, so
+        their senders can be told."""
         ...
 
     # Replicas on one database: a chat's updates are run by the replica holding its lease.

@@ -259,10 +259,10 @@ class WaitingChat:
 
 @dataclass(frozen=True)
 class InboxEntry:
-    """An update taken from the inbox to be handled by the chat's lease holder."""
+    """An update taken from the inbox to be handled (or given up)."""
 
     update_id: int
-    chat_id: int
+    chat_id: int  # 0 when it was journaled without its chat
     payload: str
 
 

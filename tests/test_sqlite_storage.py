@@ -159,3 +159,18 @@ async def test_a_database_from_before_audio_upgrades_with_its_rows_ids_and_links
     assert ("albums", "album_id", "id") in links and ("blobs", "source_sha256", "sha256") in links
     assert ("batches", "batch_id", "id") in links and broken == []
     assert names == [name for name, _ in MIGRATIONS]
+
+
+async def test_updates_pending_at_the_upgrade_to_received_updates_are_known_as_received(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    await _database_before(path, "m010_received_updates")
+    with sqlite3.connect(path) as conn:  # a pending update, journaled by the release before
+        conn.execute("INSERT INTO inbox VALUES (41, '{\"update_id\": 41}', 0, 'x', 7)")
+    storage = await open_sqlite(path, tmp_path)
+    try:
+        assert not await storage.inbox.keep(41, '{"update_id": 41}', 7)  # Telegram sent it again
+        assert await storage.inbox.unfinished() == ['{"update_id": 41}']  # still to be handled
+    finally:
+        await storage.close()

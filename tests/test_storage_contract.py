@@ -276,6 +276,36 @@ async def test_the_inbox_replays_unfinished_updates_and_gives_up_after_three_tri
     assert await inbox.unfinished() == []  # tried three times: given up
 
 
+async def test_the_inbox_knows_an_update_received_before_pending_or_handled(
+    store: Storage,
+) -> None:
+    inbox = store.inbox
+    assert await inbox.keep(1, '{"update_id": 1}', chat_id=7)
+    assert not await inbox.keep(1, '{"update_id": 1}', chat_id=7)  # pending: a second copy
+    await inbox.done(1)
+    assert not await inbox.keep(1, '{"update_id": 1}', chat_id=7)  # handled: not run again
+    assert await inbox.unfinished() == []
+    await inbox.done(2)  # handled without being journaled (the database was away): noted too
+    assert not await inbox.keep(2, '{"update_id": 2}')
+
+
+async def test_an_update_tried_too_often_is_handed_back_once_to_be_reported(
+    store: Storage,
+) -> None:
+    inbox = store.inbox
+    await inbox.keep(5, "five", chat_id=7)
+    await inbox.keep(6, "six", chat_id=8)
+    for _ in range(3):
+        assert [e.update_id for e in await inbox.take([7], skip=())] == [5]
+    assert await inbox.take([7], skip=()) == []
+    assert [(e.update_id, e.chat_id, e.payload) for e in await inbox.abandoned()] == [
+        (5, 7, "five")
+    ]
+    assert await inbox.abandoned() == []  # reported once
+    assert not await inbox.keep(5, "five", chat_id=7)  # and counted as handled
+    assert await inbox.unfinished() == ["six"]
+
+
 async def test_a_chat_lease_is_held_by_one_replica_until_it_lapses_or_is_let_go(
     store: Storage,
 ) -> None:

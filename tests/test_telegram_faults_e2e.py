@@ -243,11 +243,11 @@ async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
 
     async def locked_once(
         self: SqlInboxStore, update_id: int, payload: str, chat_id: int | None = None
-    ) -> None:
+    ) -> bool:
         if not refused:
             refused.append(update_id)
             raise OSError("database is locked")
-        await keep(self, update_id, payload, chat_id)
+        return await keep(self, update_id, payload, chat_id)
 
     monkeypatch.setattr(SqlInboxStore, "keep", locked_once)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))

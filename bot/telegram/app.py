@@ -156,7 +156,9 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    log.error("Unhandled error while handling an update", exc_info=context.error)
+    update_id = update.update_id if isinstance(update, Update) else None
+    # The update is marked handled all the same (the apology tells the user): not run again.
+    log.error("Unhandled error while handling update %s", update_id, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
             await update.effective_message.reply_text(_(APOLOGY))

@@ -1,25 +1,45 @@
-"""Updates survive a crash: written down when fetched, crossed off when handled."""
+"""Received means kept: every update journaled when received, handled once, never lost silently.
+
+Polling: PTB puts each fetched update here and confirms it to Telegram (the offset of its next
+getUpdates) only after `put` returned, that is after the journal committed. Webhook: the server
+answers 200 only after `put` returned (bot/telegram/webhook.py). An update_id journaled before,
+pending or handled, is a second delivery and is not handled again. An update that never finished
+(it crashed or stalled the process each time) is given up after a few tries, and its sender is
+told so in one sentence.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
-from telegram import Bot, Update
+from telegram import Bot, ReplyParameters, Update
+from telegram.error import TelegramError
+
+from bot.i18n import N_, _, using
+from bot.telegram.concurrency import chat_key
+from storage.records import InboxEntry
 
 log = logging.getLogger(__name__)
 
+GAVE_UP = N_(
+    "Sorry, I tried several times but could not handle this message. Please send it again."
+)
+
 
 class Inbox(Protocol):
-    """Where fetched updates are kept until handled (the storage's inbox)."""
+    """Where received updates are journaled until handled (the storage's inbox)."""
 
-    async def keep(self, update_id: int, payload: str) -> None: ...
+    async def keep(self, update_id: int, payload: str, chat_id: int | None = None) -> bool: ...
 
     async def done(self, update_id: int) -> None: ...
 
     async def unfinished(self) -> list[str]: ...
+
+    async def abandoned(self) -> list[InboxEntry]: ...
 
 
 class DurableUpdateQueue(asyncio.Queue[object]):
@@ -34,10 +54,15 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         self.inbox: Inbox | None = None
 
     async def put(self, item: object) -> None:
-        """Journal the update, then queue it."""
+        """Journal the update, then queue it (unless it was received before)."""
         if self.inbox is not None and isinstance(item, Update):
             try:
-                await self.inbox.keep(item.update_id, json.dumps(item.to_dict()))
+                payload = json.dumps(item.to_dict())
+                if not await self.inbox.keep(item.update_id, payload, chat_key(item)):
+                    log.info(
+                        "Update %s was delivered again; it is not handled twice", item.update_id
+                    )
+                    return
             except Exception:
                 # Raising here would end PTB's polling loop and leave the bot deaf: handle the
                 # update anyway, without the crash safety for this one.
@@ -45,9 +70,11 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         await super().put(item)
 
     async def replay(self, bot: Bot) -> int:
-        """Queue again the updates an earlier run did not finish; return how many."""
+        """Tell the senders of updates given up; queue again the updates an earlier run did not
+        finish; return how many."""
         if self.inbox is None:
             return 0
+        await tell_given_up(bot, await self.inbox.abandoned())
         payloads = await self.inbox.unfinished()
         for payload in payloads:
             await super().put(Update.de_json(json.loads(payload), bot))
@@ -59,6 +86,39 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         """Stopping: queue nothing more (every update here is queued as it is received)."""
 
     async def done(self, update: object) -> None:
-        """Cross an update off once its handlers ran."""
+        """Mark an update handled once its handlers ran."""
         if self.inbox is not None and isinstance(update, Update):
             await self.inbox.done(update.update_id)
+
+
+async def tell_given_up(bot: Bot, entries: Sequence[InboxEntry]) -> None:
+    """Log each update given up with its id, and tell its sender in one sentence (in reply to
+    the message when there is one)."""
+    for entry in entries:
+        log.error(
+            "Gave up update %s: it did not finish in several tries (each stopped its process)",
+            entry.update_id,
+        )
+        try:
+            update = Update.de_json(json.loads(entry.payload), bot)
+        except Exception:
+            log.exception("Update %s cannot be read back; its sender is not told", entry.update_id)
+            continue
+        chat = update.effective_chat
+        if chat is None:
+            continue
+        message = update.effective_message
+        user = update.effective_user
+        reply = (
+            ReplyParameters(message.message_id, allow_sending_without_reply=True)
+            if message is not None
+            else None
+        )
+        with using((user.language_code if user is not None else None) or ""):
+            text = _(GAVE_UP)
+        try:
+            await bot.send_message(chat.id, text, reply_parameters=reply)
+        except TelegramError:
+            log.exception(
+                "Could not tell chat %s that update %s was given up", chat.id, entry.update_id
+            )

@@ -11,7 +11,7 @@ A replica keeps a chat while it works on it and for a burst's length after (the 
 joins the same acknowledgement), renewing its leases every few seconds. A replica that stops
 lets its chats go at once; one that dies stops renewing, and after `lease` seconds another
 takes its chats and runs what it had accepted but not finished (each update at most three
-times: one that kills every replica is given up).
+times: one that kills every replica is given up, and its sender told so).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from telegram import Bot, Update
 
 from bot.service.bursts import BURST_GAP_SECONDS
 from bot.telegram.concurrency import chat_key
-from bot.telegram.durable import DurableUpdateQueue
+from bot.telegram.durable import DurableUpdateQueue, tell_given_up
 from storage.protocols import InboxStore
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ class SharedUpdateQueue(DurableUpdateQueue):
         chat = chat_key(item)
         chat = NO_CHAT if chat is None else chat
         try:
-            await inbox.keep(item.update_id, json.dumps(item.to_dict()), chat)
+            if not await inbox.keep(item.update_id, json.dumps(item.to_dict()), chat):
+                log.info("Update %s was delivered again; it is not handled twice", item.update_id)
+                return
         except Exception:
             if self.redeliver:
                 raise
@@ -132,7 +134,7 @@ class SharedUpdateQueue(DurableUpdateQueue):
         self._chats.clear()
 
     async def done(self, update: object) -> None:
-        """An update of a held chat ran: cross it off."""
+        """An update of a held chat ran: mark it handled."""
         if self.shared_inbox is None or not isinstance(update, Update):
             return
         await self.shared_inbox.done(update.update_id)
@@ -173,6 +175,9 @@ class SharedUpdateQueue(DurableUpdateQueue):
                 log.warning("Chat %s passed to another replica", lost)
                 self._chats.pop(lost, None)
             self._renewed = now
+            # Now and then, not at every look: an update given up is rare, and telling its
+            # sender can wait a few seconds.
+            await tell_given_up(self.bot, await inbox.abandoned())
         wanted: set[int] = set()
         free: dict[int, bool] = {}  # chat -> whether nobody held it (rather than a lease lapsed)
         for waiting in await inbox.waiting():

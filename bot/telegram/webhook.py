@@ -3,7 +3,8 @@
 PTB's run_webhook brings a tornado server with no room for a health route; this server is
 aiohttp (already a dependency), answers GET /healthz, refuses requests without the secret
 header with 403, and puts every update on `application.update_queue`, which is the
-DurableUpdateQueue: each update is journalled before Telegram gets its 200.
+DurableUpdateQueue: each update is journalled before Telegram gets its 200, and an update
+Telegram sends again (its 200 was lost) is recognised there and not handled twice.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Updates received from Telegram but not handled yet, so a crash does not lose them.
+"""Updates received from Telegram: journaled before Telegram is answered, handled once.
+
+The inbox holds the pending updates' payloads, so a crash does not lose them;
+`received_updates` remembers every update_id received for a day after it was handled, so a
+second delivery of one (a webhook resent after a lost 200, a poll re-delivered after a crash
+before its offset was confirmed) is recognised and not handled again. Times there are the
+database's, not a process's: replicas whose clocks disagree still agree on what is a day old.
 
 With several replicas on one database the inbox is also how they share the work: whichever
 replica receives an update journals it with its chat, and the replica holding the chat's lease
@@ -8,20 +14,56 @@ replica receives an update journals it with its chat, and the replica holding th
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Double, bindparam, delete, func, or_, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from storage.records import InboxEntry, WaitingChat, now_iso
 from storage.sql.database import Database
 from storage.sql.rows import run
-from storage.sql.tables import chat_leases, inbox
+from storage.sql.tables import chat_leases, inbox, received_updates
 
 MAX_ATTEMPTS = 3  # an update that crashed the process this often is given up
+RETENTION_SECONDS = 24 * 3600.0  # Telegram keeps an unconfirmed update this long
 
+
+class db_now(FunctionElement[float]):  # an SQL function, named like one
+    """Now on the database's clock, in seconds since the epoch."""
+
+    type = Double()
+    inherit_cache = True
+    name = "db_now"
+
+
+@compiles(db_now, "sqlite")
+def _now_sqlite(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(db_now, "postgresql")
+def _now_postgres(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+_PENDING = inbox.c.attempts < MAX_ATTEMPTS  # the rest wait for `abandoned()` to report them
 _DONE = delete(inbox).where(inbox.c.update_id == bindparam("update"))
-_GIVE_UP = delete(inbox).where(inbox.c.attempts >= MAX_ATTEMPTS)
-_COUNT_TRY = update(inbox).values(attempts=inbox.c.attempts + 1)
-_PAYLOADS = select(inbox.c.payload).order_by(inbox.c.update_id)
+_PURGE = delete(received_updates).where(
+    received_updates.c.handled_at < db_now() - RETENTION_SECONDS
+)
+_SPENT = (
+    delete(inbox)
+    .where(inbox.c.attempts >= MAX_ATTEMPTS)
+    .returning(inbox.c.update_id, inbox.c.chat_id, inbox.c.payload)
+)
+_TO_RETRY = select(inbox.c.update_id, inbox.c.payload).where(_PENDING).order_by(inbox.c.update_id)
+_COUNT_TRIES = (
+    update(inbox)
+    .where(inbox.c.update_id.in_(bindparam("updates", expanding=True)))
+    .values(attempts=inbox.c.attempts + 1)
+)
 
 _WAITING = (
     select(
@@ -32,6 +74,7 @@ _WAITING = (
         chat_leases.c.expires_at,
     )
     .select_from(inbox.outerjoin(chat_leases, chat_leases.c.chat_id == inbox.c.chat_id))
+    .where(_PENDING)
     .group_by(inbox.c.chat_id, chat_leases.c.owner, chat_leases.c.expires_at)
     .order_by("first")
 )
@@ -40,12 +83,6 @@ _OF_CHATS = (
     .where(inbox.c.chat_id.in_(bindparam("chats", expanding=True)))
     .order_by(inbox.c.update_id)
 )
-_TRIED = (
-    update(inbox)
-    .where(inbox.c.update_id.in_(bindparam("updates", expanding=True)))
-    .values(attempts=inbox.c.attempts + 1)
-)
-_DROP = delete(inbox).where(inbox.c.update_id.in_(bindparam("updates", expanding=True)))
 _RENEW = (
     update(chat_leases)
     .where(chat_leases.c.owner == bindparam("me"))
@@ -69,6 +106,19 @@ class SqlInboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._keep = db.insert(inbox).on_conflict_do_nothing(index_elements=[inbox.c.update_id])
+        self._receive = (
+            db.insert(received_updates)
+            .values(update_id=bindparam("update"), received_at=db_now())
+            .on_conflict_do_nothing(index_elements=[received_updates.c.update_id])
+            .returning(received_updates.c.update_id)
+        )
+        # Also for an update handled without being journaled (the database was away then).
+        handled = db.insert(received_updates).values(
+            update_id=bindparam("update"), received_at=db_now(), handled_at=db_now()
+        )
+        self._handled = handled.on_conflict_do_update(
+            index_elements=[received_updates.c.update_id], set_={"handled_at": db_now()}
+        )
         # Taken when free, expired or ours already. Two replicas claiming at once: the second
         # waits for the first's row and then finds it neither expired nor its own.
         lease = db.insert(chat_leases)
@@ -81,8 +131,9 @@ class SqlInboxStore:
             ),
         ).returning(chat_leases.c.owner)
 
-    async def keep(self, update_id: int, payload: str, chat_id: int | None = None) -> None:
-        """Record a received update (a second copy of the same update is ignored)."""
+    async def keep(self, update_id: int, payload: str, chat_id: int | None = None) -> bool:
+        """Record a received update; False when it was received before (pending or handled
+        within RETENTION_SECONDS): a second delivery, not to be handled again."""
         values = {
             "update_id": update_id,
             "payload": payload,
@@ -90,15 +141,44 @@ class SqlInboxStore:
             "attempts": 0,
             "chat_id": chat_id,
         }
-        await self.db.write(run, self._keep, values)
+        return await self.db.write(self._keep_new, values)
+
+    def _keep_new(self, conn: Connection, values: dict[str, object]) -> bool:
+        # The id first: a second copy meets its row there (or waits for the first copy's
+        # transaction, then meets it), whether the first is pending or handled.
+        if conn.execute(self._receive, {"update": values["update_id"]}).first() is None:
+            return False
+        conn.execute(self._keep, values)
+        return True
 
     async def done(self, update_id: int) -> None:
-        """The update was handled."""
-        await self.db.write(run, _DONE, {"update": update_id})
+        """The update was handled: its payload goes, its id stays marked handled for a day;
+        ids handled longer ago are purged on the way (an indexed range, mostly empty)."""
+        await self.db.write(self._mark_handled, update_id)
+
+    def _mark_handled(self, conn: Connection, update_id: int) -> None:
+        conn.execute(_DONE, {"update": update_id})
+        conn.execute(self._handled, {"update": update_id})
+        conn.execute(_PURGE)
 
     async def unfinished(self) -> list[str]:
-        """Updates left unhandled by an earlier run, oldest first; each try is counted."""
+        """Updates left unhandled by an earlier run, oldest first; each try is counted (one
+        tried too often is left to `abandoned()`)."""
         return await self.db.write(_unfinished)
+
+    async def abandoned(self) -> list[InboxEntry]:
+        """Updates tried MAX_ATTEMPTS times without finishing (each crashed or stalled its
+        process): marked handled and returned, once, for the user to be told."""
+        return await self.db.write(self._abandon)
+
+    def _abandon(self, conn: Connection) -> list[InboxEntry]:
+        spent = list(conn.execute(_SPENT))
+        for row in spent:
+            conn.execute(self._handled, {"update": row.update_id})
+        return [
+            InboxEntry(int(r.update_id), int(r.chat_id or 0), str(r.payload))
+            for r in sorted(spent, key=lambda r: int(r.update_id))
+        ]
 
     async def waiting(self) -> list[WaitingChat]:
         """Every chat with updates not handled yet, with its lease (owner None when it has
@@ -129,14 +209,15 @@ class SqlInboxStore:
 
     async def take(self, chat_ids: Sequence[int], skip: Collection[int]) -> list[InboxEntry]:
         """The chats' updates not in `skip`, oldest first, each try counted; an update tried
-        too often already (it crashed a replica each time) is given up instead."""
+        too often already (it crashed a replica each time) is left to `abandoned()`."""
         return await self.db.write(_take, list(chat_ids), set(skip))
 
 
 def _unfinished(conn: Connection) -> list[str]:
-    conn.execute(_GIVE_UP)
-    conn.execute(_COUNT_TRY)
-    return [str(row.payload) for row in conn.execute(_PAYLOADS)]
+    rows = list(conn.execute(_TO_RETRY))
+    if rows:
+        conn.execute(_COUNT_TRIES, {"updates": [r.update_id for r in rows]})
+    return [str(r.payload) for r in rows]
 
 
 def _waiting(conn: Connection) -> list[WaitingChat]:
@@ -154,10 +235,7 @@ def _take(conn: Connection, chat_ids: list[int], skip: set[int]) -> list[InboxEn
     if not chat_ids:
         return []
     rows = [r for r in conn.execute(_OF_CHATS, {"chats": chat_ids}) if r.update_id not in skip]
-    spent = [r.update_id for r in rows if r.attempts >= MAX_ATTEMPTS]
     fresh = [r for r in rows if r.attempts < MAX_ATTEMPTS]
-    if spent:
-        conn.execute(_DROP, {"updates": spent})
     if fresh:
-        conn.execute(_TRIED, {"updates": [r.update_id for r in fresh]})
+        conn.execute(_COUNT_TRIES, {"updates": [r.update_id for r in fresh]})
     return [InboxEntry(int(r.update_id), int(r.chat_id), str(r.payload)) for r in fresh]

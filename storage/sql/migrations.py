@@ -424,6 +424,29 @@ def m009_chat_language(m: Migrator) -> None:
     m.add_column("chats", Column("language", Text))
 
 
+@migration
+def m010_received_updates(m: Migrator) -> None:
+    # Handled updates were deleted from the inbox, so a webhook resend after a lost 200 ran
+    # again. Every received update_id is now recorded here and marked handled (on the database's
+    # clock), kept a day (Telegram's retention) and then purged; the inbox keeps only the
+    # pending ones' payloads. Updates pending at the upgrade are recorded as received.
+    m.execute(
+        "CREATE TABLE received_updates ("
+        " update_id BIGINT PRIMARY KEY,"
+        " received_at DOUBLE PRECISION NOT NULL,"
+        " handled_at DOUBLE PRECISION)"
+    )
+    m.execute("CREATE INDEX received_updates_handled ON received_updates (handled_at)")
+    now = (
+        "(julianday('now') - 2440587.5) * 86400.0"
+        if m.engine == "sqlite"
+        else "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+    )
+    m.execute(
+        f"INSERT INTO received_updates (update_id, received_at) SELECT update_id, {now} FROM inbox"
+    )
+
+
 def _postgres_baseline() -> MetaData:
     """The schema m001..m005 leave, as PostgreSQL's first migration creates it. Frozen: a later
     change is a new migration, not an edit here. (The kind check already admits 'audio', as the

@@ -172,6 +172,17 @@ inbox = Table(
     Column("chat_id", BigInteger),  # whose updates these are: that chat's lease holder runs them
 )
 
+# Every update_id received in the last day or more, pending or handled: a second delivery of
+# one (a webhook resent after a lost 200, a poll re-delivered after a crash) is recognised.
+# Times are seconds since the epoch on the database's clock, so replicas' clocks do not matter.
+received_updates = Table(
+    "received_updates",
+    metadata,
+    Column("update_id", BigInteger, primary_key=True),
+    Column("received_at", Double, nullable=False),
+    Column("handled_at", Double),  # NULL while pending; kept RETENTION after, then purged
+)
+
 chat_leases = Table(
     "chat_leases",
     metadata,

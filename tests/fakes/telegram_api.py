@@ -207,6 +207,9 @@ class FakeTelegram:
         self._sent: dict[int, list[SentMessage]] = {}
         self._next_message_id: dict[int, int] = {}
         self._updates: list[JSON] = []
+        self._every_update: dict[int, JSON] = {}  # by update_id, for `redeliver`
+        # Called with each request as it arrives, before it is answered (`watch`).
+        self._watchers: dict[str, Callable[[Call], None]] = {}
         self._update_ids = itertools.count(1)
         self._ids = itertools.count(1)
         self._files: dict[str, StoredFile] = {}
@@ -570,6 +573,23 @@ class FakeTelegram:
         """Updates not yet confirmed by an offset."""
         return list(self._updates)
 
+    def redeliver(self, update_id: int) -> JSON:
+        """Queue an update that was already delivered again, same update_id, as Telegram does
+        when the offset that confirmed it never reached it (a bot that died before its next
+        getUpdates). Returns the update."""
+        update = self._every_update[update_id]
+        self._updates = sorted([*self._updates, update], key=lambda u: int(u["update_id"]))
+        self._wake()
+        return update
+
+    def update(self, update_id: int) -> JSON:
+        """An update queued earlier (delivered or not), by its update_id."""
+        return self._every_update[update_id]
+
+    def watch(self, method: str, watcher: Callable[[Call], None]) -> None:
+        """Call `watcher` with every request of `method` as it arrives, before it is answered."""
+        self._watchers[method.lower()] = watcher
+
     def take_updates(self) -> list[JSON]:
         """Take every queued update off the queue, oldest first (to deliver them by webhook)."""
         taken, self._updates = self._updates, []
@@ -641,6 +661,9 @@ class FakeTelegram:
             return self._error_response(exc)
         call = Call(method, parsed.params, parsed.files, time.monotonic(), parsed.file_names)
         self.requests.append(call)
+        watcher = self._watchers.get(method.lower())
+        if watcher is not None:
+            watcher(call)
         gate = self._method_gates.get(method.lower())
         if gate is not None:
             await gate.wait()
@@ -749,7 +772,9 @@ class FakeTelegram:
         self._changed = asyncio.Event()
 
     def _queue(self, update: JSON) -> None:
-        self._updates.append({"update_id": next(self._update_ids), **update})
+        queued = {"update_id": next(self._update_ids), **update}
+        self._every_update[queued["update_id"]] = queued
+        self._updates.append(queued)
         self._wake()
 
     def _new_message(self, chat: JSON, sender: JSON, **fields: Any) -> JSON:

@@ -1,0 +1,240 @@
+"""Received means kept: journaled before Telegram is answered, handled once, never dropped silently.
+
+A second delivery of an update (a webhook resent after a lost 200, a poll re-delivered after a
+restart) is recognised by its update_id and not handled again; handled ids are kept a day, by
+the database's clock, then purged; an update that never finishes is given up after a few tries
+with one sentence to its sender and a log line with its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.telegram.durable import GAVE_UP
+from tests.fakes.gemini_api import FakeGemini, Reply
+from tests.fakes.telegram_api import Call, FakeTelegram
+from tests.harness import ANA, BotProcess, Harness, free_port, pg_rows, said
+from tests.image_files import jpeg
+
+SECRET = "s3cret_Webhook-token"
+DAY = 24 * 3600
+
+
+def _rows(env: dict[str, str], data: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Run a statement on the bot's database (its SQLite file or DATABASE_URL), committed."""
+    url = env.get("DATABASE_URL")
+    if url:
+        return pg_rows(url, sql, params)
+    conn = sqlite3.connect(data / "photostory.sqlite3")
+    try:
+        rows = list(conn.execute(sql, params))
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def _db_now(env: dict[str, str]) -> str:
+    """Now on the database's clock, in seconds since the epoch, as SQL."""
+    if env.get("DATABASE_URL"):
+        return "EXTRACT(EPOCH FROM clock_timestamp())"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def _handled(env: dict[str, str], data: Path, update_id: int) -> bool:
+    sql = "SELECT 1 FROM received_updates WHERE update_id = ? AND handled_at IS NOT NULL"
+    return bool(_rows(env, data, sql, (update_id,)))
+
+
+def _last_update_id(tg: FakeTelegram) -> int:
+    return int(tg.pending_updates()[-1]["update_id"])
+
+
+async def test_a_polled_update_is_journaled_before_its_offset_is_confirmed(
+    tg: FakeTelegram, bot: Harness, storage_env: dict[str, str]
+) -> None:
+    journaled_when_confirmed: list[bool] = []
+
+    def confirming(call: Call) -> None:
+        offset = int(call.params.get("offset") or 0)
+        if offset > 1:  # confirms every update before `offset`
+            sql = "SELECT COUNT(*) FROM received_updates WHERE update_id < ?"
+            [(count, *_)] = _rows(storage_env, bot.data_dir, sql, (offset,))
+            journaled_when_confirmed.append(int(count) == offset - 1)
+
+    tg.watch("getUpdates", confirming)
+    for n in range(3):
+        tg.send_photo(bot.chat, bot.ana, jpeg(n))
+    await bot.wait_text(bot.chat["id"], "3 photos")
+    assert journaled_when_confirmed and all(journaled_when_confirmed)
+
+
+async def test_a_question_polled_again_after_a_restart_is_answered_once(
+    bot: Harness, storage_env: dict[str, str]
+) -> None:
+    tg, gemini = bot.tg, bot.gemini
+    await bot.album_with_story()
+    gemini.enqueue(Reply(text="Yes, the same day."))
+    tg.send_text(bot.chat, bot.ana, "Same day?")
+    question = _last_update_id(tg)
+    await bot.wait_text(bot.chat["id"], "the same day")
+    await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, question))
+
+    await bot.restart()
+    tg.redeliver(question)  # its confirming offset never reached Telegram
+    # Were the question run again, it would take the first reply and the next one the second.
+    gemini.enqueue(Reply(text="It was sunny."), Reply(text="Answered twice."))
+    tg.send_text(bot.chat, bot.ana, "How was the weather?")
+    weather = _last_update_id(tg)
+    await bot.wait_text(bot.chat["id"], "sunny", timeout=30)
+    await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, weather))
+
+    assert len(gemini.generate_requests()) == 3  # the story and two questions
+    assert not said(tg, bot.chat["id"], "Answered twice")
+    assert len(bot.rows("SELECT * FROM exchanges")) == 3
+
+
+async def test_a_webhook_update_sent_again_after_its_200_is_answered_once(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, storage_env: dict[str, str]
+) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    bot = BotProcess(
+        tg, gemini, data, tmp_path / "bot.log",
+        WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram", WEBHOOK_SECRET=SECRET,
+        WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port), **storage_env,
+    )  # fmt: skip
+    await bot.start()
+    try:
+        await tg.wait_for(lambda: tg.webhook is not None, timeout=30)
+        user = tg.user(user_id=ANA, first_name="Ana", language_code="en")
+        chat = tg.private_chat(user)
+        for n in range(2):
+            tg.send_photo(chat, user, jpeg(n))
+            assert await tg.deliver_webhook(secret=SECRET) == 200
+        await tg.wait_for(lambda: said(tg, chat["id"], "2 photos"), timeout=30)
+        gemini.enqueue(Reply(text="# Story\n\nThe tram (photo 1)."))
+        tg.send_command(chat, user, "/story")
+        assert await tg.deliver_webhook(secret=SECRET) == 200
+        await tg.wait_for(lambda: said(tg, chat["id"], "That was the story of"), timeout=30)
+
+        gemini.enqueue(Reply(text="Yes, the same day."))
+        tg.send_text(chat, user, "Same day?")
+        question = tg.take_updates()[0]
+        assert await tg.deliver_webhook(question, secret=SECRET) == 200
+        # Journaled before the 200: a crash from here on does not lose it.
+        sql = "SELECT 1 FROM received_updates WHERE update_id = ?"
+        assert _rows(storage_env, data, sql, (question["update_id"],))
+        await tg.wait_for(lambda: said(tg, chat["id"], "the same day"), timeout=30)
+        await tg.wait_for(lambda: _handled(storage_env, data, question["update_id"]), timeout=30)
+
+        # The 200 was lost on the way: Telegram sends the same update again.
+        assert await tg.deliver_webhook(question, secret=SECRET) == 200
+        # Were the question run again, it would take the first reply and the next one the second.
+        gemini.enqueue(Reply(text="It was sunny."), Reply(text="Answered twice."))
+        tg.send_text(chat, user, "How was the weather?")
+        weather = tg.take_updates()[0]
+        assert await tg.deliver_webhook(weather, secret=SECRET) == 200
+        await tg.wait_for(lambda: said(tg, chat["id"], "sunny"), timeout=30)
+        await tg.wait_for(lambda: _handled(storage_env, data, weather["update_id"]), timeout=30)
+    finally:
+        code = await bot.stop()
+    assert code == 0, bot.output()
+    assert len(gemini.generate_requests()) == 3  # the story and two questions
+    assert not said(tg, chat["id"], "Answered twice")
+
+
+async def test_handled_ids_are_kept_a_day_by_the_database_clock_then_purged(
+    bot: Harness, storage_env: dict[str, str]
+) -> None:
+    now = _db_now(storage_env)
+    insert = "INSERT INTO received_updates (update_id, received_at, handled_at) VALUES "
+    _rows(
+        storage_env, bot.data_dir, f"{insert}(900001, {now} - {DAY + 7200}, {now} - {DAY + 3600})"
+    )
+    _rows(storage_env, bot.data_dir, f"{insert}(900002, {now} - {DAY}, {now} - {DAY - 3600})")
+    _rows(storage_env, bot.data_dir, f"{insert}(900003, {now} - {DAY + 7200}, NULL)")  # pending
+
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    handling = _last_update_id(bot.tg)
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    await bot.tg.wait_for(lambda: _handled(storage_env, bot.data_dir, handling))
+
+    kept = _rows(storage_env, bot.data_dir, "SELECT update_id FROM received_updates")
+    assert sorted(int(row[0]) for row in kept) == [handling, 900002, 900003]
+
+
+async def test_an_update_that_never_finishes_is_given_up_with_one_sentence(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, storage_env: dict[str, str]
+) -> None:
+    data, log = tmp_path / "data", tmp_path / "bot.log"
+    user = tg.user(user_id=ANA, first_name="Ana", language_code="en")
+    chat = tg.private_chat(user)
+    photo = tg.send_photo(chat, user, jpeg(1))
+    poisoned = _last_update_id(tg)
+    # Its download never ends: every process that handles it is killed while it waits.
+    never = asyncio.Event()
+    tg.hold_download(photo["photo"][-1]["file_id"], never)
+    gave_up = "tried several times"
+    assert gave_up in GAVE_UP
+
+    processes = 0
+    while not said(tg, chat["id"], gave_up):
+        processes += 1
+        assert processes <= 6, "retried without end"
+        bot = BotProcess(tg, gemini, data, log, CHAT_LEASE_SECONDS="1", **storage_env)
+        await bot.start()
+        tries = len(tg.downloads())
+        await tg.wait_for(
+            lambda: len(tg.downloads()) > tries or said(tg, chat["id"], gave_up),  # noqa: B023
+            timeout=60,
+        )
+        if not said(tg, chat["id"], gave_up):
+            await bot.stop(signal.SIGKILL)
+
+    # It tells once, in reply to the message, and logs the update's id.
+    [told] = [m for m in tg.bot_messages(chat["id"]) if gave_up in (m.text or "")]
+    assert told.reply_to_message_id == photo["message_id"]
+    assert f"Gave up update {poisoned}" in bot.output()
+    tries = len(tg.downloads())
+    assert tries <= 4
+    # The bot goes on: the next photo is taken, the given-up one is not tried again.
+    tg.send_photo(chat, user, jpeg(2))
+    await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
+    assert await bot.stop() == 0, bot.output()
+    again = BotProcess(tg, gemini, data, log, CHAT_LEASE_SECONDS="1", **storage_env)
+    await again.start()
+    tg.send_photo(chat, user, jpeg(3))
+    await tg.wait_for(lambda: said(tg, chat["id"], "2 photos"), timeout=30)
+    assert await again.stop() == 0, again.output()
+    assert len(tg.downloads()) == tries + 2
+    assert len([m for m in tg.bot_messages(chat["id"]) if gave_up in (m.text or "")]) == 1
+    assert _rows(storage_env, data, "SELECT COUNT(*) FROM inbox")[0][0] == 0
+    assert _handled(storage_env, data, poisoned)
+    never.set()
+
+
+async def test_an_update_whose_handler_raises_gets_the_apology_once_and_is_not_run_again(
+    bot: Harness, storage_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    tg = bot.tg
+    tg.fail_next("sendMessage", 400, "Bad Request: can't parse entities", times=1)
+    tg.send_command(bot.chat, bot.ana, "/help")
+    failing = _last_update_id(tg)
+    await bot.wait_text(bot.chat["id"], "Nothing was lost")
+    await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, failing))
+    assert f"Unhandled error while handling update {failing}" in caplog.text
+
+    await bot.restart()
+    tg.redeliver(failing)
+    tg.send_command(bot.chat, bot.ana, "/start")
+    after = _last_update_id(tg)
+    await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, after))
+    assert len(tg.calls("sendMessage")) == 3  # the failed help, the apology, /start's reply
+    assert _rows(storage_env, bot.data_dir, "SELECT COUNT(*) FROM inbox")[0][0] == 0
