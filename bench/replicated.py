@@ -15,6 +15,9 @@ and stops them. CPU seconds are psutil's user + system time of every process ove
 each bot process, this process (both fakes, the travellers and Telegram's deliveries), moto's
 server and PostgreSQL (the postmaster and its backends).
 
+"Burst processed" waits on after the acknowledgements (and the CPU clock) for every album's
+model copies, read from the configuration's database (bench/processed.py).
+
 Every chat is run by the replica holding its lease, whichever replica received each photo, so
 the messages-per-album row must stay 1 / 1 on two replicas too.
 """
@@ -36,8 +39,9 @@ from typing import Any
 import psutil
 
 from bench import media
-from bench.chats import Ack, Traveller, Watcher, prepare_photos
+from bench.chats import TIMEOUT, Ack, Traveller, Watcher, prepare_photos
 from bench.process import attach_profiler, environment
+from bench.processed import Processed, sqlite_url
 from bench.report import INFO, Row, median, ms, percentile, verdict
 from bench.session import EXPERIMENTS_DIR, Context, Session
 from tests.fakes.gemini_api import FakeGemini
@@ -50,6 +54,7 @@ from tests.s3_server import S3Server
 SCENARIO = "8 replicas"
 ACK_P95_TARGET = 3.0  # seconds: two replicas' album acknowledgement p95
 SPEED_UP_TARGET = 1.6  # two replicas' p95 at least this many times better than one process
+PROCESSED_TARGET = 0.8  # two replicas' burst-processed p95 at most this times one replica's
 SOLO_SEED = 30_000  # the album sent alone first: other photos than the burst's
 
 
@@ -67,6 +72,8 @@ class Burst:
     seconds: float  # the burst's wall time: first photo queued to the last acknowledgement
     deliveries: list[Delivery] = field(default_factory=list)  # webhook POSTs (replicas only)
     replicas: int = 0
+    processed: list[float] = field(default_factory=list)  # last photo to every model copy
+    unprocessed: int = 0  # chats whose copies were never all seen stored
 
     @property
     def p95(self) -> float:
@@ -189,8 +196,10 @@ async def _embedded(ctx: Context, photos: Sequence[bytes], alone: Sequence[bytes
         travellers = [session.traveller() for _ in range(plan.chats)]
         assert session.process is not None
         clock = CpuClock({"bot": session.process.pid, "bench (fakes)": os.getpid()})
-        acks, sent_at, _ = await _burst(ctx, travellers, photos, None)
-        burst = _burst_result("one process", acks, sent_at, solo.at - solo_at, clock, [])
+        with _processed(ctx, sqlite_url(session.db_path), travellers) as processed:
+            acks, sent_at, _ = await _burst(ctx, travellers, photos, None)
+            burst = _burst_result("one process", acks, sent_at, solo.at - solo_at, clock, [])
+            await _wait_processed(processed, travellers, sent_at, burst)
         await session.stop_process()
     return burst
 
@@ -248,9 +257,11 @@ async def _replicated(
         pids = {f"replica {i}": replicas.pid(i) for i in range(count)}
         pids |= {"bench (fakes)": os.getpid(), "moto": s3.process.pid}
         clock = CpuClock(pids, postgres=_postmaster(pg))
-        acks, sent_at, deliveries = await _burst(ctx, travellers, photos, deliver)
-        label = {1: "one replica", 2: "two replicas"}.get(count, f"{count} replicas")
-        burst = _burst_result(label, acks, sent_at, solo.at - solo_at, clock, deliveries, count)
+        with _processed(ctx, database, travellers) as processed:
+            acks, sent_at, deliveries = await _burst(ctx, travellers, photos, deliver)
+            label = {1: "one replica", 2: "two replicas"}.get(count, f"{count} replicas")
+            burst = _burst_result(label, acks, sent_at, solo.at - solo_at, clock, deliveries, count)
+            await _wait_processed(processed, travellers, sent_at, burst)
         codes = await replicas.stop()
         if any(code != 0 for code in codes):
             tails = "\n".join(replicas.output(i)[-2000:] for i in range(count))
@@ -269,6 +280,23 @@ async def _replicated(
         await gemini.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return burst
+
+
+def _processed(ctx: Context, url: str, travellers: Sequence[Traveller]) -> Processed:
+    """A watch on the database for the model copies of every traveller's album."""
+    return Processed(url, {t.chat_id: ctx.plan.album for t in travellers})
+
+
+async def _wait_processed(
+    processed: Processed,
+    travellers: Sequence[Traveller],
+    sent_at: Sequence[float],
+    burst: Burst,
+) -> None:
+    """After the acknowledgements (and the CPU clock read): wait for the copies still made."""
+    await processed.finished(TIMEOUT)
+    sent = {t.chat_id: at for t, at in zip(travellers, sent_at, strict=True)}
+    burst.processed, burst.unprocessed = processed.since(sent)
 
 
 def _postmaster(pg: PgServer) -> int:
@@ -334,6 +362,27 @@ def _rows(ctx: Context, embedded: Burst, one: Burst, two: Burst) -> list[Row]:
             data={b.label: b.messages for b in (embedded, one, two)},
         ),
     ]
+    for burst, label in configs:
+        missing = f" ({burst.unprocessed} chats never done)" if burst.unprocessed else ""
+        rows.append(
+            Row(
+                SCENARIO,
+                f"burst processed p50 / p95 (last photo to every model copy stored), {label}",
+                f"{ms(median(burst.processed))} / {ms(percentile(burst.processed, 95))}{missing}",
+                data={"seconds": burst.processed, "unprocessed": burst.unprocessed},
+            )
+        )
+    processed_ratio = percentile(two.processed, 95) / percentile(one.processed, 95)
+    rows.append(
+        Row(
+            SCENARIO,
+            "burst processed p95: two replicas / one replica",
+            f"{processed_ratio:.2f}x",
+            f"<= {PROCESSED_TARGET:g}x",
+            verdict(processed_ratio <= PROCESSED_TARGET),
+            {"ratio": processed_ratio},
+        )
+    )
     for burst in (one, two):
         times = [d.answered_at - d.sent_at for d in burst.deliveries]
         per = [sum(d.replica == i for d in burst.deliveries) for i in range(burst.replicas)]

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench import media, story_render
-from bench.chats import Answer, Traveller, prepare_photos
+from bench.chats import TIMEOUT, Answer, Traveller, prepare_photos
+from bench.processed import Processed, sqlite_url
 from bench.report import Row, median, ms, percentile, verdict
 from bench.session import Context, Session
 from tests.fakes.telegram_api import Call
@@ -31,6 +32,7 @@ class ChatRun:
 
     started: float
     chat_id: int
+    photos_sent: float = 0.0  # when the album's last photo was queued
     ack: float | None = None  # seconds from the album's last photo to the full acknowledgement
     fetched: float | None = None  # seconds from the album's last photo to its getFile
     ack_messages: int = 0
@@ -54,6 +56,8 @@ class Drive:
     cpu_seconds: float
     wall_seconds: float
     solo_ack: float | None = None  # one album's acknowledgement with no other chat busy
+    processed: list[float] = field(default_factory=list)  # last photo to every model copy
+    unprocessed: int = 0  # chats whose copies were never all seen stored
 
     @property
     def seconds(self) -> float:
@@ -156,16 +160,24 @@ async def _drive(
             sent = alone.send_photos(media.photos(media.COMPRESSED, plan.album, first=30_000))
             solo = (await alone.acknowledged(sent, plan.ack_quiet)).at - sent.at
         travellers = [session.traveller() for _ in range(plan.chats)]
-        runs = await asyncio.gather(
-            *(
-                _chat(ctx, t, photos[i * plan.album : (i + 1) * plan.album], acknowledge)
-                for i, t in enumerate(travellers)
+        # The echo bot keeps no album: only the bot's copies are watched.
+        expected = {t.chat_id: plan.album for t in travellers} if acknowledge else {}
+        with Processed(sqlite_url(session.db_path), expected) as processed:
+            runs = await asyncio.gather(
+                *(
+                    _chat(ctx, t, photos[i * plan.album : (i + 1) * plan.album], acknowledge)
+                    for i, t in enumerate(travellers)
+                )
             )
-        )
+            await processed.finished(TIMEOUT)
         await session.stop_process()
     updates = plan.chats * (plan.album + 1 + plan.questions)
     calls = [c for c in session.tg.requests if not solo or c.time >= min(r.started for r in runs)]
-    return Drive(list(runs), updates, calls, session.cpu_seconds, session.wall_seconds, solo)
+    drive = Drive(list(runs), updates, calls, session.cpu_seconds, session.wall_seconds, solo)
+    if acknowledge:
+        last_photos = {r.chat_id: r.photos_sent for r in runs}
+        drive.processed, drive.unprocessed = processed.since(last_photos)
+    return drive
 
 
 async def _chat(
@@ -175,6 +187,7 @@ async def _chat(
     loop = asyncio.get_running_loop()
     result = ChatRun(started=loop.time(), chat_id=traveller.chat_id)
     sent = traveller.send_photos(photos)
+    result.photos_sent = sent.at
     if acknowledge:
         ack = await traveller.acknowledged(sent, quiet=ctx.plan.ack_quiet)
         result.ack, result.fetched = ack.at - sent.at, ack.last_fetch - sent.at
@@ -250,6 +263,13 @@ def _rows(ctx: Context, bot: Drive, echo: Drive) -> list[Row]:
             "album: last photo to the bot's download of it (getFile) p50 / p95",
             f"{ms(median(fetched))} / {ms(percentile(fetched, 95))}",
             data={"seconds": fetched},
+        ),
+        Row(
+            SCENARIO,
+            "burst processed p50 / p95 (last photo to every model copy stored)",
+            f"{ms(median(bot.processed))} / {ms(percentile(bot.processed, 95))}"
+            + (f" ({bot.unprocessed} chats never done)" if bot.unprocessed else ""),
+            data={"seconds": bot.processed, "unprocessed": bot.unprocessed},
         ),
         Row(
             SCENARIO,
