@@ -22,9 +22,9 @@ translations: $(VENV)/.installed
 # (then translate what is new or marked fuzzy, and `make translations`).
 messages: $(VENV)/.installed
 	$(BIN)/pybabel extract --mapping-file babel.cfg --keywords N_ --add-comments TRANSLATORS: \
-		--project photostory --no-location --sort-output --output-file $(LOCALES)/photostory.pot .
+		--project photostory --no-location --sort-output --width 100 --output-file $(LOCALES)/photostory.pot .
 	$(BIN)/pybabel update --domain photostory --input-file $(LOCALES)/photostory.pot \
-		--output-dir $(LOCALES) --no-fuzzy-matching --ignore-obsolete
+		--output-dir $(LOCALES) --no-fuzzy-matching --ignore-obsolete --width 100
 
 run: setup
 	$(BIN)/python -m bot

@@ -20,6 +20,7 @@ import io
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
+from datetime import date
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -136,3 +137,10 @@ def compile_po(po: Path) -> bytes:
     out = io.BytesIO()
     write_mo(out, messages)
     return out.getvalue()
+
+
+def local_date(day: date) -> str:
+    """A day as the current language writes it short ("07 Dec 2026", "07 дек. 2026")."""
+    from babel.dates import format_date  # only when a date is shown: Babel's data is big
+
+    return format_date(day, "dd MMM y", locale=_current.get())

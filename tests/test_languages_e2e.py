@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot import i18n
 from bot.telegram.commands import COMMANDS
 from tests.fakes.gemini_api import Reply
@@ -32,7 +34,9 @@ async def test_a_russian_traveller_is_answered_in_russian_with_russian_plurals(
     assert _buttons(bot, chat["id"], "📸") == ["↩️ Отменить", "✍️ Написать историю"]
 
     tg.send_command(chat, anya, "/new")  # a second album: its acknowledgement counts from 0
-    await bot.wait_text(chat["id"], "Новый альбом")
+    created = await bot.wait_text(chat["id"], "Новый альбом")
+    # Named in Russian, with the date as Russian writes it ("Поездка 07 дек. 2026").
+    assert re.search(r"Поездка \d\d [а-я]+\.? \d{4}", created), created
     for n in range(5, 7):
         tg.send_photo(chat, anya, jpeg(n), media_group_id="second")
     await bot.wait_text(chat["id"], "2 фотографии")

@@ -124,8 +124,8 @@ async def ask(
     async with _services(settings) as services:
         folder_album = await _folder_album(services, folder, recursive, bars)
         asker = Asker(folder_album.chat_id, LOCAL_USER, language_code=language)
-        thinking = bars.stage("Thinking", None)
-        reply = await services.conversation.ask(asker, question, Steps(thinking, "Thinking"))
+        thinking = bars.stage(_("Thinking"), None)
+        reply = await services.conversation.ask(asker, question, Steps(thinking, _("Thinking")))
         thinking.finish()
         return AskResult(folder_album, reply.text, reply.notices)
 

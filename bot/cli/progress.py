@@ -21,6 +21,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from bot.i18n import ngettext
+
 
 class Bars:
     """The stages of one run (reading, preparing, uploading, writing), each a bar or spinner."""
@@ -95,4 +97,8 @@ class Steps:
 
     async def text(self, so_far: str) -> None:
         """The answer so far: its length is the sign of life."""
-        self.stage.describe(f"{self.what}: {len(so_far.split())} words")
+        words = len(so_far.split())
+        self.stage.describe(
+            f"{self.what}: "
+            + ngettext("%(count)d word", "%(count)d words", words) % {"count": words}
+        )

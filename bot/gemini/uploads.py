@@ -15,7 +15,7 @@ from google.genai import types
 
 from bot.errors import ModelUnavailable
 from bot.gemini.failures import is_transient, transport_errors
-from bot.i18n import _
+from bot.i18n import N_, _
 from bot.model import MediaRef
 from storage.protocols import UploadStore
 from storage.records import Upload
@@ -148,7 +148,8 @@ class MediaUploader:
         interval = self.poll_interval
         while state == types.FileState.PROCESSING:
             if waited >= self.poll_timeout:
-                return f"still processing after {int(self.poll_timeout)} s"
+                log.info("%s still processing after %d s", ref.label, int(self.poll_timeout))
+                return N_("it was still being processed when the wait ran out")
             await asyncio.sleep(interval)
             waited += interval
             interval = min(interval * 1.5, 10.0)
@@ -156,7 +157,7 @@ class MediaUploader:
             state = file.state
         if state == types.FileState.FAILED:
             reason = (
-                file.error.message if file.error and file.error.message else "processing failed"
+                file.error.message if file.error and file.error.message else N_("processing failed")
             )
             return str(reason)
         expires = file.expiration_time or (datetime.now(UTC) + timedelta(hours=48))

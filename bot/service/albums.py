@@ -7,11 +7,11 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date
 from pathlib import Path, PurePath
 
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
-from bot.i18n import _
+from bot.i18n import _, local_date
 from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
@@ -250,7 +250,7 @@ class AlbumService(AlbumServiceBase):
     async def new_album(self, chat_id: int, name: str | None) -> Album:
         """Start a fresh album; the old ones are kept."""
         self.end_burst(chat_id)
-        clean = clean_name(name) or f"Trip {datetime.now().strftime('%d %b %Y')}"
+        clean = clean_name(name) or _("Trip %(date)s") % {"date": local_date(date.today())}
         return await self.storage.albums.create(chat_id, clean)
 
     async def list_albums(self, chat_id: int) -> tuple[list[AlbumSummary], int]:

@@ -233,7 +233,7 @@ class ConversationService(AlbumServiceBase):
         if kind == "story":  # the story says what it leaves out, however long ago it failed
             notices += [
                 _("I left out %(item)s: %(reason)s.")
-                % {"item": shown_label(context.media_label(i)), "reason": i.model_failed}
+                % {"item": shown_label(context.media_label(i)), "reason": _(i.model_failed)}
                 for i in items
                 if i.model_failed
             ]
@@ -317,7 +317,7 @@ class ConversationService(AlbumServiceBase):
                 await self.storage.media.mark_model_failed(item.id, reason)
                 notices.append(
                     _("Gemini could not process %(item)s (%(reason)s), so I left it out.")
-                    % {"item": shown_label(context.media_label(item)), "reason": reason}
+                    % {"item": shown_label(context.media_label(item)), "reason": _(reason)}
                 )
         if not notices:
             raise refused  # none of the album's files: asking again would not help

@@ -12,6 +12,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.errors import MediaRejected
+from bot.i18n import N_
 from bot.service.intake import PhotoLimits, make_model_copy
 from storage.pins import delete_unused
 from storage.protocols import Storage
@@ -106,7 +107,7 @@ class ModelCopies:
                 # story says it was left out and why.
                 with contextlib.suppress(Exception):
                     await self.media.mark_model_failed(
-                        item.id, "its copy for the model could not be made"
+                        item.id, N_("its copy for the model could not be made")
                     )
             finally:
                 self._making.discard(item.id)
@@ -131,9 +132,8 @@ class ModelCopies:
         except MediaRejected as e:
             # It passed the checks but will not shrink (very rare: a HEIF libheif rejects):
             # the model leaves it out and the story says so.
-            await self.media.mark_model_failed(
-                item.id, f"the picture could not be read ({e.reason})"
-            )
+            log.warning("The model copy of item %s could not be read: %s", item.id, e.reason)
+            await self.media.mark_model_failed(item.id, N_("the picture could not be read"))
             return
         try:
             recorded = await self.media.set_model_copy(item.id, sha, size, "image/jpeg")

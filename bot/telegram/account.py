@@ -46,7 +46,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     today, month = await rt.services.usage.per_user()
     nothing = _("nothing yet")
-    lines = ["<b>" + _("Usage by user") + "</b> (UTC)", "", "<b>" + _("Today") + "</b>"]
+    lines = ["<b>" + _("Usage by user") + "</b> " + _("(UTC)"), "", "<b>" + _("Today") + "</b>"]
     lines += [f"{_who(u)}: {_line(line)}" for u, line in today] or [nothing]
     lines += ["", "<b>" + _("This month") + "</b>"]
     lines += [f"{_who(u)}: {_line(line)}" for u, line in month] or [nothing]

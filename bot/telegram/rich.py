@@ -103,9 +103,10 @@ class RichMessages:
             # 404: a Bot API server older than 10.1. PTB names it InvalidToken until the bot
             # is initialised; a truly bad token would have failed at start-up long before.
             self.available = False
-            log.warning(
-                "The Bot API server has no %s (%s); stories go the classic way", endpoint, e
-            )
+            log.warning(  # the error's type only: its text may quote the request
+                "The Bot API server has no %s (%s); stories go the classic way",
+                endpoint, type(e).__name__,
+            )  # fmt: skip
             raise RichUnavailable(str(e)) from e
         except BadRequest as e:
             log.warning("Telegram refused a rich message (%s): %s", endpoint, e.message)
