@@ -47,14 +47,21 @@ class DurableUpdateQueue(asyncio.Queue[object]):
 
     PTB confirms fetched updates to Telegram with its next poll, before they are handled; the
     inbox is what lets a restarted bot finish the ones a killed process had only fetched.
+    `redeliver`: Telegram sends again an update whose `put` raised (webhook mode, the POST is
+    answered 503), so a failure to journal is raised rather than handled past.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, redeliver: bool = False) -> None:
         super().__init__()
         self.inbox: Inbox | None = None
+        self.redeliver = redeliver
 
     async def put(self, item: object) -> None:
-        """Journal the update, then queue it (unless it was received before)."""
+        """Journal the update, then queue it (unless it was received before).
+
+        A failure to journal is raised when Telegram will send the update again (a webhook
+        answers 503: a 200 must mean journaled). Polling handles the update anyway: raising
+        would end PTB's polling loop, and its next poll confirms the update regardless."""
         if self.inbox is not None and isinstance(item, Update):
             try:
                 payload = json.dumps(item.to_dict())
@@ -64,8 +71,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
                     )
                     return
             except Exception:
-                # Raising here would end PTB's polling loop and leave the bot deaf: handle the
-                # update anyway, without the crash safety for this one.
+                if self.redeliver:
+                    raise
+                # Without the crash safety for this one update, but not deaf.
                 log.exception("Could not journal update %s; handling it anyway", item.update_id)
         await super().put(item)
 

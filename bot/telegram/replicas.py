@@ -68,9 +68,8 @@ class SharedUpdateQueue(DurableUpdateQueue):
         claims_per_step: int = CLAIMS_PER_STEP,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__()
+        super().__init__(redeliver=redeliver)
         self.lease = lease
-        self.redeliver = redeliver
         self.keep_for = keep_for
         self.receiver_first = receiver_first
         self.claims_per_step = claims_per_step
