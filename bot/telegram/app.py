@@ -119,6 +119,7 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
             rich=RichMessages(enabled=settings.rich_story),
         )
+        queue.languages = services.languages.for_chat  # the "gave up" sentence's
         if isinstance(queue, SharedUpdateQueue):
             queue.on_claim = services.copies.take_up
             await queue.start(services.storage.inbox, app.bot)

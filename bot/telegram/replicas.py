@@ -176,7 +176,7 @@ class SharedUpdateQueue(DurableUpdateQueue):
             self._renewed = now
             # Now and then, not at every look: an update given up is rare, and telling its
             # sender can wait a few seconds.
-            await tell_given_up(self.bot, await inbox.abandoned())
+            await tell_given_up(self.bot, await inbox.abandoned(), self.languages)
         wanted: set[int] = set()
         free: dict[int, bool] = {}  # chat -> whether nobody held it (rather than a lease lapsed)
         for waiting in await inbox.waiting():
