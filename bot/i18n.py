@@ -46,6 +46,9 @@ LANGUAGES: dict[str, str] = {
 _RIGHT_TO_LEFT = {"ar", "fa", "he", "ur", "ps", "sd", "yi", "dv", "ckb"}
 
 _current: ContextVar[str] = ContextVar("language", default=DEFAULT)
+# What the model writes in (stories, answers): a language code, any language with or without a
+# catalog; None when unknown. Set with the language in force, per update.
+_writes: ContextVar[str | None] = ContextVar("writes", default=None)
 
 
 def negotiate(code: str | None) -> str:
@@ -83,6 +86,16 @@ def current() -> str:
 def use(language: str) -> None:
     """Speak this language for the rest of the current task (and the tasks it starts)."""
     _current.set(language if language in LANGUAGES else negotiate(language))
+
+
+def writes() -> str | None:
+    """The language the model writes in for this task ("fa", "pt_BR"), None when unknown."""
+    return _writes.get()
+
+
+def write_in(language: str | None) -> None:
+    """Have the model write in this language for the rest of the current task."""
+    _writes.set(language)
 
 
 @contextlib.contextmanager

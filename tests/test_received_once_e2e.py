@@ -238,3 +238,49 @@ async def test_an_update_whose_handler_raises_gets_the_apology_once_and_is_not_r
     await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, after))
     assert len(tg.calls("sendMessage")) == 3  # the failed help, the apology, /start's reply
     assert _rows(storage_env, bot.data_dir, "SELECT COUNT(*) FROM inbox")[0][0] == 0
+
+
+async def test_a_webhook_update_not_journaled_is_answered_503_and_handled_once_when_resent(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    # The embedded configuration: one process owns its SQLite file and its inbox.
+    port = free_port()
+    data = tmp_path / "data"
+    bot = BotProcess(
+        tg, gemini, data, tmp_path / "bot.log",
+        WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram", WEBHOOK_SECRET=SECRET,
+        WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port),
+    )  # fmt: skip
+    await bot.start()
+    try:
+        await tg.wait_for(lambda: tg.webhook is not None, timeout=30)
+        user = tg.user(user_id=ANA, first_name="Ana", language_code="en")
+        chat = tg.private_chat(user)
+        tg.send_photo(chat, user, jpeg(1))
+        assert await tg.deliver_webhook(secret=SECRET) == 200
+        await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
+        await tg.wait_for(lambda: _rows({}, data, "SELECT COUNT(*) FROM inbox")[0][0] == 0)
+
+        # Another connection holds the database's write lock: the journal cannot be written
+        # (the bot waits out its busy timeout, then gives up on the write).
+        tg.send_photo(chat, user, jpeg(2))
+        photo = tg.take_updates()[0]
+        locker = sqlite3.connect(data / "photostory.sqlite3", isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+            assert await tg.deliver_webhook(photo, secret=SECRET) == 503
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert "Telegram will resend it" in bot.output()
+        sql = "SELECT 1 FROM received_updates WHERE update_id = ?"
+        assert not _rows({}, data, sql, (photo["update_id"],))
+
+        # Telegram sends it again after the 503; the journal works again.
+        assert await tg.deliver_webhook(photo, secret=SECRET) == 200
+        await tg.wait_for(lambda: said(tg, chat["id"], "2 photos"), timeout=30)
+        await tg.wait_for(lambda: _handled({}, data, photo["update_id"]), timeout=30)
+    finally:
+        code = await bot.stop()
+    assert code == 0, bot.output()
+    assert _rows({}, data, "SELECT COUNT(*) FROM items")[0][0] == 2  # handled once

@@ -268,6 +268,30 @@ async def test_the_story_is_right_to_left_for_a_persian_speaker(bot: Harness) ->
     _checked_wire(bot.tg)
 
 
+async def test_a_chat_that_chose_arabic_gets_its_story_in_arabic_right_to_left(
+    bot: Harness,
+) -> None:
+    # Ana's Telegram is in English; the chat chose Arabic. The model is told to write Arabic,
+    # and the story, its draft and its web page read right to left.
+    await _photos(bot, 2)
+    bot.tg.send_command(bot.chat, bot.ana, "/language ar")
+    await bot.wait_text(bot.chat["id"], "العربية")
+    await _story(bot, story(("النهر", "القوارب (photos 1–2).", [1, 2])))
+    system = bot.gemini.generate_requests()[-1]["systemInstruction"]["parts"][0]["text"]
+    assert "Write in Arabic" in system
+    [call] = bot.tg.calls("sendRichMessage")
+    assert call.params["rich_message"]["is_rtl"] is True
+    drafts = bot.tg.calls("sendRichMessageDraft")
+    assert drafts and all(d.params["rich_message"]["is_rtl"] is True for d in drafts)
+    _checked_wire(bot.tg)
+
+    [message] = bot.tg.rich_messages(bot.chat["id"])
+    bot.tg.press_button(bot.chat, bot.ana, message.message_id, "export")
+    await bot.tg.wait_for(lambda: len(bot.tg.calls("sendDocument")) == 2, timeout=30)
+    [page] = bot.tg.calls("sendDocument")[0].files.values()
+    assert '<html lang="ar" dir="rtl">' in page.decode()
+
+
 async def test_rich_story_off_posts_the_classic_story(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
 ) -> None:

@@ -48,7 +48,7 @@ class Asker:
     chat_id: int
     user_id: int | None
     name: str | None = None
-    language_code: str | None = None
+    language_code: str | None = None  # what the answer is written in: the chat's language
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,8 @@ def _page(
         }
         for section in story.sections
     ]
-    code = re.sub(r"[^A-Za-z0-9-]", "", language or "")[:35] or "und"
+    # A BCP 47 tag: a catalog's "pt_BR" is "pt-BR".
+    code = re.sub(r"[^A-Za-z0-9-]", "", (language or "").replace("_", "-"))[:35] or "und"
     template = _templates().get_template("story.html.j2")
     # Written piece by piece, each picture's data: URI made as it is written, so the page is
     # the only large thing in memory (a 100-photo page is tens of MB).

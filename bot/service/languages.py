@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.errors import UserError
 from bot.i18n import LANGUAGES, _, negotiate, negotiate_base
 from storage import Storage
+
+
+@dataclass(frozen=True)
+class ChatLanguage:
+    """How a chat is spoken to: the bot's sentences, and what the model writes its stories and
+    answers in (the same language, but the model writes languages the bot has no catalog for)."""
+
+    speaks: str  # a catalog of LANGUAGES
+    writes: str | None  # a language code; None when the chat chose none and its writer has none
 
 
 class LanguageService:
@@ -13,10 +24,12 @@ class LanguageService:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    async def for_chat(self, chat_id: int, telegram_code: str | None) -> str:
-        """The chat's chosen language, else the catalog for the writer's Telegram language."""
+    async def for_chat(self, chat_id: int, telegram_code: str | None) -> ChatLanguage:
+        """The chat's chosen language, else its writer's Telegram language."""
         chosen = await self.storage.albums.language(chat_id)
-        return chosen if chosen in LANGUAGES else negotiate(telegram_code)
+        if chosen in LANGUAGES:
+            return ChatLanguage(speaks=chosen, writes=chosen)
+        return ChatLanguage(speaks=negotiate(telegram_code), writes=telegram_code)
 
     async def choose(self, chat_id: int, wanted: str) -> str:
         """Make the chat speak a language ("de", "pt-br", "Deutsch"); the catalog chosen."""

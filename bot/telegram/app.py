@@ -47,13 +47,13 @@ UNUSABLE = filters.Sticker.ALL | filters.CONTACT | filters.POLL | filters.Dice.A
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
     """The bot, wired to its services; run it with run_polling() or start it by hand in tests."""
     root = settings.telegram_api_url.rstrip("/")
-    # One process owns its SQLite file; replicas on one PostgreSQL share the inbox.
+    # One process owns its SQLite file; replicas on one PostgreSQL share the inbox. A webhook
+    # update not journaled is answered 503, and Telegram sends it again.
+    redeliver = settings.webhook_url is not None
     queue = (
-        DurableUpdateQueue()
+        DurableUpdateQueue(redeliver=redeliver)
         if settings.database_url is None
-        else SharedUpdateQueue(
-            lease=settings.chat_lease, redeliver=settings.webhook_url is not None
-        )
+        else SharedUpdateQueue(lease=settings.chat_lease, redeliver=redeliver)
     )
     processor = PerChatUpdateProcessor()
     processor.on_done = queue.done
@@ -119,6 +119,7 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
             rich=RichMessages(enabled=settings.rich_story),
         )
+        queue.languages = services.languages.for_chat  # the "gave up" sentence's
         if isinstance(queue, SharedUpdateQueue):
             queue.on_claim = services.copies.take_up
             await queue.start(services.storage.inbox, app.bot)

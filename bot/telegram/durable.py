@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from telegram import Bot, ReplyParameters, Update
 from telegram.error import TelegramError
 
-from bot.i18n import N_, _, using
+from bot.i18n import N_, _, negotiate, using
+from bot.service.languages import ChatLanguage
 from bot.telegram.concurrency import chat_key
 from storage.records import InboxEntry
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 GAVE_UP = N_(
     "Sorry, I tried several times but could not handle this message. Please send it again."
 )
+
+# A chat's language from its id and its writer's Telegram language (LanguageService.for_chat).
+Languages = Callable[[int, str | None], Awaitable[ChatLanguage]]
 
 
 class Inbox(Protocol):
@@ -47,14 +51,22 @@ class DurableUpdateQueue(asyncio.Queue[object]):
 
     PTB confirms fetched updates to Telegram with its next poll, before they are handled; the
     inbox is what lets a restarted bot finish the ones a killed process had only fetched.
+    `redeliver`: Telegram sends again an update whose `put` raised (webhook mode, the POST is
+    answered 503), so a failure to journal is raised rather than handled past.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, redeliver: bool = False) -> None:
         super().__init__()
         self.inbox: Inbox | None = None
+        self.redeliver = redeliver
+        self.languages: Languages | None = None  # set at start-up, with the inbox
 
     async def put(self, item: object) -> None:
-        """Journal the update, then queue it (unless it was received before)."""
+        """Journal the update, then queue it (unless it was received before).
+
+        A failure to journal is raised when Telegram will send the update again (a webhook
+        answers 503: a 200 must mean journaled). Polling handles the update anyway: raising
+        would end PTB's polling loop, and its next poll confirms the update regardless."""
         if self.inbox is not None and isinstance(item, Update):
             try:
                 payload = json.dumps(item.to_dict())
@@ -64,8 +76,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
                     )
                     return
             except Exception:
-                # Raising here would end PTB's polling loop and leave the bot deaf: handle the
-                # update anyway, without the crash safety for this one.
+                if self.redeliver:
+                    raise
+                # Without the crash safety for this one update, but not deaf.
                 log.exception("Could not journal update %s; handling it anyway", item.update_id)
         await super().put(item)
 
@@ -74,7 +87,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         finish; return how many."""
         if self.inbox is None:
             return 0
-        await tell_given_up(bot, await self.inbox.abandoned())
+        await tell_given_up(bot, await self.inbox.abandoned(), self.languages)
         payloads = await self.inbox.unfinished()
         for payload in payloads:
             await super().put(Update.de_json(json.loads(payload), bot))
@@ -91,9 +104,11 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             await self.inbox.done(update.update_id)
 
 
-async def tell_given_up(bot: Bot, entries: Sequence[InboxEntry]) -> None:
+async def tell_given_up(
+    bot: Bot, entries: Sequence[InboxEntry], languages: Languages | None = None
+) -> None:
     """Log each update given up with its id, and tell its sender in one sentence (in reply to
-    the message when there is one)."""
+    the message when there is one), in the chat's language."""
     for entry in entries:
         log.error(
             "Gave up update %s: it did not finish in several tries (each stopped its process)",
@@ -114,7 +129,7 @@ async def tell_given_up(bot: Bot, entries: Sequence[InboxEntry]) -> None:
             if message is not None
             else None
         )
-        with using((user.language_code if user is not None else None) or ""):
+        with using(await _speaks(languages, chat.id, user.language_code if user else None)):
             text = _(GAVE_UP)
         try:
             await bot.send_message(chat.id, text, reply_parameters=reply)
@@ -122,3 +137,13 @@ async def tell_given_up(bot: Bot, entries: Sequence[InboxEntry]) -> None:
             log.exception(
                 "Could not tell chat %s that update %s was given up", chat.id, entry.update_id
             )
+
+
+async def _speaks(languages: Languages | None, chat_id: int, telegram_code: str | None) -> str:
+    """The chat's language (its /language choice), else its writer's."""
+    if languages is not None:
+        try:
+            return (await languages(chat_id, telegram_code)).speaks
+        except Exception:
+            log.exception("Could not read chat %s's language; using its writer's", chat_id)
+    return negotiate(telegram_code)

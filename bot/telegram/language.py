@@ -33,7 +33,8 @@ async def speak_chat_language(update: object, context: ContextTypes.DEFAULT_TYPE
     language = await runtime(context).services.languages.for_chat(
         update.effective_chat.id, user.language_code if user else None
     )
-    i18n.use(language)
+    i18n.use(language.speaks)
+    i18n.write_in(language.writes)
 
 
 async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -51,6 +52,7 @@ async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await message.reply_text(str(e))
         return
     i18n.use(language)
+    i18n.write_in(language)
     await message.reply_text(_chosen())
 
 
@@ -61,6 +63,7 @@ async def on_language_button(update: Update, context: ContextTypes.DEFAULT_TYPE,
         return
     language = await runtime(context).services.languages.choose(chat.id, code)
     i18n.use(language)
+    i18n.write_in(language)
     await query.answer()
     await query.edit_message_text(_chosen())
 

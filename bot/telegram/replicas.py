@@ -68,9 +68,8 @@ class SharedUpdateQueue(DurableUpdateQueue):
         claims_per_step: int = CLAIMS_PER_STEP,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__()
+        super().__init__(redeliver=redeliver)
         self.lease = lease
-        self.redeliver = redeliver
         self.keep_for = keep_for
         self.receiver_first = receiver_first
         self.claims_per_step = claims_per_step
@@ -177,7 +176,7 @@ class SharedUpdateQueue(DurableUpdateQueue):
             self._renewed = now
             # Now and then, not at every look: an update given up is rare, and telling its
             # sender can wait a few seconds.
-            await tell_given_up(self.bot, await inbox.abandoned())
+            await tell_given_up(self.bot, await inbox.abandoned(), self.languages)
         wanted: set[int] = set()
         free: dict[int, bool] = {}  # chat -> whether nobody held it (rather than a lease lapsed)
         for waiting in await inbox.waiting():

@@ -9,6 +9,7 @@ import httpx
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot import i18n
 from bot.service.conversation import Asker
 from bot.telegram.acks import Acknowledger
 from bot.telegram.rich import RichMessages
@@ -47,7 +48,7 @@ def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
 
 
 def asker(update: Update) -> Asker:
-    """Who is asking, from an update."""
+    """Who is asking, from an update; the answer is written in the chat's language."""
     user = update.effective_user
     chat = update.effective_chat
     assert chat is not None
@@ -55,5 +56,6 @@ def asker(update: Update) -> Asker:
         chat_id=chat.id,
         user_id=user.id if user else None,
         name=user.full_name if user else None,
-        language_code=user.language_code if user else None,
+        # The chat's /language choice, else its writer's (set per update, bot/telegram/language).
+        language_code=i18n.writes() or (user.language_code if user else None),
     )

@@ -59,7 +59,7 @@ async def story_as_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     assert chat is not None
     rt = runtime(context)
     try:
-        _, story, _ = await rt.services.conversation.latest_story(chat.id)
+        _album, story, _items = await rt.services.conversation.latest_story(chat.id)
     except UserError as e:
         await context.bot.send_message(chat.id, str(e))
         return
@@ -71,12 +71,12 @@ async def export_story(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     chat = update.effective_chat
     assert chat is not None
     rt = runtime(context)
-    user = update.effective_user
     # A long trip's pages take a while to build: the chat shows "sending a file" meanwhile.
     async with showing(context.bot, chat.id, ChatAction.UPLOAD_DOCUMENT):
         try:
+            # The page's lang and dir: the language its story was written in (the chat's).
             export = await rt.services.conversation.export(
-                chat.id, user.language_code if user else None, BOT_UPLOAD_LIMIT
+                chat.id, asker(update).language_code, BOT_UPLOAD_LIMIT
             )
         except UserError as e:
             await context.bot.send_message(chat.id, str(e))
@@ -150,7 +150,8 @@ async def _answer(
     chat = update.effective_chat
     assert chat is not None
     rt = runtime(context)
-    user = update.effective_user
+    # The story is written in the chat's language: its direction follows that language.
+    writes = asker(update).language_code
     # Whatever was being collected is acknowledged first; new media will start a new batch.
     await rt.acks.close(chat.id)
     message = update.effective_message
@@ -165,7 +166,7 @@ async def _answer(
         draft_interval=settings.draft_interval,
         edit_interval=settings.edit_interval,
         rich=rt.rich if rich else None,
-        rtl=is_rtl(user.language_code if user is not None else None),
+        rtl=is_rtl(writes),
     ) as progress:
         try:
             reply = await run(progress)
@@ -188,7 +189,7 @@ async def _answer(
                     reply_to=reply_to,
                     placeholder_id=await progress.release(),
                     rich=rt.rich,
-                    language=user.language_code if user is not None else None,
+                    language=writes,
                 )
             else:
                 await progress.finish(reply.text)
