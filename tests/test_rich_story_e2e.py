@@ -14,6 +14,7 @@ from tests.aiogram_check import check_payload
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
 from tests.fakes.telegram_rich import media_of
+from tests.file_opens import FileOpens
 from tests.harness import ANA, DATA, Harness, jpeg
 
 CLOSING = "And then we flew home."
@@ -304,3 +305,58 @@ async def test_rich_story_off_posts_the_classic_story(
         await bot.stop()
     assert len(tg.calls("sendMediaGroup")) == 1
     assert tg.calls("sendRichMessage") == [] and tg.calls("sendRichMessageDraft") == []
+
+
+@pytest.mark.embedded_only("it watches the files under DATA_DIR/media being opened")
+async def test_a_long_storys_uploads_are_read_for_the_rich_message_that_shows_them(
+    bot: Harness,
+) -> None:
+    # Photos and a video sent as files go up with the rich message that shows them; a later
+    # message's are read only once the earlier one went (a few 50 MB videos would not all
+    # fit in memory at once).
+    for n in range(57):
+        bot.tg.send_photo(bot.chat, bot.ana, jpeg(n, size=(96, 64)), media_group_id=f"g{n // 10}")
+    files = {
+        "rome.jpg": (DATA / "rome_iphone4.jpg").read_bytes(),
+        "pier.jpg": (DATA / "bc_canada_olympus_fe230.jpg").read_bytes(),
+    }
+    for name, data in files.items():
+        bot.tg.send_document(bot.chat, bot.ana, data, file_name=name, mime_type="image/jpeg")
+    clip = (DATA / "netherlands_ducks_with_gps.mp4").read_bytes()
+    bot.tg.send_document(bot.chat, bot.ana, clip, file_name="pier.mp4", mime_type="video/mp4")
+    await bot.wait_text(bot.chat["id"], "59 photos, 1 video", timeout=60)
+    rows = bot.rows("SELECT position, kind, source_sha256, telegram_type FROM items")
+    blob = {r["position"]: bot.data_dir / "media" / r["source_sha256"][:2] / r["source_sha256"]
+            for r in rows}  # fmt: skip
+    rome, pier = (
+        next(p for p, path in blob.items() if path.read_bytes() == data) for data in files.values()
+    )
+    [video] = [r["position"] for r in rows if r["kind"] == "video"]
+    compressed = [r["position"] for r in rows if r["telegram_type"] == "photo"]
+    days = [[rome, *compressed[:19]], compressed[19:39], [pier, video, *compressed[39:]]]
+    written, sent = asyncio.Event(), asyncio.Event()
+    bot.tg.hold_method("sendRichMessage", sent)
+    opens = FileOpens(blob.values())
+    try:
+        answer = story(*((f"Day {n}", "A day.", m) for n, m in enumerate(days)))
+        bot.gemini.enqueue(Reply(json=answer, gate=written))
+        bot.tg.send_command(bot.chat, bot.ana, "/story")
+        await bot.tg.wait_for(bot.gemini.generate_requests, timeout=30)
+        writing = len(opens.opened())  # what the model was sent is not what this test is about
+        written.set()
+        await bot.tg.wait_for(lambda: bot.tg.calls("sendRichMessage"), timeout=30)
+        before = opens.opened()[writing:]  # the bot waits for Telegram to take its first message
+        sent.set()
+        await bot.tg.wait_for(lambda: len(bot.tg.rich_messages(bot.chat["id"])) == 2, timeout=30)
+        after = opens.opened()[writing:]
+    finally:
+        written.set()
+        sent.set()
+        opens.close()
+    first, second = bot.tg.calls("sendRichMessage")
+    assert list(first.files) == [f"photo{rome}"]
+    assert sorted(second.files) == sorted([f"photo{pier}", f"video{video}"])
+    assert before.count(blob[rome]) == 1  # the watch sees the bot's reads
+    assert blob[pier] not in before and blob[video] not in before
+    assert after.count(blob[pier]) == 1 and after.count(blob[video]) == 1
+    _checked_wire(bot.tg)

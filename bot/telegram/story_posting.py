@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from telegram import (
     Bot,
@@ -25,7 +25,7 @@ from bot.service.story import Section, Story, quote_voice_notes
 from bot.service.words import shown_label
 from bot.telegram.rendering import html_visible_length, markdown_to_html, to_plain
 from bot.telegram.replies import send_markdown
-from bot.telegram.rich import RichMessages, RichUnavailable
+from bot.telegram.rich import JSON, RichMessages, RichUnavailable
 from bot.telegram.rich_story import story_parts
 from bot.telegram.splitting import TELEGRAM_CAPTION_LIMIT
 
@@ -102,62 +102,94 @@ async def _post_rich(
 ) -> int | None:
     """Post the story as rich messages; None when all went, else the first section still to
     post the classic way (0: nothing went, the title included)."""
-    pictures = [i for i in items if i.kind != "audio"]
-    media, uploads = await _rich_media(pictures, files)
+    cited = {n for section in story.sections for n in section.media}
+    pictures = [i for i in items if i.kind != "audio" and i.position in cited]
+    media, to_upload = _rich_media(pictures)
     parts = story_parts(story, items, media, closing)
     rtl = is_rtl(language)
     for number, part in enumerate(parts):
         message = part.message(rtl)
         text = json.dumps(message)
-        attached = {k: v for k, v in uploads.items() if f'"attach://{k}"' in text}
+        named = {k: item for k, item in to_upload.items() if f'"attach://{k}"' in text}
         markup = story_buttons() if number == len(parts) - 1 else None
-        try:
-            if number == 0 and placeholder_id is not None:
-                try:  # the group's "writing..." placeholder becomes the story
-                    await rich.edit(
-                        bot, chat_id, placeholder_id, message, reply_markup=markup,
-                        uploads=attached,
-                    )  # fmt: skip
-                    continue
-                except RichUnavailable:
-                    if not rich.available:
-                        raise
-            await rich.send(
-                bot, chat_id, message, reply_to=reply_to if number == 0 else None,
-                reply_markup=markup, uploads=attached,
-            )  # fmt: skip
-        except RichUnavailable:
+        edit_id = placeholder_id if number == 0 else None
+        first_reply = reply_to if number == 0 else None
+        if not await _post_part(
+            bot, chat_id, rich, message, named, files, markup, first_reply, edit_id
+        ):
             if number == 0:
                 return 0
             return min(part.sections, default=len(story.sections))
     return None
 
 
-async def _rich_media(
-    items: Sequence[Item], files: MediaFiles
-) -> tuple[dict[int, dict[str, str]], dict[str, InputFile]]:
+def _rich_media(items: Sequence[Item]) -> tuple[dict[int, dict[str, str]], dict[str, Item]]:
     """Each picture as InputMedia: by Telegram's file_id where it is one of ours, else an
-    upload of our own copy (photos sent as files, HEIC); too big a video is left out."""
+    attach:// upload of our own copy (photos sent as files, HEIC), named here and read only
+    for the message that shows it; too big a video is left out."""
     media: dict[int, dict[str, str]] = {}
-    uploads: dict[str, InputFile] = {}
+    to_upload: dict[str, Item] = {}
     for item in items:
         origin = item.media.origin
         kind = "photo" if item.kind == "photo" else "video"
         if origin.telegram_type == kind and origin.file_id:
             media[item.position] = {"type": kind, "media": origin.file_id}
             continue
-        if kind == "photo":
+        if kind == "video" and item.media.source.size > BOT_UPLOAD_LIMIT:
+            continue
+        key = f"{kind}{item.position}"
+        to_upload[key] = item
+        media[item.position] = {"type": kind, "media": f"attach://{key}"}
+    return media, to_upload
+
+
+async def _post_part(
+    bot: Bot,
+    chat_id: int,
+    rich: RichMessages,
+    message: JSON,
+    named: Mapping[str, Item],
+    files: MediaFiles,
+    markup: InlineKeyboardMarkup | None,
+    reply_to: int | None,
+    edit_id: int | None,
+) -> bool:
+    """One rich message with the files it names, read here and let go on return (a story's
+    uploads are never all in memory at once); False where it could not go."""
+    uploads = await _uploads(named, files)
+    if uploads is None:
+        return False
+    if edit_id is not None:
+        try:  # the group's "writing..." placeholder becomes the story
+            await rich.edit(bot, chat_id, edit_id, message, reply_markup=markup, uploads=uploads)
+            return True
+        except RichUnavailable:
+            if not rich.available:
+                return False
+    try:
+        await rich.send(
+            bot, chat_id, message, reply_to=reply_to, reply_markup=markup, uploads=uploads
+        )
+    except RichUnavailable:
+        return False
+    return True
+
+
+async def _uploads(named: Mapping[str, Item], files: MediaFiles) -> dict[str, InputFile] | None:
+    """Our own copies of the items a message shows by attach://<name>; None if one is gone."""
+    uploads: dict[str, InputFile] = {}
+    for key, item in named.items():
+        if item.kind == "photo":
             data: bytes | None = await files.web_photo(item)
             name = f"{item.label}.jpg"
         else:
             data = await files.video(item, BOT_UPLOAD_LIMIT)
             name = f"{item.label}.mp4"
-        if data is None:
-            continue
-        key = f"{kind}{item.position}"
+        if data is None:  # its file went since the album recorded it: post the classic way
+            log.warning("A story's video is missing from the media store")
+            return None
         uploads[key] = InputFile(data, filename=name, attach=False)
-        media[item.position] = {"type": kind, "media": f"attach://{key}"}
-    return media, uploads
+    return uploads
 
 
 async def _post_section(
