@@ -261,6 +261,9 @@ def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[PgRow]:
         return list(cursor) if cursor.description else []
 
 
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
 class BotProcess:
     """`python -m bot` as a child process, configured only by environment variables."""
 
@@ -274,6 +277,9 @@ class BotProcess:
         }
         self.env.update(bot_env(tg, gemini, data_dir, **extra))
         self.env["NO_PROXY"] = "127.0.0.1,localhost"
+        # `python -m bot` of this checkout, whatever checkout the environment's install names.
+        paths = [p for p in self.env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        self.env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), *paths])
         self.cwd = data_dir.parent
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
