@@ -52,6 +52,21 @@ def _handled(env: dict[str, str], data: Path, update_id: int) -> bool:
     return bool(_rows(env, data, sql, (update_id,)))
 
 
+async def _webhook_bot(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, **env: str
+) -> BotProcess:
+    """`python -m bot` in webhook mode, started and registered with the fake Telegram."""
+    port = free_port()
+    bot = BotProcess(
+        tg, gemini, tmp_path / "data", tmp_path / "bot.log",
+        WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram", WEBHOOK_SECRET=SECRET,
+        WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port), **env,
+    )  # fmt: skip
+    await bot.start()
+    await tg.wait_for(lambda: tg.webhook is not None, timeout=30)
+    return bot
+
+
 def _last_update_id(tg: FakeTelegram) -> int:
     return int(tg.pending_updates()[-1]["update_id"])
 
@@ -103,16 +118,9 @@ async def test_a_question_polled_again_after_a_restart_is_answered_once(
 async def test_a_webhook_update_sent_again_after_its_200_is_answered_once(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, storage_env: dict[str, str]
 ) -> None:
-    port = free_port()
-    data = tmp_path / "data"
-    bot = BotProcess(
-        tg, gemini, data, tmp_path / "bot.log",
-        WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram", WEBHOOK_SECRET=SECRET,
-        WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port), **storage_env,
-    )  # fmt: skip
-    await bot.start()
+    bot = await _webhook_bot(tg, gemini, tmp_path, **storage_env)
+    data = tmp_path / "data"  # the DATA_DIR _webhook_bot gave it
     try:
-        await tg.wait_for(lambda: tg.webhook is not None, timeout=30)
         user = tg.user(user_id=ANA, first_name="Ana", language_code="en")
         chat = tg.private_chat(user)
         for n in range(2):
@@ -244,16 +252,9 @@ async def test_a_webhook_update_not_journaled_is_answered_503_and_handled_once_w
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
 ) -> None:
     # The embedded configuration: one process owns its SQLite file and its inbox.
-    port = free_port()
-    data = tmp_path / "data"
-    bot = BotProcess(
-        tg, gemini, data, tmp_path / "bot.log",
-        WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram", WEBHOOK_SECRET=SECRET,
-        WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port),
-    )  # fmt: skip
-    await bot.start()
+    bot = await _webhook_bot(tg, gemini, tmp_path)
+    data = tmp_path / "data"  # the DATA_DIR _webhook_bot gave it
     try:
-        await tg.wait_for(lambda: tg.webhook is not None, timeout=30)
         user = tg.user(user_id=ANA, first_name="Ana", language_code="en")
         chat = tg.private_chat(user)
         tg.send_photo(chat, user, jpeg(1))
