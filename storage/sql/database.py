@@ -30,6 +30,8 @@ from sqlalchemy import Connection, Table, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
+from storage.jobs import Attempt, current_attempt
+
 if TYPE_CHECKING:  # PostgreSQL's modules (dialect, asyncio, psycopg) load only when used
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -133,7 +135,7 @@ class SqliteDatabase(Database):
 
     async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work` between BEGIN IMMEDIATE and COMMIT."""
-        call = functools.partial(work, **kwargs)
+        call = functools.partial(_fenced, current_attempt(), work, **kwargs)
         return await self._on_thread(self._run, "BEGIN IMMEDIATE", call, args)
 
     def _run(self, begin: str, work: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -208,9 +210,22 @@ class PostgresDatabase(Database):
         """Run `work` in one transaction on a pooled connection."""
         try:
             async with self._engine.begin() as conn:
-                return await conn.run_sync(functools.partial(work, **kwargs), *args)
+                return await conn.run_sync(
+                    functools.partial(_fenced, current_attempt(), work, **kwargs), *args
+                )
         except Rollback as undone:
             return undone.value  # type: ignore[no-any-return]
+
+
+def _fenced(
+    attempt: Attempt | None, work: Callable[..., T], conn: Any, *args: Any, **kwargs: Any
+) -> T:
+    """Run a write; first, when it runs for a job, make sure that job is still this attempt's
+    (a stalled attempt whose job another worker took over must not change anything). The
+    attempt is passed in: the SQLite thread does not see the caller's context variables."""
+    if attempt is not None:
+        attempt.fence(conn)
+    return work(conn, *args, **kwargs)
 
 
 def postgres_url(url: str) -> str:

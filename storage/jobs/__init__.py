@@ -1,0 +1,145 @@
+"""Work that outlives a request: jobs, deferred in the transaction that records why, run by any
+worker, one at a time per key, again after a crash or a stall, their effects kept once.
+
+One interface, two runners:
+
+- `storage.jobs.local.LocalQueue`: the embedded default (one process, SQLite). A `jobs` table
+  in the database file; an in-process dispatcher on the bot's event loop.
+- `storage.jobs.postgres.PostgresQueue`: replicas on one PostgreSQL. procrastinate's tables and
+  workers, plus what it leaves to us (the lock hand-over notification, stalled-job recovery on
+  the database's clock, fencing).
+
+Both run the same registered task functions. A task is `async def task(attempt, args)`; it may
+run more than once for one job (a crash, a stall taken over by another replica), so every
+effect it has is keyed: a database write made while a job attempt is current is *fenced*
+(`Attempt.fence`, called by `Database.write` itself): once another worker has the job, the
+stale attempt's next write raises `TakenOver` before it commits, and so does its next Telegram
+message (the outbox records each message before it is sent).
+
+Rules a job's order follows (procrastinate's, which the local runner copies):
+- `lock`: jobs of one lock run one at a time, in the order deferred; a job retried after a
+  failure keeps its place (nothing later of its lock starts before it is done).
+- `queueing_lock`: at most one job of that key waits to start (a second defer is refused,
+  `defer_in` returns False); one may run meanwhile.
+- `delay`: seconds from now on the database's clock (replicas' clocks do not matter).
+- `queue`: "chat" (a chat's ordered work) or "media" (downloads and processing, any order);
+  each has its own number of workers, so a burst of downloads never holds up a reply.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+CHAT = "chat"
+MEDIA = "media"
+QUEUES = (CHAT, MEDIA)
+
+JSON = Mapping[str, Any]  # a job's arguments: JSON-serialisable
+
+
+class TakenOver(Exception):
+    """This attempt no longer owns its job (another worker took it over): stop, change nothing."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job to defer: which task, its arguments, and the keys that order it."""
+
+    task: str
+    args: JSON = field(default_factory=dict)
+    lock: str | None = None  # one at a time per lock, in deferral order
+    queueing_lock: str | None = None  # at most one waiting to start per key
+    delay: float = 0.0  # seconds from now, on the database's clock
+    queue: str = CHAT
+
+
+class Attempt(Protocol):
+    """One run of one job, as its task function sees it."""
+
+    job_id: int  # the same for every attempt of a job
+    task: str
+    number: int  # 0 for the first attempt
+    last: bool  # no retry follows if this one fails
+
+    def fence(self, conn: Connection) -> None:
+        """Raise TakenOver unless this attempt still owns its job; inside the transaction that
+        records an effect (PostgreSQL: the job's row is locked until that commit)."""
+        ...
+
+
+TaskFunction = Callable[[Attempt, JSON], Awaitable[None]]
+# Told when a job fails its last attempt (or crashed its process too often): the job's task and
+# arguments, so the user can be told in one sentence and the job logged with its id.
+GivenUp = Callable[[str, JSON], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered task: its function, how often it is tried, and its queue."""
+
+    name: str
+    function: TaskFunction
+    attempts: int = 3  # tries in all, a crash of the process running it included
+    retry_wait: float = 1.0  # seconds before the second try, doubled each time after
+
+
+_current: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
+    "job_attempt", default=None
+)
+
+
+def current_attempt() -> Attempt | None:
+    """The job attempt this code runs in, if any (set by the runner around a task)."""
+    return _current.get()
+
+
+def running(attempt: Attempt | None) -> contextvars.Token[Attempt | None]:
+    """Make `attempt` the current one (the runners call this around a task function)."""
+    return _current.set(attempt)
+
+
+def fence_current(conn: Connection) -> None:
+    """Fence a write: raise TakenOver if the current job attempt (if any) lost its job."""
+    attempt = _current.get()
+    if attempt is not None:
+        attempt.fence(conn)
+
+
+class JobQueue(Protocol):
+    """Defers jobs and runs the registered tasks; the same on both runners."""
+
+    def register(self, task: Task) -> None:
+        """Make a task runnable (before `start`)."""
+        ...
+
+    def defer_in(self, conn: Connection, job: Job) -> bool:
+        """Defer a job inside the caller's open transaction (it exists if that commits);
+        False when its queueing_lock already has a job waiting to start."""
+        ...
+
+    async def defer(self, job: Job) -> bool:
+        """Defer a job in a transaction of its own; False as for `defer_in`."""
+        ...
+
+    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
+        """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
+        the latest; False when none waits."""
+        ...
+
+    async def start(self, workers: Mapping[str, int], given_up: GivenUp | None = None) -> None:
+        """Start running jobs: `workers` per queue ({"chat": 16, "media": 2}); jobs an earlier
+        run left unfinished are run again (counting the attempt), or given up."""
+        ...
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Take no more jobs; let running ones finish for up to `timeout` seconds."""
+        ...
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is waiting or running (tests, shutdown); False on timeout."""
+        ...
