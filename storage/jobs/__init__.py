@@ -65,6 +65,7 @@ class Attempt(Protocol):
     task: str
     number: int  # 0 for the first attempt
     last: bool  # no retry follows if this one fails
+    shared: bool  # whether another worker may take the job over (replicas): fencing matters
 
     def fence(self, conn: Connection) -> None:
         """Raise TakenOver unless this attempt still owns its job; inside the transaction that
