@@ -307,9 +307,10 @@ class Settings:
         "HEALTH_PORT", None, "port of GET /healthz when polling", ranged, minimum=1, maximum=65535
     )
     health_listen: str = setting("HEALTH_LISTEN", "0.0.0.0", "the address /healthz binds")
-    # Replicas on one PostgreSQL: a dead replica's chats pass to another after this long.
-    chat_lease: float = setting(
-        "CHAT_LEASE_SECONDS", 15.0, "a silent replica's chats pass on after", number, minimum=1
+    # Replicas on one PostgreSQL: the jobs of a replica silent this long (killed, frozen, cut
+    # off) are run again by another; judged on the database's clock.
+    job_stall: float = setting(
+        "JOB_STALL_SECONDS", 15.0, "a silent replica's jobs pass on after", number, minimum=1
     )
     # Media in an S3-compatible bucket (MEDIA_URL set) instead of DATA_DIR/media.
     media_url: str | None = setting("MEDIA_URL", None, "s3://bucket[/prefix] for media", _media_url)

@@ -75,7 +75,8 @@ class Services:
             )
             # One core is left for the event loop: copies wait, replies should not.
             copies = ModelCopies(storage, limits, workers=(os.cpu_count() or 2) - 1)
-            await copies.start(resume=settings.database_url is None)
+            if settings.database_url is None:
+                await copies.resume()  # left unmade by the last run (replicas: by the jobs)
         except BaseException:
             # Stopped (SIGTERM during start-up) or failed half-way: close what was opened.
             if copies is not None:

@@ -8,7 +8,7 @@ behaviour every engine must show.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -16,24 +16,26 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from storage.pins import Pins
 
+from storage.jobs import Job, JobQueue
 from storage.records import (
     AddOutcome,
     Album,
     AlbumSummary,
+    Arrival,
     CachedContext,
     ChatFootprint,
     Exchange,
     Forgotten,
-    InboxEntry,
     Item,
     Media,
     NewExchange,
     Note,
+    Origin,
     Removed,
+    Reserved,
     Upload,
     UsageRecord,
     UsageTotals,
-    WaitingChat,
 )
 
 
@@ -242,50 +244,52 @@ class ContextCacheStore(Protocol):
 
 
 class InboxStore(Protocol):
-    """A durable queue of raw updates not handled yet, keyed by Telegram's update_id."""
+    """Every update_id received, so a second delivery of one is recognised."""
 
-    async def keep(self, update_id: int, payload: str, chat_id: int | None = None) -> bool:
-        """Record a received update; False when it was received before (pending, or handled
-        within the last day): a second delivery, not to be handled again."""
+    async def receive(self, update_id: int, job: Job) -> bool:
+        """Record a received update and defer its job in one transaction; False when the
+        update was received before."""
         ...
 
     async def done(self, update_id: int) -> None:
-        """The update was handled: remembered as such for a day (by the database's clock)."""
+        """Mark a received update handled (kept a day, then purged)."""
         ...
 
-    async def unfinished(self) -> list[str]:
-        """Updates an earlier run left unhandled, oldest first; each replay is counted, and an
-        update tried too often is left to `abandoned()`."""
+    async def handled(self, update_id: int) -> bool:
+        """Whether the update was handled already."""
         ...
 
-    async def abandoned(self) -> list[InboxEntry]:
-        """Updates tried too often without finishing: marked handled and returned once, so
-        their senders can be told."""
+
+class ArrivalStore(Protocol):
+    """Media files received and numbered, waiting for their download and checks."""
+
+    async def reserve(
+        self,
+        album_id: int,
+        batch_id: int | None,
+        kind: str,
+        origin: Origin,
+        file_size: int | None,
+        max_items: int,
+        then: Callable[[Arrival], Job] | None = None,
+    ) -> Reserved:
+        """Number a received file and defer `then`'s job for it, in one transaction."""
         ...
 
-    # Replicas on one database: a chat's updates are run by the replica holding its lease.
-
-    async def waiting(self) -> list[WaitingChat]:
-        """Every chat with updates not handled yet, with its lease (owner None when it has
-        none), the chat with the oldest update first."""
+    async def get(self, arrival_id: int) -> Arrival | None:
+        """A file still waiting; None once settled or dropped."""
         ...
 
-    async def claim(self, chat_id: int, owner: str, now: float, until: float) -> bool:
-        """Take the chat's lease until `until` unless another replica holds a live one."""
+    async def settle(self, arrival_id: int, media: Media) -> AddOutcome | None:
+        """Make the downloaded file the item at its number; None when the arrival is gone."""
         ...
 
-    async def renew(self, owner: str, until: float) -> set[int]:
-        """Extend every lease `owner` holds; the chats it still holds."""
+    async def drop(self, arrival_id: int) -> Arrival | None:
+        """Give up a file that cannot be added; None if gone."""
         ...
 
-    async def release(self, owner: str, chat_ids: Collection[int] | None = None) -> None:
-        """Let go of these chats, or of all (stopping: then they are marked lapsed, and any
-        replica takes their waiting updates at once)."""
-        ...
-
-    async def take(self, chat_ids: Sequence[int], skip: Collection[int]) -> list[InboxEntry]:
-        """The chats' updates not in `skip`, oldest first, each try counted; an update tried
-        too often already is given up instead."""
+    async def unready(self, album_id: int) -> int:
+        """How many of the album's files the model cannot see yet."""
         ...
 
 
@@ -364,8 +368,10 @@ class Storage:
     uploads: UploadStore
     caches: ContextCacheStore
     inbox: InboxStore
+    arrivals: ArrivalStore
     privacy: PrivacyStore
     blobs: BlobStore
+    jobs: JobQueue
     closer: Callable[[], Awaitable[None]]
 
     async def close(self) -> None:

@@ -197,6 +197,34 @@ class AddOutcome:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    """A media file received and numbered, waiting for its download and checks."""
+
+    id: int
+    album_id: int
+    batch_id: int | None
+    position: int
+    kind: MediaKind
+    origin: Origin
+    file_size: int | None = None
+
+
+class Reservation(Enum):
+    RESERVED = "reserved"  # numbered: its download is a job now
+    REPEAT = "repeat"  # the album has this file already (Telegram's file_unique_id)
+    AGAIN = "again"  # this very message was numbered before (its update is run again)
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """What receiving a media file did: its number, or why it has none."""
+
+    status: Reservation
+    arrival: Arrival | None = None
+
+
+@dataclass(frozen=True)
 class Removed:
     """What taking back a batch removed, and the blobs nothing uses any more."""
 
@@ -245,25 +273,6 @@ class Upload:
     mime_type: str
     expires_at: str  # ISO 8601, UTC
     created_at: str = ""
-
-
-@dataclass(frozen=True)
-class WaitingChat:
-    """A chat with updates in the inbox, and who holds its lease (replicas on one database)."""
-
-    chat_id: int | None  # None: updates journalled by a version that did not record chats
-    updates: int  # how many are waiting (those under way included)
-    owner: str | None  # the replica holding the chat's lease; None when nobody does
-    expires_at: float | None  # when that lease runs out (seconds since the epoch)
-
-
-@dataclass(frozen=True)
-class InboxEntry:
-    """An update taken from the inbox to be handled (or given up)."""
-
-    update_id: int
-    chat_id: int  # 0 when it was journaled without its chat
-    payload: str
 
 
 @dataclass(frozen=True)

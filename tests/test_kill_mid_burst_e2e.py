@@ -173,7 +173,7 @@ async def test_a_replica_killed_mid_burst_loses_no_acknowledged_photo(
     store = Harness(tg, gemini, tmp_path / "reader", DATABASE_URL=postgres_url, **media)
     replicas = Replicas(
         tg, gemini, tmp_path, 2, database_url=postgres_url, media_env=media,
-        CHAT_LEASE_SECONDS=f"{LEASE:g}",
+        JOB_STALL_SECONDS=f"{LEASE:g}",
     )  # fmt: skip
     async with replicas, aiohttp.ClientSession(headers={SECRET_HEADER: SECRET}) as session:
         ana = tg.user(user_id=ANA, first_name="Ana", language_code="en")

@@ -196,7 +196,7 @@ async def test_an_update_that_never_finishes_is_given_up_with_one_sentence(
     while not said(tg, chat["id"], gave_up):
         processes += 1
         assert processes <= 6, "retried without end"
-        bot = BotProcess(tg, gemini, data, log, CHAT_LEASE_SECONDS="1", **storage_env)
+        bot = BotProcess(tg, gemini, data, log, JOB_STALL_SECONDS="1", **storage_env)
         await bot.start()
         tries = len(tg.downloads())
         await tg.wait_for(
@@ -216,7 +216,7 @@ async def test_an_update_that_never_finishes_is_given_up_with_one_sentence(
     tg.send_photo(chat, user, jpeg(2))
     await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
     assert await bot.stop() == 0, bot.output()
-    again = BotProcess(tg, gemini, data, log, CHAT_LEASE_SECONDS="1", **storage_env)
+    again = BotProcess(tg, gemini, data, log, JOB_STALL_SECONDS="1", **storage_env)
     await again.start()
     tg.send_photo(chat, user, jpeg(3))
     await tg.wait_for(lambda: said(tg, chat["id"], "2 photos"), timeout=30)

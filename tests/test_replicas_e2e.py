@@ -87,7 +87,7 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
 ) -> None:
     replicas = Replicas(
         tg, gemini, tmp_path, 2, database_url=postgres_url, media_env=s3_bucket.env("media/"),
-        CHAT_LEASE_SECONDS=f"{LEASE:g}",
+        JOB_STALL_SECONDS=f"{LEASE:g}",
     )  # fmt: skip
     async with replicas:
         ana = tg.user(user_id=ANA, first_name="Ana")

@@ -172,14 +172,14 @@ async def _folder_album(
             synced.skipped,
         )
 
-    waiting = services.copies.waiting(album.id)
+    waiting = await services.storage.arrivals.unready(album.id)
     if waiting:
         preparing = bars.stage(_("Preparing them for Gemini"), waiting)
-        ready = asyncio.ensure_future(services.copies.ready(album.id))
-        while not ready.done():
-            preparing.set(waiting - services.copies.waiting(album.id))
-            await asyncio.wait({ready}, timeout=0.2)
-        await ready
+
+        async def advance(left: int) -> None:
+            preparing.set(waiting - left)
+
+        await services.copies.ready(album.id, advance)
         preparing.finish()
 
     uploaded = await _upload(services, album.id, bars)

@@ -10,23 +10,29 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePath
 
+from bot import i18n
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
-from bot.i18n import _, local_date
+from bot.i18n import N_, _, local_date
 from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
+from bot.service.downloads import DownloadInterrupted
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
+from storage.jobs import MEDIA, Job
 from storage.pins import delete_unused
 from storage.records import (
     AddStatus,
     Album,
     AlbumSummary,
+    Arrival,
     Exchange,
     Item,
     Media,
     MediaKind,
     Note,
     Origin,
+    Reservation,
+    Reserved,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +75,33 @@ class ProcessedFile:
     known: Item | None
 
 
+# Telegram's file id, to a function that downloads that file to a path.
+Fetcher = Callable[[str], Fetch]
+
+# Said when a file's download failed every try.
+DOWNLOAD_FAILED = N_("Telegram did not hand the file over, even after several tries.")
+
+
+def ingest_job(chat_id: int) -> Callable[[Arrival], Job]:
+    """The job that downloads, checks and stores a file the chat sent (any worker, any order)."""
+    # The language the chat is spoken to in now: a failure is told in it.
+    args = {"chat": chat_id, "language": i18n.current()}
+    return lambda arrival: Job(
+        "ingest",
+        {"arrival": arrival.id, "album": arrival.album_id, "position": arrival.position, **args},
+        queue=MEDIA,
+    )
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What became of a received file's ingest: nothing to say, or the file given up and why
+    (the reason a msgid or a sentence, said in the chat's language)."""
+
+    given_up: Arrival | None
+    reason: str | None
+
+
 @dataclass(frozen=True)
 class Received:
     """What became of an incoming file."""
@@ -104,8 +137,87 @@ class AlbumService(AlbumServiceBase):
 
     # Media -------------------------------------------------------------------------------
 
+    async def receive(self, incoming: IncomingMedia) -> Reserved:
+        """Take a received media file: numbered in the chat's album and counted in its burst
+        at once, downloaded and checked by its ingest job on any worker. What the message
+        itself shows is refused here (not a photo, video or voice note; too big to download;
+        the album full); a file the album has already counts as a repeat."""
+        album = await self.storage.albums.current(incoming.chat_id)
+        kind = classify(incoming)
+        self._check_size(incoming, kind)
+        batch_id = await self._batch(incoming.chat_id, album.id)
+        reserved = await self.storage.arrivals.reserve(
+            album.id,
+            batch_id,
+            kind,
+            _as_kept(incoming.origin),
+            incoming.file_size,
+            self.settings.max_album_items,
+            then=ingest_job(incoming.chat_id),
+        )
+        if reserved.status is Reservation.FULL:
+            raise _album_full(album, self.settings.max_album_items)
+        if reserved.status is Reservation.RESERVED:
+            self.bursts.count(incoming.chat_id, album.id, batch_id, kind)
+        elif reserved.status is Reservation.REPEAT:
+            self.bursts.count(incoming.chat_id, album.id, batch_id, "repeat")
+        # AGAIN: this very message was numbered before (its update runs again): nothing new.
+        return reserved
+
+    async def ingest(
+        self, arrival_id: int, fetcher: Fetcher, final: bool, album_id: int, position: int
+    ) -> Ingested:
+        """Download, check and store a received file as its album's item at its number, then
+        make the model's copy (the ingest job). A file that cannot be added is dropped with the
+        reason, which is returned for the acknowledgement to name; a broken download raises
+        (retried) unless this is the `final` try."""
+        arrival = await self.storage.arrivals.get(arrival_id)
+        if arrival is None:
+            # Settled by an earlier try (which may have stopped before the copy), or taken back.
+            stored = [i for i in await self.storage.media.items(album_id) if i.position == position]
+            if stored and not stored[0].media.model_ready and not stored[0].model_failed:
+                await self.copies.make(stored[0])
+            return Ingested(None, None)
+        try:
+            media = await self._fetch_and_process(arrival, fetcher(arrival.origin.file_id or ""))
+        except MediaRejected as e:
+            await self.storage.arrivals.drop(arrival_id)
+            return Ingested(arrival, str(e))
+        except (DownloadInterrupted, OSError):
+            if not final:
+                raise
+            log.exception("Giving up the download of file %s", arrival.position)
+            await self.storage.arrivals.drop(arrival_id)
+            return Ingested(arrival, DOWNLOAD_FAILED)
+        try:
+            outcome = await self.storage.arrivals.settle(arrival_id, media)
+        finally:
+            self.storage.blobs.release(*_own_blobs(media))
+        if outcome is None or outcome.status is not AddStatus.ADDED:
+            # Taken back meanwhile, or bytes the album holds already: its files are nobody's.
+            await delete_unused(self.storage.media, self.storage.blobs, _own_blobs(media))
+            return Ingested(None, None)
+        assert outcome.item is not None
+        if not outcome.item.media.model_ready:
+            await self.copies.make(outcome.item)
+        return Ingested(None, None)
+
+    async def _fetch_and_process(self, arrival: Arrival, fetch: Fetch) -> Media:
+        suffix = PurePath(arrival.origin.file_name or "").suffix.lower()[:8]
+        temp = self.storage.blobs.new_temp_path(suffix if suffix.isascii() else "")
+        try:
+            await fetch(temp)
+            if not await asyncio.to_thread(_has_content, temp):
+                raise MediaRejected(
+                    _("This file is empty, so there is nothing to add."), reason="empty"
+                )
+            return await asyncio.to_thread(self._process, temp, arrival.kind, arrival.origin)
+        finally:
+            await asyncio.to_thread(temp.unlink, True)
+
     async def prepare_media(self, incoming: IncomingMedia, fetch: Fetch) -> ProcessedFile:
-        """Check, download and process a file; safe to run for several files at once."""
+        """Check, download and process a file at once (the folder command; the bot takes files
+        with `receive`); safe to run for several files at once."""
         album = await self.storage.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
@@ -114,36 +226,16 @@ class AlbumService(AlbumServiceBase):
             return ProcessedFile(incoming, album, None, known)
         if count >= self.settings.max_album_items:
             raise _album_full(album, self.settings.max_album_items)
-
-        origin = incoming.origin
-        suffix = PurePath(origin.file_name or "").suffix.lower()[:8]
-        temp = self.storage.blobs.new_temp_path(suffix if suffix.isascii() else "")
-        try:
-            await fetch(temp)
-            if not await asyncio.to_thread(_has_content, temp):
-                raise MediaRejected(
-                    _("This file is empty, so there is nothing to add."), reason="empty"
-                )
-            # Kept as the album shows it: a bare file name, no empty caption.
-            origin = replace(
-                origin, file_name=bare_file_name(origin.file_name), caption=origin.caption or None
-            )
-            media = await asyncio.to_thread(self._process, temp, kind, origin)
-        finally:
-            await asyncio.to_thread(temp.unlink, True)
+        arrival = Arrival(0, album.id, None, 0, kind, _as_kept(incoming.origin))
+        media = await self._fetch_and_process(arrival, fetch)
         return ProcessedFile(incoming, album, media, None)  # its blob pinned until stored
 
     async def store_media(self, prepared: ProcessedFile) -> Received:
-        """Record a prepared file in its album (call in arrival order: it takes the next number)."""
+        """Record a prepared file in its album (call in arrival order: it takes the next number);
+        its model copy is made in the background (`copies.ready` waits for it)."""
         incoming, album = prepared.incoming, prepared.album
         if prepared.known is not None:
-            open_batch = self.bursts.open_batch(incoming.chat_id, album.id)
-            message = incoming.origin.chat_message_id
-            if message is None or prepared.known.media.origin.chat_message_id != message:
-                self.bursts.count(incoming.chat_id, album.id, open_batch, "repeat")
-            # else this very message was stored already: its update is run a second time (the
-            # process running it died before crossing it off), which adds and says nothing.
-            return Received(prepared.known, album, True, open_batch)
+            return Received(prepared.known, album, True, None)
         media = prepared.media
         assert media is not None
         try:
@@ -159,13 +251,11 @@ class AlbumService(AlbumServiceBase):
             raise _album_full(album, self.settings.max_album_items)
         assert outcome.item is not None
         if outcome.status is AddStatus.ADDED and not outcome.item.media.model_ready:
-            self.copies.add(outcome.item)
+            self.copies.later(outcome.item)
         duplicate = outcome.status is AddStatus.DUPLICATE
-        kind = "repeat" if duplicate else outcome.item.kind
-        self.bursts.count(incoming.chat_id, album.id, batch_id, kind)
         return Received(outcome.item, album, duplicate, batch_id)
 
-    def _process(self, temp: Path, kind: MediaKind, origin: Origin) -> Media:
+    def _process(self, temp: Path, kind: str, origin: Origin) -> Media:
         if kind == "photo":
             return process_photo(temp, self.storage.blobs, self.limits, origin)
         if kind == "audio":
@@ -351,6 +441,13 @@ def _own_blobs(media: Media) -> tuple[str, ...]:
     if media.model.sha256 == media.source.sha256:
         return (media.source.sha256,)
     return media.source.sha256, media.model.sha256
+
+
+def _as_kept(origin: Origin) -> Origin:
+    """The message's details as the album shows them: a bare file name, no empty caption."""
+    return replace(
+        origin, file_name=bare_file_name(origin.file_name), caption=origin.caption or None
+    )
 
 
 def _has_content(path: Path) -> bool:

@@ -25,7 +25,7 @@ from bot.service.story import (
     preview_markdown,
     story_from_markdown,
 )
-from bot.service.words import counted, shown_label
+from bot.service.words import shown_label
 from storage.records import Album, Exchange, Item, NewExchange, Note, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -212,11 +212,18 @@ class ConversationService(AlbumServiceBase):
     async def _ask(self, asker: Asker, turn: _Turn, progress: Progress) -> Reply:
         kind = turn.kind
         album = await self.storage.albums.current(asker.chat_id)
-        if waiting := self.copies.waiting(album.id):
-            await progress.status(
-                _("Getting %(photos)s ready…") % {"photos": counted(waiting, "photo")}
-            )
-            await self.copies.ready(album.id)
+        shown: list[int] = []
+
+        async def reading(left: int) -> None:
+            if not shown or left != shown[-1]:
+                shown.append(left)
+                total = shown[0]
+                await progress.status(
+                    _("Reading your photos %(done)d/%(total)d…")
+                    % {"done": total - left, "total": total}
+                )
+
+        await self.copies.ready(album.id, reading)
         items = await self.storage.media.items(album.id)
         notes = await self.storage.media.notes(album.id)
         if not items and not notes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 import httpx
 from telegram import Update
@@ -22,22 +23,30 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.i18n import _
-from bot.telegram import account, commands, language, message_handlers
+from bot.telegram import account, commands, jobs, language, message_handlers
 from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
-from bot.telegram.concurrency import PerChatUpdateProcessor
 from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.media_types import MEDIA
 from bot.telegram.ratelimit import RetryingRateLimiter
-from bot.telegram.replicas import SharedUpdateQueue
 from bot.telegram.rich import RichMessages
 from bot.telegram.runtime import KEY, Runtime
 from bot.telegram.story_handlers import APOLOGY
 from bot.wiring import Services
+from storage import jobs as job_queue
 
 log = logging.getLogger(__name__)
 
 _REGISTERING = "register-languages"  # bot_data key of the start-up task telling Telegram
+# A chat's job mostly waits (for Telegram, for Gemini): many run at once. Media jobs use the CPU.
+CHAT_WORKERS = 32
+STOP_SECONDS = 10.0  # how long running jobs may take to finish when the bot stops
+
+
+def media_workers() -> int:
+    """Downloads and checks at once: a few per core (they wait on the network too)."""
+    return max(2, 2 * (os.cpu_count() or 1))
+
 
 NEW = filters.UpdateType.MESSAGE  # edits of earlier messages are not new requests
 EDITED = filters.UpdateType.EDITED_MESSAGE
@@ -47,16 +56,10 @@ UNUSABLE = filters.Sticker.ALL | filters.CONTACT | filters.POLL | filters.Dice.A
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
     """The bot, wired to its services; run it with run_polling() or start it by hand in tests."""
     root = settings.telegram_api_url.rstrip("/")
-    # One process owns its SQLite file; replicas on one PostgreSQL share the inbox. A webhook
-    # update not journaled is answered 503, and Telegram sends it again.
-    redeliver = settings.webhook_url is not None
-    queue = (
-        DurableUpdateQueue(redeliver=redeliver)
-        if settings.database_url is None
-        else SharedUpdateQueue(lease=settings.chat_lease, redeliver=redeliver)
-    )
-    processor = PerChatUpdateProcessor()
-    processor.on_done = queue.done
+    # Every update becomes a job (bot/telegram/jobs.py) on the storage's queue: in-process on
+    # SQLite, shared by the replicas on PostgreSQL. A webhook update not journaled is answered
+    # 503, and Telegram sends it again.
+    queue = DurableUpdateQueue(redeliver=settings.webhook_url is not None)
     app = (
         ApplicationBuilder()
         .token(settings.telegram_token)
@@ -64,7 +67,6 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         .base_file_url(f"{root}/file/bot")
         .local_mode(settings.telegram_local_mode)
         .update_queue(queue)
-        .concurrent_updates(processor)
         # Waits out flood limits (429 retry_after) and retries 5xx instead of failing a reply.
         .rate_limiter(RetryingRateLimiter())
         .read_timeout(30)
@@ -119,13 +121,12 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
             rich=RichMessages(enabled=settings.rich_story),
         )
-        queue.languages = services.languages.for_chat  # the "gave up" sentence's
-        if isinstance(queue, SharedUpdateQueue):
-            queue.on_claim = services.copies.take_up
-            await queue.start(services.storage.inbox, app.bot)
-        else:
-            queue.inbox = services.storage.inbox
-            await queue.replay(app.bot)
+        rt = app.bot_data[KEY]
+        jobs.register(app, rt)
+        await services.storage.jobs.start(
+            {job_queue.CHAT: CHAT_WORKERS, job_queue.MEDIA: media_workers()}, jobs.given_up(app, rt)
+        )
+        queue.inbox = services.storage.inbox
         # In the background: eleven languages are 33 requests, and the bot can answer meanwhile.
         app.bot_data[_REGISTERING] = asyncio.create_task(
             language.register(app.bot, commands.COMMANDS), name="register-languages"
@@ -143,10 +144,10 @@ async def _post_stop(app: Application) -> None:  # type: ignore[type-arg]
             await registering
     runtime = app.bot_data.get(KEY)
     if isinstance(runtime, Runtime):
-        # Everything stored has been acknowledged before the process goes.
+        # Running jobs finish (or are run again by the next start, or another replica); then
+        # everything received has been acknowledged before the process goes.
+        await runtime.services.storage.jobs.stop(STOP_SECONDS)
         await runtime.acks.close_all()
-    if isinstance(app.update_queue, SharedUpdateQueue):
-        await app.update_queue.let_go()
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
@@ -158,6 +159,10 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
+    if jobs.taken_over(context.error):
+        # This attempt stalled and another worker has the update now: it answers, not this one.
+        log.info("Update %s was taken over by another worker; this attempt stops", update_id)
+        return
     # The update is marked handled all the same (the apology tells the user): not run again.
     log.error("Unhandled error while handling update %s", update_id, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:

@@ -18,7 +18,6 @@ from bot.service.albums import MEDIA_TYPES, Fetch, IncomingMedia
 from bot.service.downloads import DownloadInterrupted, retrying
 from bot.service.messages import TextIntent, for_the_bot, text_intent
 from bot.service.reexports import Origin
-from bot.telegram.concurrency import in_turn
 from bot.telegram.media_types import carries_media, media_type
 from bot.telegram.runtime import runtime
 from bot.telegram.story_handlers import answer_question
@@ -38,30 +37,16 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if incoming.kind == "audio" and not _spoken_to_bot(message, chat.type, context.bot):
         return  # in a group a voice note is talk, like a text: only one for the bot is taken
     rt = runtime(context)
-    albums = rt.services.albums
-    refused: UserError | None = None
     try:
-        # Downloading and shrinking run beside the chat's other files; storing waits its turn.
-        prepared = await albums.prepare_media(
-            incoming, downloader(context.bot, rt.http, incoming.file_id)
-        )
-    except UserError as e:
-        refused = e
-    # Stored files and refusals alike go in the order sent: "the album is full" answers the
-    # first file that did not fit, however the downloads finished.
-    async with in_turn():
-        if refused is None:
-            try:
-                await albums.store_media(prepared)
-                rt.acks.added(chat.id)
-                return
-            except UserError as e:
-                refused = e
+        await rt.services.albums.receive(incoming)
+    except UserError as refused:
         if isinstance(refused, AlbumFull) and not rt.first_time(chat.id, "album_full"):
             return  # an album of ten sent to a full album gets one answer, not ten
         # A file's refusal from bot/media is an English constant: translated here, where it is
         # said (a refusal made in the chat's language is left as it is).
         await message.reply_text(_(str(refused)), do_quote=True)
+        return
+    rt.acks.added(chat.id)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

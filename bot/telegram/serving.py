@@ -23,7 +23,6 @@ from telegram.ext import Application
 
 from bot.config import Settings
 from bot.telegram.connect import RetryPolicy, reach_telegram
-from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.health import start_health_server
 
 log = logging.getLogger(__name__)
@@ -57,8 +56,6 @@ class Serving:
             log.debug("Stop requested")
         finally:
             loop.run_until_complete(self.stop_receiving())
-            if isinstance(application.update_queue, DurableUpdateQueue):
-                loop.run_until_complete(application.update_queue.stop_taking())
             if application.running:
                 loop.run_until_complete(application.stop())
                 if application.post_stop is not None:

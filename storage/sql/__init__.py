@@ -8,11 +8,15 @@ Nothing outside `storage/` sees SQLAlchemy.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+from storage.jobs import JobQueue
+from storage.jobs.local import LocalQueue
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore, Storage
 from storage.sql.album_store import DEFAULT_ALBUM_NAME, NameFor, SqlAlbumStore
+from storage.sql.arrival_store import SqlArrivalStore
 from storage.sql.cache_store import SqlContextCacheStore
 from storage.sql.conversation_store import SqlConversationStore
 from storage.sql.database import Database, PostgresDatabase, SqliteDatabase, postgres_url
@@ -32,11 +36,8 @@ async def open_sqlite(
 ) -> Storage:
     """Open (creating and migrating) the database file; media in `blobs` (prepared), else in
     the media folder under `media_root`; a chat's first album is named `new_album_name()`."""
-    # The update inbox writes for every update: its own connection (and thread), so it never
-    # waits behind an album's transaction.
-    return await _open(
-        SqliteDatabase(db_path), SqliteDatabase(db_path), media_root, blobs, new_album_name
-    )
+    db = SqliteDatabase(db_path)
+    return await _open(db, lambda: LocalQueue(db), media_root, blobs, new_album_name)
 
 
 async def open_postgres(
@@ -47,15 +48,15 @@ async def open_postgres(
 ) -> Storage:
     """Open (migrating) the PostgreSQL database at a postgresql:// address; media in `blobs`
     (prepared), else in the media folder under `media_root`; first albums as open_sqlite."""
-    address = postgres_url(url)
-    return await _open(
-        PostgresDatabase(address), PostgresDatabase(address, 1), media_root, blobs, new_album_name
-    )
+    from storage.jobs.postgres import PostgresQueue  # procrastinate, only for PostgreSQL
+
+    db = PostgresDatabase(postgres_url(url))
+    return await _open(db, lambda: PostgresQueue(db, url), media_root, blobs, new_album_name)
 
 
 async def _open(
     db: Database,
-    inbox_db: Database,
+    new_queue: Callable[[], JobQueue],
     media_root: Path,
     blobs: BlobStore | None,
     new_album_name: NameFor,
@@ -63,7 +64,6 @@ async def _open(
     await db.open()
     try:
         await db.write(apply_migrations)
-        await inbox_db.open()
     except BaseException:
         await db.close()
         raise
@@ -71,8 +71,10 @@ async def _open(
         blobs = LocalBlobStore(media_root)
         blobs.prepare()
 
+    jobs = new_queue()
+
     async def close() -> None:
-        await inbox_db.close()
+        await jobs.stop()
         await db.close()
         await asyncio.to_thread(blobs.pins.close)
 
@@ -83,9 +85,11 @@ async def _open(
         usage=SqlUsageStore(db),
         uploads=SqlUploadStore(db),
         caches=SqlContextCacheStore(db),
-        inbox=SqlInboxStore(inbox_db),
+        inbox=SqlInboxStore(db, jobs),
+        arrivals=SqlArrivalStore(db, jobs),
         privacy=SqlPrivacyStore(db),
         blobs=blobs,
+        jobs=jobs,
         closer=close,
     )
 

@@ -162,14 +162,22 @@ context_caches = Table(
     Column("created_at", Text, nullable=False),
 )
 
-inbox = Table(
-    "inbox",
+# A media file received and numbered, not yet downloaded and checked: counted in its burst's
+# acknowledgement at once, turned into an item (same position) by its ingest job, or dropped
+# with the reason when it cannot be (the acknowledgement then names it).
+arrivals = Table(
+    "arrivals",
     metadata,
-    Column("update_id", BigInteger, primary_key=True),
-    Column("payload", Text, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("received_at", Text, nullable=False),
-    Column("chat_id", BigInteger),  # whose updates these are: that chat's lease holder runs them
+    _id(),
+    _album(),
+    _batch(),
+    Column("position", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("origin", Text, nullable=False),  # the message it came in (Origin as JSON)
+    Column("file_unique_id", Text),  # a file sent again is known before its download
+    Column("chat_message_id", BigInteger),
+    Column("file_size", BigInteger),
+    Column("created_at", Text, nullable=False),
 )
 
 # Every update_id received in the last day or more, pending or handled: a second delivery of
@@ -181,14 +189,6 @@ received_updates = Table(
     Column("update_id", BigInteger, primary_key=True),
     Column("received_at", Double, nullable=False),
     Column("handled_at", Double),  # NULL while pending; kept RETENTION after, then purged
-)
-
-chat_leases = Table(
-    "chat_leases",
-    metadata,
-    Column("chat_id", BigInteger, primary_key=True),
-    Column("owner", Text, nullable=False),  # the replica handling the chat's updates
-    Column("expires_at", Double, nullable=False),  # seconds since the epoch
 )
 
 migrations = Table(

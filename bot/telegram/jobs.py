@@ -1,0 +1,133 @@
+"""The bot's jobs: an update run through the handlers, a received file downloaded and stored.
+
+Registered once at start-up on the storage's job queue (storage/jobs): the same functions run
+in-process on SQLite and on any replica's worker on PostgreSQL. A job may run again (a crash,
+a stall another replica took over): an update already handled is not handled again, a file
+already stored is not stored again, and a stale attempt's writes and messages are refused
+(TakenOver) before they happen.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+from telegram import ReplyParameters, Update
+from telegram.error import TelegramError
+from telegram.ext import Application
+
+from bot.i18n import N_, _, using
+from bot.service.albums import safe_file_name
+from bot.service.words import shown_label
+from bot.telegram.durable import UPDATE_TASK
+from bot.telegram.message_handlers import downloader
+from bot.telegram.runtime import Runtime
+from storage.jobs import JSON, Attempt, TakenOver, Task
+from storage.records import KIND_NOUNS
+
+log = logging.getLogger(__name__)
+
+INGEST_TASK = "ingest"
+
+GAVE_UP = N_(
+    "Sorry, I tried several times but could not handle this message. Please send it again."
+)
+NOT_ADDED = N_("I could not add %(item)s. %(reason)s")
+
+# Set while an update runs through the handlers: PTB hands a handler's exception to the error
+# handler rather than raising it, so the error handler says here that the job was taken over.
+_taken: contextvars.ContextVar[list[TakenOver] | None] = contextvars.ContextVar(
+    "taken_over", default=None
+)
+
+
+def taken_over(error: BaseException | None) -> bool:
+    """For the error handler: whether `error` means this job attempt lost its job (say
+    nothing: the worker that has it now answers)."""
+    if not isinstance(error, TakenOver):
+        return False
+    seen = _taken.get()
+    if seen is not None:
+        seen.append(error)
+    return True
+
+
+def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> None:
+    """Register the bot's tasks on the storage's job queue."""
+
+    async def run_update(attempt: Attempt, args: JSON) -> None:
+        """Run one received update through the handlers, once."""
+        update = Update.de_json(args["update"], app.bot)
+        inbox = rt.services.storage.inbox
+        if await inbox.handled(update.update_id):
+            return  # handled by an earlier attempt that stopped before its job was finished
+        seen: list[TakenOver] = []
+        token = _taken.set(seen)
+        try:
+            await app.process_update(update)
+        finally:
+            _taken.reset(token)
+        if seen:
+            raise seen[0]
+        await inbox.done(update.update_id)
+
+    async def run_ingest(attempt: Attempt, args: JSON) -> None:
+        """Download, check and store one received file; a file given up is named to its chat."""
+        fetcher = lambda file_id: downloader(app.bot, rt.http, file_id)  # noqa: E731
+        outcome = await rt.services.albums.ingest(
+            int(args["arrival"]),
+            fetcher,
+            attempt.last,
+            album_id=int(args["album"]),
+            position=int(args["position"]),
+        )
+        if outcome.given_up is None or outcome.reason is None:
+            return
+        arrival = outcome.given_up
+        with using(str(args.get("language") or "")):
+            label = f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
+            if arrival.origin.file_name:
+                label += f" ({safe_file_name(arrival.origin.file_name).strip(chr(39))})"
+            text = _(NOT_ADDED) % {"item": shown_label(label), "reason": _(outcome.reason)}
+            message = arrival.origin.chat_message_id
+            reply = ReplyParameters(message, allow_sending_without_reply=True) if message else None
+            await app.bot.send_message(int(args["chat"]), text, reply_parameters=reply)
+
+    queue = rt.services.storage.jobs
+    queue.register(Task(UPDATE_TASK, run_update))
+    queue.register(Task(INGEST_TASK, run_ingest, attempts=4))
+
+
+def given_up(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime):  # type: ignore[no-untyped-def]
+    """What to do with a job that failed every try: log it, and tell the chat in one sentence."""
+
+    async def tell(task: str, args: JSON) -> None:
+        if task != UPDATE_TASK:
+            log.error("Gave up a %s job (%s)", task, dict(args))
+            return
+        update = Update.de_json(args["update"], app.bot)
+        log.error("Gave up update %s: it did not finish in several tries", update.update_id)
+        chat = update.effective_chat
+        if chat is None:
+            return
+        message = update.effective_message
+        user = update.effective_user
+        reply = (
+            ReplyParameters(message.message_id, allow_sending_without_reply=True)
+            if message is not None
+            else None
+        )
+        language = await rt.services.languages.for_chat(
+            chat.id, user.language_code if user else None
+        )
+        with using(language.speaks):
+            text = _(GAVE_UP)
+        try:
+            await app.bot.send_message(chat.id, text, reply_parameters=reply)
+        except TelegramError:
+            log.exception(
+                "Could not tell chat %s that update %s was given up", chat.id, update.update_id
+            )
+
+    return tell

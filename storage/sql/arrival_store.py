@@ -1,0 +1,226 @@
+"""Media files received and numbered, waiting for their download: the album's next items."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import BindParameter, Connection, bindparam, delete, func, select, union_all, update
+
+from storage.jobs import Job, JobQueue
+from storage.records import (
+    AddOutcome,
+    AddStatus,
+    Arrival,
+    Media,
+    Origin,
+    Reservation,
+    Reserved,
+    from_iso,
+    iso,
+    now_iso,
+)
+from storage.sql.database import Database
+from storage.sql.rows import item, item_values, one
+from storage.sql.tables import albums, arrivals, blobs, items
+
+_ALBUM: BindParameter[int] = bindparam("album")
+_ARRIVAL: BindParameter[int] = bindparam("arrival")
+
+# Taking the album's row first orders concurrent changes to one album (a row lock on
+# PostgreSQL; SQLite's BEGIN IMMEDIATE has ordered them already).
+_TOUCH_ALBUM = update(albums).where(albums.c.id == _ALBUM).values(updated_at=bindparam("stamp"))
+_KNOWN = union_all(
+    select(items.c.chat_message_id).where(
+        items.c.album_id == _ALBUM, items.c.file_unique_id == bindparam("uniq")
+    ),
+    select(arrivals.c.chat_message_id).where(
+        arrivals.c.album_id == _ALBUM, arrivals.c.file_unique_id == bindparam("uniq")
+    ),
+)
+_COUNTS = select(
+    select(func.count()).where(items.c.album_id == _ALBUM).scalar_subquery().label("items"),
+    select(func.count()).where(arrivals.c.album_id == _ALBUM).scalar_subquery().label("waiting"),
+    func.coalesce(
+        select(func.max(items.c.position)).where(items.c.album_id == _ALBUM).scalar_subquery(), 0
+    ).label("top_item"),
+    func.coalesce(
+        select(func.max(arrivals.c.position))
+        .where(arrivals.c.album_id == _ALBUM)
+        .scalar_subquery(),
+        0,
+    ).label("top_arrival"),
+)
+_INSERT = arrivals.insert().returning(arrivals.c.id)
+_GET = select(arrivals).where(arrivals.c.id == _ARRIVAL)
+_DROP = delete(arrivals).where(arrivals.c.id == _ARRIVAL).returning(*arrivals.c)
+_BY_SOURCE = select(items).where(
+    items.c.album_id == _ALBUM, items.c.source_sha256 == bindparam("sha")
+)
+_UNREADY = select(
+    select(func.count()).where(arrivals.c.album_id == _ALBUM).scalar_subquery()
+    + select(func.count())
+    .where(items.c.album_id == _ALBUM, items.c.model_ready == 0, items.c.model_failed.is_(None))
+    .scalar_subquery()
+)
+
+
+class SqlArrivalStore:
+    """Numbers media files as they are received; their ingest jobs turn them into items."""
+
+    def __init__(self, db: Database, jobs: JobQueue | None = None) -> None:
+        self.db = db
+        self.jobs = jobs
+        self._insert_blob = db.insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.sha256])
+        self._insert_item = (
+            db.insert(items)
+            .on_conflict_do_nothing(index_elements=[items.c.album_id, items.c.source_sha256])
+            .returning(*items.c)
+        )
+
+    async def reserve(
+        self,
+        album_id: int,
+        batch_id: int | None,
+        kind: str,
+        origin: Origin,
+        file_size: int | None,
+        max_items: int,
+        then: Callable[[Arrival], Job] | None = None,
+    ) -> Reserved:
+        """Number a received file after the album's last item or arrival, and defer `then`'s
+        job for it in the same transaction (received and numbered means its job exists); a
+        file the album has (by Telegram's file_unique_id) or a full album gets no number."""
+        return await self.db.write(
+            self._reserve, album_id, batch_id, kind, origin, file_size, max_items, then
+        )
+
+    def _reserve(
+        self,
+        conn: Connection,
+        album_id: int,
+        batch_id: int | None,
+        kind: str,
+        origin: Origin,
+        file_size: int | None,
+        max_items: int,
+        then: Callable[[Arrival], Job] | None,
+    ) -> Reserved:
+        stamp = now_iso()
+        conn.execute(_TOUCH_ALBUM, {"album": album_id, "stamp": stamp})
+        if origin.file_unique_id is not None:
+            messages = set(conn.scalars(_KNOWN, {"album": album_id, "uniq": origin.file_unique_id}))
+            if messages:
+                again = origin.chat_message_id is not None and origin.chat_message_id in messages
+                return Reserved(Reservation.AGAIN if again else Reservation.REPEAT)
+        counts = one(conn, _COUNTS, {"album": album_id})
+        assert counts is not None
+        if counts["items"] + counts["waiting"] >= max_items:
+            return Reserved(Reservation.FULL)
+        position = max(int(counts["top_item"]), int(counts["top_arrival"])) + 1
+        arrival_id: int = conn.execute(
+            _INSERT,
+            {
+                "album_id": album_id,
+                "batch_id": batch_id,
+                "position": position,
+                "kind": kind,
+                "origin": _origin_json(origin),
+                "file_unique_id": origin.file_unique_id,
+                "chat_message_id": origin.chat_message_id,
+                "file_size": file_size,
+                "created_at": stamp,
+            },
+        ).scalar_one()
+        arrival = Arrival(arrival_id, album_id, batch_id, position, kind, origin, file_size)  # type: ignore[arg-type]
+        if then is not None:
+            assert self.jobs is not None, "a job to defer needs the job queue"
+            self.jobs.defer_in(conn, then(arrival))
+        return Reserved(Reservation.RESERVED, arrival)
+
+    async def get(self, arrival_id: int) -> Arrival | None:
+        """A file still waiting for its download; None once settled or dropped."""
+        return await self.db.read(_get, arrival_id)
+
+    async def settle(self, arrival_id: int, media: Media) -> AddOutcome | None:
+        """Make the downloaded file the album's item at its number, in one transaction with
+        its blobs; DUPLICATE when the album holds these bytes already (the arrival goes);
+        None when the arrival is gone (taken back, forgotten, or settled before)."""
+        return await self.db.write(self._settle, arrival_id, media)
+
+    def _settle(self, conn: Connection, arrival_id: int, media: Media) -> AddOutcome | None:
+        row = one(conn, _DROP, {"arrival": arrival_id})
+        if row is None:
+            return None
+        album_id = row["album_id"]
+        stamp = now_iso()
+        conn.execute(_TOUCH_ALBUM, {"album": album_id, "stamp": stamp})
+        conn.execute(
+            self._insert_blob,
+            [
+                {"sha256": b.sha256, "size": b.size, "mime_type": b.mime_type, "created_at": stamp}
+                # In hash order: two settles that share blobs lock them in the same order.
+                for b in sorted(
+                    {b.sha256: b for b in (media.source, media.model)}.values(),
+                    key=lambda b: b.sha256,
+                )
+            ],
+        )
+        values = {
+            "album_id": album_id,
+            "batch_id": row["batch_id"],
+            "position": row["position"],
+            "created_at": stamp,
+            **item_values(media),
+        }
+        added = conn.execute(self._insert_item, values).mappings().first()
+        if added is not None:
+            return AddOutcome(AddStatus.ADDED, item(added))
+        existing = one(conn, _BY_SOURCE, {"album": album_id, "sha": media.source.sha256})
+        assert existing is not None
+        return AddOutcome(AddStatus.DUPLICATE, item(existing))
+
+    async def drop(self, arrival_id: int) -> Arrival | None:
+        """Give up a file that cannot be added (its number stays unused); None if gone."""
+        return await self.db.write(_drop, arrival_id)
+
+    async def unready(self, album_id: int) -> int:
+        """How many of the album's files the model cannot see yet: waiting for their download,
+        or for their model copy."""
+        return await self.db.read(_unready, album_id)
+
+
+def _origin_json(origin: Origin) -> str:
+    values: dict[str, Any] = asdict(origin)
+    values["message_date"] = iso(origin.message_date)
+    return json.dumps(values)
+
+
+def _arrival(row: Any) -> Arrival:
+    values = json.loads(row["origin"])
+    values["message_date"] = from_iso(values.get("message_date"))
+    return Arrival(
+        id=row["id"],
+        album_id=row["album_id"],
+        batch_id=row["batch_id"],
+        position=row["position"],
+        kind=row["kind"],
+        origin=Origin(**values),
+        file_size=row["file_size"],
+    )
+
+
+def _get(conn: Connection, arrival_id: int) -> Arrival | None:
+    row = one(conn, _GET, {"arrival": arrival_id})
+    return _arrival(row) if row else None
+
+
+def _drop(conn: Connection, arrival_id: int) -> Arrival | None:
+    row = one(conn, _DROP, {"arrival": arrival_id})
+    return _arrival(row) if row else None
+
+
+def _unready(conn: Connection, album_id: int) -> int:
+    return int(conn.scalar(_UNREADY, {"album": album_id}) or 0)
