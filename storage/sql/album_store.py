@@ -19,7 +19,7 @@ from sqlalchemy import (
 from storage.records import Album, AlbumSummary, now_iso
 from storage.sql.database import Database
 from storage.sql.rows import Row, every, one, record
-from storage.sql.tables import albums, chats, exchanges, items, notes
+from storage.sql.tables import albums, arrivals, chats, exchanges, items, notes
 
 DEFAULT_ALBUM_NAME = "My trip"
 # The name a chat's first album gets, asked when it is made (the bot's says it in the chat's
@@ -41,11 +41,17 @@ def _count(table: Table, *where: ColumnElement[bool]) -> ScalarSelect[int]:
     return select(func.count()).where(table.c.album_id == albums.c.id, *where).scalar_subquery()
 
 
+def _received(kind: str) -> ColumnElement[int]:
+    """Items of a kind, counting the files received and numbered that wait for their download
+    (received means kept: the acknowledgement and /albums count them at once)."""
+    return _count(items, items.c.kind == kind) + _count(arrivals, arrivals.c.kind == kind)
+
+
 _SUMMARY = select(
     albums,
-    _count(items, items.c.kind == "photo").label("photos"),
-    _count(items, items.c.kind == "video").label("videos"),
-    _count(items, items.c.kind == "audio").label("audio"),
+    _received("photo").label("photos"),
+    _received("video").label("videos"),
+    _received("audio").label("audio"),
     _count(notes).label("notes"),
     _count(exchanges).label("exchanges"),
 )

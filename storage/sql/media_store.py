@@ -30,7 +30,7 @@ from storage.sql.rows import (
     run,
     uses,
 )
-from storage.sql.tables import albums, batches, blobs, items, notes
+from storage.sql.tables import albums, arrivals, batches, blobs, items, notes
 
 _ALBUM: BindParameter[int] = bindparam("album")
 _ITEM: BindParameter[int] = bindparam("item")
@@ -101,6 +101,9 @@ _BATCH_ITEMS = select(items).where(_IN_BATCH).order_by(items.c.position)
 _BATCH_NOTES = select(notes).where(_NOTE_IN_BATCH).order_by(notes.c.id)
 _DELETE_BATCH_ITEMS = delete(items).where(_IN_BATCH)
 _DELETE_BATCH_NOTES = delete(notes).where(_NOTE_IN_BATCH)
+_DELETE_BATCH_ARRIVALS = delete(arrivals).where(
+    arrivals.c.album_id == _ALBUM, arrivals.c.batch_id == bindparam("batch")
+)
 
 
 class SqlMediaStore:
@@ -311,5 +314,6 @@ def _remove_batch(conn: Connection, album_id: int, batch_id: int) -> Removed:
     gone_notes = [record(Note, row) for row in every(conn, _BATCH_NOTES, params)]
     conn.execute(_DELETE_BATCH_ITEMS, params)
     conn.execute(_DELETE_BATCH_NOTES, params)
+    conn.execute(_DELETE_BATCH_ARRIVALS, params)  # their ingest jobs then find nothing to do
     shas = {i.media.source.sha256 for i in removed} | {i.media.model.sha256 for i in removed}
     return Removed(removed, gone_notes, drop_orphan_blobs(conn, shas))
