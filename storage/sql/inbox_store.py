@@ -9,36 +9,14 @@ what is a day old. The update itself travels in its job's arguments (storage/job
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection, Double, bindparam, delete
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import Connection, bindparam, delete
 
 from storage.jobs import Job, JobQueue
+from storage.sql.clock import db_now
 from storage.sql.database import Database
 from storage.sql.tables import received_updates
 
 RETENTION_SECONDS = 24 * 3600.0  # Telegram keeps an unconfirmed update this long
-
-
-class db_now(FunctionElement[float]):  # an SQL function, named like one
-    """Now on the database's clock, in seconds since the epoch."""
-
-    type = Double()
-    inherit_cache = True
-    name = "db_now"
-
-
-@compiles(db_now, "sqlite")
-def _now_sqlite(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
-    return "((julianday('now') - 2440587.5) * 86400.0)"
-
-
-@compiles(db_now, "postgresql")
-def _now_postgres(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
-    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
 _PURGE = delete(received_updates).where(

@@ -191,6 +191,25 @@ received_updates = Table(
     Column("handled_at", Double),  # NULL while pending; kept RETENTION after, then purged
 )
 
+# The local job runner's jobs (storage.jobs.local; PostgreSQL runs procrastinate's tables, but
+# the table is made on both engines, one schema). A job that succeeds is deleted; a failed one is
+# kept a day. Times are seconds since the epoch on the database's clock.
+jobs = Table(
+    "jobs",
+    metadata,
+    _id(),
+    Column("task", Text, nullable=False),
+    Column("args", Text, nullable=False),  # JSON
+    Column("lock", Text),  # one at a time per lock, in id order
+    Column("queueing_lock", Text),  # at most one todo job per key
+    Column("queue", Text, nullable=False),
+    Column("status", Text, nullable=False),  # todo, doing or failed
+    Column("attempts", Integer, nullable=False),  # attempts started
+    Column("run_after", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("failed_at", Double),
+)
+
 migrations = Table(
     "_migrations",
     metadata,

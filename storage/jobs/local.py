@@ -1,0 +1,313 @@
+"""The embedded job runner: a `jobs` table in the SQLite file, run by a dispatcher on the bot's
+event loop (one process). It follows procrastinate's rules (see `storage.jobs`), so jobs run in
+the same order on either runner.
+
+Not procrastinate's InMemoryConnector: it persists nothing, lets later jobs of a lock overtake
+one being retried, and keeps every job it saw in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from storage.jobs import JSON, GivenUp, Job, TakenOver, Task, running
+from storage.sql.clock import db_now
+from storage.sql.database import Database
+from storage.sql.tables import jobs
+
+log = logging.getLogger(__name__)
+
+POLL = 1.0  # the longest the dispatcher sleeps unwoken: a safety net, defers and ends wake it
+IDLE_POLL = 0.02  # how often wait_idle looks
+FAILED_KEPT = 24 * 3600.0  # a failed job's row is kept this long (seconds), for a look
+PURGE_EVERY = 3600.0
+
+_other = jobs.alias("other")
+# procrastinate's fetch rule: due, and nothing of its lock running or waiting ahead of it (a
+# job being retried waits as the oldest of its lock, so it keeps its place).
+_RUNNABLE = and_(
+    jobs.c.status == "todo",
+    jobs.c.run_after <= db_now(),
+    or_(
+        jobs.c.lock.is_(None),
+        ~exists().where(
+            _other.c.lock == jobs.c.lock,
+            or_(
+                _other.c.status == "doing", and_(_other.c.status == "todo", _other.c.id < jobs.c.id)
+            ),
+        ),
+    ),
+)
+
+
+@dataclass
+class LocalAttempt:
+    """One run of a job in this process: nobody else can take it over, so fencing is a no-op."""
+
+    job_id: int
+    task: str
+    number: int
+    last: bool
+    shared: bool = False
+
+    def fence(self, conn: Connection) -> None:
+        """Nothing to check: one process runs every job."""
+
+
+class LocalQueue:
+    """The `JobQueue` of one process on SQLite (see the module's docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._tasks: dict[str, Task] = {}
+        self._workers: dict[str, int] = {}
+        self._given_up: GivenUp | None = None
+        # What runs now, by job id: never more than the workers, whatever waits in the table.
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._busy: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    def register(self, task: Task) -> None:
+        """Make a task runnable (before `start`)."""
+        self._tasks[task.name] = task
+
+    def defer_in(self, conn: Connection, job: Job) -> bool:
+        """Defer a job inside the caller's open transaction; False when its queueing_lock
+        already has a job waiting to start."""
+        if job.queueing_lock is not None and _waiting(conn, job.queueing_lock):
+            return False
+        conn.execute(
+            insert(jobs).values(
+                task=job.task,
+                args=json.dumps(dict(job.args)),
+                lock=job.lock,
+                queueing_lock=job.queueing_lock,
+                queue=job.queue,
+                status="todo",
+                attempts=0,
+                run_after=db_now() + job.delay,
+                created_at=db_now(),
+            )
+        )
+        self._poke()
+        return True
+
+    async def defer(self, job: Job) -> bool:
+        """Defer a job in a transaction of its own; False as for `defer_in`."""
+        return await self.db.write(self.defer_in, job)
+
+    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
+        """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
+        the latest; False when none waits."""
+        at = db_now() + delay
+        moved = conn.execute(
+            update(jobs)
+            .where(jobs.c.queueing_lock == queueing_lock, jobs.c.status == "todo")
+            .values(run_after=case((jobs.c.run_after > at, at), else_=jobs.c.run_after))
+        ).rowcount
+        self._poke()
+        return bool(moved)
+
+    async def start(self, workers: Mapping[str, int], given_up: GivenUp | None = None) -> None:
+        """Start running jobs, `workers` at a time per queue; jobs left running by an earlier
+        run (its process died) run again, counting that attempt, or are given up."""
+        self._workers = {queue: n for queue, n in workers.items() if n > 0}
+        self._given_up = given_up
+        self._loop = asyncio.get_running_loop()
+        limits = {name: task.attempts for name, task in self._tasks.items()}
+        for row in await self.db.write(_recover, limits):
+            await self._give_up(row["id"], row["task"], json.loads(row["args"]))
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="jobs-dispatcher")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Take no more jobs; let running ones finish for up to `timeout` seconds, then cancel
+        them (they stay `doing`, so the next start runs them again)."""
+        self._loop = None
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
+        left = list(self._running.values())
+        if left:
+            _, late = await asyncio.wait(left, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is waiting or running; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._running and not await self.db.read(_pending):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(IDLE_POLL)
+
+    def _poke(self) -> None:
+        # Called inside the deferring transaction, which now holds SQLite's write lock: the
+        # dispatcher's next claim (a write too) waits for it to end, so sees what it committed.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def _dispatch(self) -> None:
+        purged = 0.0
+        while True:
+            self._wake.clear()
+            wait = POLL
+            try:
+                wait = min(wait, await self._fill())
+                if time.monotonic() - purged > PURGE_EVERY:
+                    await self.db.write(_purge)
+                    purged = time.monotonic()
+            except Exception:
+                log.exception("Could not fetch jobs; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(wait, 0.0))
+
+    async def _fill(self) -> float:
+        """Start what may start now; the seconds until a delayed job is due."""
+        free = {q: n - self._busy[q] for q, n in self._workers.items() if n > self._busy[q]}
+        if not free:
+            return POLL  # a job's end wakes the dispatcher
+        claimed, due_in = await self.db.write(_claim, free)
+        for row in claimed:
+            self._busy[row["queue"]] += 1
+            task = asyncio.create_task(self._run(row), name=f"job-{row['id']}")
+            self._running[row["id"]] = task
+            task.add_done_callback(functools.partial(self._ended, row["id"], row["queue"]))
+        return POLL if due_in is None else due_in
+
+    def _ended(self, job_id: int, queue: str, _: asyncio.Task[None]) -> None:
+        del self._running[job_id]
+        self._busy[queue] -= 1
+        self._wake.set()  # a slot is free, and the next job of its lock may start
+
+    async def _run(self, row: RowMapping) -> None:
+        job_id, name, args = row["id"], row["task"], json.loads(row["args"])
+        task = self._tasks.get(name)
+        if task is None:
+            log.error("Job %s: no task named %r; failed", job_id, name)
+            await self.db.write(_fail, job_id)
+            await self._give_up(job_id, name, args)
+            return
+        attempt = LocalAttempt(job_id, name, row["attempts"] - 1, row["attempts"] >= task.attempts)
+        running(attempt)  # in this asyncio task's own context
+        try:
+            await task.function(attempt, args)
+        except TakenOver:
+            log.warning("Job %s (%s) was taken over; left alone", job_id, name)
+            return
+        except Exception:
+            running(None)
+            if attempt.last:
+                log.exception("Job %s (%s) failed its last attempt", job_id, name)
+                await self.db.write(_fail, job_id)
+                await self._give_up(job_id, name, args)
+            else:
+                log.exception("Job %s (%s) failed; it will be retried", job_id, name)
+                await self.db.write(_retry, job_id, task.retry_wait * 2**attempt.number)
+            return
+        running(None)
+        await self.db.write(_finish, job_id)
+
+    async def _give_up(self, job_id: int, name: str, args: JSON) -> None:
+        log.error("Job %s (%s) given up", job_id, name)
+        if self._given_up is not None:
+            try:
+                await self._given_up(name, args)
+            except Exception:
+                log.exception("Telling about given-up job %s (%s) failed", job_id, name)
+
+
+def _waiting(conn: Connection, queueing_lock: str) -> bool:
+    key = jobs.c.queueing_lock == queueing_lock
+    return conn.execute(select(jobs.c.id).where(key, jobs.c.status == "todo")).first() is not None
+
+
+def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping], float | None]:
+    """Mark up to `free[queue]` runnable jobs of each queue doing, one more attempt each."""
+    claimed: list[RowMapping] = []
+    for queue, n in free.items():
+        query = select(jobs.c.id, jobs.c.task, jobs.c.args, jobs.c.queue, jobs.c.attempts)
+        rows = conn.execute(
+            query.where(jobs.c.queue == queue, _RUNNABLE).order_by(jobs.c.id).limit(n)
+        ).mappings()
+        batch = [{**row, "attempts": row["attempts"] + 1} for row in rows]
+        if batch:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_([row["id"] for row in batch]))
+                .values(status="doing", attempts=jobs.c.attempts + 1)
+            )
+        claimed += batch  # type: ignore[arg-type]
+    later = jobs.c.run_after > db_now()
+    due_in = conn.execute(
+        select(func.min(jobs.c.run_after) - db_now()).where(jobs.c.status == "todo", later)
+    ).scalar()
+    return claimed, due_in
+
+
+def _recover(conn: Connection, limits: Mapping[str, int]) -> Sequence[RowMapping]:
+    """Jobs a dead process left doing wait again, or fail if out of attempts (returned)."""
+    left = conn.execute(
+        select(jobs.c.id, jobs.c.task, jobs.c.args, jobs.c.attempts).where(jobs.c.status == "doing")
+    ).mappings()
+    spent = [row for row in left if row["attempts"] >= limits.get(row["task"], 0)]
+    conn.execute(update(jobs).where(jobs.c.status == "doing").values(status="todo"))
+    for row in spent:
+        _fail(conn, row["id"])
+    return spent
+
+
+def _retry(conn: Connection, job_id: int, wait: float) -> None:
+    todo = {"status": "todo", "run_after": db_now() + wait}
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(**todo))
+
+
+def _fail(conn: Connection, job_id: int) -> None:
+    failed = {"status": "failed", "failed_at": db_now()}
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(**failed))
+
+
+def _finish(conn: Connection, job_id: int) -> None:
+    conn.execute(delete(jobs).where(jobs.c.id == job_id))
+
+
+def _purge(conn: Connection) -> None:
+    old = jobs.c.failed_at < db_now() - FAILED_KEPT
+    conn.execute(delete(jobs).where(jobs.c.status == "failed", old))
+
+
+def _pending(conn: Connection) -> bool:
+    busy = jobs.c.status.in_(("todo", "doing"))
+    return conn.execute(select(jobs.c.id).where(busy).limit(1)).first() is not None
+
+
+__all__ = ["LocalAttempt", "LocalQueue"]

@@ -1,0 +1,269 @@
+"""The job queue's contract (storage.jobs.JobQueue), the same for every runner in
+tests/job_queues.py: order per lock, retries in place, queueing locks, delays, transactional
+defers, jobs of a dead process run again, given-up jobs reported once, independent queues, a
+graceful stop.
+
+Tasks record what they do in a `Log`; tests wait on conditions with a timeout, never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection
+
+from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task, current_attempt
+from storage.sql.database import Rollback
+from tests.job_queues import RUNNERS, Runner
+
+WAIT = 20.0  # seconds: a limit far above any machine's, for waits that must succeed
+
+
+@pytest.fixture(params=list(RUNNERS))
+async def runner(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runner]:
+    async with RUNNERS[request.param](tmp_path) as runner:
+        yield runner
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition`, failing after WAIT seconds."""
+    async with asyncio.timeout(WAIT):
+        while not condition():
+            await asyncio.sleep(0.01)
+    assert condition(), what
+
+
+class Log:
+    """What tasks did, in order: (event, name, attempt number)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int]] = []
+        self.running: Counter[str] = Counter()  # running jobs per lock
+        self.most: Counter[str] = Counter()  # the most that ever ran at once per lock
+        self.given_up: list[tuple[str, JSON]] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.times: dict[str, float] = {}  # when each job last started (time.time())
+
+    def started(self, name: str) -> list[int]:
+        return [n for event, job, n in self.events if event == "start" and job == name]
+
+    def ended(self, name: str) -> bool:
+        return any(event == "end" and job == name for event, job, _ in self.events)
+
+    def order(self, event: str = "start") -> list[str]:
+        return [job for e, job, _ in self.events if e == event]
+
+    def gate(self, name: str) -> asyncio.Event:
+        """An event a job named `name` waits for before it ends."""
+        return self.gates.setdefault(name, asyncio.Event())
+
+    async def tell(self, task: str, args: JSON) -> None:
+        self.given_up.append((task, args))
+
+    def task(self, name: str = "t", attempts: int = 3, retry_wait: float = 0.05) -> Task:
+        """A task that records its runs; args: name, lock (for counting), fail_first (how
+        many attempts raise), gated (waits for its gate), partner (waits until it started)."""
+
+        async def run(attempt: Attempt, args: JSON) -> None:
+            job, lock = args["name"], args.get("lock", "")
+            assert current_attempt() is attempt
+            self.events.append(("start", job, attempt.number))
+            self.times[job] = time.time()
+            self.running[lock] += 1
+            self.most[lock] = max(self.most[lock], self.running[lock])
+            try:
+                if "partner" in args:  # proves the two run side by side
+                    await until(lambda: bool(self.started(args["partner"])), "partner ran")
+                if args.get("gated"):
+                    await self.gate(job).wait()
+                if attempt.number < args.get("fail_first", 0):
+                    raise RuntimeError(f"{job} fails attempt {attempt.number}")
+            finally:
+                self.running[lock] -= 1
+            self.events.append(("end", job, attempt.number))
+
+        return Task(name, run, attempts=attempts, retry_wait=retry_wait)
+
+
+def job(name: str, lock: str | None = None, **args: object) -> Job:
+    """A job of the task "t", its lock also passed in its args (for the log)."""
+    return Job("t", {"name": name, "lock": lock or "", **args}, lock=lock, **_keys(args))
+
+
+def _keys(args: dict[str, object]) -> dict[str, object]:
+    return {key: args.pop(key) for key in ("queueing_lock", "delay", "queue") if key in args}
+
+
+async def test_jobs_of_a_lock_run_one_at_a_time_in_order_and_locks_side_by_side(
+    runner: Runner,
+) -> None:
+    log = Log()
+    queue = await runner.start([log.task()])
+    for n in range(6):  # interleaved; each waits for its twin of the other lock to have started
+        await queue.defer(job(f"a{n}", "chat:a", partner=f"b{n}"))
+        await queue.defer(job(f"b{n}", "chat:b", partner=f"a{n}"))
+    assert await queue.wait_idle(WAIT)
+    assert [j for j in log.order() if j[0] == "a"] == [f"a{n}" for n in range(6)]
+    assert [j for j in log.order() if j[0] == "b"] == [f"b{n}" for n in range(6)]
+    assert log.most == {"chat:a": 1, "chat:b": 1}
+    assert len(log.order("end")) == 12
+
+
+async def test_a_failing_job_is_retried_in_its_place(runner: Runner) -> None:
+    log = Log()
+    queue = await runner.start([log.task(retry_wait=0.2)])
+    for n in range(4):
+        await queue.defer(job(f"j{n}", "chat:1", fail_first=1 if n == 1 else 0))
+    assert await queue.wait_idle(WAIT)
+    assert [(j, n) for e, j, n in log.events if e == "start"] == [
+        ("j0", 0), ("j1", 0), ("j1", 1), ("j2", 0), ("j3", 0)
+    ]  # fmt: skip
+    assert log.order("end") == ["j0", "j1", "j2", "j3"]
+    assert log.given_up == []
+
+
+async def test_a_queueing_lock_refuses_a_second_waiting_job_but_not_one_while_one_runs(
+    runner: Runner,
+) -> None:
+    log = Log()
+    queue = await runner.start([log.task()])
+    ack = {"queueing_lock": "ack:1"}
+    assert await queue.defer(job("ack1", "chat:1", gated=True, **ack))
+    await until(lambda: bool(log.started("ack1")), "the first ack runs")
+    assert await queue.defer(job("ack2", "chat:1", **ack))  # one may wait while one runs
+    assert not await queue.defer(job("ack3", "chat:1", **ack))  # but only one
+    log.gate("ack1").set()
+    assert await queue.wait_idle(WAIT)
+    assert log.order("end") == ["ack1", "ack2"]
+    assert await queue.defer(job("ack4", "chat:1", **ack))  # none waits any more
+    assert await queue.wait_idle(WAIT)
+    assert log.order("end") == ["ack1", "ack2", "ack4"]
+
+
+async def test_a_delayed_job_starts_after_jobs_deferred_later_without_delay(
+    runner: Runner,
+) -> None:
+    log = Log()
+    queue = await runner.start([log.task()])
+    deferred = time.time()
+    await queue.defer(job("late", delay=2.0))
+    await queue.defer(job("soon"))
+    assert await queue.wait_idle(WAIT)
+    assert log.order() == ["soon", "late"]
+    assert log.times["late"] >= deferred + 2.0 - 0.05  # a lower bound: load only adds to it
+
+
+async def test_sooner_brings_a_waiting_job_forward(runner: Runner) -> None:
+    log = Log()
+    queue = await runner.start([log.task()])
+    assert await queue.defer(job("tomorrow", queueing_lock="k", delay=86400))
+    assert not await runner.db.write(queue.sooner_in, "other")  # none waits under that key
+    assert await runner.db.write(queue.sooner_in, "k", 0.0)
+    await until(lambda: log.ended("tomorrow"), "the job ran today")
+
+
+async def test_a_job_deferred_in_a_transaction_exists_only_if_it_commits(runner: Runner) -> None:
+    log = Log()
+    queue = await runner.start([log.task()])
+
+    def undone(conn: Connection) -> None:
+        assert queue.defer_in(conn, job("undone"))
+        raise Rollback()
+
+    def kept(conn: Connection) -> None:
+        assert queue.defer_in(conn, job("kept"))
+
+    await runner.db.write(undone)
+    await runner.db.write(kept)
+    assert await queue.wait_idle(WAIT)
+    assert log.order("end") == ["kept"]
+
+
+async def test_a_job_whose_process_died_runs_again_as_its_second_attempt(
+    runner: Runner,
+) -> None:
+    log = Log()
+    queue = await runner.start([log.task()])
+    await queue.defer(job("j", "chat:1", gated=True))
+    await queue.defer(job("next", "chat:1"))
+    await until(lambda: bool(log.started("j")), "the job runs")
+    await runner.die()
+    log.gate("j").set()
+    queue = await runner.start([log.task()])
+    assert await queue.wait_idle(WAIT)
+    assert [(j, n) for e, j, n in log.events if e == "end"] == [("j", 1), ("next", 0)]
+    assert log.given_up == []
+
+
+async def test_a_job_that_killed_its_process_too_often_is_given_up(runner: Runner) -> None:
+    log = Log()
+    queue = await runner.start([log.task(attempts=1)], given_up=log.tell)
+    await queue.defer(job("j", gated=True, n=7))
+    await until(lambda: bool(log.started("j")), "the job runs")
+    await runner.die()
+    queue = await runner.start([log.task(attempts=1)], given_up=log.tell)
+    assert await queue.wait_idle(WAIT)
+    assert log.started("j") == [0]
+    assert log.given_up == [("t", {"name": "j", "lock": "", "gated": True, "n": 7})]
+
+
+async def test_a_job_failing_every_attempt_is_given_up_once_with_its_args(
+    runner: Runner,
+) -> None:
+    log = Log()
+    queue = await runner.start([log.task(attempts=3, retry_wait=0.01)], given_up=log.tell)
+    await queue.defer(job("j", "chat:1", fail_first=99))
+    await queue.defer(job("after", "chat:1"))
+    assert await queue.wait_idle(WAIT)
+    assert log.started("j") == [0, 1, 2]
+    assert log.given_up == [("t", {"name": "j", "lock": "chat:1", "fail_first": 99})]
+    assert log.order("end") == ["after"]  # the lock moves on after a given-up job
+
+
+async def test_a_job_of_an_unknown_task_is_given_up_and_the_others_run(runner: Runner) -> None:
+    log = Log()
+    queue = await runner.start([log.task()], given_up=log.tell)
+    await queue.defer(Job("gone", {"x": 1}, lock="chat:1"))
+    await queue.defer(job("next", "chat:1"))
+    assert await queue.wait_idle(WAIT)
+    assert log.given_up == [("gone", {"x": 1})]
+    assert log.order("end") == ["next"]
+
+
+async def test_a_stuck_media_job_does_not_hold_up_chat_jobs(runner: Runner) -> None:
+    log = Log()
+    queue = await runner.start([log.task()], workers={CHAT: 1, MEDIA: 1})
+    await queue.defer(job("m1", gated=True, queue=MEDIA))
+    await queue.defer(job("m2", queue=MEDIA))
+    await until(lambda: bool(log.started("m1")), "the media job runs")
+    for n in range(3):
+        await queue.defer(job(f"c{n}", queue=CHAT))
+    await until(lambda: all(log.ended(f"c{n}") for n in range(3)), "the chat jobs ran")
+    assert not log.started("m2")  # one media worker, busy
+    log.gate("m1").set()
+    assert await queue.wait_idle(WAIT)
+    assert log.order("end")[-2:] == ["m1", "m2"]
+
+
+async def test_stop_lets_a_running_job_finish_and_it_does_not_run_again(
+    runner: Runner,
+) -> None:
+    log = Log()
+    queue = await runner.start([log.task()])
+    await queue.defer(job("j", gated=True))
+    await until(lambda: bool(log.started("j")), "the job runs")
+    stopping = asyncio.create_task(runner.stop(timeout=WAIT))
+    for _ in range(50):  # let stop() get to waiting for the job (yields, no time passes)
+        await asyncio.sleep(0)
+    assert not stopping.done()
+    log.gate("j").set()
+    await stopping
+    assert log.ended("j")
+    queue = await runner.start([log.task()])
+    assert await queue.wait_idle(WAIT)
+    assert log.started("j") == [0]
