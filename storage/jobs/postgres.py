@@ -40,6 +40,7 @@ from storage.sql.database import PostgresDatabase
 log = logging.getLogger(__name__)
 
 QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
+_RESTART_PAUSE = 1.0  # seconds before a failed worker is started again
 
 # procrastinate's own function; scheduled_at on the database's clock.
 _DEFER = text(
@@ -295,7 +296,7 @@ class PostgresQueue:
             finally:
                 self._workers.remove(running_worker)
             if not self._stopping:
-                await asyncio.sleep(self.heartbeat)
+                await asyncio.sleep(_RESTART_PAUSE)
 
     async def _recover_forever(self) -> None:
         """Every `recover_every` seconds, retry or give up the jobs of stalled workers; now and
@@ -320,12 +321,12 @@ class PostgresQueue:
     def _recover(self, conn: Connection) -> list[tuple[str, JSON]]:
         """Retry the stalled jobs, or fail those out of attempts: those, to tell about."""
         given_up: list[tuple[str, JSON]] = []
-        for row in conn.execute(_STALLED, {"stalled_after": self.stalled_after}):
-            job_id, task_name, args, attempts = row.tuple()
+        for row in conn.execute(_STALLED, {"stalled_after": self.stalled_after}).mappings():
+            job_id, task_name, attempts = row["id"], row["task_name"], row["attempts"]
             task = self._tasks.get(task_name)
             if attempts + 1 >= (task.attempts if task else Task.attempts):
                 conn.execute(_GIVE_UP, {"id": job_id})
-                given_up.append((task_name, args))
+                given_up.append((task_name, row["args"]))
                 log.warning("Stalled job %s (%s) was out of attempts", job_id, task_name)
             else:
                 conn.execute(_RETRY_NOW, {"id": job_id})
