@@ -252,8 +252,8 @@ async def test_two_replicas_share_three_chats_and_never_run_two_jobs_of_a_chat_a
     db: PostgresDatabase, queues: Callable[..., PostgresQueue]
 ) -> None:
     a, b = queues("A"), queues("B")
-    await a.start({CHAT: 1})
-    await b.start({CHAT: 1})
+    await a.start({CHAT: 2})
+    await b.start({CHAT: 2})
     await eventually(
         lambda: rows(db, "SELECT 1 FROM procrastinate_workers OFFSET 1"), "both workers"
     )
