@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from storage.jobs import JSON, Attempt, Task, TakenOver
+from storage.jobs import JSON, Attempt, TakenOver, Task
 from storage.jobs.postgres import PostgresQueue
 from storage.sql.database import PostgresDatabase, postgres_url
 from storage.sql.migrations import apply_migrations
@@ -40,13 +40,13 @@ def _record(conn: Connection, n: int, event: str, who: str, attempt: int) -> Non
 
 
 def _released(conn: Connection, n: int, who: str) -> bool:
-    found = conn.execute(text("SELECT 1 FROM releases WHERE n = :n AND who = :w"), {"n": n, "w": who})
+    found = conn.execute(
+        text("SELECT 1 FROM releases WHERE n = :n AND who = :w"), {"n": n, "w": who}
+    )
     return found.first() is not None
 
 
-def step_task(
-    db: PostgresDatabase, who: str, attempts: int = 3, retry_wait: float = 0.2
-) -> Task:
+def step_task(db: PostgresDatabase, who: str, attempts: int = 3, retry_wait: float = 0.2) -> Task:
     """The `step` task of replica `who`: record start, maybe fail or hold, record end."""
 
     async def step(attempt: Attempt, args: JSON) -> None:

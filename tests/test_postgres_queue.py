@@ -15,7 +15,7 @@ import pytest
 from procrastinate.schema import SchemaManager
 from sqlalchemy import Connection, text
 
-from storage.jobs import CHAT, MEDIA, JSON, Attempt, Job, Task
+from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task
 from storage.jobs.postgres import PostgresQueue
 from storage.sql.database import PostgresDatabase, Rollback
 from tests.pg_replica import open_database, replica

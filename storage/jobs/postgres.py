@@ -34,7 +34,7 @@ from procrastinate import job_context, jobs, retry, utils, worker
 from procrastinate import manager as procrastinate_manager
 from sqlalchemy import Connection, exc, text
 
-from storage.jobs import JSON, GivenUp, Job, Task, TakenOver, running
+from storage.jobs import JSON, GivenUp, Job, TakenOver, Task, running
 from storage.sql.database import PostgresDatabase
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,9 @@ _SOONER = text(
     " WHERE queueing_lock = :queueing_lock AND status = 'todo'"
     " RETURNING id"
 )
-_FENCE = text("SELECT status, attempts, worker_id FROM procrastinate_jobs WHERE id = :id FOR UPDATE")
+_FENCE = text(
+    "SELECT status, attempts, worker_id FROM procrastinate_jobs WHERE id = :id FOR UPDATE"
+)
 # The attempt's row, locked (waiting for a fence holder's commit, then checked again).
 _MINE = (
     "WITH mine AS MATERIALIZED ("
@@ -134,7 +136,9 @@ class _FencedJobManager(procrastinate_manager.JobManager):
             delete_job=delete_job,
         )
         if not done:
-            log.info("Job %s attempt %s was taken over: left to its new worker", job.id, job.attempts)
+            log.info(
+                "Job %s attempt %s was taken over: left to its new worker", job.id, job.attempts
+            )
         elif status == jobs.Status.FAILED:
             await _tell_given_up(self.given_up, job.task_name, job.task_kwargs)
 
@@ -192,7 +196,6 @@ class PostgresQueue:
         self.recover_every = recover_every
         self.keep_failed_hours = keep_failed_hours
         conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        self._manager: _FencedJobManager | None = None
         self.app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
         )
@@ -222,7 +225,9 @@ class PostgresQueue:
             try:
                 await task.function(attempt, args)
             except TakenOver:
-                log.info("Job %s (%s) attempt %s stopped: taken over", job.id, task.name, job.attempts)
+                log.info(
+                    "Job %s (%s) attempt %s stopped: taken over", job.id, task.name, job.attempts
+                )
 
         self.app.task(name=task.name, pass_context=True, retry=_Backoff(task))(run)
 
@@ -262,9 +267,7 @@ class PostgresQueue:
         """Start one worker per queue and the stalled-job recoverer; a job an earlier run left
         running is retried (or given up) once its worker's heartbeat is stale."""
         self._stopping = False
-        self._given_up = given_up
-        assert self._manager is not None
-        self._manager.given_up = given_up
+        self._given_up = self._manager.given_up = given_up
         await self.app.open_async()
         for queue, concurrency in workers.items():
             if concurrency > 0:
