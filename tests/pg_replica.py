@@ -72,8 +72,6 @@ def step_task(db: PostgresDatabase, who: str, attempts: int = 3, retry_wait: flo
 
 async def _unfenced_record(db: PostgresDatabase, n: int, event: str, who: str, number: int) -> None:
     # A task of its own: outside the job attempt's context, so the write is not fenced.
-    from storage.jobs import running
-
     async def write() -> None:
         running(None)
         await db.write(_record, n, event, who, number)
