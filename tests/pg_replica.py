@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from storage.jobs import JSON, Attempt, TakenOver, Task
+from storage.jobs import JSON, Attempt, TakenOver, Task, running
 from storage.jobs.postgres import PostgresQueue
 from storage.sql.database import PostgresDatabase, postgres_url
 from storage.sql.migrations import apply_migrations
