@@ -25,10 +25,10 @@ from bot.service.albums import (
     PHOTO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     AlbumService,
-    Fetch,
     IncomingMedia,
     ProcessedFile,
 )
+from bot.service.downloads import Fetch
 from storage.records import Item, Origin
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePath
@@ -15,7 +15,7 @@ from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.i18n import N_, _, local_date
 from bot.service.base import AlbumServiceBase
 from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
-from bot.service.downloads import DownloadInterrupted
+from bot.service.downloads import DownloadInterrupted, Fetch
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
 from storage.jobs import MEDIA, Job
@@ -43,8 +43,6 @@ AUDIO_EXTENSIONS = {
     ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wav", ".flac", ".aif", ".aiff", ".amr",
 }  # fmt: skip
 MAX_NAME_LENGTH = 64
-
-Fetch = Callable[[Path], Awaitable[None]]
 
 
 @dataclass(frozen=True)

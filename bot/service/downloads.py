@@ -13,7 +13,6 @@ from pathlib import Path
 
 from bot.errors import MediaRejected
 from bot.i18n import _
-from bot.service.albums import Fetch
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +20,7 @@ DOWNLOAD_ATTEMPTS = 3
 FIRST_PAUSE = 0.5  # seconds before the second attempt, doubled before each one after it
 
 Sleep = Callable[[float], Awaitable[None]]
+Fetch = Callable[[Path], Awaitable[None]]  # downloads one file to a path
 
 
 class DownloadInterrupted(Exception):

@@ -14,8 +14,8 @@ from telegram.ext import ContextTypes
 
 from bot.errors import AlbumFull, MediaRejected, UserError
 from bot.i18n import N_, _
-from bot.service.albums import MEDIA_TYPES, Fetch, IncomingMedia
-from bot.service.downloads import DownloadInterrupted, retrying
+from bot.service.albums import MEDIA_TYPES, IncomingMedia
+from bot.service.downloads import DownloadInterrupted, Fetch, retrying
 from bot.service.messages import TextIntent, for_the_bot, text_intent
 from bot.service.reexports import Origin
 from bot.telegram.media_types import carries_media, media_type

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
@@ -58,6 +59,15 @@ class Migrator:
     def execute(self, sql: str) -> None:
         """One statement both engines understand."""
         self.conn.execute(text(sql))
+
+    def driver_script(self, script: str) -> None:
+        """Run a whole PostgreSQL script as written: straight to psycopg, whose parameter
+        syntax SQLAlchemy would otherwise look for in it (a `%` in a function body)."""
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(script)
+        finally:
+            cursor.close()
 
     def add_column(self, table: str, column: Column[object]) -> None:
         """ALTER TABLE ... ADD COLUMN, the column spelt in each engine's own DDL."""
@@ -481,6 +491,47 @@ def m011_jobs(m: Migrator) -> None:
 
 
 @migration
+def m012_procrastinate(m: Migrator) -> None:
+    # Replicas on one PostgreSQL run their jobs on procrastinate's tables (storage/jobs/
+    # postgres.py): its schema, frozen as shipped with 3.10 (an upgrade appends its own
+    # migration files as ours), plus our trigger. SQLite has no use for it: the name only.
+    if m.engine != "postgresql":
+        return
+    m.driver_script(_sql_file("procrastinate_3_10.sql"))
+    # procrastinate wakes workers only when a job is inserted: when a locked job ends, the
+    # next job of its lock would wait for the polling interval. Say so at once instead, on
+    # both channels (a worker of given queues listens on its queues', one of all on "any"),
+    # and likewise when a waiting job is brought forward.
+    m.driver_script(
+        """
+        CREATE FUNCTION photostory_notify_job_runnable() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('procrastinate_queue_v1#' || OLD.queue_name,
+                              json_build_object('type', 'job_inserted', 'job_id', OLD.id)::text);
+            PERFORM pg_notify('procrastinate_any_queue_v1',
+                              json_build_object('type', 'job_inserted', 'job_id', OLD.id)::text);
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER photostory_lock_freed AFTER UPDATE OF status ON procrastinate_jobs
+            FOR EACH ROW WHEN (OLD.status = 'doing' AND NEW.status <> 'doing'
+                               AND OLD.lock IS NOT NULL)
+            EXECUTE FUNCTION photostory_notify_job_runnable();
+        CREATE TRIGGER photostory_lock_freed_on_delete AFTER DELETE ON procrastinate_jobs
+            FOR EACH ROW WHEN (OLD.status = 'doing' AND OLD.lock IS NOT NULL)
+            EXECUTE FUNCTION photostory_notify_job_runnable();
+        CREATE TRIGGER photostory_brought_forward AFTER UPDATE OF scheduled_at
+            ON procrastinate_jobs
+            FOR EACH ROW WHEN (NEW.status = 'todo' AND OLD.scheduled_at IS NOT NULL
+                               AND (NEW.scheduled_at IS NULL
+                                    OR NEW.scheduled_at < OLD.scheduled_at))
+            EXECUTE FUNCTION photostory_notify_job_runnable();
+        """
+    )
+
+
+
+@migration
 def m015_arrivals(m: Migrator) -> None:
     # Received means kept: a media file is numbered and counted when its update is handled, and
     # downloaded by a job on any worker. The updates and the chats' order are the job queue's
@@ -511,7 +562,14 @@ def m015_arrivals(m: Migrator) -> None:
         if m.engine == "sqlite"
         else "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
     )
-    if m.engine == "sqlite":
+    if m.engine == "postgresql":
+        m.execute(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args)"
+            " SELECT 'chat', 'update',"
+            " CASE WHEN chat_id IS NULL THEN NULL ELSE 'chat:' || chat_id END,"
+            " jsonb_build_object('update', payload::jsonb) FROM inbox ORDER BY update_id"
+        )
+    else:
         m.execute(
             "INSERT INTO jobs (task, args, lock, queue, status, attempts, run_after, created_at)"
             " SELECT 'update', '{\"update\": ' || payload || '}',"
@@ -520,6 +578,11 @@ def m015_arrivals(m: Migrator) -> None:
         )
     m.execute("DROP TABLE chat_leases")
     m.execute("DROP TABLE inbox")
+
+
+def _sql_file(name: str) -> str:
+    """A SQL script shipped beside this module (storage/sql/NAME)."""
+    return (Path(__file__).parent / name).read_text(encoding="utf-8")
 
 
 def _postgres_baseline() -> MetaData:

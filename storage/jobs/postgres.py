@@ -1,0 +1,366 @@
+"""The PostgreSQL runner: jobs on procrastinate's tables, run by every replica's workers.
+
+procrastinate gives the rules of `storage.jobs` (per-lock order, queueing locks, retries),
+LISTEN/NOTIFY and heartbeats on the database's clock. What it leaves to us, here:
+
+- Deferring in the caller's transaction, on our SQLAlchemy connection (`defer_in`): its SQL
+  function, called in a savepoint so a refused queueing lock spoils nothing; delays on the
+  database's clock.
+- Fencing: an attempt owns its job while the row says ('doing', its attempt, its worker).
+  `Attempt.fence` checks that and locks the row until the caller's commit; `_FencedJobManager`
+  finishes or retries a job only if the row is still the attempt's (procrastinate's own finish
+  would mark a successor's attempt done, and let the lock's next job start beside it).
+- Stalled jobs: procrastinate notices stale heartbeats but leaves their jobs 'doing'. Every
+  replica retries them (or gives them up) every second, judged on the database's clock;
+  racing replicas skip each other's rows.
+- Lock hand-over: migration m012's trigger wakes the workers when a locked job ends.
+- Supervision: a worker whose row another replica pruned (it looked dead) fails on its next
+  fetch; it is started again, under a new worker id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import procrastinate
+from procrastinate import job_context, jobs, retry, utils, worker
+from procrastinate import manager as procrastinate_manager
+from sqlalchemy import Connection, exc, text
+
+from storage.jobs import JSON, GivenUp, Job, TakenOver, Task, running
+from storage.sql.database import PostgresDatabase
+
+log = logging.getLogger(__name__)
+
+QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
+_RESTART_PAUSE = 1.0  # seconds before a failed worker is started again
+
+# procrastinate's own function; scheduled_at on the database's clock.
+_DEFER = text(
+    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW("
+    " CAST(:queue AS varchar), CAST(:task AS varchar), 0, CAST(:lock AS text),"
+    " CAST(:queueing_lock AS text), CAST(:args AS jsonb),"
+    " CASE WHEN CAST(:delay AS float8) > 0"
+    "  THEN clock_timestamp() + make_interval(secs => CAST(:delay AS float8)) END"
+    ")::procrastinate_job_to_defer_v1])"
+)
+_SOONER = text(
+    "UPDATE procrastinate_jobs"
+    " SET scheduled_at = LEAST(scheduled_at,"
+    "  clock_timestamp() + make_interval(secs => CAST(:delay AS float8)))"
+    " WHERE queueing_lock = :queueing_lock AND status = 'todo'"
+    " RETURNING id"
+)
+_FENCE = text(
+    "SELECT status, attempts, worker_id FROM procrastinate_jobs WHERE id = :id FOR UPDATE"
+)
+# The attempt's row, locked (waiting for a fence holder's commit, then checked again).
+_MINE = (
+    "WITH mine AS MATERIALIZED ("
+    " SELECT id FROM procrastinate_jobs"
+    " WHERE id = %(job_id)s AND status = 'doing' AND attempts = %(attempts)s"
+    " AND worker_id = %(worker_id)s FOR UPDATE)"
+)
+_FINISH_MINE = _MINE + (
+    " SELECT procrastinate_finish_job_v1(id, %(status)s, %(delete_job)s) FROM mine"
+)
+_RETRY_MINE = _MINE + (
+    " SELECT procrastinate_retry_job_v2(id,"
+    " clock_timestamp() + make_interval(secs => %(wait)s::float8), NULL, NULL, NULL) FROM mine"
+)
+# Running jobs whose worker missed its heartbeats (or was pruned), on the database's clock.
+_STALLED = text(
+    "SELECT j.id, j.task_name, j.args, j.attempts"
+    " FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id"
+    " WHERE j.status = 'doing'"
+    " AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => :stalled_after))"
+    " FOR UPDATE OF j SKIP LOCKED"
+)
+_RETRY_NOW = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
+_GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
+_PENDING = text("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')")
+
+
+@dataclass
+class PostgresAttempt:
+    """One run of a job by one worker: it owns the job while the row says so."""
+
+    job_id: int
+    task: str
+    number: int
+    last: bool
+    worker_id: int | None
+    shared: bool = True
+
+    def fence(self, conn: Connection) -> None:
+        """Raise TakenOver unless the job's row is still this attempt's; lock it till commit."""
+        row = conn.execute(_FENCE, {"id": self.job_id}).one_or_none()
+        if row is None or tuple(row) != ("doing", self.number, self.worker_id):
+            raise TakenOver(f"job {self.job_id} attempt {self.number} was taken over")
+
+
+class _Backoff(retry.BaseRetryStrategy):
+    """Task.attempts tries in all, retry_wait before the second, doubled each time after."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: jobs.Job
+    ) -> retry.RetryDecision | None:
+        if isinstance(exception, TakenOver) or job.attempts + 1 >= self.task.attempts:
+            return None
+        return retry.RetryDecision(retry_in={"seconds": self.task.retry_wait * 2**job.attempts})
+
+
+class _FencedJobManager(procrastinate_manager.JobManager):
+    """Finishes or retries a job only while its row is still the attempt's; tells `given_up`
+    about a job that failed its last attempt."""
+
+    given_up: GivenUp | None = None
+
+    async def finish_job(self, job: jobs.Job, status: jobs.Status, delete_job: bool) -> None:
+        done = await self.connector.execute_query_all_async(
+            _FINISH_MINE,
+            job_id=job.id,
+            attempts=job.attempts,
+            worker_id=job.worker_id,
+            status=status.value,
+            delete_job=delete_job,
+        )
+        if not done:
+            log.info(
+                "Job %s attempt %s was taken over: left to its new worker", job.id, job.attempts
+            )
+        elif status == jobs.Status.FAILED:
+            await _tell_given_up(self.given_up, job.task_name, job.task_kwargs)
+
+    async def retry_job(
+        self,
+        job: jobs.Job,
+        retry_at: datetime.datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        # The strategy said when on this process's clock; the wait goes to the database's.
+        wait = 0.0 if retry_at is None else (retry_at - utils.utcnow()).total_seconds()
+        done = await self.connector.execute_query_all_async(
+            _RETRY_MINE,
+            job_id=job.id,
+            attempts=job.attempts,
+            worker_id=job.worker_id,
+            wait=max(wait, 0.0),
+        )
+        if not done:
+            log.info("Job %s attempt %s was taken over: not retried", job.id, job.attempts)
+
+
+async def _tell_given_up(given_up: GivenUp | None, task: str, args: JSON) -> None:
+    log.error("Job %s gave up after its last attempt: %s", task, args)
+    if given_up is None:
+        return
+    try:
+        await given_up(task, args)
+    except Exception:
+        log.exception("Telling about the given-up job %s failed", task)
+
+
+class PostgresQueue:
+    """`storage.jobs.JobQueue` on procrastinate: any replica defers, any replica runs."""
+
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        url: str,
+        *,
+        name: str = "replica",
+        heartbeat: float = 2.0,
+        stalled_after: float = 10.0,
+        polling: float = 0.5,
+        recover_every: float = 1.0,
+        keep_failed_hours: int = 7 * 24,
+    ) -> None:
+        self.db = db
+        self.name = name
+        self.heartbeat = heartbeat
+        self.stalled_after = stalled_after
+        self.polling = polling  # also how late a delayed job may start
+        self.recover_every = recover_every
+        self.keep_failed_hours = keep_failed_hours
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4)
+        )
+        self._manager = _FencedJobManager(self.app.connector)
+        self.app.job_manager = self._manager
+        self._tasks: dict[str, Task] = {}
+        self._workers: list[worker.Worker] = []
+        self._running: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._given_up: GivenUp | None = None
+
+    def register(self, task: Task) -> None:
+        """Make a task runnable (before `start`)."""
+        self._tasks[task.name] = task
+
+        async def run(context: job_context.JobContext, /, **args: Any) -> None:
+            job = context.job
+            assert job.id is not None
+            attempt = PostgresAttempt(
+                job_id=job.id,
+                task=task.name,
+                number=job.attempts,
+                last=job.attempts + 1 >= task.attempts,
+                worker_id=job.worker_id,
+            )
+            running(attempt)  # this job's own asyncio task: the context ends with it
+            try:
+                await task.function(attempt, args)
+            except TakenOver:
+                log.info(
+                    "Job %s (%s) attempt %s stopped: taken over", job.id, task.name, job.attempts
+                )
+
+        self.app.task(name=task.name, pass_context=True, retry=_Backoff(task))(run)
+
+    def defer_in(self, conn: Connection, job: Job) -> bool:
+        """Defer a job inside the caller's open transaction (it exists if that commits);
+        False when its queueing_lock already has a job waiting to start."""
+        params = {
+            "queue": job.queue,
+            "task": job.task,
+            "lock": job.lock,
+            "queueing_lock": job.queueing_lock,
+            "args": json.dumps(dict(job.args)),
+            "delay": float(job.delay),
+        }
+        try:
+            with conn.begin_nested():  # a refused queueing lock undoes only this
+                conn.execute(_DEFER, params)
+        except exc.IntegrityError as error:
+            if getattr(getattr(error.orig, "diag", None), "constraint_name", None) == (
+                QUEUEING_LOCK_INDEX
+            ):
+                return False
+            raise
+        return True
+
+    async def defer(self, job: Job) -> bool:
+        """Defer a job in a transaction of its own; False as for `defer_in`."""
+        return await self.db.write(self.defer_in, job)
+
+    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
+        """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
+        the latest; False when none waits."""
+        rows = conn.execute(_SOONER, {"queueing_lock": queueing_lock, "delay": float(delay)})
+        return rows.first() is not None
+
+    async def start(self, workers: Mapping[str, int], given_up: GivenUp | None = None) -> None:
+        """Start one worker per queue and the stalled-job recoverer; a job an earlier run left
+        running is retried (or given up) once its worker's heartbeat is stale."""
+        self._stopping = False
+        self._given_up = self._manager.given_up = given_up
+        await self.app.open_async()
+        for queue, concurrency in workers.items():
+            if concurrency > 0:
+                self._running.append(asyncio.create_task(self._supervise(queue, concurrency)))
+        self._running.append(asyncio.create_task(self._recover_forever()))
+
+    async def _supervise(self, queue: str, concurrency: int) -> None:
+        """Run a worker for `queue`; start it again whenever it stops on its own."""
+        while not self._stopping:
+            running_worker = worker.Worker(
+                self.app,
+                queues=[queue],
+                name=f"{self.name}-{queue}",
+                concurrency=concurrency,
+                fetch_job_polling_interval=self.polling,
+                update_heartbeat_interval=self.heartbeat,
+                stalled_worker_timeout=self.stalled_after,
+                install_signal_handlers=False,
+                delete_jobs="successful",
+            )
+            self._workers.append(running_worker)
+            try:
+                await running_worker.run()  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # e.g. its row was pruned while this process was frozen: it looked dead.
+                log.exception("The %s worker failed; starting it again", queue)
+            finally:
+                self._workers.remove(running_worker)
+            if not self._stopping:
+                await asyncio.sleep(_RESTART_PAUSE)
+
+    async def _recover_forever(self) -> None:
+        """Every `recover_every` seconds, retry or give up the jobs of stalled workers; now and
+        then purge failed jobs kept `keep_failed_hours`."""
+        rounds = 0
+        while not self._stopping:
+            try:
+                for task, args in await self.db.write(self._recover):
+                    await _tell_given_up(self._given_up, task, args)
+                if rounds % 3600 == 0:
+                    await self.app.job_manager.delete_old_jobs(
+                        self.keep_failed_hours,
+                        include_failed=True,
+                        include_cancelled=True,
+                        include_aborted=True,
+                    )
+            except Exception:
+                log.exception("Recovering stalled jobs failed; trying again")
+            rounds += 1
+            await asyncio.sleep(self.recover_every)
+
+    def _recover(self, conn: Connection) -> list[tuple[str, JSON]]:
+        """Retry the stalled jobs, or fail those out of attempts: those, to tell about."""
+        given_up: list[tuple[str, JSON]] = []
+        for row in conn.execute(_STALLED, {"stalled_after": self.stalled_after}).mappings():
+            job_id, task_name, attempts = row["id"], row["task_name"], row["attempts"]
+            task = self._tasks.get(task_name)
+            if attempts + 1 >= (task.attempts if task else Task.attempts):
+                conn.execute(_GIVE_UP, {"id": job_id})
+                given_up.append((task_name, row["args"]))
+                log.warning("Stalled job %s (%s) was out of attempts", job_id, task_name)
+            else:
+                conn.execute(_RETRY_NOW, {"id": job_id})
+                log.warning("Stalled job %s (%s) retried", job_id, task_name)
+        return given_up
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Take no more jobs; let running ones finish for up to `timeout` seconds (then they
+        are cancelled and retried later)."""
+        self._stopping = True
+        for running_worker in self._workers:
+            running_worker.shutdown_graceful_timeout = timeout
+        # Cancelling a worker's run is procrastinate's graceful stop: it fetches no more and
+        # waits for its running jobs (up to the timeout above).
+        tasks, self._running = self._running, []
+        for task in tasks:
+            task.cancel()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("A job worker ended with an error: %r", result)
+        with contextlib.suppress(Exception):
+            await self.app.close_async()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is waiting or running (tests, shutdown); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            pending = await self.db.read(lambda conn: conn.execute(_PENDING).scalar_one())
+            if pending == 0:
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)

@@ -1,0 +1,410 @@
+"""The PostgreSQL job runner (storage/jobs/postgres.py) on a real PostgreSQL: the rules every
+runner keeps, and what only replicas need (shared work, a frozen worker taken over, fencing)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from procrastinate.schema import SchemaManager
+from sqlalchemy import Connection, text
+
+from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task
+from storage.jobs.postgres import PostgresQueue
+from storage.sql.database import PostgresDatabase, Rollback
+from tests.pg_replica import open_database, replica
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT = 30.0  # seconds: far above any machine for what the tests wait on
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = LIMIT) -> None:
+    """Poll `check` until true; fail after `limit` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def rows(db: PostgresDatabase, sql: str, **params: Any) -> Awaitable[list[tuple[Any, ...]]]:
+    return db.read(lambda conn: [tuple(r) for r in conn.execute(text(sql), params)])
+
+
+async def effects(db: PostgresDatabase) -> list[tuple[int, str, str, int]]:
+    """(n, event, who, attempt) in the order they happened (database clock)."""
+    found = await rows(db, "SELECT n, event, who, attempt FROM effects ORDER BY at, id")
+    return [(r[0], r[1], r[2], r[3]) for r in found]
+
+
+def one_at_a_time(events: list[tuple[int, str, str, int]], ns: set[int]) -> bool:
+    """Whether the steps `ns` (one lock) never overlapped: each start is followed by its end."""
+    mine = [(n, e) for n, e, _, _ in events if n in ns and e in ("start", "end")]
+    running: int | None = None
+    for n, event in mine:
+        if event == "start":
+            if running is not None and running != n:
+                return False
+            running = n
+        elif running == n:
+            running = None
+    return True
+
+
+def step(n: int, chat: int | None = 1, **args: Any) -> Job:
+    return Job("step", {"n": n, **args}, lock=None if chat is None else f"chat:{chat}")
+
+
+@pytest.fixture
+async def db(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
+    database = await open_database(postgres_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def queues(
+    db: PostgresDatabase, postgres_url: str
+) -> AsyncIterator[Callable[..., PostgresQueue]]:
+    """Make PostgresQueue replicas (each named, `step` registered); all stopped at the end."""
+    made: list[PostgresQueue] = []
+
+    def make(who: str = "A", **options: Any) -> PostgresQueue:
+        queue = replica(db, postgres_url, who, **options)
+        made.append(queue)
+        return queue
+
+    yield make
+    for queue in made:
+        await queue.stop(5.0)
+
+
+async def test_jobs_of_one_lock_run_one_at_a_time_in_deferral_order(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    for n in range(1, 6):
+        assert await queue.defer(step(n, chat=1))
+    for n in range(11, 14):
+        assert await queue.defer(step(n, chat=2))
+    await queue.start({CHAT: 4})
+    assert await queue.wait_idle(LIMIT)
+    events = await effects(db)
+    assert [n for n, e, _, _ in events if e == "start" and n < 10] == [1, 2, 3, 4, 5]
+    assert [n for n, e, _, _ in events if e == "start" and n > 10] == [11, 12, 13]
+    assert one_at_a_time(events, {1, 2, 3, 4, 5})
+    assert one_at_a_time(events, {11, 12, 13})
+
+
+async def test_a_retried_job_keeps_its_place_in_its_lock(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    await queue.defer(step(1, fail_first=1))
+    await queue.defer(step(2))
+    await queue.defer(step(3))
+    await queue.start({CHAT: 4})
+    assert await queue.wait_idle(LIMIT)
+    starts = [(n, attempt) for n, e, _, attempt in await effects(db) if e == "start"]
+    assert starts == [(1, 0), (1, 1), (2, 0), (3, 0)]
+
+
+async def test_a_queueing_lock_lets_one_job_wait(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    ack = Job("step", {"n": 1}, queueing_lock="ack:1")
+    assert await queue.defer(ack)
+    assert not await queue.defer(Job("step", {"n": 2}, queueing_lock="ack:1"))
+    await queue.start({CHAT: 1})
+    assert await queue.wait_idle(LIMIT)
+    assert await queue.defer(Job("step", {"n": 3}, queueing_lock="ack:1"))  # none waits now
+    assert await queue.wait_idle(LIMIT)
+    assert [n for n, e, _, _ in await effects(db) if e == "end"] == [1, 3]
+
+
+async def test_a_refused_queueing_lock_spoils_nothing_else_in_the_transaction(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+
+    def journal_and_defer(conn: Connection) -> list[bool]:
+        conn.execute(text("INSERT INTO releases (n, who) VALUES (1, 'journal')"))
+        first = queue.defer_in(conn, Job("step", {"n": 1}, queueing_lock="ack:1"))
+        second = queue.defer_in(conn, Job("step", {"n": 2}, queueing_lock="ack:1"))
+        third = queue.defer_in(conn, step(3))
+        conn.execute(text("INSERT INTO releases (n, who) VALUES (2, 'journal')"))
+        return [first, second, third]
+
+    assert await db.write(journal_and_defer) == [True, False, True]
+    assert await rows(db, "SELECT n FROM releases ORDER BY n") == [(1,), (2,)]
+    assert await rows(db, "SELECT args->>'n' FROM procrastinate_jobs ORDER BY id") == [
+        ("1",),
+        ("3",),
+    ]
+
+
+async def test_a_job_deferred_in_a_rolled_back_transaction_does_not_exist(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+
+    def defer_then_fail(conn: Connection) -> None:
+        assert queue.defer_in(conn, step(1))
+        raise Rollback()
+
+    await db.write(defer_then_fail)
+    assert await rows(db, "SELECT count(*) FROM procrastinate_jobs") == [(0,)]
+
+
+async def test_a_delay_counts_on_the_database_clock(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    [(before,)] = await rows(db, "SELECT clock_timestamp()")
+    await queue.defer(Job("step", {"n": 1}, delay=1.5))
+    [(scheduled,)] = await rows(db, "SELECT scheduled_at FROM procrastinate_jobs")
+    assert 1.5 <= (scheduled - before).total_seconds() < 1.5 + LIMIT
+    await queue.start({CHAT: 1})
+    assert await queue.wait_idle(LIMIT)
+    [(started,)] = await rows(db, "SELECT at FROM effects WHERE event = 'start'")
+    assert started >= scheduled
+
+
+async def test_sooner_brings_the_waiting_job_forward(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues(polling=60.0)  # only the brought-forward notification can wake it in time
+    await queue.defer(Job("step", {"n": 1}, queueing_lock="ack:1", delay=3600))
+    await queue.start({CHAT: 1})
+    await queue.defer(step(0, chat=None))  # once it ran, the worker waits for news or a poll
+    await eventually(lambda: rows(db, "SELECT 1 FROM effects WHERE n = 0 AND event = 'end'"), "0")
+    assert not await db.write(lambda conn: queue.sooner_in(conn, "ack:2"))
+    assert await db.write(lambda conn: queue.sooner_in(conn, "ack:1", 0.0))
+    assert await queue.wait_idle(LIMIT)
+    assert [n for n, e, _, _ in await effects(db) if e == "end"] == [0, 1]
+
+
+async def test_a_job_failing_every_attempt_is_given_up_once(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    told: list[tuple[str, JSON]] = []
+
+    async def given_up(task: str, args: JSON) -> None:
+        told.append((task, dict(args)))
+
+    await queue.defer(step(1, fail_first=99))
+    await queue.defer(step(2))
+    await queue.start({CHAT: 1}, given_up)
+    assert await queue.wait_idle(LIMIT)
+    starts = [(n, attempt) for n, e, _, attempt in await effects(db) if e == "start"]
+    assert starts == [(1, 0), (1, 1), (1, 2), (2, 0)]  # three tries in all, then the next
+    assert told == [("step", {"n": 1, "fail_first": 99})]
+    assert await rows(db, "SELECT status FROM procrastinate_jobs") == [("failed",)]
+
+
+async def test_the_queues_run_independently(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    await queue.defer(Job("step", {"n": 1, "hold": True}, queue=MEDIA))
+    await queue.defer(Job("step", {"n": 2, "hold": True}, queue=MEDIA))
+    await queue.start({CHAT: 1, MEDIA: 1})
+    await eventually(
+        lambda: rows(db, "SELECT 1 FROM effects WHERE n = 1 AND event = 'start'"), "media job 1"
+    )
+    await queue.defer(step(3))  # a chat job, while the only media worker is busy
+    await eventually(
+        lambda: rows(db, "SELECT 1 FROM effects WHERE n = 3 AND event = 'end'"), "the chat job"
+    )
+    assert await rows(db, "SELECT count(*) FROM effects WHERE n = 2") == [(0,)]
+    await db.write(lambda c: c.execute(text("INSERT INTO releases VALUES (1, 'A'), (2, 'A')")))
+    assert await queue.wait_idle(LIMIT)
+
+
+async def test_the_next_job_of_a_lock_starts_without_waiting_for_a_poll(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # Polling once a minute: five jobs of one lock would need four polls (four minutes)
+    # without m012's trigger; with it, each hand-over is a notification.
+    queue = queues(polling=60.0)
+    await queue.start({CHAT: 2})
+    await eventually(lambda: rows(db, "SELECT 1 FROM procrastinate_workers"), "the worker")
+
+    def five(conn: Connection) -> None:
+        for n in range(1, 6):
+            queue.defer_in(conn, step(n))
+
+    await db.write(five)
+    assert await queue.wait_idle(LIMIT)  # LIMIT is half of one polling interval
+    assert [n for n, e, _, _ in await effects(db) if e == "end"] == [1, 2, 3, 4, 5]
+
+
+async def test_two_replicas_share_three_chats_and_never_run_two_jobs_of_a_chat_at_once(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    a, b = queues("A"), queues("B")
+    await a.start({CHAT: 2})
+    await b.start({CHAT: 2})
+    await eventually(
+        lambda: rows(db, "SELECT 1 FROM procrastinate_workers OFFSET 1"), "both workers"
+    )
+
+    def burst(conn: Connection) -> None:
+        for round_ in range(4):
+            for chat in (1, 2, 3):
+                a.defer_in(conn, step(chat * 10 + round_, chat=chat))
+
+    await db.write(burst)
+    assert await a.wait_idle(LIMIT)
+    events = await effects(db)
+    for chat in (1, 2, 3):
+        ns = [chat * 10 + r for r in range(4)]
+        assert [n for n, e, _, _ in events if e == "start" and n in ns] == ns
+        assert one_at_a_time(events, set(ns))
+    assert {who for _, _, who, _ in events} == {"A", "B"}
+
+
+async def test_a_frozen_worker_is_taken_over_and_its_late_effects_are_refused(
+    db: PostgresDatabase, postgres_url: str, queues: Callable[..., PostgresQueue]
+) -> None:
+    frozen = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.pg_replica", postgres_url, "A",
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert frozen.stdout is not None and frozen.stderr is not None
+    log = bytearray()
+
+    async def read_log() -> None:
+        assert frozen.stderr is not None
+        while line := await frozen.stderr.readline():
+            log.extend(line)
+
+    reader = asyncio.create_task(read_log())
+    try:
+        assert await frozen.stdout.readline() == b"ready\n"
+        b = queues("B")
+
+        def chat_jobs(conn: Connection) -> None:
+            b.defer_in(conn, step(1, chat=3, hold=True))
+            b.defer_in(conn, step(2, chat=3))
+
+        await db.write(chat_jobs)
+        await eventually(
+            lambda: rows(db, "SELECT 1 FROM effects WHERE n = 1 AND who = 'A'"), "A's start"
+        )
+        os.kill(frozen.pid, signal.SIGSTOP)
+        await b.start({CHAT: 2})  # recovers job 1 once A's heartbeat is 2 s old
+        await eventually(
+            lambda: rows(db, "SELECT 1 FROM effects WHERE n = 1 AND who = 'B'"), "B's takeover"
+        )
+        os.kill(frozen.pid, signal.SIGCONT)
+        await db.write(lambda c: c.execute(text("INSERT INTO releases VALUES (1, 'A')")))
+        await eventually(
+            lambda: rows(db, "SELECT 1 FROM effects WHERE event = 'taken-over'"), "A's refusal"
+        )
+
+        async def a_left_the_row() -> bool:
+            return b"was taken over: left to its new worker" in log
+
+        await eventually(a_left_the_row, "A's finish to pass")
+        # A's finish changed nothing: job 1 is still B's, so job 2 has not started.
+        assert await rows(db, "SELECT count(*) FROM effects WHERE n = 2") == [(0,)]
+        await db.write(lambda c: c.execute(text("INSERT INTO releases VALUES (1, 'B')")))
+        assert await b.wait_idle(LIMIT)
+    finally:
+        if frozen.returncode is None:
+            os.kill(frozen.pid, signal.SIGCONT)
+            frozen.terminate()
+        await frozen.wait()
+        await reader
+    events = await effects(db)
+    ends = [(n, who) for n, e, who, _ in events if e == "end"]
+    assert ends == [(1, "B"), (2, ends[1][1])]  # each effect once; n=1 by the taker-over
+    b_end = events.index((1, "end", "B", 1))
+    assert all(i > b_end for i, ev in enumerate(events) if ev[0] == 2)  # order kept
+
+
+async def test_a_worker_whose_row_was_pruned_is_started_again(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues(heartbeat=60.0)  # no heartbeat puts the row back meanwhile
+    await queue.start({CHAT: 1})
+    await eventually(lambda: rows(db, "SELECT 1 FROM procrastinate_workers"), "the worker")
+    [(first,)] = await rows(db, "SELECT id FROM procrastinate_workers")
+    await db.write(lambda c: c.execute(text("DELETE FROM procrastinate_workers")))
+    await queue.defer(step(1))  # its fetch now fails: it is not a registered worker any more
+    assert await queue.wait_idle(LIMIT)
+    assert [w for (w,) in await rows(db, "SELECT id FROM procrastinate_workers")] != [first]
+
+
+async def test_the_frozen_schema_is_the_installed_procrastinates() -> None:
+    # An upgrade of procrastinate changes its schema.sql: append its migrations as ours.
+    frozen = (ROOT / "storage" / "sql" / "procrastinate_3_10.sql").read_text(encoding="utf-8")
+    assert frozen == SchemaManager.get_schema()
+
+
+async def test_the_sql_functions_we_call_have_the_signatures_we_call_them_with(
+    db: PostgresDatabase,
+) -> None:
+    found = dict(
+        await rows(
+            db,
+            "SELECT proname, pg_get_function_identity_arguments(oid) FROM pg_proc"
+            " WHERE proname LIKE 'procrastinate%'",
+        )
+    )
+    assert found["procrastinate_defer_jobs_v1"] == "jobs procrastinate_job_to_defer_v1[]"
+    assert found["procrastinate_retry_job_v2"] == (
+        "job_id bigint, retry_at timestamp with time zone, new_priority integer,"
+        " new_queue_name character varying, new_lock character varying"
+    )
+    assert found["procrastinate_finish_job_v1"] == (
+        "job_id bigint, end_status procrastinate_job_status, delete_job boolean"
+    )
+    fields = await rows(
+        db,
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'procrastinate_job_to_defer_v1'::regclass AND attnum > 0"
+        " ORDER BY attnum",
+    )
+    assert [name for name, _ in fields] == [
+        "queue_name", "task_name", "priority", "lock", "queueing_lock", "args", "scheduled_at",
+    ]  # fmt: skip
+    columns = {
+        name
+        for (name,) in await rows(
+            db,
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name IN ('procrastinate_jobs', 'procrastinate_workers')",
+        )
+    }
+    assert {"status", "attempts", "worker_id", "lock", "queueing_lock", "scheduled_at"} <= columns
+    assert "last_heartbeat" in columns
+
+
+async def test_the_attempt_a_task_sees(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    seen: list[tuple[str, int, bool, bool]] = []
+
+    async def look(attempt: Attempt, args: JSON) -> None:
+        seen.append((attempt.task, attempt.number, attempt.last, attempt.shared))
+        if attempt.number == 0:
+            raise RuntimeError("once")
+
+    queue.register(Task("look", look, attempts=2, retry_wait=0.1))
+    await queue.defer(Job("look"))
+    await queue.start({CHAT: 1})
+    assert await queue.wait_idle(LIMIT)
+    assert seen == [("look", 0, False, True), ("look", 1, True, True)]
