@@ -63,6 +63,7 @@ class Services:
                 blobs,
                 settings.database_url,
                 new_album_name=lambda: _("My trip"),  # in the language of the chat it is for
+                job_stall=settings.job_stall,
             )
         )
         model: LazyModel | None = None

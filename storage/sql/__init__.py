@@ -8,6 +8,8 @@ Nothing outside `storage/` sees SQLAlchemy.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,13 +47,23 @@ async def open_postgres(
     media_root: Path,
     blobs: BlobStore | None = None,
     new_album_name: NameFor = lambda: DEFAULT_ALBUM_NAME,
+    job_stall: float = 15.0,
 ) -> Storage:
     """Open (migrating) the PostgreSQL database at a postgresql:// address; media in `blobs`
     (prepared), else in the media folder under `media_root`; first albums as open_sqlite."""
     from storage.jobs.postgres import PostgresQueue  # procrastinate, only for PostgreSQL
 
     db = PostgresDatabase(postgres_url(url))
-    return await _open(db, lambda: PostgresQueue(db, url), media_root, blobs, new_album_name)
+
+    def queue() -> PostgresQueue:
+        # This replica, as the other replicas' logs and procrastinate's workers table name it.
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        heartbeat = max(0.5, job_stall / 5)
+        return PostgresQueue(
+            db, url, name=name, heartbeat=heartbeat, stalled_after=job_stall, polling=0.25
+        )
+
+    return await _open(db, queue, media_root, blobs, new_album_name)
 
 
 async def _open(

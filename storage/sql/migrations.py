@@ -530,7 +530,6 @@ def m012_procrastinate(m: Migrator) -> None:
     )
 
 
-
 @migration
 def m015_arrivals(m: Migrator) -> None:
     # Received means kept: a media file is numbered and counted when its update is handled, and
