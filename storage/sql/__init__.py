@@ -20,6 +20,7 @@ from storage.sql.inbox_store import SqlInboxStore
 from storage.sql.media_store import SqlMediaStore
 from storage.sql.migrations import apply_migrations
 from storage.sql.privacy_store import SqlPrivacyStore
+from storage.sql.sent_store import SqlSentStore
 from storage.sql.upload_store import SqlUploadStore
 from storage.sql.usage_store import SqlUsageStore
 
@@ -85,6 +86,7 @@ async def _open(
         caches=SqlContextCacheStore(db),
         inbox=SqlInboxStore(inbox_db),
         privacy=SqlPrivacyStore(db),
+        sent=SqlSentStore(db),
         blobs=blobs,
         closer=close,
     )

@@ -447,6 +447,25 @@ def m010_received_updates(m: Migrator) -> None:
     )
 
 
+@migration
+def m013_sent_messages(m: Migrator) -> None:
+    # Effects once: a job run again (a crash, a stall taken over, a retry) must not post its
+    # messages twice nor ask the model again. Each message a job sends is recorded here with
+    # Telegram's answer, and each exchange with the job that asked for it.
+    m.execute(
+        "CREATE TABLE sent_messages ("
+        " job_id BIGINT NOT NULL,"
+        " key TEXT NOT NULL,"
+        " attempt INTEGER NOT NULL,"
+        " result TEXT,"
+        " created_at DOUBLE PRECISION NOT NULL,"
+        " PRIMARY KEY (job_id, key))"
+    )
+    m.execute("CREATE INDEX sent_messages_created ON sent_messages (created_at)")
+    m.add_column("exchanges", Column("job_id", BigInteger))
+    m.execute("CREATE INDEX exchanges_job ON exchanges (job_id)")
+
+
 def _postgres_baseline() -> MetaData:
     """The schema m001..m005 leave, as PostgreSQL's first migration creates it. Frozen: a later
     change is a new migration, not an edit here. (The kind check already admits 'audio', as the
