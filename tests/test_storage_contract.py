@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.jobs import TakenOver
 from storage.protocols import Storage
 from storage.records import (
     AddStatus,
@@ -28,7 +29,6 @@ from storage.records import (
     Upload,
     UsageRecord,
 )
-from storage.jobs import TakenOver
 from tests.attempts import HandAttempt, attempt
 from tests.storage_backends import BACKENDS
 

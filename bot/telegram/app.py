@@ -28,12 +28,14 @@ from bot.telegram.acks import Acknowledger
 from bot.telegram.concurrency import PerChatUpdateProcessor
 from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.media_types import MEDIA
+from bot.telegram.outbox import Outbox
 from bot.telegram.ratelimit import RetryingRateLimiter
 from bot.telegram.replicas import SharedUpdateQueue
 from bot.telegram.rich import RichMessages
 from bot.telegram.runtime import KEY, Runtime
 from bot.telegram.story_handlers import APOLOGY
 from bot.wiring import Services
+from storage.jobs import TakenOver
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,9 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
             rich=RichMessages(enabled=settings.rich_story),
         )
         queue.languages = services.languages.for_chat  # the "gave up" sentence's
+        if isinstance(app.bot.rate_limiter, RetryingRateLimiter):
+            # A job's messages are recorded as they are posted: a job run again posts them once.
+            app.bot.rate_limiter.outbox = Outbox(services.storage.sent)
         if isinstance(queue, SharedUpdateQueue):
             queue.on_claim = services.copies.take_up
             await queue.start(services.storage.inbox, app.bot)
@@ -158,6 +163,10 @@ async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(context.error, TakenOver):
+        # Another worker runs this job now and answers the user: this attempt says nothing.
+        log.info("Update %s: its job was taken over (%s)", update_id, context.error)
+        return
     # The update is marked handled all the same (the apology tells the user): not run again.
     log.error("Unhandled error while handling update %s", update_id, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
