@@ -12,6 +12,8 @@ only fenced, and only where another worker could have taken the job over.
 
 At least once in one window: an attempt that crashed after Telegram took a message and before
 its answer was recorded leaves an intent without an answer, and the next attempt sends again.
+So does a stale attempt stalled between its intent and its call (it finds out at its next write,
+the answer's record, and stops there).
 """
 
 from __future__ import annotations
