@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from storage.pins import Pins
@@ -33,6 +33,7 @@ from storage.records import (
     Origin,
     Removed,
     Reserved,
+    Sent,
     Upload,
     UsageRecord,
     UsageTotals,
@@ -186,6 +187,10 @@ class ConversationStore(Protocol):
         """Forget the album's conversation (the media stay); how many exchanges went."""
         ...
 
+    async def answered(self, job_id: int, kind: str) -> Exchange | None:
+        """The exchange of this kind a job recorded (its rerun reads the answer back)."""
+        ...
+
 
 class UsageStore(Protocol):
     """Token usage of every model call."""
@@ -293,6 +298,32 @@ class ArrivalStore(Protocol):
         ...
 
 
+class SentStore(Protocol):
+    """The Telegram messages jobs sent, keyed by (job id, call), kept a day: a job run again
+    gets Telegram's earlier answer back instead of posting twice."""
+
+    async def recorded(self, job_id: int, key: str) -> Sent | None:
+        """What is recorded of one call of a job, if anything."""
+        ...
+
+    async def intend(self, job_id: int, key: str, attempt: int) -> Sent | None:
+        """About to send: the earlier record when it holds Telegram's answer (send nothing);
+        else record the intent and return None. Fenced: a stale attempt raises TakenOver."""
+        ...
+
+    async def record(self, job_id: int, key: str, result: Any) -> None:
+        """Keep Telegram's answer to a call (JSON-serialisable)."""
+        ...
+
+    async def purge(self, older_than: float = 24 * 3600.0) -> int:
+        """Forget calls recorded `older_than` seconds ago or more; how many went."""
+        ...
+
+    async def fence(self) -> None:
+        """Raise TakenOver if the current job attempt lost its job (a write of nothing)."""
+        ...
+
+
 class PrivacyStore(Protocol):
     """A chat's footprint, and wiping it."""
 
@@ -370,6 +401,7 @@ class Storage:
     inbox: InboxStore
     arrivals: ArrivalStore
     privacy: PrivacyStore
+    sent: SentStore
     blobs: BlobStore
     jobs: JobQueue
     closer: Callable[[], Awaitable[None]]

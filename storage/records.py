@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 MediaKind = Literal["photo", "video", "audio"]
 
@@ -245,6 +245,7 @@ class NewExchange:
     user_text: str | None = None
     focus_item_id: int | None = None
     sender_id: int | None = None
+    job_id: int | None = None  # the job that asked: its rerun reads this answer back
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,16 @@ class Exchange:
     answer_content: str | None
     sender_id: int | None
     created_at: str
+    job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A Telegram call a job made: by which attempt, and Telegram's answer (None: the call was
+    about to be made and its answer never recorded)."""
+
+    attempt: int
+    result: Any = None  # Telegram's `result`, decoded JSON
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.jobs import TakenOver
 from storage.protocols import Storage
 from storage.records import (
     AddStatus,
@@ -23,10 +24,12 @@ from storage.records import (
     MediaFacts,
     NewExchange,
     Origin,
+    Sent,
     TokenCounts,
     Upload,
     UsageRecord,
 )
+from tests.attempts import HandAttempt, attempt
 from tests.storage_backends import BACKENDS
 
 
@@ -202,6 +205,56 @@ async def test_exchanges_round_trip_in_order(store: Storage) -> None:
     assert not await talk.remove(album.id, exchanges[-1].id)
     assert await talk.clear(album.id) == 2
     assert await talk.exchanges(album.id) == [] and await talk.latest(album.id) is None
+
+
+async def test_an_exchange_is_found_again_by_the_job_that_asked_for_it(store: Storage) -> None:
+    talk = store.conversation
+    album = await store.albums.current(1)
+    await talk.add(NewExchange(album.id, "question", "q", "a", job_id=9))
+    story = await talk.add(NewExchange(album.id, "story", "p", "the story", job_id=9))
+    await talk.add(NewExchange(album.id, "story", "p", "another story", job_id=10))
+    assert await talk.answered(9, "story") == story
+    assert (await talk.exchanges(album.id))[1] == story
+    assert await talk.answered(9, "landmarks") is None
+    assert await talk.answered(11, "story") is None
+
+
+async def test_a_jobs_message_is_recorded_and_handed_to_its_next_attempt(store: Storage) -> None:
+    sent = store.sent
+    assert await sent.intend(1, "sendMessage#0", 0) is None
+    assert await sent.recorded(1, "sendMessage#0") == Sent(0, None)
+    await sent.record(1, "sendMessage#0", {"message_id": 5, "text": "héllo"})
+    again = Sent(0, {"message_id": 5, "text": "héllo"})
+    assert await sent.intend(1, "sendMessage#0", 1) == again  # nothing to send
+    assert await sent.recorded(1, "sendMessage#0") == again
+    # Meant to be sent, its answer never recorded (a crash in between): sent again.
+    assert await sent.intend(1, "sendMessage#1", 0) is None
+    assert await sent.intend(1, "sendMessage#1", 1) is None
+    assert await sent.recorded(1, "sendMessage#1") == Sent(1, None)
+    assert await sent.intend(2, "sendMessage#0", 0) is None  # another job's
+    await sent.record(2, "sendMessage#0", True)
+    assert await sent.recorded(2, "sendMessage#0") == Sent(0, True)
+
+
+async def test_an_attempt_that_lost_its_job_records_no_intent(store: Storage) -> None:
+    with attempt(HandAttempt(job_id=3)) as current:
+        await store.sent.fence()
+        assert current.fences == 1
+        current.taken_over = True
+        with pytest.raises(TakenOver):
+            await store.sent.intend(3, "sendMessage#0", 0)
+        with pytest.raises(TakenOver):
+            await store.sent.fence()
+    assert await store.sent.recorded(3, "sendMessage#0") is None
+
+
+async def test_sent_messages_are_kept_a_day_then_purged(store: Storage) -> None:
+    for job in (1, 2):
+        await store.sent.intend(job, "sendPhoto#0", 0)
+        await store.sent.record(job, "sendPhoto#0", {"message_id": job})
+    assert await store.sent.purge() == 0  # a day is not over
+    assert await store.sent.purge(older_than=0.0) == 2
+    assert await store.sent.recorded(1, "sendPhoto#0") is None
 
 
 async def test_usage_is_summed_per_user_since_a_time(store: Storage) -> None:

@@ -13,7 +13,7 @@ from typing import Protocol
 import prompts
 from bot.errors import BudgetExceeded, MediaNotProcessed, ModelBlocked, ModelError, NothingToDo
 from bot.i18n import _
-from bot.model import Listener, ModelRequest, TokenUsage
+from bot.model import Listener, ModelAnswer, ModelRequest, TokenUsage
 from bot.service import context
 from bot.service.base import AlbumServiceBase
 from bot.service.export import export_file_name, render_html, render_markdown_zip
@@ -26,6 +26,7 @@ from bot.service.story import (
     story_from_markdown,
 )
 from bot.service.words import shown_label
+from storage.jobs import current_attempt
 from storage.records import Album, Exchange, Item, NewExchange, Note, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,6 @@ class ConversationService(AlbumServiceBase):
                 )
                 % {"album": album.name}
             )
-        await self._check_budget(asker)
-
         notices: list[str] = []
         if kind == "story":  # the story says what it leaves out, however long ago it failed
             notices += [
@@ -245,6 +244,57 @@ class ConversationService(AlbumServiceBase):
                 if i.model_failed
             ]
         usable = [i for i in items if not i.model_failed and i.media.model_ready]
+        job = current_attempt()
+        # A job run again (a crash, a stall taken over, a retry) reads back the answer its
+        # earlier attempt was given: the model is asked once per job.
+        earlier = await self.storage.conversation.answered(job.job_id, kind) if job else None
+        if earlier is not None:
+            answer_text, answer_raw, focus = earlier.answer_text, None, None
+        else:
+            await self._check_budget(asker)
+            answer, usable, focus = await self._answer(
+                asker, album, turn, usable, notes, notices, progress
+            )
+            answer_text, answer_raw = answer.text, answer.raw
+        story = None
+        ordered = context.in_time_order(usable)
+        if kind == "story":
+            try:
+                story = _parse(answer_text, ordered)
+            except StoryFormatError as e:
+                log.warning("Unusable story from the model: %s", e)
+                raise ModelError(
+                    _("Gemini's story came back garbled. Please try /story again.")
+                ) from e
+        if earlier is None:
+            await self.storage.conversation.add(
+                NewExchange(
+                    album_id=album.id,
+                    kind=kind,
+                    prompt=turn.prompt,
+                    answer_text=answer_text,
+                    answer_content=answer_raw,
+                    user_text=turn.user_text,
+                    focus_item_id=focus.id if focus else None,
+                    sender_id=asker.user_id,
+                    job_id=job.job_id if job else None,
+                )
+            )
+        text = story.markdown() if story else answer_text
+        return Reply(text, album, kind, notices, story=story, items=ordered)
+
+    async def _answer(
+        self,
+        asker: Asker,
+        album: Album,
+        turn: _Turn,
+        usable: list[Item],
+        notes: list[Note],
+        notices: list[str],
+        progress: Progress,
+    ) -> tuple[ModelAnswer, list[Item], Item | None]:
+        """The model's answer, the items it saw (files it refused are left out, with a notice
+        each) and the item the turn singled out."""
         history = await self.storage.conversation.exchanges(album.id)
 
         async def record(what: str, usage: TokenUsage) -> None:
@@ -257,36 +307,11 @@ class ConversationService(AlbumServiceBase):
         while True:
             request, focus = self._request(asker, album, turn, usable, notes, history)
             try:
-                answer = await self.model.answer(request, listener)
-                break
+                return await self.model.answer(request, listener), usable, focus
             except MediaNotProcessed as refused:
                 # Nothing was asked: those files leave the album's conversation for good.
                 notices += await self._leave_out(usable, refused)
                 usable = [i for i in usable if i.media.model.sha256 not in refused.refused]
-        story = None
-        ordered = context.in_time_order(usable)
-        if kind == "story":
-            try:
-                story = _parse(answer.text, ordered)
-            except StoryFormatError as e:
-                log.warning("Unusable story from the model: %s", e)
-                raise ModelError(
-                    _("Gemini's story came back garbled. Please try /story again.")
-                ) from e
-        await self.storage.conversation.add(
-            NewExchange(
-                album_id=album.id,
-                kind=kind,
-                prompt=turn.prompt,
-                answer_text=answer.text,
-                answer_content=answer.raw,
-                user_text=turn.user_text,
-                focus_item_id=focus.id if focus else None,
-                sender_id=asker.user_id,
-            )
-        )
-        text = story.markdown() if story else answer.text
-        return Reply(text, album, kind, notices, story=story, items=ordered)
 
     def _request(
         self,

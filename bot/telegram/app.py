@@ -28,6 +28,7 @@ from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
 from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.media_types import MEDIA
+from bot.telegram.outbox import Outbox
 from bot.telegram.ratelimit import RetryingRateLimiter
 from bot.telegram.rich import RichMessages
 from bot.telegram.runtime import KEY, Runtime
@@ -121,6 +122,9 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
             rich=RichMessages(enabled=settings.rich_story),
         )
+        if isinstance(app.bot.rate_limiter, RetryingRateLimiter):
+            # A job's messages are recorded as they are posted: a job run again posts them once.
+            app.bot.rate_limiter.outbox = Outbox(services.storage.sent)
         rt = app.bot_data[KEY]
         jobs.register(app, rt)
         await services.storage.jobs.start(

@@ -1,4 +1,6 @@
-"""Every Bot API call waits out flood limits and retries Telegram's passing server errors."""
+"""Every Bot API call waits out flood limits and retries Telegram's passing server errors; a
+job's calls go through its outbox (bot/telegram/outbox.py): posted once, none by a stale attempt.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from typing import Any
 
 from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
+
+from bot.telegram.outbox import SENDS, Outbox, harmless
+from storage.jobs import current_attempt
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +32,14 @@ class RetryingRateLimiter(AIORateLimiter):
 
     A 500/502 from the Bot API means the call did not happen, so sending it again is safe; a
     timeout is not retried, because the message may have gone out and would then be doubled.
+    While a job runs, its calls go through `outbox` (set at start-up): posted once per job.
     """
 
     def __init__(self, attempts: int = 3, backoff: float = 0.5) -> None:
         super().__init__(max_retries=3)
         self.attempts = attempts
         self.backoff = backoff
+        self.outbox: Outbox | None = None
 
     async def process_request(
         self,
@@ -43,7 +50,29 @@ class RetryingRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
-        """Send through the flood limiter; on a server error wait and send again."""
+        """Send through the flood limiter, a job's posts once (its outbox); on a server error
+        wait and send again."""
+        attempt = current_attempt()
+        if attempt is None or self.outbox is None or harmless(endpoint):
+            return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+        if endpoint in SENDS:
+            return await self.outbox.send(
+                attempt,
+                endpoint,
+                lambda: self._send(callback, args, kwargs, endpoint, data, rate_limit_args),
+            )
+        await self.outbox.fence(attempt)  # an edit, a delete, a draft: not by a stale attempt
+        return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+
+    async def _send(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
         if endpoint in UNLIMITED:
             return await callback(*args, **kwargs)
         for attempt in range(self.attempts):

@@ -17,6 +17,7 @@ from bot.service.conversation import Progress, Reply
 from bot.telegram.replies import ChatProgress, send_markdown, showing
 from bot.telegram.runtime import asker, runtime
 from bot.telegram.story_posting import BOT_UPLOAD_LIMIT, post_story
+from storage.jobs import TakenOver
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,8 @@ async def _answer(
         except (UserError, ModelError) as e:
             await progress.fail(str(e))
             return
+        except TakenOver:
+            raise  # another worker answers: no apology from this one
         except Exception:
             log.exception("Answering failed in chat %s", chat.id)
             await progress.fail(_(APOLOGY))

@@ -15,6 +15,12 @@ _ALL = select(exchanges).where(exchanges.c.album_id == _ALBUM).order_by(exchange
 _LATEST = (
     select(exchanges).where(exchanges.c.album_id == _ALBUM).order_by(exchanges.c.id.desc()).limit(1)
 )
+_OF_JOB = (
+    select(exchanges)
+    .where(exchanges.c.job_id == bindparam("job"), exchanges.c.kind == bindparam("kind"))
+    .order_by(exchanges.c.id.desc())
+    .limit(1)
+)
 _INSERT = exchanges.insert().returning(exchanges.c.id)
 _CLEAR = delete(exchanges).where(exchanges.c.album_id == _ALBUM)
 _REMOVE = delete(exchanges).where(
@@ -38,7 +44,7 @@ class SqlConversationStore:
         exchange_id = await self.db.write(_add, new, stamp)
         return Exchange(
             exchange_id, new.album_id, new.kind, new.prompt, new.user_text, new.focus_item_id,
-            new.answer_text, new.answer_content, new.sender_id, stamp,
+            new.answer_text, new.answer_content, new.sender_id, stamp, new.job_id,
         )  # fmt: skip
 
     async def clear(self, album_id: int) -> int:
@@ -48,6 +54,10 @@ class SqlConversationStore:
     async def latest(self, album_id: int) -> Exchange | None:
         """The album's most recent exchange."""
         return await self.db.read(_latest, album_id)
+
+    async def answered(self, job_id: int, kind: str) -> Exchange | None:
+        """The exchange of this kind a job recorded (its rerun reads the answer back)."""
+        return await self.db.read(_answered, job_id, kind)
 
     async def remove(self, album_id: int, exchange_id: int) -> bool:
         """Delete one exchange of the album."""
@@ -64,12 +74,17 @@ def _latest(conn: Connection, album_id: int) -> Exchange | None:
     return record(Exchange, row) if row else None
 
 
+def _answered(conn: Connection, job_id: int, kind: str) -> Exchange | None:
+    row = one(conn, _OF_JOB, {"job": job_id, "kind": kind})
+    return record(Exchange, row) if row else None
+
+
 def _add(conn: Connection, new: NewExchange, stamp: str) -> int:
     values = {
         "album_id": new.album_id, "kind": new.kind, "prompt": new.prompt,
         "user_text": new.user_text, "focus_item_id": new.focus_item_id,
         "answer_text": new.answer_text, "answer_content": new.answer_content,
-        "sender_id": new.sender_id, "created_at": stamp,
+        "sender_id": new.sender_id, "created_at": stamp, "job_id": new.job_id,
     }  # fmt: skip
     exchange_id: int = conn.execute(_INSERT, values).scalar_one()
     conn.execute(_TOUCH_ALBUM, {"album": new.album_id, "stamp": stamp})

@@ -531,6 +531,25 @@ def m012_procrastinate(m: Migrator) -> None:
 
 
 @migration
+def m013_sent_messages(m: Migrator) -> None:
+    # Effects once: a job run again (a crash, a stall taken over, a retry) must not post its
+    # messages twice nor ask the model again. Each message a job sends is recorded here with
+    # Telegram's answer, and each exchange with the job that asked for it.
+    m.execute(
+        "CREATE TABLE sent_messages ("
+        " job_id BIGINT NOT NULL,"
+        " key TEXT NOT NULL,"
+        " attempt INTEGER NOT NULL,"
+        " result TEXT,"
+        " created_at DOUBLE PRECISION NOT NULL,"
+        " PRIMARY KEY (job_id, key))"
+    )
+    m.execute("CREATE INDEX sent_messages_created ON sent_messages (created_at)")
+    m.add_column("exchanges", Column("job_id", BigInteger))
+    m.execute("CREATE INDEX exchanges_job ON exchanges (job_id)")
+
+
+@migration
 def m015_arrivals(m: Migrator) -> None:
     # Received means kept: a media file is numbered and counted when its update is handled, and
     # downloaded by a job on any worker. The updates and the chats' order are the job queue's

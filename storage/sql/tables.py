@@ -120,6 +120,7 @@ exchanges = Table(
     Column("answer_content", Text),
     Column("sender_id", BigInteger),
     Column("created_at", Text, nullable=False),
+    Column("job_id", BigInteger),  # the job that asked: a rerun reads the answer back
 )
 
 uploads = Table(
@@ -208,6 +209,19 @@ jobs = Table(
     Column("run_after", Double, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("failed_at", Double),
+)
+
+# Every Telegram message a job sent (or was about to send), keyed by the job and the call
+# ("sendMessage#2": the job's third sendMessage): a job run again returns what its earlier
+# attempt was answered instead of posting again. Kept a day on the database's clock.
+sent_messages = Table(
+    "sent_messages",
+    metadata,
+    Column("job_id", BigInteger, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("attempt", Integer, nullable=False),  # the attempt that meant to send it
+    Column("result", Text),  # Telegram's answer (JSON); NULL until it is recorded
+    Column("created_at", Double, nullable=False),  # seconds since the epoch
 )
 
 migrations = Table(
