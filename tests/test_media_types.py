@@ -24,7 +24,6 @@ from telegram import (
 )
 
 from bot.service.albums import MEDIA_TYPES
-from bot.telegram.concurrency import _is_media
 from bot.telegram.media_types import MEDIA, carries_media
 from bot.telegram.message_handlers import incoming_media
 
@@ -50,12 +49,11 @@ def test_the_list_names_every_kind_of_file_a_message_may_carry() -> None:
 
 
 @pytest.mark.parametrize("name", list(CARRIED))
-def test_every_kind_of_media_is_taken_by_the_filter_the_processor_and_the_reader(
+def test_every_kind_of_media_is_taken_by_the_filter_and_the_reader(
     name: str,
 ) -> None:
     message = _message(**{name: CARRIED[name]})
     assert MEDIA.check_update(Update(1, message=message))
-    assert _is_media(Update(1, message=message)), "the per-chat processor runs it beside media"
     assert carries_media(message)
     incoming = incoming_media(message)
     assert incoming is not None
@@ -96,6 +94,5 @@ def test_an_animation_sent_with_its_document_is_an_animation() -> None:
 def test_other_messages_are_not_media(carried: dict[str, Any]) -> None:
     message = _message(**carried)
     assert not MEDIA.check_update(Update(1, message=message))
-    assert not _is_media(Update(1, message=message))
     assert not carries_media(message)
     assert incoming_media(message) is None

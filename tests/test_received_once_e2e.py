@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.telegram.durable import GAVE_UP
+from bot.telegram.jobs import GAVE_UP
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.telegram_api import Call, FakeTelegram
 from tests.harness import ANA, BotProcess, Harness, free_port, pg_rows, said
