@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -12,8 +11,7 @@ from pathlib import Path, PurePath
 
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.i18n import _, local_date
-from bot.service.base import AlbumServiceBase
-from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
+from bot.service.bursts import BurstKeeping
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
 from storage.pins import delete_unused
@@ -89,13 +87,8 @@ class Undone:
     exchange: Exchange | None = None
 
 
-class AlbumService(AlbumServiceBase):
+class AlbumService(BurstKeeping):
     """What a chat does with its albums, independent of Telegram."""
-
-    @functools.cached_property
-    def bursts(self) -> Bursts:
-        """The chats' bursts of media and notes (one acknowledgement each)."""
-        return Bursts()
 
     @property
     def limits(self) -> PhotoLimits:
@@ -137,10 +130,11 @@ class AlbumService(AlbumServiceBase):
         """Record a prepared file in its album (call in arrival order: it takes the next number)."""
         incoming, album = prepared.incoming, prepared.album
         if prepared.known is not None:
-            open_batch = self.bursts.open_batch(incoming.chat_id, album.id)
             message = incoming.origin.chat_message_id
+            open_batch = None
             if message is None or prepared.known.media.origin.chat_message_id != message:
-                self.bursts.count(incoming.chat_id, album.id, open_batch, "repeat")
+                burst = await self._count(incoming.chat_id, album.id, None, "repeat")
+                open_batch = burst.batch_id
             # else this very message was stored already: its update is run a second time (the
             # process running it died before crossing it off), which adds and says nothing.
             return Received(prepared.known, album, True, open_batch)
@@ -162,7 +156,7 @@ class AlbumService(AlbumServiceBase):
             self.copies.add(outcome.item)
         duplicate = outcome.status is AddStatus.DUPLICATE
         kind = "repeat" if duplicate else outcome.item.kind
-        self.bursts.count(incoming.chat_id, album.id, batch_id, kind)
+        await self._count(incoming.chat_id, album.id, batch_id, kind)
         return Received(outcome.item, album, duplicate, batch_id)
 
     def _process(self, temp: Path, kind: MediaKind, origin: Origin) -> Media:
@@ -216,7 +210,7 @@ class AlbumService(AlbumServiceBase):
         note = await self.storage.media.add_note(
             album.id, text.strip(), batch_id, sender_id, sender_name
         )
-        self.bursts.count(chat_id, album.id, batch_id, "note")
+        await self._count(chat_id, album.id, batch_id, "note")
         return note, album, batch_id
 
     async def add_location(
@@ -249,7 +243,7 @@ class AlbumService(AlbumServiceBase):
 
     async def new_album(self, chat_id: int, name: str | None) -> Album:
         """Start a fresh album; the old ones are kept."""
-        self.end_burst(chat_id)
+        await self.end_burst(chat_id)
         clean = clean_name(name) or _("Trip %(date)s") % {"date": local_date(date.today())}
         return await self.storage.albums.create(chat_id, clean)
 
@@ -263,7 +257,7 @@ class AlbumService(AlbumServiceBase):
         album = await self.storage.albums.switch(chat_id, album_id)
         if album is None:
             raise NothingToDo(_("That album does not exist in this chat."))
-        self.end_burst(chat_id)
+        await self.end_burst(chat_id)
         summary = await self.storage.albums.summary(chat_id, album.id)
         assert summary is not None
         return summary
@@ -305,45 +299,12 @@ class AlbumService(AlbumServiceBase):
         if not removed.items and not removed.notes:
             raise NothingToDo(_("That batch was already taken back."))
         # Its acknowledgement is being replaced by what was taken back: it must not come back.
-        self.bursts.end_batch(chat_id, batch_id)
+        await self.storage.bursts.end_batch(chat_id, batch_id)
         if removed.orphan_blobs:
             # Nothing refers to these files any more: delete them here and at the model service.
             await self.model.forget(files=removed.orphan_blobs)
             await delete_unused(self.storage.media, self.storage.blobs, removed.orphan_blobs)
         return Undone(album, items=removed.items, notes=removed.notes)
-
-    # Bursts ----------------------------------------------------------------------------
-
-    def end_burst(self, chat_id: int) -> None:
-        """The bot said something else: the next media starts a new batch and acknowledgement."""
-        self.bursts.end(chat_id)
-
-    def forget_burst(self, chat_id: int) -> None:
-        """End the burst without acknowledging what it has not shown yet."""
-        self.bursts.forget(chat_id)
-
-    async def acknowledgements(self, chat_id: int) -> list[Acknowledgement]:
-        """What each acknowledgement that is behind should say now, oldest first."""
-        due = []
-        for burst in self.bursts.unshown(chat_id):
-            # Totals from the database: the message only ever counts what is committed.
-            summary = await self.storage.albums.summary(chat_id, burst.album_id)
-            if summary is None:  # the album is gone: nothing to acknowledge
-                self.bursts.shown(chat_id, burst.id, burst.version, burst.message_id)
-                continue
-            due.append(acknowledgement(chat_id, burst, summary))
-        return due
-
-    def acknowledged(self, ack: Acknowledgement, message_id: int | None) -> None:
-        """`ack` went out as `message_id` (or failed: None, or the message it meant to edit)."""
-        self.bursts.shown(ack.chat_id, ack.burst_id, ack.version, message_id)
-
-    async def _batch(self, chat_id: int, album_id: int) -> int:
-        batch_id = self.bursts.open_batch(chat_id, album_id)
-        if batch_id is None:
-            batch_id = await self.storage.media.new_batch(album_id)
-        self.bursts.use_batch(chat_id, album_id, batch_id)
-        return batch_id
 
 
 def _own_blobs(media: Media) -> tuple[str, ...]:

@@ -57,7 +57,7 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 return
             except UserError as e:
                 refused = e
-        if isinstance(refused, AlbumFull) and not rt.first_time(chat.id, "album_full"):
+        if isinstance(refused, AlbumFull) and not await albums.first_time(chat.id, "album_full"):
             return  # an album of ten sent to a full album gets one answer, not ten
         # A file's refusal from bot/media is an English constant: translated here, where it is
         # said (a refusal made in the chat's language is left as it is).

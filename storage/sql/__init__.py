@@ -13,6 +13,7 @@ from pathlib import Path
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore, Storage
 from storage.sql.album_store import DEFAULT_ALBUM_NAME, NameFor, SqlAlbumStore
+from storage.sql.burst_store import SqlBurstStore
 from storage.sql.cache_store import SqlContextCacheStore
 from storage.sql.conversation_store import SqlConversationStore
 from storage.sql.database import Database, PostgresDatabase, SqliteDatabase, postgres_url
@@ -85,6 +86,7 @@ async def _open(
         caches=SqlContextCacheStore(db),
         inbox=SqlInboxStore(inbox_db),
         privacy=SqlPrivacyStore(db),
+        bursts=SqlBurstStore(db),
         blobs=blobs,
         closer=close,
     )

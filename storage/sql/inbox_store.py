@@ -14,39 +14,17 @@ replica receives an update journals it with its chat, and the replica holding th
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
 
-from sqlalchemy import Connection, Double, bindparam, delete, func, or_, select, update
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from storage.records import InboxEntry, WaitingChat, now_iso
+from storage.sql.clock import db_now  # also imported from here by others
 from storage.sql.database import Database
 from storage.sql.rows import run
 from storage.sql.tables import chat_leases, inbox, received_updates
 
 MAX_ATTEMPTS = 3  # an update that crashed the process this often is given up
 RETENTION_SECONDS = 24 * 3600.0  # Telegram keeps an unconfirmed update this long
-
-
-class db_now(FunctionElement[float]):  # an SQL function, named like one
-    """Now on the database's clock, in seconds since the epoch."""
-
-    type = Double()
-    inherit_cache = True
-    name = "db_now"
-
-
-@compiles(db_now, "sqlite")
-def _now_sqlite(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
-    return "((julianday('now') - 2440587.5) * 86400.0)"
-
-
-@compiles(db_now, "postgresql")
-def _now_postgres(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
-    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
-
 
 _PENDING = inbox.c.attempts < MAX_ATTEMPTS  # the rest wait for `abandoned()` to report them
 _DONE = delete(inbox).where(inbox.c.update_id == bindparam("update"))
