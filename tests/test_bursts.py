@@ -54,9 +54,11 @@ async def _repeat(store: Storage, album: int, gap: float = GAP) -> Burst:
 async def _until(check: Callable[[], Awaitable[T | None]], timeout: float = 30.0) -> T:
     """Poll `check` until it returns something (the database's clock moves on meanwhile)."""
     async with asyncio.timeout(timeout):
-        while (found := await check()) is None:
+        while True:
+            found = await check()
+            if found is not None:
+                return found
             await asyncio.sleep(0.02)
-    return found
 
 
 async def test_a_burst_opens_with_the_first_item_and_grows(store: Storage) -> None:
