@@ -90,6 +90,8 @@ class Acknowledger:
                     await asyncio.shield(self._flush(chat_id))
                     return
                 await asyncio.sleep(wait)
+        except Exception:  # the database away a moment: the next change of the chat retries
+            log.exception("Could not acknowledge the burst of chat %s", chat_id)
         finally:
             if self._timers.get(chat_id) is asyncio.current_task():
                 del self._timers[chat_id]
