@@ -50,6 +50,8 @@ async def test_a_flush_run_twice_sends_nothing_twice(bot: Harness) -> None:
     tg, chat, ana = bot.tg, bot.chat, bot.ana
     tg.send_photo(chat, ana, jpeg(1))
     await bot.wait_text(chat["id"], "1 photo")
+    # The timer's flush has recorded what it sent (it runs on after Telegram answered).
+    await tg.wait_for(lambda: bot.rows("SELECT 1 FROM bursts WHERE shown = version"))
     rt = _runtime(bot)
     assert bot.app is not None
     before = _sent(bot)
