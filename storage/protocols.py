@@ -22,6 +22,7 @@ from storage.records import (
     Album,
     AlbumSummary,
     Arrival,
+    Burst,
     CachedContext,
     ChatFootprint,
     Exchange,
@@ -324,6 +325,79 @@ class SentStore(Protocol):
         ...
 
 
+class BurstStore(Protocol):
+    """Every chat's bursts (one batch and one acknowledgement each) and first-time hints.
+
+    Each method is one transaction, timed by the database's clock, so any replica can carry on
+    a burst another began. A burst ends after `gap` seconds without a new item or note, when
+    media go to another album, or on `end` (the bot said something else).
+    """
+
+    async def batch(self, chat_id: int, album_id: int, gap: float) -> int:
+        """The batch a new item or note of the album joins: the burst's, or a new one (a new
+        burst too when the last one is over); the burst's gap counts from now."""
+        ...
+
+    async def count(
+        self,
+        chat_id: int,
+        album_id: int,
+        batch_id: int | None,
+        kind: str,
+        *,
+        debounce: float,
+        gap: float,
+        language: str | None = None,
+    ) -> Burst:
+        """Something was stored in `batch_id` (None for a repeat: the open burst's, if any),
+        kind 'photo', 'video', 'audio', 'note' or 'repeat'; the burst after it. Its
+        acknowledgement is due `debounce` seconds from now, but news waits no longer than
+        MAX_HOLD debounces."""
+        ...
+
+    async def fail(self, chat_id: int, burst_id: int, name: str, reason: str) -> bool:
+        """A file of the burst could not be added: its acknowledgement names it once (due now
+        unless already due); False when the burst is gone."""
+        ...
+
+    async def of_batch(self, chat_id: int, batch_id: int) -> int | None:
+        """The latest burst of the chat that filled `batch_id`."""
+        ...
+
+    async def end(self, chat_id: int) -> None:
+        """The burst is over: the next media starts a new batch and message. What it counted
+        but has not shown yet is still acknowledged."""
+        ...
+
+    async def end_batch(self, chat_id: int, batch_id: int) -> None:
+        """A batch was taken back: its burst ends, and what it counted is never announced."""
+        ...
+
+    async def forget(self, chat_id: int) -> None:
+        """Drop the chat's bursts and hints without acknowledging anything."""
+        ...
+
+    async def unshown(self, chat_id: int) -> list[Burst]:
+        """The chat's bursts whose acknowledgement is behind, oldest first."""
+        ...
+
+    async def shown(
+        self, chat_id: int, burst_id: int, version: int, message_id: int | None
+    ) -> None:
+        """The acknowledgement of `version` went out as `message_id` (None: it failed); the
+        failures it named are not named again."""
+        ...
+
+    async def due(self, chat_id: int) -> float | None:
+        """Seconds until the chat's acknowledgement is due (0: now); None when none is behind."""
+        ...
+
+    async def first_time(self, chat_id: int, topic: str, quiet: float) -> bool:
+        """True unless the chat was told of `topic`, or would have been, less than `quiet`
+        seconds ago; either way this counts as telling it now."""
+        ...
+
+
 class PrivacyStore(Protocol):
     """A chat's footprint, and wiping it."""
 
@@ -402,6 +476,7 @@ class Storage:
     arrivals: ArrivalStore
     privacy: PrivacyStore
     sent: SentStore
+    bursts: BurstStore
     blobs: BlobStore
     jobs: JobQueue
     closer: Callable[[], Awaitable[None]]

@@ -350,3 +350,45 @@ class Forgotten:
 
     footprint: ChatFootprint
     orphan_blobs: list[str]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file of a burst that could not be added: its name and why (a message id, translated
+    where it is shown)."""
+
+    name: str
+    reason: str
+    version: int = 0  # the burst's version that counted it: shown once that version is
+
+
+@dataclass(frozen=True)
+class Burst:
+    """One chat's burst: which batch it fills, what it added, and the message that says so.
+
+    Times are seconds since the epoch on the database's clock."""
+
+    id: int
+    album_id: int
+    batch_id: int | None  # None while it holds only repeats, which open no batch
+    last: float  # when a new item or note last used its batch
+    photos: int = 0
+    videos: int = 0
+    voice_notes: int = 0  # items of kind "audio"
+    notes: int = 0
+    repeats: int = 0
+    message_id: int | None = None  # the acknowledgement sent for it, edited as it grows
+    version: int = 0  # changes counted so far
+    shown: int = 0  # the version its acknowledgement last showed
+    failures: tuple[Failure, ...] = ()  # files that failed, not shown yet
+    language: str | None = None  # of the latest update it counted: its acknowledgement's
+    chat_id: int = 0
+    started: float = 0.0
+    quiet_until: float | None = None  # its acknowledgement is due then
+    pending_since: float | None = None  # its first change not shown yet
+    ended: bool = False
+
+    @property
+    def unshown(self) -> bool:
+        """Whether it counted something its acknowledgement does not show yet."""
+        return self.version > self.shown

@@ -1,44 +1,276 @@
-"""The service's burst tracker: one batch and one acknowledgement per burst of media."""
+"""Bursts as rows (`storage.bursts`, on each engine): one batch and one acknowledgement per
+burst of media, timed by the database's clock; and what the acknowledgement says."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from bot import i18n
 from bot.service.bursts import (
-    BURST_GAP_SECONDS,
-    MAX_ENDED_PER_CHAT,
+    FAILURE_REASONS,
     Burst,
-    Bursts,
+    Failure,
     acknowledgement,
     acknowledgement_text,
 )
+from storage.protocols import Storage
 from storage.records import Album, AlbumSummary
+from storage.sql.burst_store import MAX_ENDED_PER_CHAT, MAX_HOLD
+from tests.storage_backends import BACKENDS
 
 CHAT = 7
 ALBUM = 1
+GAP = 3600.0  # longer than any test: a burst ends only when a test says so
+T = TypeVar("T")
 
 
-class Clock:
-    """A clock the test moves by hand (no sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    async with BACKENDS[request.param](tmp_path) as storage:
+        yield storage
 
 
-def _tracker() -> tuple[Bursts, Clock]:
-    clock = Clock()
-    return Bursts(clock=clock), clock
+async def _album(store: Storage, chat: int = CHAT) -> int:
+    return (await store.albums.current(chat)).id
 
 
-def _add(bursts: Bursts, kind: str, batch: int, album: int = ALBUM) -> int:
-    """What AlbumService does for a new item or note: reuse the open batch or take `batch`."""
-    batch_id = bursts.open_batch(CHAT, album)
-    if batch_id is None:
-        batch_id = batch
-    bursts.use_batch(CHAT, album, batch_id)
-    bursts.count(CHAT, album, batch_id, kind)
-    return batch_id
+async def _add(
+    store: Storage, album: int, kind: str = "photo", chat: int = CHAT, gap: float = GAP
+) -> Burst:
+    """What AlbumService does for a new item or note: take the burst's batch, then count."""
+    batch = await store.bursts.batch(chat, album, gap)
+    return await store.bursts.count(chat, album, batch, kind, debounce=1.0, gap=gap)
+
+
+async def _repeat(store: Storage, album: int, gap: float = GAP) -> Burst:
+    return await store.bursts.count(CHAT, album, None, "repeat", debounce=1.0, gap=gap)
+
+
+async def _until(check: Callable[[], Awaitable[T | None]], timeout: float = 30.0) -> T:
+    """Poll `check` until it returns something (the database's clock moves on meanwhile)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = await check()
+            if found is not None:
+                return found
+            await asyncio.sleep(0.02)
+
+
+async def test_a_burst_opens_with_the_first_item_and_grows(store: Storage) -> None:
+    album = await _album(store)
+    first = await _add(store, album, "photo")
+    assert first.batch_id is not None and first.version == 1
+    video = await _add(store, album, "video")
+    note = await _add(store, album, "note")
+    assert video.batch_id == note.batch_id == first.batch_id  # the open batch, not a new one
+    assert note.id == first.id and note.last >= first.last
+    assert (note.photos, note.videos, note.notes) == (1, 1, 1)
+    assert note.version == 3 and note.unshown
+    assert [b.id for b in await store.bursts.unshown(CHAT)] == [first.id]
+
+
+async def test_a_burst_ends_after_the_gap_on_the_database_clock(store: Storage) -> None:
+    album = await _album(store)
+    first = await _add(store, album)
+    again = await _add(store, album)  # within the gap: extends the burst, from now
+    assert again.id == first.id and again.last >= first.last
+    gap = 0.3
+
+    async def after_the_gap() -> Burst | None:
+        # A repeat joins the burst while it lasts but keeps no batch open.
+        burst = await _repeat(store, album, gap)
+        return burst if burst.id != first.id else None
+
+    second = await _until(after_the_gap)
+    assert second.batch_id is None and second.repeats == 1
+    assert second.started - again.last >= gap  # measured from the last item, on one clock
+    # The next item opens a new batch in the burst of repeats.
+    third = await _add(store, album, gap=gap)
+    assert third.id == second.id and third.batch_id not in (None, first.batch_id)
+    # No quiet at all: every item starts a burst of its own.
+    fourth = await _add(store, album, gap=0.0)
+    assert fourth.id != third.id and fourth.message_id is None
+
+
+async def test_a_burst_of_repeats_takes_the_first_new_batch(store: Storage) -> None:
+    album = await _album(store)
+    first = await _repeat(store, album)
+    assert first.batch_id is None
+    burst = await _add(store, album)
+    assert (burst.id, burst.repeats, burst.photos) == (first.id, 1, 1)
+    assert burst.batch_id is not None
+
+
+async def test_another_album_starts_another_burst(store: Storage) -> None:
+    album = await _album(store)
+    other = (await store.albums.create(CHAT, "Porto")).id
+    first = await _add(store, album)
+    second = await _add(store, other)
+    assert second.id != first.id and second.album_id == other
+    assert second.batch_id != first.batch_id
+    # The first one's news is still owed to the chat, oldest first.
+    assert [b.id for b in await store.bursts.unshown(CHAT)] == [first.id, second.id]
+
+
+async def test_ending_a_burst_starts_a_new_batch_but_still_acknowledges_it(
+    store: Storage,
+) -> None:
+    album = await _album(store)
+    first = await _add(store, album)
+    await store.bursts.end(CHAT)
+    (ended,) = await store.bursts.unshown(CHAT)
+    assert ended.id == first.id and ended.ended
+    second = await _add(store, album)
+    assert second.id != first.id and second.batch_id != first.batch_id
+    await store.bursts.shown(CHAT, ended.id, ended.version, message_id=55)
+    assert [b.id for b in await store.bursts.unshown(CHAT)] == [second.id]
+
+
+async def test_a_shown_burst_is_not_shown_again_ended_or_not(store: Storage) -> None:
+    album = await _album(store)
+    burst = await _add(store, album)
+    await store.bursts.shown(CHAT, burst.id, burst.version, message_id=55)
+    assert await store.bursts.unshown(CHAT) == []
+    assert await store.bursts.due(CHAT) is None
+    await store.bursts.shown(CHAT, burst.id, burst.version, message_id=55)  # a second flush
+    await store.bursts.end(CHAT)
+    assert await store.bursts.unshown(CHAT) == []
+
+
+async def test_the_message_id_is_kept_and_a_change_during_sending_stays_unshown(
+    store: Storage,
+) -> None:
+    album = await _album(store)
+    burst = await _add(store, album)
+    await _add(store, album)  # arrives while the first acknowledgement is on its way
+    await store.bursts.shown(CHAT, burst.id, burst.version, message_id=55)
+    (after,) = await store.bursts.unshown(CHAT)
+    assert after.message_id == 55 and after.photos == 2 and after.shown == burst.version
+
+
+async def test_an_ended_burst_changed_during_sending_keeps_its_message(store: Storage) -> None:
+    album = await _album(store)
+    burst = await _add(store, album)
+    await _add(store, album)
+    await store.bursts.end(CHAT)
+    await store.bursts.shown(CHAT, burst.id, burst.version, message_id=55)  # the first went out
+    (ended,) = await store.bursts.unshown(CHAT)
+    assert ended.message_id == 55  # the second version edits that message
+    await store.bursts.shown(CHAT, ended.id, ended.version, message_id=55)
+    assert await store.bursts.unshown(CHAT) == []
+
+
+async def test_taking_back_a_batch_ends_its_burst_without_acknowledging(store: Storage) -> None:
+    album = await _album(store)
+    burst = await _add(store, album)
+    assert burst.batch_id is not None
+    await store.bursts.end_batch(CHAT, batch_id=burst.batch_id + 1000)  # another: it goes on
+    assert await store.bursts.batch(CHAT, album, GAP) == burst.batch_id
+    await store.bursts.end_batch(CHAT, batch_id=burst.batch_id)
+    assert await store.bursts.unshown(CHAT) == []
+    assert await store.bursts.batch(CHAT, album, GAP) != burst.batch_id
+
+
+async def test_forget_drops_the_chats_bursts_and_hints_only(store: Storage) -> None:
+    album = await _album(store)
+    other = await _album(store, chat=8)
+    await _add(store, album)
+    await store.bursts.end(CHAT)
+    await _add(store, album)
+    kept = await _add(store, other, chat=8)
+    assert await store.bursts.first_time(CHAT, "album_full", quiet=GAP)
+    await store.bursts.forget(CHAT)
+    assert await store.bursts.unshown(CHAT) == []
+    assert [b.id for b in await store.bursts.unshown(8)] == [kept.id]
+    assert await store.bursts.first_time(CHAT, "album_full", quiet=GAP)  # told afresh
+
+
+async def test_ended_bursts_nobody_acknowledges_are_bounded(store: Storage) -> None:
+    album = await _album(store)
+    batches = []
+    for _ in range(MAX_ENDED_PER_CHAT + 5):
+        batches.append((await _add(store, album)).batch_id)
+        await store.bursts.end(CHAT)
+    kept = await store.bursts.unshown(CHAT)
+    assert len(kept) == MAX_ENDED_PER_CHAT
+    assert kept[-1].batch_id == batches[-1]  # the newest are kept
+
+
+async def test_the_acknowledgement_is_due_a_debounce_after_the_last_change(
+    store: Storage,
+) -> None:
+    album = await _album(store)
+    assert await store.bursts.due(CHAT) is None
+    batch = await store.bursts.batch(CHAT, album, GAP)
+    burst = await store.bursts.count(CHAT, album, batch, "photo", debounce=600.0, gap=GAP)
+    due = await store.bursts.due(CHAT)
+    assert due is not None and 0 < due <= 600.0
+    assert burst.quiet_until == pytest.approx(burst.pending_since + 600.0)  # type: ignore[operator]
+    now = await store.bursts.count(CHAT, album, batch, "photo", debounce=0.0, gap=GAP)
+    assert await store.bursts.due(CHAT) == 0.0 and now.pending_since == burst.pending_since
+    await store.bursts.shown(CHAT, burst.id, now.version, message_id=5)
+    assert await store.bursts.due(CHAT) is None
+
+
+async def test_a_continuous_burst_is_not_held_back_longer_than_a_few_debounces(
+    store: Storage,
+) -> None:
+    album = await _album(store)
+    debounce = 0.1
+
+    async def held_to_the_cap() -> Burst | None:
+        batch = await store.bursts.batch(CHAT, album, GAP)  # the burst's `last` is now
+        burst = await store.bursts.count(CHAT, album, batch, "photo", debounce=debounce, gap=GAP)
+        assert burst.quiet_until is not None
+        return burst if burst.quiet_until < burst.last + debounce - 1e-6 else None
+
+    burst = await _until(held_to_the_cap)
+    assert burst.pending_since is not None
+    assert burst.quiet_until == pytest.approx(burst.pending_since + MAX_HOLD * debounce)
+
+
+async def test_a_failed_file_is_named_once(store: Storage) -> None:
+    album = await _album(store)
+    burst = await _add(store, album)
+    await store.bursts.shown(CHAT, burst.id, burst.version, message_id=55)
+    reason = FAILURE_REASONS["empty"]
+    assert await store.bursts.fail(CHAT, burst.id, "IMG_12.jpg", reason)
+    assert await store.bursts.due(CHAT) == 0.0  # news already shown: the failure is due now
+    (failing,) = await store.bursts.unshown(CHAT)
+    assert [(f.name, f.reason) for f in failing.failures] == [("IMG_12.jpg", reason)]
+    assert failing.message_id == 55 and failing.version == burst.version + 1
+    await store.bursts.shown(CHAT, burst.id, failing.version, message_id=55)
+    assert await store.bursts.unshown(CHAT) == []
+    later = await _add(store, album)  # the burst goes on: the failure is not said again
+    assert later.id == burst.id and later.failures == ()
+    assert not await store.bursts.fail(CHAT, burst.id + 1000, "IMG_13.jpg", reason)
+
+
+async def test_a_failure_during_sending_waits_for_the_next_version(store: Storage) -> None:
+    album = await _album(store)
+    burst = await _add(store, album)
+    await store.bursts.fail(CHAT, burst.id, "a.mp4", FAILURE_REASONS["download"])
+    await store.bursts.shown(CHAT, burst.id, burst.version, message_id=55)  # sent without it
+    (behind,) = await store.bursts.unshown(CHAT)
+    assert [f.name for f in behind.failures] == ["a.mp4"]
+
+
+async def test_a_hint_is_given_once_until_the_chat_was_quiet(store: Storage) -> None:
+    assert await store.bursts.first_time(1, "album_full", quiet=GAP)
+    for _ in range(5):  # a burst of photos to a full album: answered once
+        assert not await store.bursts.first_time(1, "album_full", quiet=GAP)
+    assert await store.bursts.first_time(2, "album_full", quiet=GAP)  # another chat has its own
+    assert await store.bursts.first_time(1, "other", quiet=GAP)  # and another topic
+    assert await store.bursts.first_time(1, "album_full", quiet=0.0)  # after a quiet spell
+    assert not await store.bursts.first_time(1, "album_full", quiet=GAP)  # counted as told
+
+
+# What the acknowledgement says -------------------------------------------------------------
 
 
 def _summary(
@@ -46,149 +278,6 @@ def _summary(
 ) -> AlbumSummary:
     album = Album(ALBUM, CHAT, "Lisbon", "2026-01-01", "2026-01-01")
     return AlbumSummary(album, photos, videos, notes, 0, voice_notes=voice_notes)
-
-
-def test_a_burst_opens_with_the_first_item_and_grows() -> None:
-    bursts, clock = _tracker()
-    assert bursts.open_batch(CHAT, ALBUM) is None
-    assert _add(bursts, "photo", batch=10) == 10
-    clock.now += 5
-    assert _add(bursts, "video", batch=11) == 10  # the open batch, not a new one
-    assert _add(bursts, "note", batch=12) == 10
-    burst = bursts.current(CHAT)
-    assert burst is not None
-    assert (burst.batch_id, burst.photos, burst.videos, burst.notes) == (10, 1, 1, 1)
-    assert burst.version == 3 and burst.unshown
-
-
-def test_a_burst_ends_after_the_gap_and_the_next_item_starts_another() -> None:
-    bursts, clock = _tracker()
-    _add(bursts, "photo", batch=10)
-    first = bursts.current(CHAT)
-    assert first is not None
-    clock.now += BURST_GAP_SECONDS - 1
-    assert bursts.open_batch(CHAT, ALBUM) == 10
-    _add(bursts, "photo", batch=11)  # extends the burst: the gap counts from here
-    clock.now += BURST_GAP_SECONDS - 1
-    assert bursts.open_batch(CHAT, ALBUM) == 10
-    clock.now += 1
-    assert bursts.open_batch(CHAT, ALBUM) is None
-    assert _add(bursts, "photo", batch=12) == 12
-    second = bursts.current(CHAT)
-    assert second is not None
-    assert second.id != first.id and (second.photos, second.message_id) == (1, None)
-
-
-def test_repeats_do_not_keep_the_batch_open() -> None:
-    bursts, clock = _tracker()
-    _add(bursts, "photo", batch=10)
-    clock.now += BURST_GAP_SECONDS - 1
-    bursts.count(CHAT, ALBUM, bursts.open_batch(CHAT, ALBUM), "repeat")
-    clock.now += 1
-    assert bursts.open_batch(CHAT, ALBUM) is None
-
-
-def test_a_burst_of_repeats_takes_the_first_new_batch() -> None:
-    bursts, _ = _tracker()
-    bursts.count(CHAT, ALBUM, bursts.open_batch(CHAT, ALBUM), "repeat")
-    first = bursts.current(CHAT)
-    assert first is not None and first.batch_id is None
-    _add(bursts, "photo", batch=10)
-    burst = bursts.current(CHAT)
-    assert burst is not None
-    assert (burst.id, burst.batch_id, burst.repeats, burst.photos) == (first.id, 10, 1, 1)
-
-
-def test_another_album_starts_another_burst() -> None:
-    bursts, _ = _tracker()
-    _add(bursts, "photo", batch=10)
-    first = bursts.current(CHAT)
-    assert bursts.open_batch(CHAT, 2) is None
-    _add(bursts, "photo", batch=20, album=2)
-    second = bursts.current(CHAT)
-    assert first is not None and second is not None
-    assert second.id != first.id and second.album_id == 2
-    # The first one's news is still owed to the chat, oldest first.
-    assert [b.id for b in bursts.unshown(CHAT)] == [first.id, second.id]
-
-
-def test_ending_a_burst_starts_a_new_batch_but_still_acknowledges_it() -> None:
-    bursts, _ = _tracker()
-    _add(bursts, "photo", batch=10)
-    bursts.end(CHAT)
-    assert bursts.current(CHAT) is None
-    assert bursts.open_batch(CHAT, ALBUM) is None
-    (ended,) = bursts.unshown(CHAT)
-    bursts.shown(CHAT, ended.id, ended.version, message_id=55)
-    assert bursts.unshown(CHAT) == [] and bursts.chats() == []
-
-
-def test_an_ended_burst_that_was_shown_is_dropped() -> None:
-    bursts, _ = _tracker()
-    _add(bursts, "photo", batch=10)
-    burst = bursts.current(CHAT)
-    assert burst is not None
-    bursts.shown(CHAT, burst.id, burst.version, message_id=55)
-    assert not bursts.unshown(CHAT)
-    bursts.end(CHAT)
-    assert bursts.unshown(CHAT) == [] and bursts.chats() == []
-
-
-def test_the_message_id_is_kept_and_a_change_during_sending_stays_unshown() -> None:
-    bursts, _ = _tracker()
-    _add(bursts, "photo", batch=10)
-    burst = bursts.current(CHAT)
-    assert burst is not None
-    sending = burst.version
-    _add(bursts, "photo", batch=11)  # arrives while the first acknowledgement is on its way
-    bursts.shown(CHAT, burst.id, sending, message_id=55)
-    after = bursts.current(CHAT)
-    assert after is not None
-    assert after.message_id == 55 and after.unshown and after.photos == 2
-
-
-def test_an_ended_burst_changed_during_sending_keeps_its_message() -> None:
-    bursts, _ = _tracker()
-    _add(bursts, "photo", batch=10)
-    burst = bursts.current(CHAT)
-    assert burst is not None
-    _add(bursts, "photo", batch=11)
-    bursts.end(CHAT)
-    bursts.shown(CHAT, burst.id, burst.version, message_id=55)  # the first version went out
-    (ended,) = bursts.unshown(CHAT)
-    assert ended.message_id == 55  # the second version edits that message
-    bursts.shown(CHAT, ended.id, ended.version, message_id=55)
-    assert bursts.unshown(CHAT) == []
-
-
-def test_taking_back_a_batch_ends_its_burst_without_acknowledging() -> None:
-    bursts, _ = _tracker()
-    _add(bursts, "photo", batch=10)
-    bursts.end_batch(CHAT, batch_id=9)  # another batch: the burst goes on
-    assert bursts.open_batch(CHAT, ALBUM) == 10
-    bursts.end_batch(CHAT, batch_id=10)
-    assert bursts.current(CHAT) is None and bursts.unshown(CHAT) == []
-
-
-def test_forget_drops_everything_of_the_chat_only() -> None:
-    bursts, _ = _tracker()
-    _add(bursts, "photo", batch=10)
-    bursts.end(CHAT)
-    _add(bursts, "photo", batch=11)
-    bursts.count(8, ALBUM, None, "repeat")
-    bursts.forget(CHAT)
-    assert bursts.current(CHAT) is None and bursts.unshown(CHAT) == []
-    assert bursts.chats() == [8]
-
-
-def test_ended_bursts_nobody_acknowledges_are_bounded() -> None:
-    bursts, _ = _tracker()
-    for batch in range(MAX_ENDED_PER_CHAT + 5):
-        _add(bursts, "photo", batch=batch)
-        bursts.end(CHAT)
-    kept = bursts.unshown(CHAT)
-    assert len(kept) == MAX_ENDED_PER_CHAT
-    assert kept[-1].batch_id == MAX_ENDED_PER_CHAT + 4  # the newest are kept
 
 
 def test_the_acknowledgement_says_the_totals_and_the_news() -> None:
@@ -211,12 +300,11 @@ def test_a_burst_without_a_batch_offers_no_undo() -> None:
     assert ack.text.splitlines()[1] == "Just now: 1 already in the album, kept once."
 
 
-def test_voice_notes_are_counted_beside_the_photos_and_alone() -> None:
-    bursts, _ = _tracker()
+async def test_voice_notes_are_counted_beside_the_photos_and_alone(store: Storage) -> None:
+    album = await _album(store)
     for kind in ("photo", "audio", "photo"):
-        _add(bursts, kind, batch=10)
-    burst = bursts.current(CHAT)
-    assert burst is not None and (burst.photos, burst.voice_notes) == (2, 1)
+        burst = await _add(store, album, kind)
+    assert (burst.photos, burst.voice_notes) == (2, 1)
     text = acknowledgement_text(_summary(photos=12, voice_notes=1), burst)
     assert text.splitlines()[:2] == [
         "📸 Album “Lisbon”: 12 photos, 1 voice note",
@@ -227,3 +315,17 @@ def test_voice_notes_are_counted_beside_the_photos_and_alone() -> None:
         "📸 Album “Lisbon”: 2 voice notes",
         "Just now: added 2 voice notes.",
     ]
+
+
+def test_failed_files_are_named_a_few_then_counted_in_the_chats_language() -> None:
+    empty = FAILURE_REASONS["empty"]
+    failures = tuple(Failure(f"IMG_{n}.jpg", empty) for n in range(7))
+    burst = Burst(1, ALBUM, 10, 0.0, photos=3, failures=failures)
+    lines = acknowledgement_text(_summary(photos=3), burst).splitlines()
+    assert lines[2] == "⚠️ IMG_0.jpg could not be added: the file is empty"
+    assert lines[6] == "⚠️ IMG_4.jpg could not be added: the file is empty"
+    assert lines[7] == "⚠️ 2 more files could not be added."
+    assert lines[8] == "Send more, or /story when you are ready."
+    with i18n.using("de"):
+        german = acknowledgement_text(_summary(photos=3), burst).splitlines()
+    assert german[2].startswith("⚠️ IMG_0.jpg") and "empty" not in german[2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,9 +11,8 @@ from pathlib import Path, PurePath
 
 from bot import i18n
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
-from bot.i18n import N_, _, local_date
-from bot.service.base import AlbumServiceBase
-from bot.service.bursts import Acknowledgement, Bursts, acknowledgement
+from bot.i18n import _, local_date
+from bot.service.bursts import BurstKeeping
 from bot.service.downloads import DownloadInterrupted, Fetch
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
@@ -76,8 +74,17 @@ class ProcessedFile:
 # Telegram's file id, to a function that downloads that file to a path.
 Fetcher = Callable[[str], Fetch]
 
-# Said when a file's download failed every try.
-DOWNLOAD_FAILED = N_("Telegram did not hand the file over, even after several tries.")
+# Why a received file could not be added, by its refusal's reason: a key of the burst's
+# FAILURE_REASONS, which its acknowledgement names.
+_FAILURE_OF = {
+    "download_failed": "download",
+    "too_big": "too_big",
+    "empty": "empty",
+    "unsupported": "unsupported",
+    "corrupt": "unreadable",
+    "too_large": "unreadable",
+    "silent": "unreadable",
+}
 
 
 def ingest_job(chat_id: int) -> Callable[[Arrival], Job]:
@@ -94,7 +101,7 @@ def ingest_job(chat_id: int) -> Callable[[Arrival], Job]:
 @dataclass(frozen=True)
 class Ingested:
     """What became of a received file's ingest: nothing to say, or the file given up and why
-    (the reason a msgid or a sentence, said in the chat's language)."""
+    (a key of FAILURE_REASONS)."""
 
     given_up: Arrival | None
     reason: str | None
@@ -120,13 +127,8 @@ class Undone:
     exchange: Exchange | None = None
 
 
-class AlbumService(AlbumServiceBase):
+class AlbumService(BurstKeeping):
     """What a chat does with its albums, independent of Telegram."""
-
-    @functools.cached_property
-    def bursts(self) -> Bursts:
-        """The chats' bursts of media and notes (one acknowledgement each)."""
-        return Bursts()
 
     @property
     def limits(self) -> PhotoLimits:
@@ -156,9 +158,9 @@ class AlbumService(AlbumServiceBase):
         if reserved.status is Reservation.FULL:
             raise _album_full(album, self.settings.max_album_items)
         if reserved.status is Reservation.RESERVED:
-            self.bursts.count(incoming.chat_id, album.id, batch_id, kind)
+            await self._count(incoming.chat_id, album.id, batch_id, kind)
         elif reserved.status is Reservation.REPEAT:
-            self.bursts.count(incoming.chat_id, album.id, batch_id, "repeat")
+            await self._count(incoming.chat_id, album.id, batch_id, "repeat")
         # AGAIN: this very message was numbered before (its update runs again): nothing new.
         return reserved
 
@@ -180,13 +182,13 @@ class AlbumService(AlbumServiceBase):
             media = await self._fetch_and_process(arrival, fetcher(arrival.origin.file_id or ""))
         except MediaRejected as e:
             await self.storage.arrivals.drop(arrival_id)
-            return Ingested(arrival, str(e))
+            return Ingested(arrival, _FAILURE_OF.get(e.reason, "unreadable"))
         except (DownloadInterrupted, OSError):
             if not final:
                 raise
             log.exception("Giving up the download of file %s", arrival.position)
             await self.storage.arrivals.drop(arrival_id)
-            return Ingested(arrival, DOWNLOAD_FAILED)
+            return Ingested(arrival, "download")
         try:
             outcome = await self.storage.arrivals.settle(arrival_id, media)
         finally:
@@ -304,7 +306,7 @@ class AlbumService(AlbumServiceBase):
         note = await self.storage.media.add_note(
             album.id, text.strip(), batch_id, sender_id, sender_name
         )
-        self.bursts.count(chat_id, album.id, batch_id, "note")
+        await self._count(chat_id, album.id, batch_id, "note")
         return note, album, batch_id
 
     async def add_location(
@@ -337,7 +339,7 @@ class AlbumService(AlbumServiceBase):
 
     async def new_album(self, chat_id: int, name: str | None) -> Album:
         """Start a fresh album; the old ones are kept."""
-        self.end_burst(chat_id)
+        await self.end_burst(chat_id)
         clean = clean_name(name) or _("Trip %(date)s") % {"date": local_date(date.today())}
         return await self.storage.albums.create(chat_id, clean)
 
@@ -351,7 +353,7 @@ class AlbumService(AlbumServiceBase):
         album = await self.storage.albums.switch(chat_id, album_id)
         if album is None:
             raise NothingToDo(_("That album does not exist in this chat."))
-        self.end_burst(chat_id)
+        await self.end_burst(chat_id)
         summary = await self.storage.albums.summary(chat_id, album.id)
         assert summary is not None
         return summary
@@ -393,45 +395,12 @@ class AlbumService(AlbumServiceBase):
         if not removed.items and not removed.notes:
             raise NothingToDo(_("That batch was already taken back."))
         # Its acknowledgement is being replaced by what was taken back: it must not come back.
-        self.bursts.end_batch(chat_id, batch_id)
+        await self.storage.bursts.end_batch(chat_id, batch_id)
         if removed.orphan_blobs:
             # Nothing refers to these files any more: delete them here and at the model service.
             await self.model.forget(files=removed.orphan_blobs)
             await delete_unused(self.storage.media, self.storage.blobs, removed.orphan_blobs)
         return Undone(album, items=removed.items, notes=removed.notes)
-
-    # Bursts ----------------------------------------------------------------------------
-
-    def end_burst(self, chat_id: int) -> None:
-        """The bot said something else: the next media starts a new batch and acknowledgement."""
-        self.bursts.end(chat_id)
-
-    def forget_burst(self, chat_id: int) -> None:
-        """End the burst without acknowledging what it has not shown yet."""
-        self.bursts.forget(chat_id)
-
-    async def acknowledgements(self, chat_id: int) -> list[Acknowledgement]:
-        """What each acknowledgement that is behind should say now, oldest first."""
-        due = []
-        for burst in self.bursts.unshown(chat_id):
-            # Totals from the database: the message only ever counts what is committed.
-            summary = await self.storage.albums.summary(chat_id, burst.album_id)
-            if summary is None:  # the album is gone: nothing to acknowledge
-                self.bursts.shown(chat_id, burst.id, burst.version, burst.message_id)
-                continue
-            due.append(acknowledgement(chat_id, burst, summary))
-        return due
-
-    def acknowledged(self, ack: Acknowledgement, message_id: int | None) -> None:
-        """`ack` went out as `message_id` (or failed: None, or the message it meant to edit)."""
-        self.bursts.shown(ack.chat_id, ack.burst_id, ack.version, message_id)
-
-    async def _batch(self, chat_id: int, album_id: int) -> int:
-        batch_id = self.bursts.open_batch(chat_id, album_id)
-        if batch_id is None:
-            batch_id = await self.storage.media.new_batch(album_id)
-        self.bursts.use_batch(chat_id, album_id, batch_id)
-        return batch_id
 
 
 def _own_blobs(media: Media) -> tuple[str, ...]:

@@ -1,50 +1,33 @@
 """A burst: media and notes sent close together, one batch and one acknowledgement message.
 
-The state is plain data keyed by chat id and changed only through `Bursts`' methods, so it could
-later live in shared storage; for now it is kept in memory.
+The bursts themselves are rows (`storage.protocols.BurstStore`), so any replica can carry on a
+chat's burst; this module says what their acknowledgement reads.
 """
 
 from __future__ import annotations
 
-import itertools
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from bot.i18n import _, ngettext
+from bot import i18n
+from bot.i18n import N_, _, ngettext
+from bot.service.base import AlbumServiceBase
 from bot.service.words import counted
-from storage.records import AlbumSummary
+from storage.records import AlbumSummary, Burst, Failure
 
 # A burst ends after this much quiet: the next media gets a fresh batch and acknowledgement.
 BURST_GAP_SECONDS = 120.0
-# Ended bursts wait here until their last change is shown; a chat nobody acknowledges (a script
-# driving the service directly) must not collect them forever.
-MAX_ENDED_PER_CHAT = 8
+# A burst's message names at most this many failed files, then counts the rest.
+MAX_FAILURES_NAMED = 5
 
-KINDS = ("photo", "video", "audio", "note", "repeat")
-
-
-@dataclass(frozen=True)
-class Burst:
-    """One chat's burst: which batch it fills, what it added, and the message that says so."""
-
-    id: int
-    album_id: int
-    batch_id: int | None  # None while it holds only repeats, which open no batch
-    last: float  # when a new item or note last used its batch (the clock's seconds)
-    photos: int = 0
-    videos: int = 0
-    voice_notes: int = 0  # items of kind "audio"
-    notes: int = 0
-    repeats: int = 0
-    message_id: int | None = None  # the acknowledgement sent for it, edited as it grows
-    version: int = 0  # changes counted so far
-    shown: int = 0  # the version its acknowledgement last showed
-
-    @property
-    def unshown(self) -> bool:
-        """Whether it counted something its acknowledgement does not show yet."""
-        return self.version > self.shown
+# Why a file of a burst could not be added (stored as the message id, said in the chat's
+# language when the acknowledgement shows it).
+FAILURE_REASONS = {
+    "download": N_("Telegram did not hand it over"),
+    "empty": N_("the file is empty"),
+    "unreadable": N_("it could not be read as a photo, video or recording"),
+    "unsupported": N_("it is not a photo, video or voice note"),
+    "too_big": N_("it is too big for a bot to download"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,142 +40,81 @@ class Acknowledgement:
     message_id: int | None  # the message to edit; None to send a new one
     text: str
     undo_batch_id: int | None  # the batch an Undo button takes back; None for no button
+    language: str  # the text's, and its buttons'
 
 
-class Bursts:
-    """Every chat's current burst, and ended ones whose last change is not acknowledged yet."""
+class BurstKeeping(AlbumServiceBase):
+    """The album service's bursts: which batch new media join, what each burst counted, and
+    what its acknowledgement should say (the rows are `storage.bursts`)."""
 
-    def __init__(
-        self,
-        gap: float = BURST_GAP_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.gap = gap
-        self.clock = clock
-        self._current: dict[int, Burst] = {}
-        self._ended: dict[int, list[Burst]] = {}
-        self._ids = itertools.count(1)
+    async def end_burst(self, chat_id: int) -> None:
+        """The bot said something else: the next media starts a new batch and acknowledgement."""
+        await self.storage.bursts.end(chat_id)
 
-    def current(self, chat_id: int) -> Burst | None:
-        """The chat's burst under way, if any."""
-        return self._current.get(chat_id)
+    async def forget_burst(self, chat_id: int) -> None:
+        """End the burst without acknowledging what it has not shown yet."""
+        await self.storage.bursts.forget(chat_id)
 
-    def open_batch(self, chat_id: int, album_id: int) -> int | None:
-        """The batch new media of this album joins, or None when a new batch must begin."""
-        burst = self._current.get(chat_id)
-        if (
-            burst is not None
-            and burst.album_id == album_id
-            and burst.batch_id is not None
-            and self.clock() - burst.last < self.gap
-        ):
-            return burst.batch_id
-        return None
+    async def failed(self, chat_id: int, burst_id: int, file_name: str, reason: str) -> None:
+        """A file counted in a burst could not be added after all (`file_name` as the album
+        keeps it, `reason` a key of FAILURE_REASONS): its acknowledgement names it, once."""
+        await self.storage.bursts.fail(chat_id, burst_id, file_name, FAILURE_REASONS[reason])
 
-    def use_batch(self, chat_id: int, album_id: int, batch_id: int) -> None:
-        """A new item or note goes into `batch_id` now: the burst takes it and stays open."""
-        burst = self._current.get(chat_id)
-        now = self.clock()
-        if burst is not None and burst.album_id == album_id and burst.batch_id in (None, batch_id):
-            self._current[chat_id] = replace(burst, batch_id=batch_id, last=now)
-        else:
-            self._start(chat_id, album_id, batch_id, now)
+    async def burst_of_batch(self, chat_id: int, batch_id: int | None) -> int | None:
+        """The burst that counted the files of a batch, if it is still kept."""
+        if batch_id is None:
+            return None
+        return await self.storage.bursts.of_batch(chat_id, batch_id)
 
-    def count(self, chat_id: int, album_id: int, batch_id: int | None, kind: str) -> Burst:
-        """Something was stored (kind 'photo', 'video', 'audio', 'note' or 'repeat'); the burst
-        after it."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}")
-        burst = self._current.get(chat_id)
-        if (
-            burst is None
-            or burst.album_id != album_id
-            or (batch_id is not None and burst.batch_id not in (None, batch_id))
-        ):
-            burst = self._start(chat_id, album_id, batch_id, self.clock())
-        elif batch_id is not None:
-            burst = replace(burst, batch_id=batch_id)
-        burst = replace(
-            burst,
-            photos=burst.photos + (kind == "photo"),
-            videos=burst.videos + (kind == "video"),
-            voice_notes=burst.voice_notes + (kind == "audio"),
-            notes=burst.notes + (kind == "note"),
-            repeats=burst.repeats + (kind == "repeat"),
-            version=burst.version + 1,
+    async def acknowledgement_due(self, chat_id: int) -> float | None:
+        """Seconds until the chat's acknowledgement is due (0: now); None if none is behind."""
+        return await self.storage.bursts.due(chat_id)
+
+    async def acknowledgements(self, chat_id: int) -> list[Acknowledgement]:
+        """What each acknowledgement that is behind should say now, oldest first (each in the
+        language of the burst's latest update)."""
+        due = []
+        for burst in await self.storage.bursts.unshown(chat_id):
+            # Totals from the database: the message only ever counts what is committed.
+            summary = await self.storage.albums.summary(chat_id, burst.album_id)
+            if summary is None:  # the album is gone: nothing to acknowledge
+                await self.storage.bursts.shown(chat_id, burst.id, burst.version, burst.message_id)
+                continue
+            language = burst.language or i18n.DEFAULT
+            with i18n.using(language):
+                due.append(acknowledgement(chat_id, burst, summary, language))
+        return due
+
+    async def acknowledged(self, ack: Acknowledgement, message_id: int | None) -> None:
+        """`ack` went out as `message_id` (or failed: None, or the message it meant to edit)."""
+        await self.storage.bursts.shown(ack.chat_id, ack.burst_id, ack.version, message_id)
+
+    async def first_time(self, chat_id: int, topic: str, quiet: float = 10.0) -> bool:
+        """True for the first of a burst: unless the chat heard of `topic`, or would have, less
+        than `quiet` seconds ago (an album of ten gets one answer; a photo sent a minute later
+        gets its own)."""
+        return await self.storage.bursts.first_time(chat_id, topic, quiet)
+
+    async def _batch(self, chat_id: int, album_id: int) -> int:
+        return await self.storage.bursts.batch(chat_id, album_id, BURST_GAP_SECONDS)
+
+    async def _count(self, chat_id: int, album_id: int, batch_id: int | None, kind: str) -> Burst:
+        return await self.storage.bursts.count(
+            chat_id,
+            album_id,
+            batch_id,
+            kind,
+            debounce=self.settings.ack_debounce,
+            gap=BURST_GAP_SECONDS,
+            language=i18n.current(),
         )
-        self._current[chat_id] = burst
-        return burst
-
-    def end(self, chat_id: int) -> None:
-        """The burst is over: the next media starts a new batch and message.
-
-        What it counted but has not shown yet is still acknowledged (see `unshown`).
-        """
-        burst = self._current.pop(chat_id, None)
-        if burst is not None and burst.unshown:
-            ended = self._ended.setdefault(chat_id, [])
-            ended.append(burst)
-            del ended[:-MAX_ENDED_PER_CHAT]
-
-    def end_batch(self, chat_id: int, batch_id: int) -> None:
-        """A batch was taken back: its burst ends, and what it counted is never announced."""
-        burst = self._current.get(chat_id)
-        if burst is not None and burst.batch_id == batch_id:
-            del self._current[chat_id]
-        ended = [b for b in self._ended.get(chat_id, []) if b.batch_id != batch_id]
-        self._set_ended(chat_id, ended)
-
-    def forget(self, chat_id: int) -> None:
-        """Drop the chat's bursts without acknowledging them (its data is being deleted)."""
-        self._current.pop(chat_id, None)
-        self._ended.pop(chat_id, None)
-
-    def unshown(self, chat_id: int) -> list[Burst]:
-        """The chat's bursts whose acknowledgement is behind, oldest first."""
-        pending = list(self._ended.get(chat_id, []))
-        burst = self._current.get(chat_id)
-        if burst is not None and burst.unshown:
-            pending.append(burst)
-        return pending
-
-    def shown(self, chat_id: int, burst_id: int, version: int, message_id: int | None) -> None:
-        """The acknowledgement of `version` went out (as `message_id`; None if it failed)."""
-        burst = self._current.get(chat_id)
-        if burst is not None and burst.id == burst_id:
-            self._current[chat_id] = replace(
-                burst, message_id=message_id, shown=max(burst.shown, version)
-            )
-            return
-        # An ended burst changes no more: once its last change is shown it is done. Until then
-        # it keeps the message, so that change edits it rather than sending another.
-        ended = [
-            replace(b, message_id=message_id, shown=max(b.shown, version))
-            if b.id == burst_id
-            else b
-            for b in self._ended.get(chat_id, [])
-        ]
-        self._set_ended(chat_id, [b for b in ended if b.unshown])
-
-    def chats(self) -> list[int]:
-        """Chats with an acknowledgement behind."""
-        return [c for c in {*self._current, *self._ended} if self.unshown(c)]
-
-    def _start(self, chat_id: int, album_id: int, batch_id: int | None, now: float) -> Burst:
-        self.end(chat_id)
-        burst = Burst(next(self._ids), album_id, batch_id, now)
-        self._current[chat_id] = burst
-        return burst
-
-    def _set_ended(self, chat_id: int, ended: list[Burst]) -> None:
-        if ended:
-            self._ended[chat_id] = ended
-        else:
-            self._ended.pop(chat_id, None)
 
 
-def acknowledgement(chat_id: int, burst: Burst, summary: AlbumSummary) -> Acknowledgement:
-    """What the burst's message should say, given its album's committed totals."""
+def acknowledgement(
+    chat_id: int, burst: Burst, summary: AlbumSummary, language: str = "en"
+) -> Acknowledgement:
+    """What the burst's message should say, given its album's committed totals (its text in
+    the current language, which is `language`)."""
     return Acknowledgement(
         chat_id=chat_id,
         burst_id=burst.id,
@@ -200,6 +122,7 @@ def acknowledgement(chat_id: int, burst: Burst, summary: AlbumSummary) -> Acknow
         message_id=burst.message_id,
         text=acknowledgement_text(summary, burst),
         undo_batch_id=burst.batch_id,
+        language=language,
     )
 
 
@@ -236,8 +159,29 @@ def acknowledgement_text(summary: AlbumSummary, burst: Burst) -> str:
         )
     if news:
         lines.append(_("Just now: %(news)s.") % {"news": "; ".join(news)})
+    lines += failure_lines(burst.failures)
     lines.append(_("Send more, or /story when you are ready."))
     return "\n".join(lines)
+
+
+def failure_lines(failures: tuple[Failure, ...]) -> list[str]:
+    """'⚠️ IMG_12.jpg could not be added: the file is empty', a few, then how many more."""
+    lines = [
+        _("⚠️ %(file)s could not be added: %(reason)s")
+        % {"file": f.name or _("A file"), "reason": _(f.reason)}
+        for f in failures[:MAX_FAILURES_NAMED]
+    ]
+    more = len(failures) - MAX_FAILURES_NAMED
+    if more > 0:
+        lines.append(
+            ngettext(
+                "⚠️ %(count)d more file could not be added.",
+                "⚠️ %(count)d more files could not be added.",
+                more,
+            )
+            % {"count": more}
+        )
+    return lines
 
 
 def media_counts(photos: int, videos: int, voice_notes: int = 0) -> str:

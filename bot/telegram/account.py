@@ -91,7 +91,7 @@ async def on_forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, a
         await query.edit_message_text(_("Kept everything. Nothing was deleted."))
         return
     rt = runtime(context)
-    rt.acks.forget(chat.id)
+    await rt.acks.forget(chat.id)
     gone = await rt.services.privacy.forget(chat.id)
     await query.answer(_("Deleted."))
     await query.edit_message_text(

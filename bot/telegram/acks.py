@@ -1,14 +1,15 @@
 """One acknowledgement per burst of media: a single message, kept up to date.
 
-The burst itself (its batch, counts and message) belongs to the service (`bot.service.bursts`);
-this side only waits for a quiet moment and sends or edits the message the service describes.
+The burst itself (its batch, counts, message, language and when its acknowledgement is due) is
+a row the service keeps (`bot.service.bursts`); `flush` sends or edits what the rows say is
+behind, run by the chat's `ack` job on any worker, so another process may carry on a burst
+this one began.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, TelegramError
@@ -17,106 +18,120 @@ from bot import i18n
 from bot.i18n import _
 from bot.service.albums import AlbumService
 from bot.service.bursts import Acknowledgement
+from storage.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
 
-MAX_HOLD = 3  # a continuous burst is acknowledged at least every MAX_HOLD debounce intervals
+
+async def flush(bot: Bot, albums: AlbumService, chat_id: int) -> None:
+    """Send or edit every acknowledgement of the chat that is behind, and record each as shown:
+    a second flush of the same version sends nothing."""
+    for ack in await albums.acknowledgements(chat_id):
+        with i18n.using(ack.language):
+            message_id = await _show(bot, ack)
+        await albums.acknowledged(ack, message_id)
 
 
-@dataclass
-class _PendingAck:
-    """A chat's next acknowledgement: the timer that flushes it, since when news waits, in what
-    language; the lock keeps flushes of one chat in turn."""
+ACK_TASK = "ack"
+CLOSE_WAIT = 10.0  # seconds a reply waits for the acknowledgement before it to go out
+POLL_SECONDS = 0.05
 
-    timer: asyncio.Task[None] | None = None
-    pending_since: float | None = None  # first change not yet shown
-    language: str = i18n.DEFAULT  # of the latest update: a flush at shutdown still speaks it
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+def ack_job(chat_id: int, delay: float) -> Job:
+    """The job that sends or edits the chat's acknowledgement when it is due: one waiting per
+    chat (queueing lock), one running per chat across all workers (lock)."""
+    key = f"ack:{chat_id}"
+    return Job(ACK_TASK, {"chat": chat_id}, lock=key, queueing_lock=key, delay=delay)
 
 
 class Acknowledger:
     """Says what a burst added in one message, edited as the burst grows.
 
-    Each stored item schedules a flush `debounce` seconds later; a new item pushes it back, so an
-    album of ten arrives as one message, not ten. The service says what the message should read.
+    Each stored item pushes the burst's acknowledgement back to `debounce` seconds later (on the
+    database's clock), so an album of ten arrives as one message, not ten. The message is sent by
+    a job (`ack`, any worker): one waits per chat, and when it runs early (the burst went on) it
+    defers itself to when the rows say the message is due. The service says what it reads.
     """
 
-    def __init__(self, bot: Bot, albums: AlbumService, debounce: float) -> None:
+    def __init__(self, bot: Bot, albums: AlbumService, jobs: JobQueue, debounce: float) -> None:
         self.bot = bot
         self.albums = albums
+        self.jobs = jobs
         self.debounce = debounce
-        self._chats: dict[int, _PendingAck] = {}
+        self._chats: set[int] = set()  # chats this process deferred an acknowledgement for
 
-    def added(self, chat_id: int) -> None:
+    async def added(self, chat_id: int) -> None:
         """Something joined the chat's burst: acknowledge it once the chat is quiet a moment."""
-        chat = self._chats.setdefault(chat_id, _PendingAck())
-        chat.language = i18n.current()
-        now = asyncio.get_running_loop().time()
-        if chat.pending_since is None:
-            chat.pending_since = now
-        # Flush after a quiet `debounce`, but never hold news back longer than a few of them.
-        due = min(now + self.debounce, chat.pending_since + MAX_HOLD * self.debounce)
-        if chat.timer is not None and not chat.timer.done():
-            chat.timer.cancel()  # only its wait: a flush already under way is shielded
-        chat.timer = asyncio.create_task(self._flush_later(chat_id, chat, max(0.0, due - now)))
+        self._chats.add(chat_id)
+        if len(self._chats) > 10_000:  # only used to say what is pending at shutdown
+            self._chats.clear()
+        await self.jobs.defer(ack_job(chat_id, self.debounce))  # refused: one waits already
+
+    async def run(self, chat_id: int) -> None:
+        """The `ack` job: send what is due, or come back when it is."""
+        wait = await self.albums.acknowledgement_due(chat_id)
+        if wait is None:
+            return
+        if wait > 0:
+            await self.jobs.defer(ack_job(chat_id, wait))
+            return
+        await flush(self.bot, self.albums, chat_id)
 
     async def close(self, chat_id: int) -> None:
-        """End the chat's burst and send what is pending now (the bot is about to say more)."""
-        self.albums.end_burst(chat_id)
-        chat = self._chats.get(chat_id)
-        if chat is None:
+        """End the chat's burst and have what is pending sent now, before the bot says more
+        (the acknowledgement job sends it: one sender per chat, whichever worker runs it)."""
+        await self.albums.end_burst(chat_id)
+        if await self.albums.acknowledgement_due(chat_id) is None:
             return
-        if chat.timer is not None and not chat.timer.done():
-            chat.timer.cancel()
-            await self._flush(chat_id, chat)
+        if not await self.jobs.sooner(f"ack:{chat_id}"):
+            await self.jobs.defer(ack_job(chat_id, 0.0))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_WAIT
+        while await self.albums.acknowledgement_due(chat_id) is not None:
+            if loop.time() > deadline:
+                log.warning("The acknowledgement of chat %s is late; answering anyway", chat_id)
+                return
+            await asyncio.sleep(POLL_SECONDS)
 
     async def close_all(self) -> None:
-        """Send every pending acknowledgement now (shutting down)."""
+        """Send the pending acknowledgements of chats this process took media for (shutting
+        down, its jobs stopped). The bursts go on: the next process edits the same messages."""
         for chat_id in list(self._chats):
-            await self.close(chat_id)
+            try:
+                if await self.albums.acknowledgement_due(chat_id) is not None:
+                    await flush(self.bot, self.albums, chat_id)
+            except Exception:
+                log.exception("Could not acknowledge the burst of chat %s", chat_id)
+        self._chats.clear()
 
-    def forget(self, chat_id: int) -> None:
+    async def forget(self, chat_id: int) -> None:
         """End the chat's burst without sending anything (its data is being deleted)."""
-        self.albums.forget_burst(chat_id)
-        chat = self._chats.pop(chat_id, None)
-        if chat is not None and chat.timer is not None:
-            chat.timer.cancel()
+        self._chats.discard(chat_id)
+        await self.albums.forget_burst(chat_id)
 
-    async def _flush_later(self, chat_id: int, chat: _PendingAck, delay: float) -> None:
-        await asyncio.sleep(delay)
-        # Cancelling a half-sent acknowledgement could lose its message id and make a second
-        # message; once started, a flush runs to the end.
-        await asyncio.shield(self._flush(chat_id, chat))
 
-    async def _flush(self, chat_id: int, chat: _PendingAck) -> None:
-        async with chat.lock:
-            chat.pending_since = None
-            with i18n.using(chat.language):
-                for ack in await self.albums.acknowledgements(chat_id):
-                    self.albums.acknowledged(ack, await self._show(ack))
-
-    async def _show(self, ack: Acknowledgement) -> int | None:
-        """Send or edit the message; the id it has now (unchanged when Telegram refused)."""
-        markup = _buttons(ack)
-        try:
-            if ack.message_id is not None:
-                try:
-                    await self.bot.edit_message_text(
-                        ack.text,
-                        chat_id=ack.chat_id,
-                        message_id=ack.message_id,
-                        reply_markup=markup,
-                    )
+async def _show(bot: Bot, ack: Acknowledgement) -> int | None:
+    """Send or edit the message; the id it has now (unchanged when Telegram refused)."""
+    markup = _buttons(ack)
+    try:
+        if ack.message_id is not None:
+            try:
+                await bot.edit_message_text(
+                    ack.text,
+                    chat_id=ack.chat_id,
+                    message_id=ack.message_id,
+                    reply_markup=markup,
+                )
+                return ack.message_id
+            except BadRequest as e:
+                if "not modified" in e.message.lower():
                     return ack.message_id
-                except BadRequest as e:
-                    if "not modified" in e.message.lower():
-                        return ack.message_id
-                    log.info("Acknowledgement could not be edited (%s); sending anew", e.message)
-            message = await self.bot.send_message(ack.chat_id, ack.text, reply_markup=markup)
-            return message.message_id
-        except TelegramError:
-            log.exception("Could not acknowledge media in chat %s", ack.chat_id)
-            return ack.message_id
+                log.info("Acknowledgement could not be edited (%s); sending anew", e.message)
+        message = await bot.send_message(ack.chat_id, ack.text, reply_markup=markup)
+        return message.message_id
+    except TelegramError:
+        log.exception("Could not acknowledge media in chat %s", ack.chat_id)
+        return ack.message_id
 
 
 def _buttons(ack: Acknowledgement) -> InlineKeyboardMarkup:

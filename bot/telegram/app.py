@@ -118,7 +118,9 @@ def _post_init(settings: Settings, queue: DurableUpdateQueue):  # type: ignore[n
         # Kept at once, so a stop from here on (SIGTERM during start-up) still closes them.
         app.bot_data[KEY] = Runtime(
             services=services,
-            acks=Acknowledger(app.bot, services.albums, settings.ack_debounce),
+            acks=Acknowledger(
+                app.bot, services.albums, services.storage.jobs, settings.ack_debounce
+            ),
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
             rich=RichMessages(enabled=settings.rich_story),
         )

@@ -193,7 +193,7 @@ async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await rt.services.albums.add_note(
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
-    rt.acks.added(chat.id)
+    await rt.acks.added(chat.id)
 
 
 async def undo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

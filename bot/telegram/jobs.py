@@ -19,7 +19,9 @@ from telegram.ext import Application
 
 from bot.i18n import N_, _, using
 from bot.service.albums import safe_file_name
+from bot.service.bursts import FAILURE_REASONS
 from bot.service.words import shown_label
+from bot.telegram.acks import ACK_TASK
 from bot.telegram.durable import UPDATE_TASK
 from bot.telegram.message_handlers import downloader
 from bot.telegram.runtime import Runtime
@@ -33,7 +35,7 @@ INGEST_TASK = "ingest"
 GAVE_UP = N_(
     "Sorry, I tried several times but could not handle this message. Please send it again."
 )
-NOT_ADDED = N_("I could not add %(item)s. %(reason)s")
+NOT_ADDED = N_("I could not add %(item)s: %(reason)s.")
 
 # Set while an update runs through the handlers: PTB hands a handler's exception to the error
 # handler rather than raising it, so the error handler says here that the job was taken over.
@@ -85,18 +87,35 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
         if outcome.given_up is None or outcome.reason is None:
             return
         arrival = outcome.given_up
+        chat_id = int(args["chat"])
+        burst = await rt.services.albums.burst_of_batch(chat_id, arrival.batch_id)
+        name = arrival.origin.file_name or f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
+        if burst is not None:
+            # Named once, in the burst's acknowledgement (or its one follow-up).
+            await rt.services.albums.failed(chat_id, burst, name, outcome.reason)
+            await rt.acks.added(chat_id)
+            return
+        # The burst is long gone (a retry much later): say it on its own, once.
         with using(str(args.get("language") or "")):
             label = f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
             if arrival.origin.file_name:
                 label += f" ({safe_file_name(arrival.origin.file_name).strip(chr(39))})"
-            text = _(NOT_ADDED) % {"item": shown_label(label), "reason": _(outcome.reason)}
+            text = _(NOT_ADDED) % {
+                "item": shown_label(label),
+                "reason": _(FAILURE_REASONS[outcome.reason]),
+            }
             message = arrival.origin.chat_message_id
             reply = ReplyParameters(message, allow_sending_without_reply=True) if message else None
-            await app.bot.send_message(int(args["chat"]), text, reply_parameters=reply)
+            await app.bot.send_message(chat_id, text, reply_parameters=reply)
+
+    async def run_ack(attempt: Attempt, args: JSON) -> None:
+        """Send or edit the chat's acknowledgement when it is due."""
+        await rt.acks.run(int(args["chat"]))
 
     queue = rt.services.storage.jobs
     queue.register(Task(UPDATE_TASK, run_update))
     queue.register(Task(INGEST_TASK, run_ingest, attempts=4))
+    queue.register(Task(ACK_TASK, run_ack))
 
 
 def given_up(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime):  # type: ignore[no-untyped-def]

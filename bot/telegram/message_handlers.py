@@ -40,13 +40,15 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         await rt.services.albums.receive(incoming)
     except UserError as refused:
-        if isinstance(refused, AlbumFull) and not rt.first_time(chat.id, "album_full"):
+        if isinstance(refused, AlbumFull) and not await rt.services.albums.first_time(
+            chat.id, "album_full"
+        ):
             return  # an album of ten sent to a full album gets one answer, not ten
         # A file's refusal from bot/media is an English constant: translated here, where it is
         # said (a refusal made in the chat's language is left as it is).
         await message.reply_text(_(str(refused)), do_quote=True)
         return
-    rt.acks.added(chat.id)
+    await rt.acks.added(chat.id)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -75,7 +77,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await rt.services.albums.add_note(
         chat.id, text, user.id if user else None, user.full_name if user else None
     )
-    rt.acks.added(chat.id)
+    await rt.acks.added(chat.id)
 
 
 async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -97,7 +99,7 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         sender_id=user.id if user else None,
         sender_name=user.full_name if user else None,
     )
-    rt.acks.added(chat.id)
+    await rt.acks.added(chat.id)
 
 
 def _replies_to_bot(message: Message, bot_id: int) -> bool:

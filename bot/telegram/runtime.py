@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,18 +25,6 @@ class Runtime:
     acks: Acknowledger
     http: httpx.AsyncClient  # file downloads, streamed to disk
     rich: RichMessages = field(default_factory=RichMessages)  # whether the server has them
-    _told: dict[tuple[int, str], float] = field(default_factory=dict)
-
-    def first_time(self, chat_id: int, topic: str, quiet: float = 10.0) -> bool:
-        """True for the first of a burst: unless the chat heard of `topic`, or would have, less
-        than `quiet` seconds ago (an album of ten gets one answer; a photo sent a minute later
-        gets its own)."""
-        now = time.monotonic()
-        last = self._told.get((chat_id, topic))
-        self._told[(chat_id, topic)] = now
-        if len(self._told) > 10_000:  # forget the old ones now and then
-            self._told = {k: t for k, t in self._told.items() if now - t < quiet}
-        return last is None or now - last >= quiet
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:

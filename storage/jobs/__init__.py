@@ -132,6 +132,10 @@ class JobQueue(Protocol):
         the latest; False when none waits."""
         ...
 
+    async def sooner(self, queueing_lock: str, delay: float = 0.0) -> bool:
+        """`sooner_in`, in a transaction of its own."""
+        ...
+
     async def start(self, workers: Mapping[str, int], given_up: GivenUp | None = None) -> None:
         """Start running jobs: `workers` per queue ({"chat": 16, "media": 2}); jobs an earlier
         run left unfinished are run again (counting the attempt), or given up."""

@@ -132,6 +132,10 @@ class LocalQueue:
         self._poke()
         return bool(moved)
 
+    async def sooner(self, queueing_lock: str, delay: float = 0.0) -> bool:
+        """`sooner_in`, in a transaction of its own."""
+        return await self.db.write(self.sooner_in, queueing_lock, delay)
+
     async def start(self, workers: Mapping[str, int], given_up: GivenUp | None = None) -> None:
         """Start running jobs, `workers` at a time per queue; jobs left running by an earlier
         run (its process died) run again, counting that attempt, or are given up."""

@@ -263,6 +263,10 @@ class PostgresQueue:
         rows = conn.execute(_SOONER, {"queueing_lock": queueing_lock, "delay": float(delay)})
         return rows.first() is not None
 
+    async def sooner(self, queueing_lock: str, delay: float = 0.0) -> bool:
+        """`sooner_in`, in a transaction of its own."""
+        return await self.db.write(self.sooner_in, queueing_lock, delay)
+
     async def start(self, workers: Mapping[str, int], given_up: GivenUp | None = None) -> None:
         """Start one worker per queue and the stalled-job recoverer; a job an earlier run left
         running is retried (or given up) once its worker's heartbeat is stale."""

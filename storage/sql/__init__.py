@@ -19,6 +19,7 @@ from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore, Storage
 from storage.sql.album_store import DEFAULT_ALBUM_NAME, NameFor, SqlAlbumStore
 from storage.sql.arrival_store import SqlArrivalStore
+from storage.sql.burst_store import SqlBurstStore
 from storage.sql.cache_store import SqlContextCacheStore
 from storage.sql.conversation_store import SqlConversationStore
 from storage.sql.database import Database, PostgresDatabase, SqliteDatabase, postgres_url
@@ -102,6 +103,7 @@ async def _open(
         arrivals=SqlArrivalStore(db, jobs),
         privacy=SqlPrivacyStore(db),
         sent=SqlSentStore(db),
+        bursts=SqlBurstStore(db),
         blobs=blobs,
         jobs=jobs,
         closer=close,

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from storage.records import ChatFootprint, Forgotten
 from storage.sql.database import Database
 from storage.sql.rows import drop_orphan_blobs
-from storage.sql.tables import albums, chats, exchanges, items, notes, usage
+from storage.sql.tables import albums, bursts, chats, exchanges, hints, items, notes, usage
 
 _CHAT: BindParameter[int] = bindparam("chat")
 
@@ -46,6 +46,9 @@ _CHAT_BLOBS = (
 # Items, notes, batches and exchanges go with their albums (ON DELETE CASCADE).
 _DELETE_ALBUMS = delete(albums).where(albums.c.chat_id == _CHAT)
 _DELETE_CHAT = delete(chats).where(chats.c.chat_id == _CHAT)
+# Bursts name failed files; neither they nor hints are worth keeping for a forgotten chat.
+_DELETE_BURSTS = delete(bursts).where(bursts.c.chat_id == _CHAT)
+_DELETE_HINTS = delete(hints).where(hints.c.chat_id == _CHAT)
 # Token counts stay for budgets and totals, but no longer say which chat, album or kind of
 # request they came from.
 _ANONYMISE = (
@@ -81,5 +84,7 @@ def _forget(conn: Connection, chat_id: int) -> Forgotten:
     shas = {sha for row in conn.execute(_CHAT_BLOBS, params) for sha in row}
     conn.execute(_DELETE_ALBUMS, params)
     conn.execute(_DELETE_CHAT, params)
+    conn.execute(_DELETE_BURSTS, params)
+    conn.execute(_DELETE_HINTS, params)
     conn.execute(_ANONYMISE, params)
     return Forgotten(footprint, drop_orphan_blobs(conn, shas))

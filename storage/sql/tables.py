@@ -224,6 +224,42 @@ sent_messages = Table(
     Column("created_at", Double, nullable=False),  # seconds since the epoch
 )
 
+# A chat's bursts: media and notes sent close together, one batch and one acknowledgement
+# message each. At most one burst per chat is under way (ended = 0); ended ones stay until
+# their last change is shown (a few per chat). Times are seconds on the database's clock.
+bursts = Table(
+    "bursts",
+    metadata,
+    _id(),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("album_id", BigInteger, nullable=False),
+    Column("batch_id", BigInteger),  # NULL while it holds only repeats, which open no batch
+    Column("photos", Integer, nullable=False),
+    Column("videos", Integer, nullable=False),
+    Column("voice_notes", Integer, nullable=False),
+    Column("notes", Integer, nullable=False),
+    Column("repeats", Integer, nullable=False),
+    Column("failures", Text, nullable=False),  # JSON: files that failed, not shown yet
+    Column("message_id", BigInteger),  # the acknowledgement, edited as the burst grows
+    Column("version", Integer, nullable=False),  # changes counted so far
+    Column("shown", Integer, nullable=False),  # the version the acknowledgement last showed
+    Column("language", Text),  # of the latest update that counted: the acknowledgement's
+    Column("started", Double, nullable=False),
+    Column("last", Double, nullable=False),  # a new item or note last used its batch
+    Column("quiet_until", Double),  # its acknowledgement is due then
+    Column("pending_since", Double),  # the first change not shown yet
+    Column("ended", Integer, nullable=False),  # 1: the next media starts another burst
+)
+
+# "Told this chat about `topic` lately" (an album of ten sent to a full album gets one answer).
+hints = Table(
+    "hints",
+    metadata,
+    Column("chat_id", BigInteger, primary_key=True),
+    Column("topic", Text, primary_key=True),
+    Column("told_at", Double, nullable=False),  # the database's clock
+)
+
 migrations = Table(
     "_migrations",
     metadata,
