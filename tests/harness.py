@@ -129,6 +129,19 @@ class Harness:
         finally:
             conn.close()
 
+    async def wait_stored(self, timeout: float = 30.0) -> None:
+        """Wait until every file received is downloaded, checked and stored with its model copy
+        (the acknowledgement counts a file once received, before any of that)."""
+
+        def settled() -> bool:
+            waiting = self.rows("SELECT COUNT(*) AS n FROM arrivals")[0]["n"]
+            unmade = self.rows(
+                "SELECT COUNT(*) AS n FROM items WHERE model_ready = 0 AND model_failed IS NULL"
+            )[0]["n"]
+            return waiting == 0 and unmade == 0
+
+        await self.tg.wait_for(settled, timeout=timeout)
+
     def media_files(self) -> list[Path]:
         """Every stored blob: files under DATA_DIR/media, or with MEDIA_URL set the bucket's
         objects under the prefix (as paths `bucket/key`, so `.name` is the sha256 either way)."""

@@ -21,6 +21,7 @@ async def test_album_of_ten_photos_and_three_singles_gets_one_acknowledgement(bo
     await bot.wait_text(chat["id"], "13 photos")
     tg.send_command(chat, ana, "/albums")  # handled after everything before it, in order
     await bot.wait_text(chat["id"], "Your albums")
+    await bot.wait_stored()  # acknowledged as received: stored by the files' jobs
 
     assert len(acks(bot.tg, bot.chat["id"])) == 1
     ack = acks(bot.tg, bot.chat["id"])[0]
@@ -36,7 +37,9 @@ async def test_album_of_ten_photos_and_three_singles_gets_one_acknowledgement(bo
     assert len(tg.getfile_calls()) == 13
 
 
-async def test_files_of_one_chat_download_side_by_side_but_keep_their_order(bot: Harness) -> None:
+async def test_files_of_one_chat_download_side_by_side_and_keep_the_numbers_they_were_sent_in(
+    bot: Harness,
+) -> None:
     tg, chat, ana = bot.tg, bot.chat, bot.ana
     slow = asyncio.Event()
     first = tg.send_photo(chat, ana, jpeg(1), media_group_id="a")
@@ -45,10 +48,12 @@ async def test_files_of_one_chat_download_side_by_side_but_keep_their_order(bot:
     tg.send_photo(chat, ana, jpeg(3), media_group_id="a")
     tg.send_command(chat, ana, "/story")  # must wait for all three
 
-    # Photos 2 and 3 are fetched while photo 1 is still on its way...
-    await tg.wait_for(lambda: len(tg.downloads()) == 3)
-    assert bot.rows("SELECT * FROM items") == []  # ...but nothing is stored out of turn
-    assert bot.gemini.requests == []
+    # Photos 2 and 3 are fetched and stored while photo 1 is still on its way, under the
+    # numbers they were sent with: photo 1 keeps number 1, received before them.
+    await tg.wait_for(lambda: len(bot.rows("SELECT * FROM items")) == 2)
+    assert [r["position"] for r in bot.rows("SELECT position FROM items")] == [2, 3]
+    assert [r["position"] for r in bot.rows("SELECT position FROM arrivals")] == [1]
+    assert bot.gemini.requests == []  # the story waits for photo 1
     slow.set()
 
     await bot.wait_text(chat["id"], "Seen 3 images")

@@ -69,7 +69,7 @@ async def test_a_file_that_failed_later_is_named_once_in_the_acknowledgement(
     [[burst_id]] = bot.rows("SELECT id FROM bursts")
     rt = _runtime(bot)
     await rt.services.albums.failed(chat["id"], burst_id, "IMG_12.jpg", "empty")
-    rt.acks.added(chat["id"])
+    await rt.acks.added(chat["id"])
     await bot.wait_text(chat["id"], "⚠️ IMG_12.jpg could not be added: the file is empty")
     [ack] = _acks(bot)
     assert len(tg.calls("sendMessage")) == 1  # said in the acknowledgement's own message
