@@ -111,9 +111,13 @@ async def test_jobs_of_a_lock_run_one_at_a_time_in_order_and_locks_side_by_side(
 ) -> None:
     log = Log()
     queue = await runner.start([log.task()])
-    for n in range(6):  # interleaved; each waits for its twin of the other lock to have started
-        await queue.defer(job(f"a{n}", "chat:a", partner=f"b{n}"))
-        await queue.defer(job(f"b{n}", "chat:b", partner=f"a{n}"))
+
+    def defer(conn: Connection) -> None:  # all at once: the runner sees them all waiting
+        for n in range(6):  # interleaved; each waits for its twin of the other lock to start
+            queue.defer_in(conn, job(f"a{n}", "chat:a", partner=f"b{n}"))
+            queue.defer_in(conn, job(f"b{n}", "chat:b", partner=f"a{n}"))
+
+    await runner.db.write(defer)
     assert await queue.wait_idle(WAIT)
     assert [j for j in log.order() if j[0] == "a"] == [f"a{n}" for n in range(6)]
     assert [j for j in log.order() if j[0] == "b"] == [f"b{n}" for n in range(6)]

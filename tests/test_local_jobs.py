@@ -5,7 +5,9 @@ polling.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -64,32 +66,41 @@ async def test_defers_ends_and_delays_wake_the_dispatcher_without_polling(
     db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(local, "POLL", 3600.0)  # only a wake-up can start a job in time
-    ran: list[str] = []
+    started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    gate = asyncio.Event()
 
     async def record(attempt: Attempt, args: JSON) -> None:
-        ran.append(args["n"])
+        started[args["n"]].set()
+        if args["n"] == "a":
+            await gate.wait()
+
+    async def runs(name: str) -> None:
+        async with asyncio.timeout(WAIT):
+            await started[name].wait()
 
     queue = LocalQueue(db)
     queue.register(Task("t", record))
-    await queue.start({CHAT: 1})
+    await queue.start({CHAT: 2})
     # another connection to the file, as the update journal has: a defer there wakes it too
     other = SqliteDatabase(db.path)
     await other.open()
     try:
-        await queue.defer(Job("t", {"n": "a"}, lock="chat:1"))  # defer, then its end wakes
-        await queue.defer(Job("t", {"n": "b"}, lock="chat:1"))
-        await queue.defer(Job("t", {"n": "late"}, delay=0.3))  # the sleep ends when it is due
+        await queue.defer(Job("t", {"n": "a"}, lock="chat:1"))
+        await runs("a")  # woken by the defer
+        await queue.defer(Job("t", {"n": "b"}, lock="chat:1"))  # must wait for a
+        gate.set()
+        await runs("b")  # woken by a's end
+        await queue.defer(Job("t", {"n": "late"}, delay=0.3))
+        await runs("late")  # woken when it was due
 
         def defer(conn: Connection) -> bool:
             return queue.defer_in(conn, Job("t", {"n": "other"}))
 
         assert await other.write(defer)
-        assert await queue.wait_idle(WAIT)
+        await runs("other")
     finally:
         await other.close()
         await queue.stop()
-    assert sorted(ran) == ["a", "b", "late", "other"]
-    assert ran.index("a") < ran.index("b")
 
 
 async def test_the_running_jobs_never_outnumber_the_workers(db: SqliteDatabase) -> None:
