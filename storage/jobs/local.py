@@ -141,12 +141,11 @@ class LocalQueue:
     async def stop(self, timeout: float = 10.0) -> None:
         """Take no more jobs; let running ones finish for up to `timeout` seconds, then cancel
         them (they stay `doing`, so the next start runs them again)."""
-        self._loop = None
+        self._loop = None  # the dispatcher's loop ends, not cancelled: a job it claims starts
+        self._wake.set()
         dispatcher, self._dispatcher = self._dispatcher, None
-        if dispatcher is not None:
+        if dispatcher is not None and not (await asyncio.wait([dispatcher], timeout=timeout))[0]:
             dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dispatcher
         left = list(self._running.values())
         if left:
             _, late = await asyncio.wait(left, timeout=timeout)
@@ -183,8 +182,7 @@ class LocalQueue:
                     purged = time.monotonic()
             except Exception:
                 log.exception("Could not fetch jobs; trying again")
-            # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that comes as the
-            # event is set, and stop() would wait for this loop forever.
+            # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancel.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(wait, 0.0)):
                     await self._wake.wait()
