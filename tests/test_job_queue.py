@@ -30,14 +30,6 @@ async def runner(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield runner
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for `condition`, failing after WAIT seconds."""
-    async with asyncio.timeout(WAIT):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
-
-
 class Log:
     """What tasks did, in order: (event, name, attempt number)."""
 
@@ -48,6 +40,17 @@ class Log:
         self.given_up: list[tuple[str, JSON]] = []
         self.gates: dict[str, asyncio.Event] = {}
         self.times: dict[str, float] = {}  # when each job last started (time.time())
+        self._changed = asyncio.Condition()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait until `condition` holds, looking after each event; fail after WAIT seconds."""
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(condition)
+
+    async def _note(self, event: str, job: str, number: int) -> None:
+        self.events.append((event, job, number))
+        async with self._changed:
+            self._changed.notify_all()
 
     def started(self, name: str) -> list[int]:
         return [n for event, job, n in self.events if event == "start" and job == name]
@@ -72,31 +75,35 @@ class Log:
         async def run(attempt: Attempt, args: JSON) -> None:
             job, lock = args["name"], args.get("lock", "")
             assert current_attempt() is attempt
-            self.events.append(("start", job, attempt.number))
             self.times[job] = time.time()
+            await self._note("start", job, attempt.number)
             self.running[lock] += 1
             self.most[lock] = max(self.most[lock], self.running[lock])
             try:
                 if "partner" in args:  # proves the two run side by side
-                    await until(lambda: bool(self.started(args["partner"])), "partner ran")
+                    await self.until(lambda: bool(self.started(args["partner"])))
                 if args.get("gated"):
                     await self.gate(job).wait()
                 if attempt.number < args.get("fail_first", 0):
                     raise RuntimeError(f"{job} fails attempt {attempt.number}")
             finally:
                 self.running[lock] -= 1
-            self.events.append(("end", job, attempt.number))
+            await self._note("end", job, attempt.number)
 
         return Task(name, run, attempts=attempts, retry_wait=retry_wait)
 
 
-def job(name: str, lock: str | None = None, **args: object) -> Job:
+def job(
+    name: str,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+    delay: float = 0.0,
+    queue: str = CHAT,
+    **args: object,
+) -> Job:
     """A job of the task "t", its lock also passed in its args (for the log)."""
-    return Job("t", {"name": name, "lock": lock or "", **args}, lock=lock, **_keys(args))
-
-
-def _keys(args: dict[str, object]) -> dict[str, object]:
-    return {key: args.pop(key) for key in ("queueing_lock", "delay", "queue") if key in args}
+    args = {"name": name, "lock": lock or "", **args}
+    return Job("t", args, lock=lock, queueing_lock=queueing_lock, delay=delay, queue=queue)
 
 
 async def test_jobs_of_a_lock_run_one_at_a_time_in_order_and_locks_side_by_side(
@@ -104,9 +111,13 @@ async def test_jobs_of_a_lock_run_one_at_a_time_in_order_and_locks_side_by_side(
 ) -> None:
     log = Log()
     queue = await runner.start([log.task()])
-    for n in range(6):  # interleaved; each waits for its twin of the other lock to have started
-        await queue.defer(job(f"a{n}", "chat:a", partner=f"b{n}"))
-        await queue.defer(job(f"b{n}", "chat:b", partner=f"a{n}"))
+
+    def defer(conn: Connection) -> None:  # all at once: the runner sees them all waiting
+        for n in range(6):  # interleaved; each waits for its twin of the other lock to start
+            queue.defer_in(conn, job(f"a{n}", "chat:a", partner=f"b{n}"))
+            queue.defer_in(conn, job(f"b{n}", "chat:b", partner=f"a{n}"))
+
+    await runner.db.write(defer)
     assert await queue.wait_idle(WAIT)
     assert [j for j in log.order() if j[0] == "a"] == [f"a{n}" for n in range(6)]
     assert [j for j in log.order() if j[0] == "b"] == [f"b{n}" for n in range(6)]
@@ -132,15 +143,17 @@ async def test_a_queueing_lock_refuses_a_second_waiting_job_but_not_one_while_on
 ) -> None:
     log = Log()
     queue = await runner.start([log.task()])
-    ack = {"queueing_lock": "ack:1"}
-    assert await queue.defer(job("ack1", "chat:1", gated=True, **ack))
-    await until(lambda: bool(log.started("ack1")), "the first ack runs")
-    assert await queue.defer(job("ack2", "chat:1", **ack))  # one may wait while one runs
-    assert not await queue.defer(job("ack3", "chat:1", **ack))  # but only one
+    ack = "ack:1"
+    assert await queue.defer(job("ack1", "chat:1", gated=True, queueing_lock=ack))
+    await log.until(lambda: bool(log.started("ack1")))
+    assert await queue.defer(
+        job("ack2", "chat:1", queueing_lock=ack)
+    )  # one may wait while one runs
+    assert not await queue.defer(job("ack3", "chat:1", queueing_lock=ack))  # but only one
     log.gate("ack1").set()
     assert await queue.wait_idle(WAIT)
     assert log.order("end") == ["ack1", "ack2"]
-    assert await queue.defer(job("ack4", "chat:1", **ack))  # none waits any more
+    assert await queue.defer(job("ack4", "chat:1", queueing_lock=ack))  # none waits any more
     assert await queue.wait_idle(WAIT)
     assert log.order("end") == ["ack1", "ack2", "ack4"]
 
@@ -164,7 +177,7 @@ async def test_sooner_brings_a_waiting_job_forward(runner: Runner) -> None:
     assert await queue.defer(job("tomorrow", queueing_lock="k", delay=86400))
     assert not await runner.db.write(queue.sooner_in, "other")  # none waits under that key
     assert await runner.db.write(queue.sooner_in, "k", 0.0)
-    await until(lambda: log.ended("tomorrow"), "the job ran today")
+    await log.until(lambda: log.ended("tomorrow"))
 
 
 async def test_a_job_deferred_in_a_transaction_exists_only_if_it_commits(runner: Runner) -> None:
@@ -191,7 +204,7 @@ async def test_a_job_whose_process_died_runs_again_as_its_second_attempt(
     queue = await runner.start([log.task()])
     await queue.defer(job("j", "chat:1", gated=True))
     await queue.defer(job("next", "chat:1"))
-    await until(lambda: bool(log.started("j")), "the job runs")
+    await log.until(lambda: bool(log.started("j")))
     await runner.die()
     log.gate("j").set()
     queue = await runner.start([log.task()])
@@ -204,7 +217,7 @@ async def test_a_job_that_killed_its_process_too_often_is_given_up(runner: Runne
     log = Log()
     queue = await runner.start([log.task(attempts=1)], given_up=log.tell)
     await queue.defer(job("j", gated=True, n=7))
-    await until(lambda: bool(log.started("j")), "the job runs")
+    await log.until(lambda: bool(log.started("j")))
     await runner.die()
     queue = await runner.start([log.task(attempts=1)], given_up=log.tell)
     assert await queue.wait_idle(WAIT)
@@ -240,10 +253,10 @@ async def test_a_stuck_media_job_does_not_hold_up_chat_jobs(runner: Runner) -> N
     queue = await runner.start([log.task()], workers={CHAT: 1, MEDIA: 1})
     await queue.defer(job("m1", gated=True, queue=MEDIA))
     await queue.defer(job("m2", queue=MEDIA))
-    await until(lambda: bool(log.started("m1")), "the media job runs")
+    await log.until(lambda: bool(log.started("m1")))
     for n in range(3):
         await queue.defer(job(f"c{n}", queue=CHAT))
-    await until(lambda: all(log.ended(f"c{n}") for n in range(3)), "the chat jobs ran")
+    await log.until(lambda: all(log.ended(f"c{n}") for n in range(3)))
     assert not log.started("m2")  # one media worker, busy
     log.gate("m1").set()
     assert await queue.wait_idle(WAIT)
@@ -256,7 +269,7 @@ async def test_stop_lets_a_running_job_finish_and_it_does_not_run_again(
     log = Log()
     queue = await runner.start([log.task()])
     await queue.defer(job("j", gated=True))
-    await until(lambda: bool(log.started("j")), "the job runs")
+    await log.until(lambda: bool(log.started("j")))
     stopping = asyncio.create_task(runner.stop(timeout=WAIT))
     for _ in range(50):  # let stop() get to waiting for the job (yields, no time passes)
         await asyncio.sleep(0)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     RowMapping,
     and_,
@@ -45,20 +46,13 @@ FAILED_KEPT = 24 * 3600.0  # a failed job's row is kept this long (seconds), for
 PURGE_EVERY = 3600.0
 
 _other = jobs.alias("other")
+_ahead = or_(_other.c.status == "doing", and_(_other.c.status == "todo", _other.c.id < jobs.c.id))
 # procrastinate's fetch rule: due, and nothing of its lock running or waiting ahead of it (a
 # job being retried waits as the oldest of its lock, so it keeps its place).
 _RUNNABLE = and_(
     jobs.c.status == "todo",
     jobs.c.run_after <= db_now(),
-    or_(
-        jobs.c.lock.is_(None),
-        ~exists().where(
-            _other.c.lock == jobs.c.lock,
-            or_(
-                _other.c.status == "doing", and_(_other.c.status == "todo", _other.c.id < jobs.c.id)
-            ),
-        ),
-    ),
+    or_(jobs.c.lock.is_(None), ~exists().where(_other.c.lock == jobs.c.lock, _ahead)),
 )
 
 
@@ -98,7 +92,8 @@ class LocalQueue:
     def defer_in(self, conn: Connection, job: Job) -> bool:
         """Defer a job inside the caller's open transaction; False when its queueing_lock
         already has a job waiting to start."""
-        if job.queueing_lock is not None and _waiting(conn, job.queueing_lock):
+        key = jobs.c.queueing_lock == job.queueing_lock
+        if job.queueing_lock is not None and _exists(conn, key, jobs.c.status == "todo"):
             return False
         conn.execute(
             insert(jobs).values(
@@ -150,12 +145,11 @@ class LocalQueue:
     async def stop(self, timeout: float = 10.0) -> None:
         """Take no more jobs; let running ones finish for up to `timeout` seconds, then cancel
         them (they stay `doing`, so the next start runs them again)."""
-        self._loop = None
+        self._loop = None  # the dispatcher's loop ends, not cancelled: a job it claims starts
+        self._wake.set()
         dispatcher, self._dispatcher = self._dispatcher, None
-        if dispatcher is not None:
+        if dispatcher is not None and not (await asyncio.wait([dispatcher], timeout=timeout))[0]:
             dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dispatcher
         left = list(self._running.values())
         if left:
             _, late = await asyncio.wait(left, timeout=timeout)
@@ -181,8 +175,8 @@ class LocalQueue:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def _dispatch(self) -> None:
-        purged = 0.0
-        while True:
+        purged = time.monotonic()  # by start
+        while self._loop is not None:  # until stop()
             self._wake.clear()
             wait = POLL
             try:
@@ -192,8 +186,10 @@ class LocalQueue:
                     purged = time.monotonic()
             except Exception:
                 log.exception("Could not fetch jobs; trying again")
+            # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancel.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wait, 0.0))
+                async with asyncio.timeout(max(wait, 0.0)):
+                    await self._wake.wait()
 
     async def _fill(self) -> float:
         """Start what may start now; the seconds until a delayed job is due."""
@@ -214,6 +210,12 @@ class LocalQueue:
         self._wake.set()  # a slot is free, and the next job of its lock may start
 
     async def _run(self, row: RowMapping) -> None:
+        try:
+            await self._attempt(row)
+        except Exception:  # its bookkeeping failed: still `doing`, so it runs at the next start
+            log.exception("Job %s (%s): could not record how it went", row["id"], row["task"])
+
+    async def _attempt(self, row: RowMapping) -> None:
         job_id, name, args = row["id"], row["task"], json.loads(row["args"])
         task = self._tasks.get(name)
         if task is None:
@@ -250,11 +252,6 @@ class LocalQueue:
                 log.exception("Telling about given-up job %s (%s) failed", job_id, name)
 
 
-def _waiting(conn: Connection, queueing_lock: str) -> bool:
-    key = jobs.c.queueing_lock == queueing_lock
-    return conn.execute(select(jobs.c.id).where(key, jobs.c.status == "todo")).first() is not None
-
-
 def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping], float | None]:
     """Mark up to `free[queue]` runnable jobs of each queue doing, one more attempt each."""
     claimed: list[RowMapping] = []
@@ -279,7 +276,9 @@ def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping],
 
 
 def _recover(conn: Connection, limits: Mapping[str, int]) -> Sequence[RowMapping]:
-    """Jobs a dead process left doing wait again, or fail if out of attempts (returned)."""
+    """Jobs a dead process left doing wait again, or fail if out of attempts (returned); old
+    failed jobs go."""
+    _purge(conn)
     left = conn.execute(
         select(jobs.c.id, jobs.c.task, jobs.c.args, jobs.c.attempts).where(jobs.c.status == "doing")
     ).mappings()
@@ -310,8 +309,11 @@ def _purge(conn: Connection) -> None:
 
 
 def _pending(conn: Connection) -> bool:
-    busy = jobs.c.status.in_(("todo", "doing"))
-    return conn.execute(select(jobs.c.id).where(busy).limit(1)).first() is not None
+    return _exists(conn, jobs.c.status.in_(("todo", "doing")))
+
+
+def _exists(conn: Connection, *where: ColumnElement[bool]) -> bool:
+    return conn.execute(select(jobs.c.id).where(*where).limit(1)).first() is not None
 
 
 __all__ = ["LocalAttempt", "LocalQueue"]

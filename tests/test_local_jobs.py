@@ -1,0 +1,123 @@
+"""What only the local job runner does (the shared contract is test_job_queue.py): its `jobs`
+table, read back from the SQLite file, and a dispatcher woken by what happens rather than by
+polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection
+
+from storage.jobs import CHAT, JSON, Attempt, Job, Task, local
+from storage.jobs.local import LocalQueue
+from storage.sql.database import SqliteDatabase
+from storage.sql.migrations import apply_migrations
+
+WAIT = 20.0
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[SqliteDatabase]:
+    db = SqliteDatabase(tmp_path / "jobs.sqlite3")
+    await db.open()
+    await db.write(apply_migrations)
+    yield db
+    await db.close()
+
+
+def rows(db: SqliteDatabase) -> list[tuple[str, str, int]]:
+    with sqlite3.connect(db.path) as conn:
+        return list(conn.execute("SELECT task, status, attempts FROM jobs ORDER BY id"))
+
+
+async def test_a_succeeded_job_leaves_no_row_and_a_failed_one_is_kept_a_day(
+    db: SqliteDatabase,
+) -> None:
+    async def fails(attempt: Attempt, args: JSON) -> None:
+        raise RuntimeError("no")
+
+    async def works(attempt: Attempt, args: JSON) -> None:
+        pass
+
+    queue = LocalQueue(db)
+    queue.register(Task("fails", fails, attempts=2, retry_wait=0.01))
+    queue.register(Task("works", works))
+    await queue.start({CHAT: 2})
+    await queue.defer(Job("fails"))
+    await queue.defer(Job("works"))
+    assert await queue.wait_idle(WAIT)
+    await queue.stop()
+    assert rows(db) == [("fails", "failed", 2)]
+    with sqlite3.connect(db.path) as conn:  # a day and a bit later
+        conn.execute("UPDATE jobs SET failed_at = failed_at - 86400 - 60")
+    queue = LocalQueue(db)
+    await queue.start({CHAT: 2})  # purges at start, then hourly
+    await queue.stop()
+    assert rows(db) == []
+
+
+async def test_defers_ends_and_delays_wake_the_dispatcher_without_polling(
+    db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "POLL", 3600.0)  # only a wake-up can start a job in time
+    started: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    gate = asyncio.Event()
+
+    async def record(attempt: Attempt, args: JSON) -> None:
+        started[args["n"]].set()
+        if args["n"] == "a":
+            await gate.wait()
+
+    async def runs(name: str) -> None:
+        async with asyncio.timeout(WAIT):
+            await started[name].wait()
+
+    queue = LocalQueue(db)
+    queue.register(Task("t", record))
+    await queue.start({CHAT: 2})
+    # another connection to the file, as the update journal has: a defer there wakes it too
+    other = SqliteDatabase(db.path)
+    await other.open()
+    try:
+        await queue.defer(Job("t", {"n": "a"}, lock="chat:1"))
+        await runs("a")  # woken by the defer
+        await queue.defer(Job("t", {"n": "b"}, lock="chat:1"))  # must wait for a
+        gate.set()
+        await runs("b")  # woken by a's end
+        await queue.defer(Job("t", {"n": "late"}, delay=0.3))
+        await runs("late")  # woken when it was due
+
+        def defer(conn: Connection) -> bool:
+            return queue.defer_in(conn, Job("t", {"n": "other"}))
+
+        assert await other.write(defer)
+        await runs("other")
+    finally:
+        await other.close()
+        await queue.stop()
+
+
+async def test_the_running_jobs_never_outnumber_the_workers(db: SqliteDatabase) -> None:
+    most = 0
+
+    async def count(attempt: Attempt, args: JSON) -> None:
+        nonlocal most
+        most = max(most, len(queue._running))
+
+    def defer(conn: Connection) -> None:
+        for n in range(60):
+            queue.defer_in(conn, Job("t", {"n": n}))
+
+    queue = LocalQueue(db)
+    queue.register(Task("t", count))
+    await db.write(defer)
+    await queue.start({CHAT: 3})
+    assert await queue.wait_idle(WAIT)
+    await queue.stop()
+    assert most == 3
