@@ -11,13 +11,15 @@ for it: it must find out that its work was taken over before it posts anything.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fakes.gemini_api import FakeGemini, Reply, texts as request_texts
+from tests.fakes.gemini_api import FakeGemini, Reply
+from tests.fakes.gemini_api import texts as request_texts
 from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import ANA, acks, texts
 from tests.image_files import jpeg
@@ -74,12 +76,13 @@ def _index(tg: FakeTelegram, chat_id: int, needle: str) -> list[int]:
 async def test_a_replica_frozen_past_the_takeover_and_woken_does_nothing_twice(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, postgres_url: str, s3_bucket: Bucket
 ) -> None:
-    replicas = Replicas(
-        tg, gemini, tmp_path, 2, database_url=postgres_url, media_env=s3_bucket.env("media/"),
-        # The frozen replica's story request must not time out on its own while it sleeps:
-        # what is tested is what it does with the answer once it wakes.
-        GEMINI_TIMEOUT_SECONDS="300", **{TAKEOVER_SETTING: f"{TAKEOVER_SECONDS:g}"},
-    )  # fmt: skip
+    # The frozen replica's story request must not time out on its own while it sleeps:
+    # what is tested is what it does with the answer once it wakes.
+    settings = {TAKEOVER_SETTING: f"{TAKEOVER_SECONDS:g}", "GEMINI_TIMEOUT_SECONDS": "300"}
+    media = s3_bucket.env("media/")
+    replicas = Replicas(tg, gemini, tmp_path, 2, database_url=postgres_url, media_env=media)
+    for process in replicas.processes:
+        process.env.update(settings)
     async with replicas:
         ana = tg.user(user_id=ANA, first_name="Ana", language_code="en")
         chat = tg.private_chat(ana)
@@ -103,7 +106,7 @@ async def test_a_replica_frozen_past_the_takeover_and_woken_does_nothing_twice(
 
         # Frozen while it waits; Telegram (or the proxy) sends the next question to replica 1.
         frozen = replicas.pid(0)
-        replicas.processes[0].process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        os.kill(frozen, signal.SIGSTOP)
         await tg.wait_for(lambda: _state(frozen) == "T", timeout=TIMEOUT)
         tg.send_text(chat, ana, FIRST_QUESTION)
         await replicas.deliver(to=[1])
@@ -116,7 +119,7 @@ async def test_a_replica_frozen_past_the_takeover_and_woken_does_nothing_twice(
         # Replica 0 wakes up with its story's answer waiting in its socket.
         held.set()
         await gemini.wait_for(lambda: all(r.answered for r in gemini.requests), timeout=TIMEOUT)
-        replicas.processes[0].process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        os.kill(frozen, signal.SIGCONT)
         await tg.wait_for(lambda: _state(frozen) != "T", timeout=TIMEOUT)
         # The woken replica takes the chat's next question: the chat's order puts it after
         # whatever the woken replica still does for the chat.
