@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.gemini_api import FakeGemini, Reply, image_parts
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, BotProcess, Harness, acks, texts
+from tests.harness import ANA, BotProcess, Harness, acks, ever_said, texts
 from tests.image_files import jpeg
 from tests.replicas import Replicas
 from tests.s3_server import Bucket
@@ -36,11 +36,11 @@ def _acknowledged(tg: FakeTelegram, chat_id: int) -> int:
     return int(counts[-1].group(1)) if counts and counts[-1] is not None else 0
 
 
-def _naming_the_failure(tg: FakeTelegram, chat_id: int) -> list[str]:
-    """The bot's messages that name the failed photo with the reason: "photo 3" and that it
-    could not be downloaded."""
+def _naming_the_failure(said: list[str]) -> list[str]:
+    """The messages (of `said`) that name the failed photo with the reason: "photo 3" and
+    that it could not be downloaded."""
     named = re.compile(rf"\bphoto {FAILING}\b", re.IGNORECASE)
-    return [t for t in texts(tg, chat_id) if named.search(t) and "download" in t.lower()]
+    return [t for t in said if named.search(t) and "download" in t.lower()]
 
 
 def _burst(tg: FakeTelegram, chat: JSON, ana: JSON) -> list[int]:
@@ -57,7 +57,7 @@ def _burst(tg: FakeTelegram, chat: JSON, ana: JSON) -> list[int]:
 async def _told(tg: FakeTelegram, chat_id: int) -> None:
     """Wait until the burst is acknowledged with every photo received and the failure named."""
     await tg.wait_for(lambda: _acknowledged(tg, chat_id) == PHOTOS, timeout=TIMEOUT)
-    await tg.wait_for(lambda: _naming_the_failure(tg, chat_id), timeout=TIMEOUT)
+    await tg.wait_for(lambda: _naming_the_failure(texts(tg, chat_id)), timeout=TIMEOUT)
 
 
 def _story() -> dict[str, Any]:
@@ -73,9 +73,10 @@ def _check(
     tg: FakeTelegram, gemini: FakeGemini, store: Harness, chat_id: int, sent: list[int]
 ) -> None:
     """One acknowledgement, the failure named once, the four others stored, /story saw four."""
-    assert len(acks(tg, chat_id)) == 1, texts(tg, chat_id)
+    every = ever_said(tg, chat_id)  # deleted messages too: the traveller saw them
+    assert len([t for t in every if t.startswith("📸")]) == 1, every
     assert _acknowledged(tg, chat_id) == PHOTOS
-    assert len(_naming_the_failure(tg, chat_id)) == 1, texts(tg, chat_id)
+    assert len(_naming_the_failure(every)) == 1, every
     rows = store.rows("SELECT chat_message_id, source_sha256, model_sha256 FROM items")
     kept = {int(r[0]): (r[1], r[2]) for r in rows}
     failed = sent[FAILING - 1]
@@ -88,7 +89,7 @@ def _check(
         assert kept[failed][0] is None or store.blob_bytes(str(kept[failed][0])) is None
     [request] = gemini.generate_requests()
     assert len(image_parts(request)) == PHOTOS - 1  # /story saw the four photos
-    assert len([t for t in texts(tg, chat_id) if CLOSING in t]) == 1
+    assert len([t for t in every if CLOSING in t]) == 1
 
 
 @pytest.mark.timeout(300)  # a few waits of TIMEOUT on a busy machine
