@@ -43,15 +43,27 @@ def _naming_the_failure(said: list[str]) -> list[str]:
     return [t for t in said if named.search(t) and "download" in t.lower()]
 
 
-def _burst(tg: FakeTelegram, chat: JSON, ana: JSON) -> list[int]:
-    """Ana sends the photos; every download of the FAILING-th answers 500. Their message ids."""
-    sent = []
+def _burst(tg: FakeTelegram, chat: JSON, ana: JSON) -> tuple[list[int], str]:
+    """Ana sends the photos; every download of the FAILING-th answers 500. Their message ids
+    and the failing file's id."""
+    sent, failing = [], ""
     for n in range(1, PHOTOS + 1):
         photo = tg.send_photo(chat, ana, jpeg(n), media_group_id="lisbon")
         if n == FAILING:
-            tg.fail_download(photo["photo"][-1]["file_id"], mode="500", times=10_000)
+            failing = str(photo["photo"][-1]["file_id"])
+            tg.fail_download(failing, mode="500", times=10_000)
         sent.append(int(photo["message_id"]))
-    return sent
+    return sent, failing
+
+
+def _failed_at_the_fake(tg: FakeTelegram, file_id: str) -> bool:
+    """Whether the bot tried to download the file (and got the fake's 500)."""
+    paths = {
+        c.result["file_path"]
+        for c in tg.calls("getFile")
+        if c.params.get("file_id") == file_id and c.result
+    }
+    return bool(paths) and any(path in paths for path in tg.downloads())
 
 
 async def _told(tg: FakeTelegram, chat_id: int) -> None:
@@ -70,9 +82,15 @@ def _story() -> dict[str, Any]:
 
 
 def _check(
-    tg: FakeTelegram, gemini: FakeGemini, store: Harness, chat_id: int, sent: list[int]
+    tg: FakeTelegram,
+    gemini: FakeGemini,
+    store: Harness,
+    chat_id: int,
+    sent: list[int],
+    failing: str,
 ) -> None:
     """One acknowledgement, the failure named once, the four others stored, /story saw four."""
+    assert _failed_at_the_fake(tg, failing)  # the fault did happen
     every = ever_said(tg, chat_id)  # deleted messages too: the traveller saw them
     assert len([t for t in every if t.startswith("📸")]) == 1, every
     assert _acknowledged(tg, chat_id) == PHOTOS
@@ -103,14 +121,14 @@ async def test_one_process_names_a_failed_download_once_and_keeps_the_rest(
     await tg.wait_for(lambda: tg.polling, timeout=TIMEOUT)
     ana = tg.user(user_id=ANA, first_name="Ana", language_code="en")
     chat = tg.private_chat(ana)
-    sent = _burst(tg, chat, ana)
+    sent, failing = _burst(tg, chat, ana)
     await _told(tg, chat["id"])
 
     gemini.enqueue(Reply(json=_story()))
     tg.send_command(chat, ana, "/story")
     await tg.wait_for(lambda: any(CLOSING in t for t in texts(tg, chat["id"])), timeout=TIMEOUT)
     assert await bot.stop() == 0, bot.output()[-3000:]
-    _check(tg, gemini, store, chat["id"], sent)
+    _check(tg, gemini, store, chat["id"], sent, failing)
 
 
 @pytest.mark.timeout(300)  # a few waits of TIMEOUT on a busy machine
@@ -123,7 +141,7 @@ async def test_two_replicas_name_a_failed_download_once_and_keep_the_rest(
     async with replicas:
         ana = tg.user(user_id=ANA, first_name="Ana", language_code="en")
         chat = tg.private_chat(ana)
-        sent = _burst(tg, chat, ana)
+        sent, failing = _burst(tg, chat, ana)
         deliveries = await replicas.deliver(order="round-robin")
         assert {d.replica for d in deliveries} == {0, 1}  # the burst landed on both
         await _told(tg, chat["id"])
@@ -134,4 +152,4 @@ async def test_two_replicas_name_a_failed_download_once_and_keep_the_rest(
         await tg.wait_for(lambda: any(CLOSING in t for t in texts(tg, chat["id"])), timeout=TIMEOUT)
         codes = await replicas.stop()
     assert codes == [0, 0], replicas.output(0)[-3000:] + replicas.output(1)[-3000:]
-    _check(tg, gemini, store, chat["id"], sent)
+    _check(tg, gemini, store, chat["id"], sent, failing)
