@@ -251,6 +251,12 @@ def acks(tg: FakeTelegram, chat_id: int) -> list[str]:
     return [text for text in texts(tg, chat_id) if text.startswith("📸")]
 
 
+def ever_said(tg: FakeTelegram, chat_id: int) -> list[str]:
+    """The last text (or caption) of every message the bot sent in a chat, deleted ones too:
+    what the traveller saw at some point."""
+    return [m.text or m.caption or "" for m in tg.bot_messages(chat_id)]
+
+
 class PgRow(dict[str, Any]):
     """A PostgreSQL row read like sqlite3.Row: by column name or by position, and iterated
     (`tuple(row)`) as its values; `dict(row)` still gives names to values."""
