@@ -26,7 +26,7 @@ from tests.image_files import jpeg
 from tests.replicas import Replicas
 from tests.s3_server import Bucket
 
-TAKEOVER_SETTING = "CHAT_LEASE_SECONDS"  # how long a silent replica keeps its chats' work
+TAKEOVER_SETTING = "JOB_STALL_SECONDS"  # how long a silent replica keeps its chats' work
 TAKEOVER_SECONDS = 2.0  # short, so the test is quick (the product's default is longer)
 PHOTOS = 3
 TIMEOUT = 60.0
