@@ -167,7 +167,9 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
     if jobs.taken_over(context.error):
         # This attempt stalled and another worker has the update now: it answers, not this one.
-        log.info("Update %s was taken over by another worker; this attempt stops", update_id)
+        log.info(
+            "Update %s: its job was taken over by another worker; this attempt stops", update_id
+        )
         return
     # The update is marked handled all the same (the apology tells the user): not run again.
     log.error("Unhandled error while handling update %s", update_id, exc_info=context.error)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from storage.jobs import JobQueue
-from storage.jobs.local import LocalQueue
 from storage.local_blobs import LocalBlobStore
 from storage.protocols import BlobStore, Storage
 from storage.sql.album_store import DEFAULT_ALBUM_NAME, NameFor, SqlAlbumStore
@@ -40,6 +39,8 @@ async def open_sqlite(
 ) -> Storage:
     """Open (creating and migrating) the database file; media in `blobs` (prepared), else in
     the media folder under `media_root`; a chat's first album is named `new_album_name()`."""
+    from storage.jobs.local import LocalQueue  # it builds on this package's modules
+
     db = SqliteDatabase(db_path)
     return await _open(db, lambda: LocalQueue(db), media_root, blobs, new_album_name)
 
