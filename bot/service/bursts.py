@@ -22,7 +22,7 @@ MAX_FAILURES_NAMED = 5
 # Why a file of a burst could not be added (stored as the message id, said in the chat's
 # language when the acknowledgement shows it).
 FAILURE_REASONS = {
-    "download": N_("Telegram did not hand it over"),
+    "download": N_("its download from Telegram failed"),
     "empty": N_("the file is empty"),
     "unreadable": N_("it could not be read as a photo, video or recording"),
     "unsupported": N_("it is not a photo, video or voice note"),
