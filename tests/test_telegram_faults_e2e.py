@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from storage.jobs import Job
 from storage.sql.inbox_store import SqlInboxStore
 from tests.fakes.gemini_api import Reply
-from tests.harness import Harness
+from tests.harness import Harness, ever_said
 from tests.image_files import jpeg
 
 APOLOGY = "something went wrong"
@@ -29,8 +30,14 @@ def _no_apology(bot: Harness) -> None:
 
 
 async def _photo(bot: Harness, seed: int, count: int) -> None:
+    """Ana sends a photo; wait until the acknowledgement says the album holds `count`."""
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(seed))
-    await bot.wait_text(bot.chat["id"], f"{count} photo")
+    await bot.wait_text(bot.chat["id"], f"”: {count} photo")
+
+
+def _named_once(bot: Harness, line: str) -> None:
+    """The acknowledgement (or its one follow-up) named the failed file, once in all."""
+    assert len([t for t in ever_said(bot.tg, bot.chat["id"]) if line in t]) == 1
 
 
 def _answers(bot: Harness, needle: str) -> list[str]:
@@ -135,6 +142,7 @@ async def test_connection_dropped_during_a_download_is_retried_and_the_photo_sto
     bot.tg.fail_download(sent["photo"][-1]["file_id"], mode="drop", times=1)
 
     await bot.wait_text(bot.chat["id"], "2 photos")
+    await bot.wait_stored()  # the acknowledgement counts it once received, before its download
     rows = _item_rows(bot)
     assert len(rows) == 2
     sha = hashlib.sha256(data).hexdigest()
@@ -145,17 +153,21 @@ async def test_connection_dropped_during_a_download_is_retried_and_the_photo_sto
 
 
 @pytest.mark.parametrize("mode", ["drop", "500"])
-async def test_download_that_keeps_failing_gets_a_clear_reply_and_stores_nothing(
+async def test_download_that_keeps_failing_is_named_in_the_acknowledgement_and_stores_nothing(
     bot: Harness, mode: str
 ) -> None:
     await _photo(bot, 1, 1)
+    await bot.wait_stored()
     before = _item_rows(bot)
     files = bot.media_files()
     sent = bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
     bot.tg.fail_download(sent["photo"][-1]["file_id"], mode=mode, times=5)
 
-    text = await bot.wait_reply(sent, "could not download")
-    assert "send it again" in text
+    # Counted once received; named in its burst's acknowledgement once its download failed.
+    failed = "photo 2 could not be added: its download from Telegram failed"
+    await bot.wait_text(bot.chat["id"], failed)
+    await bot.wait_stored()
+    _named_once(bot, failed)
     assert _item_rows(bot) == before
     assert bot.media_files() == files
     assert list((bot.data_dir / "tmp").iterdir()) == []
@@ -165,23 +177,29 @@ async def test_download_that_keeps_failing_gets_a_clear_reply_and_stores_nothing
 
 async def test_getfile_500_is_retried_and_the_photo_stored(bot: Harness) -> None:
     await _photo(bot, 1, 1)
+    await bot.wait_stored()  # the first photo's getFile is done: the failure is the second's
     bot.tg.fail_next("getFile", 500)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
 
     await bot.wait_text(bot.chat["id"], "2 photos")
+    await bot.wait_stored()
     assert len(_failed(bot, "getFile")) == 1
     assert len(_item_rows(bot)) == 2
 
 
-async def test_getfile_failing_every_time_gets_a_clear_reply_and_stores_nothing(
+async def test_getfile_failing_every_time_is_named_in_the_acknowledgement_and_stores_nothing(
     bot: Harness,
 ) -> None:
     await _photo(bot, 1, 1)
+    await bot.wait_stored()
     before = _item_rows(bot)
     bot.tg.fail_next("getFile", 500, times=3)
-    sent = bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))
 
-    await bot.wait_reply(sent, "could not download this file from Telegram")
+    failed = "photo 2 could not be added: its download from Telegram failed"
+    await bot.wait_text(bot.chat["id"], failed)
+    await bot.wait_stored()
+    _named_once(bot, failed)
     assert len(_failed(bot, "getFile")) == 3
     assert _item_rows(bot) == before
     _no_apology(bot)
@@ -238,20 +256,19 @@ async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_sto
 async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
     bot: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keep = SqlInboxStore.keep
+    receive = SqlInboxStore.receive
     refused: list[int] = []
 
-    async def locked_once(
-        self: SqlInboxStore, update_id: int, payload: str, chat_id: int | None = None
-    ) -> bool:
+    async def locked_once(self: SqlInboxStore, update_id: int, job: Job) -> bool:
         if not refused:
             refused.append(update_id)
             raise OSError("database is locked")
-        return await keep(self, update_id, payload, chat_id)
+        return await receive(self, update_id, job)
 
-    monkeypatch.setattr(SqlInboxStore, "keep", locked_once)
+    monkeypatch.setattr(SqlInboxStore, "receive", locked_once)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))  # polling went on
     await bot.wait_text(bot.chat["id"], "2 photos")
+    await bot.wait_stored()
     assert len(refused) == 1 and len(bot.rows("SELECT * FROM items")) == 2
