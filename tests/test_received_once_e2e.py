@@ -67,6 +67,17 @@ async def _webhook_bot(
     return bot
 
 
+def _update_jobs(env: dict[str, str], data: Path, *statuses: str) -> int:
+    """How many jobs of the task "update" are in one of `statuses` (a finished job's row goes;
+    a failed one is kept a day)."""
+    table, task = (
+        ("procrastinate_jobs", "task_name") if env.get("DATABASE_URL") else ("jobs", "task")
+    )
+    marks = ", ".join("?" for _ in statuses)
+    sql = f"SELECT COUNT(*) FROM {table} WHERE {task} = 'update' AND CAST(status AS TEXT) IN ({marks})"
+    return int(_rows(env, data, sql, statuses)[0][0])
+
+
 def _last_update_id(tg: FakeTelegram) -> int:
     return int(tg.pending_updates()[-1]["update_id"])
 
@@ -182,49 +193,56 @@ async def test_an_update_that_never_finishes_is_given_up_with_one_sentence(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, storage_env: dict[str, str]
 ) -> None:
     data, log = tmp_path / "data", tmp_path / "bot.log"
+    env = {"JOB_STALL_SECONDS": "1", "GEMINI_TIMEOUT_SECONDS": "300", **storage_env}
     user = tg.user(user_id=ANA, first_name="Ana", language_code="en")
     chat = tg.private_chat(user)
-    photo = tg.send_photo(chat, user, jpeg(1))
-    poisoned = _last_update_id(tg)
-    # Its download never ends: every process that handles it is killed while it waits.
-    never = asyncio.Event()
-    tg.hold_download(photo["photo"][-1]["file_id"], never)
     gave_up = "tried several times"
     assert gave_up in GAVE_UP
+    bot = BotProcess(tg, gemini, data, log, **env)
+    await bot.start()
+    tg.send_photo(chat, user, jpeg(1))
+    await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
+    # /story's request to Gemini never ends: every process that runs its job is killed while
+    # it waits, so the job crashes its process until it is out of attempts.
+    never = asyncio.Event()
+    gemini.enqueue(*(Reply(text="# Story\n\nNever told.", gate=never) for _ in range(6)))
+    story = tg.send_command(chat, user, "/story")
+    poisoned = _last_update_id(tg)
 
-    processes = 0
-    while not said(tg, chat["id"], gave_up):
-        processes += 1
-        assert processes <= 6, "retried without end"
-        bot = BotProcess(tg, gemini, data, log, JOB_STALL_SECONDS="1", **storage_env)
-        await bot.start()
-        tries = len(tg.downloads())
+    processes = 1
+    while True:
+        asked = len(gemini.generate_requests())
         await tg.wait_for(
-            lambda: len(tg.downloads()) > tries or said(tg, chat["id"], gave_up),  # noqa: B023
+            lambda: len(gemini.generate_requests()) > asked or said(tg, chat["id"], gave_up),  # noqa: B023
             timeout=60,
         )
-        if not said(tg, chat["id"], gave_up):
-            await bot.stop(signal.SIGKILL)
+        if said(tg, chat["id"], gave_up):
+            break
+        await bot.stop(signal.SIGKILL)
+        processes += 1
+        assert processes <= 6, "retried without end"
+        bot = BotProcess(tg, gemini, data, log, **env)
+        await bot.start()
 
     # It tells once, in reply to the message, and logs the update's id.
     [told] = [m for m in tg.bot_messages(chat["id"]) if gave_up in (m.text or "")]
-    assert told.reply_to_message_id == photo["message_id"]
+    assert told.reply_to_message_id == story["message_id"]
     assert f"Gave up update {poisoned}" in bot.output()
-    tries = len(tg.downloads())
-    assert tries <= 4
-    # The bot goes on: the next photo is taken, the given-up one is not tried again.
+    tries = len(gemini.generate_requests())
+    assert 1 <= tries <= 3  # the update job's attempts, each crash counted
+    # The bot goes on: the next photo is taken, the given-up update is not run again.
     tg.send_photo(chat, user, jpeg(2))
-    await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
+    await tg.wait_for(lambda: said(tg, chat["id"], "”: 2 photos"), timeout=30)
     assert await bot.stop() == 0, bot.output()
-    again = BotProcess(tg, gemini, data, log, JOB_STALL_SECONDS="1", **storage_env)
+    again = BotProcess(tg, gemini, data, log, **env)
     await again.start()
     tg.send_photo(chat, user, jpeg(3))
-    await tg.wait_for(lambda: said(tg, chat["id"], "2 photos"), timeout=30)
+    await tg.wait_for(lambda: said(tg, chat["id"], "”: 3 photos"), timeout=30)
     assert await again.stop() == 0, again.output()
-    assert len(tg.downloads()) == tries + 2
+    assert len(gemini.generate_requests()) == tries
     assert len([m for m in tg.bot_messages(chat["id"]) if gave_up in (m.text or "")]) == 1
-    assert _rows(storage_env, data, "SELECT COUNT(*) FROM inbox")[0][0] == 0
-    assert _handled(storage_env, data, poisoned)
+    assert _update_jobs(storage_env, data, "todo", "doing") == 0  # nothing left to run
+    assert _handled(storage_env, data, poisoned)  # its id is purged a day later, as others'
     never.set()
 
 
@@ -245,7 +263,9 @@ async def test_an_update_whose_handler_raises_gets_the_apology_once_and_is_not_r
     after = _last_update_id(tg)
     await tg.wait_for(lambda: _handled(storage_env, bot.data_dir, after))
     assert len(tg.calls("sendMessage")) == 3  # the failed help, the apology, /start's reply
-    assert _rows(storage_env, bot.data_dir, "SELECT COUNT(*) FROM inbox")[0][0] == 0
+    # Its job finished (not retried, not failed): the apology was all there was to do.
+    await tg.wait_for(lambda: _update_jobs(storage_env, bot.data_dir, "todo", "doing") == 0)
+    assert _update_jobs(storage_env, bot.data_dir, "failed") == 0
 
 
 async def test_a_webhook_update_not_journaled_is_answered_503_and_handled_once_when_resent(
@@ -258,9 +278,10 @@ async def test_a_webhook_update_not_journaled_is_answered_503_and_handled_once_w
         user = tg.user(user_id=ANA, first_name="Ana", language_code="en")
         chat = tg.private_chat(user)
         tg.send_photo(chat, user, jpeg(1))
+        first = _last_update_id(tg)
         assert await tg.deliver_webhook(secret=SECRET) == 200
         await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
-        await tg.wait_for(lambda: _rows({}, data, "SELECT COUNT(*) FROM inbox")[0][0] == 0)
+        await tg.wait_for(lambda: _handled({}, data, first), timeout=30)
 
         # Another connection holds the database's write lock: the journal cannot be written
         # (the bot waits out its busy timeout, then gives up on the write).

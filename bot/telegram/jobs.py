@@ -25,7 +25,7 @@ from bot.telegram.acks import ACK_TASK
 from bot.telegram.durable import UPDATE_TASK
 from bot.telegram.message_handlers import downloader
 from bot.telegram.runtime import Runtime
-from storage.jobs import JSON, Attempt, TakenOver, Task
+from storage.jobs import JSON, Attempt, TakenOver, Task, running
 from storage.records import KIND_NOUNS
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,10 @@ def given_up(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime):  # ty
             return
         update = Update.de_json(args["update"], app.bot)
         log.error("Gave up update %s: it did not finish in several tries", update.update_id)
+        # Handled as far as it ever will be: its id is kept a day, then purged like any other.
+        # No attempt's write (procrastinate tells from the failed attempt's context).
+        running(None)
+        await rt.services.storage.inbox.done(update.update_id)
         chat = update.effective_chat
         if chat is None:
             return
