@@ -7,14 +7,14 @@ BACKENDS, not a copy of these tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from storage.jobs import TakenOver
+from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, TakenOver, Task
 from storage.protocols import Storage
 from storage.records import (
     AddStatus,
@@ -51,6 +51,7 @@ def photo(sha: str, unique: str | None = None, **origin: object) -> Media:
 
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
+WAIT = 20.0  # seconds: a limit far above any machine's, for waits that must succeed
 
 
 async def test_every_field_of_a_media_file_survives_the_round_trip(store: Storage) -> None:
@@ -314,91 +315,147 @@ async def test_cached_tokens_are_summed_beside_the_prompt(store: Storage) -> Non
     assert (user, per_user.cached_tokens) == (5, 160)
 
 
-async def test_the_inbox_replays_unfinished_updates_and_gives_up_after_three_tries(
+class Updates:
+    """Runs the jobs the inbox deferred (task "update", as the bot registers it) and records
+    what they did: (update_id, attempt number) per start, update_ids that ended, given-up jobs."""
+
+    def __init__(self, store: Storage) -> None:
+        self.store = store
+        self.started: list[tuple[int, int]] = []
+        self.ended: list[int] = []
+        self.given_up: list[tuple[str, dict[str, object]]] = []
+        self.gates: dict[int, asyncio.Event] = {}  # an update's job waits for its gate
+        self.failing: dict[int, int] = {}  # how many attempts of an update's job raise
+        self._changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        """Register the task and start the storage's job queue."""
+
+        async def run(attempt: Attempt, args: JSON) -> None:
+            update = int(args["update"]["update_id"])
+            self.started.append((update, attempt.number))
+            if update in self.gates:
+                await self.gates[update].wait()
+            if attempt.number < self.failing.get(update, 0):
+                raise RuntimeError(f"update {update} fails attempt {attempt.number}")
+            self.ended.append(update)
+            async with self._changed:
+                self._changed.notify_all()
+
+        async def tell(task: str, args: JSON) -> None:
+            self.given_up.append((task, dict(args)))
+
+        self.store.jobs.register(Task("update", run, retry_wait=0.01))
+        await self.store.jobs.start({CHAT: 4, MEDIA: 1}, tell)
+
+    async def finish(self) -> None:
+        """Wait until no job waits or runs."""
+        assert await self.store.jobs.wait_idle(WAIT)
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait until `condition` holds, looking after each job's end; fail after WAIT s."""
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(condition)
+
+    def tries(self, update: int) -> list[int]:
+        return [n for u, n in self.started if u == update]
+
+    def order(self, *updates: int) -> list[int]:
+        """The first starts of `updates`, in order."""
+        return [u for u, n in self.started if u in updates and n == 0]
+
+
+def update_job(update_id: int, chat_id: int | None = None) -> Job:
+    """The job of a received update, as bot/telegram/durable.py makes it."""
+    lock = f"chat:{chat_id}" if chat_id is not None else None
+    return Job("update", {"update": {"update_id": update_id}}, lock=lock, queue=CHAT)
+
+
+async def test_an_update_is_received_with_its_job_in_one_transaction_and_run_once(
     store: Storage,
 ) -> None:
     inbox = store.inbox
-    await inbox.keep(2, '{"update_id": 2}')
-    await inbox.keep(1, '{"update_id": 1}')
-    await inbox.keep(1, '{"update_id": 1, "again": true}')  # a second copy is ignored
-    await inbox.keep(3, '{"update_id": 3}')
-    await inbox.done(3)
-    assert await inbox.unfinished() == ['{"update_id": 1}', '{"update_id": 2}']
-    assert len(await inbox.unfinished()) == 2
-    assert len(await inbox.unfinished()) == 2
-    assert await inbox.unfinished() == []  # tried three times: given up
+    assert await inbox.receive(2, update_job(2, chat_id=7))
+    assert await inbox.receive(1, update_job(1, chat_id=7))
+    assert not await inbox.receive(1, update_job(1, chat_id=7))  # a second copy: no second job
+    with pytest.raises(TypeError):  # its job cannot be deferred: the update is not kept either
+        await inbox.receive(3, Job("update", {"update": object()}, lock="chat:7"))
+    assert await inbox.receive(3, update_job(3, chat_id=7))  # so Telegram's resend is taken
+    updates = Updates(store)
+    await updates.start()
+    await updates.finish()
+    assert updates.started == [(2, 0), (1, 0), (3, 0)]  # each once, in the order received
+    assert updates.given_up == []
 
 
 async def test_the_inbox_knows_an_update_received_before_pending_or_handled(
     store: Storage,
 ) -> None:
     inbox = store.inbox
-    assert await inbox.keep(1, '{"update_id": 1}', chat_id=7)
-    assert not await inbox.keep(1, '{"update_id": 1}', chat_id=7)  # pending: a second copy
+    assert await inbox.receive(1, update_job(1, chat_id=7))
+    assert not await inbox.receive(1, update_job(1, chat_id=7))  # pending: a second copy
+    assert not await inbox.handled(1)
     await inbox.done(1)
-    assert not await inbox.keep(1, '{"update_id": 1}', chat_id=7)  # handled: not run again
-    assert await inbox.unfinished() == []
+    assert await inbox.handled(1)
+    assert not await inbox.receive(1, update_job(1, chat_id=7))  # handled: not run again
     await inbox.done(2)  # handled without being journaled (the database was away): noted too
-    assert not await inbox.keep(2, '{"update_id": 2}')
+    assert await inbox.handled(2)
+    assert not await inbox.receive(2, update_job(2))
+    updates = Updates(store)
+    await updates.start()
+    await updates.finish()
+    assert updates.started == [(1, 0)]  # one job, deferred by the first copy only
 
 
-async def test_an_update_tried_too_often_is_handed_back_once_to_be_reported(
+async def test_an_update_whose_job_fails_every_try_is_handed_back_once_to_be_reported(
     store: Storage,
 ) -> None:
     inbox = store.inbox
-    await inbox.keep(5, "five", chat_id=7)
-    await inbox.keep(6, "six", chat_id=8)
-    for _ in range(3):
-        assert [e.update_id for e in await inbox.take([7], skip=())] == [5]
-    assert await inbox.take([7], skip=()) == []
-    assert [(e.update_id, e.chat_id, e.payload) for e in await inbox.abandoned()] == [
-        (5, 7, "five")
-    ]
-    assert await inbox.abandoned() == []  # reported once
-    assert not await inbox.keep(5, "five", chat_id=7)  # and counted as handled
-    assert await inbox.unfinished() == ["six"]
+    await inbox.receive(5, update_job(5, chat_id=7))
+    await inbox.receive(6, update_job(6, chat_id=7))
+    updates = Updates(store)
+    updates.failing[5] = 99
+    await updates.start()
+    await updates.finish()
+    assert updates.tries(5) == [0, 1, 2]  # Task.attempts: three tries in all
+    assert updates.given_up == [("update", {"update": {"update_id": 5}})]  # reported once
+    assert updates.ended == [6]  # the chat goes on after it
+    assert not await inbox.receive(5, update_job(5, chat_id=7))  # a resend is not run again
 
 
-async def test_a_chat_lease_is_held_by_one_replica_until_it_lapses_or_is_let_go(
+async def test_a_chats_updates_run_one_at_a_time_in_order_beside_other_chats(
     store: Storage,
 ) -> None:
     inbox = store.inbox
-    await inbox.keep(10, '{"update_id": 10}', chat_id=7)
-    await inbox.keep(11, '{"update_id": 11}', chat_id=8)
-    await inbox.keep(12, '{"update_id": 12}', chat_id=7)
-    [a, b] = await inbox.waiting()
-    assert (a.chat_id, a.updates, a.owner, b.chat_id, b.updates) == (7, 2, None, 8, 1)
-    assert await inbox.claim(7, "A", now=100.0, until=115.0)
-    assert not await inbox.claim(7, "B", now=110.0, until=125.0)  # A's lease is alive
-    assert await inbox.claim(7, "A", now=110.0, until=125.0)  # its own: renewed
-    first = (await inbox.waiting())[0]
-    assert (first.chat_id, first.owner, first.expires_at) == (7, "A", 125.0)
-    assert await inbox.renew("A", until=140.0) == {7}
-    assert not await inbox.claim(7, "B", now=139.0, until=150.0)
-    assert await inbox.claim(7, "B", now=141.0, until=150.0)  # A stopped renewing: it lapsed
-    assert await inbox.renew("A", until=160.0) == set()  # A learns it lost the chat
-    assert await inbox.claim(8, "A", now=141.0, until=150.0)
-    await inbox.release("A", [8])
-    assert await inbox.claim(8, "B", now=141.0, until=150.0)  # let go: at once
-    await inbox.release("B")  # stopping: its leases lapse at once
-    assert [(w.owner, w.expires_at) for w in await inbox.waiting()] == [("B", 0.0), ("B", 0.0)]
-    assert await inbox.claim(7, "A", now=141.0, until=150.0)
+    await inbox.receive(10, update_job(10, chat_id=7))
+    await inbox.receive(11, update_job(11, chat_id=8))
+    await inbox.receive(12, update_job(12, chat_id=7))
+    updates = Updates(store)
+    updates.gates[10] = asyncio.Event()  # chat 7's first update takes its time
+    await updates.start()
+    await updates.until(lambda: 11 in updates.ended)  # chat 8 is not held up by chat 7
+    assert updates.order(10, 12) == [10]  # chat 7's next waits for the one running
+    updates.gates[10].set()
+    await updates.finish()
+    assert updates.order(10, 12) == [10, 12]
+    assert sorted(updates.ended) == [10, 11, 12]
 
 
-async def test_taking_a_chats_updates_counts_tries_and_gives_up_after_three(
+async def test_an_update_that_failed_is_tried_again_before_its_chats_next(
     store: Storage,
 ) -> None:
     inbox = store.inbox
-    await inbox.keep(3, "three", chat_id=1)
-    await inbox.keep(1, "one", chat_id=1)
-    await inbox.keep(2, "other chat", chat_id=2)
-    taken = await inbox.take([1], skip=())
-    assert [(e.update_id, e.chat_id, e.payload) for e in taken] == [(1, 1, "one"), (3, 1, "three")]
-    assert [e.update_id for e in await inbox.take([1], skip={1})] == [3]  # 1 is under way
-    await inbox.done(1)
-    assert [e.update_id for e in await inbox.take([1, 2], skip=())] == [2, 3]  # 3: third try
-    assert [e.update_id for e in await inbox.take([1, 2], skip=())] == [2]  # 3 given up
-    assert [(w.chat_id, w.updates) for w in await inbox.waiting()] == [(2, 1)]
+    await inbox.receive(1, update_job(1, chat_id=1))
+    await inbox.receive(3, update_job(3, chat_id=1))
+    await inbox.receive(2, update_job(2, chat_id=2))
+    updates = Updates(store)
+    updates.failing[1] = 2  # its third try works
+    await updates.start()
+    await updates.finish()
+    chat_1 = [(u, n) for u, n in updates.started if u in (1, 3)]
+    assert chat_1 == [(1, 0), (1, 1), (1, 2), (3, 0)]
+    assert sorted(updates.ended) == [1, 2, 3]
+    assert updates.given_up == []
 
 
 async def test_forgetting_a_chat_keeps_what_other_chats_use(store: Storage) -> None:
@@ -466,8 +523,11 @@ async def test_ids_grow_and_telegram_sized_numbers_survive(store: Storage) -> No
     assert note.sender_id == user and (await store.media.notes(second.id))[0].id == note.id
     await store.usage.record(UsageRecord(chat, user, second.id, "story", "m", TokenCounts(total=3)))
     assert (await store.usage.user_totals(user, "2000-01-01T00:00:00+00:00")).total_tokens == 3
-    await store.inbox.keep(9_000_000_001, "{}")
-    assert await store.inbox.unfinished() == ["{}"]
+    assert await store.inbox.receive(9_000_000_001, update_job(9_000_000_001, chat_id=chat))
+    assert not await store.inbox.handled(9_000_000_001)
+    await store.inbox.done(9_000_000_001)
+    assert await store.inbox.handled(9_000_000_001)
+    assert not await store.inbox.receive(9_000_000_001, update_job(9_000_000_001))
 
 
 async def test_times_keep_their_offsets_or_their_absence(store: Storage) -> None:
