@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
 
+from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task
 from storage.records import Blob, Media, MediaFacts, Origin
 from storage.sql import open_sqlite
 from storage.sql.migrations import MIGRATIONS, Migrator
@@ -170,7 +171,20 @@ async def test_updates_pending_at_the_upgrade_to_received_updates_are_known_as_r
         conn.execute("INSERT INTO inbox VALUES (41, '{\"update_id\": 41}', 0, 'x', 7)")
     storage = await open_sqlite(path, tmp_path)
     try:
-        assert not await storage.inbox.keep(41, '{"update_id": 41}', 7)  # Telegram sent it again
-        assert await storage.inbox.unfinished() == ['{"update_id": 41}']  # still to be handled
+        again = Job("update", {"update": {"update_id": 41}}, lock="chat:7")
+        assert not await storage.inbox.receive(41, again)  # Telegram sent it again
+        assert not await storage.inbox.handled(41)  # still to be handled: m015 made it a job
+        with sqlite3.connect(path) as conn:
+            jobs = list(conn.execute("SELECT task, lock, queue, status FROM jobs"))
+        assert jobs == [("update", "chat:7", CHAT, "todo")]  # in its chat's order
+        ran: list[JSON] = []
+
+        async def update(attempt: Attempt, args: JSON) -> None:
+            ran.append(args)
+
+        storage.jobs.register(Task("update", update))
+        await storage.jobs.start({CHAT: 1, MEDIA: 1})
+        assert await storage.jobs.wait_idle(20.0)
+        assert ran == [{"update": {"update_id": 41}}]  # the upgraded file runs it, once
     finally:
         await storage.close()
