@@ -88,7 +88,9 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_photo(
     assert len(rows) < 30, "the kill came too late to test anything"
 
     with sqlite3.connect(data / "photostory.sqlite3") as conn:
-        numbered = conn.execute("SELECT position FROM items UNION ALL SELECT position FROM arrivals")
+        numbered = conn.execute(
+            "SELECT position FROM items UNION ALL SELECT position FROM arrivals"
+        )
         positions = sorted(position for (position,) in numbered)
     assert positions[:acked] == list(range(1, acked + 1))  # every acknowledged photo has its number
     for source, model in rows:
