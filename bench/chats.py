@@ -10,7 +10,9 @@ right after `tg.send_*` returns) and the moment the fake received a request of t
 - final answer: the first sendMessage after the message (the answer itself, or an error).
 - acknowledgement of an album: the last sendMessage/editMessageText in the chat once every
   file of the album was fetched (getFile) and the chat stayed quiet, i.e. the message that
-  counts the whole album, not a partial count sent while the photos were still arriving.
+  counts the whole album, not a partial count sent while the photos were still arriving. (The
+  bot counts a file once received, before its download: that message often comes before the
+  last getFile, and nothing follows it.)
 - story done: the first message sent (sendMessage, sendRichMessage) or edited into a rich
   message with an inline keyboard after /story (the story's last message carries its buttons),
   or, should that change, the chat going quiet.
@@ -235,8 +237,9 @@ class Traveller:
     async def acknowledged(self, sent: Sent | Sequence[Sent], quiet: float) -> Ack:
         """Wait for the acknowledgement that counts everything sent.
 
-        Waits until every file was fetched and an acknowledgement followed, then until the chat
-        stayed quiet for `quiet` seconds (a later edit would replace a partial count).
+        Waits until every file was fetched and an acknowledgement was sent (before or after
+        that: a file counts once received), then until the chat stayed quiet for `quiet`
+        seconds (a later edit would replace a partial count).
         """
         batches = [sent] if isinstance(sent, Sent) else list(sent)
         file_ids = [f for b in batches for f in b.file_ids]
@@ -247,12 +250,11 @@ class Traveller:
             fetched = [watcher.get_file.get(f) for f in file_ids]
             return max(c.time for c in fetched if c is not None) if all(fetched) else None
 
-        def after_last_fetch() -> Call | None:
-            fetched_at = last_fetch()
-            acks = [] if fetched_at is None else watcher.calls(self.chat_id, fetched_at, ACK)
+        def fetched_and_acknowledged() -> Call | None:
+            acks = [] if last_fetch() is None else watcher.calls(self.chat_id, start, ACK)
             return acks[0] if acks else None
 
-        await watcher.wait(after_last_fetch, self.chat_id)
+        await watcher.wait(fetched_and_acknowledged, self.chat_id)
 
         def settled() -> Call | None:
             acks = watcher.calls(self.chat_id, start, ACK)

@@ -32,10 +32,12 @@ async def run(ctx: Context) -> list[Row]:
 
         warm = user.send_video(media.REAL_VIDEOS[0].read_bytes(), media.REAL_VIDEOS[0].name, 16)
         await user.acknowledged(warm, quiet)
+        await session.stored()  # acknowledged once received: processed after
         warm_rss, warm_hwm = mem.rss(), mem.high_water_mark()
 
         sent = user.send_video(video, "big.mp4", plan.video_seconds)
         await user.acknowledged(sent, quiet)
+        await session.stored()
         # VmHWM only tells a new maximum; below the warm-up's, the samples tell the peak.
         video_peak = mem.peak(since=sent.at)
         if mem.high_water_mark() > warm_hwm:
@@ -49,6 +51,7 @@ async def run(ctx: Context) -> list[Row]:
             for s in range(0, len(photos), ALBUM)
         ]
         await user.acknowledged(batches, quiet)
+        await session.stored()
         intake_peak = mem.high_water_mark()
         after_intake = mem.rss()
 

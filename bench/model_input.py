@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,31 +127,12 @@ async def _copies(
         user = session.traveller()
         batches = [user.send_files(files[i : i + 10]) for i in range(0, len(files), 10)]
         await user.acknowledged(batches, ctx.plan.ack_quiet)
-        await _copies_made(session.db_path)
+        await session.stored()  # every photo stored with its model copy
         copies = _read_back(session.db_path, session.data_dir)
         await session.stop_process()
     if len(copies) != len(files):
         raise RuntimeError(f"the bot kept {len(copies)} of {len(files)} photos")
     return copies
-
-
-async def _copies_made(db_path: Path, timeout: float = 120.0) -> None:
-    """Wait until the bot has made every photo's model copy (it does so after acknowledging)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        conn = sqlite3.connect(db_path)
-        try:
-            (waiting,) = conn.execute(
-                "SELECT COUNT(*) FROM items WHERE kind = 'photo' AND model_ready = 0"
-                " AND model_failed IS NULL"
-            ).fetchone()
-        finally:
-            conn.close()
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{waiting} model copies still not made after {timeout:.0f} s")
-        await asyncio.sleep(0.1)
 
 
 def _read_back(db_path: Path, data_dir: Path) -> list[ModelCopy]:

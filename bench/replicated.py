@@ -18,8 +18,9 @@ server and PostgreSQL (the postmaster and its backends).
 "Burst processed" waits on after the acknowledgements (and the CPU clock) for every album's
 model copies, read from the configuration's database (bench/processed.py).
 
-Every chat is run by the replica holding its lease, whichever replica received each photo, so
-the messages-per-album row must stay 1 / 1 on two replicas too.
+A chat's acknowledgement is one job at a time across the replicas (its rows say what to send or
+edit), whichever replica received each photo, so the messages-per-album row must stay 1 / 1 on
+two replicas too.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
@@ -200,3 +202,26 @@ class Session:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "photostory.sqlite3"
+
+    async def stored(self, timeout: float = 180.0) -> None:
+        """Wait until every file the bot received is downloaded, checked and stored with its
+        model copy (the acknowledgement counts a file once received, before any of that)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+            try:
+                (left,) = conn.execute(UNSTORED).fetchone()
+            finally:
+                conn.close()
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{left} file(s) still not stored after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
+
+
+# Files received and not yet stored, and stored ones whose model copy is still to be made.
+UNSTORED = (
+    "SELECT (SELECT COUNT(*) FROM arrivals)"
+    " + (SELECT COUNT(*) FROM items WHERE model_ready = 0 AND model_failed IS NULL)"
+)

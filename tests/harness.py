@@ -138,7 +138,7 @@ class Harness:
             unmade = self.rows(
                 "SELECT COUNT(*) AS n FROM items WHERE model_ready = 0 AND model_failed IS NULL"
             )[0]["n"]
-            return waiting == 0 and unmade == 0
+            return bool(waiting == 0 and unmade == 0)
 
         await self.tg.wait_for(settled, timeout=timeout)
 

@@ -77,11 +77,29 @@ async def _mid_burst(tg: FakeTelegram, chat_id: int, held: str) -> None:
     await tg.wait_for(lambda: _downloading(tg, held), timeout=TIMEOUT)
 
 
+def _numbered(store: Harness) -> dict[int, int]:
+    """The traveller's message of every photo the album numbered, stored (an item) or still
+    to be downloaded (an arrival), with its number."""
+    rows = store.rows(
+        "SELECT chat_message_id, position FROM items"
+        " UNION ALL SELECT chat_message_id, position FROM arrivals"
+    )
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+async def _settled(tg: FakeTelegram, store: Harness) -> None:
+    """Wait until every update received is handled and every file received is stored."""
+    pending = "SELECT 1 FROM received_updates WHERE handled_at IS NULL"
+    await tg.wait_for(lambda: store.rows(pending) == [], timeout=TIMEOUT)
+    await store.wait_stored(timeout=TIMEOUT)
+
+
 def _check_kept(store: Harness, sent: list[int], acknowledged: int) -> dict[int, int]:
     """Every acknowledged photo is in the album under the number it was given (numbers follow
-    the order sent); the numbers the traveller saw. (Their blobs are checked once a process
-    runs again: a photo counted before its download ends is fetched again by then.)"""
-    kept = {message: position for position, message, _, _ in _album(store)}
+    the order sent), stored or numbered to be; the numbers the traveller saw. (Their blobs are
+    checked once a process runs again: a photo counted before its download ends is fetched
+    again by then.)"""
+    kept = _numbered(store)
     assert [kept.get(m) for m in sent[:acknowledged]] == list(range(1, acknowledged + 1))
     return {m: kept[m] for m in sent[:acknowledged]}
 
@@ -126,7 +144,7 @@ async def test_a_process_killed_mid_burst_loses_no_acknowledged_photo(
     again = BotProcess(tg, gemini, data, log)
     await again.start()
     await tg.wait_for(lambda: _acknowledged(tg, chat["id"]) == PHOTOS, timeout=TIMEOUT)
-    await tg.wait_for(lambda: store.rows("SELECT 1 FROM inbox") == [], timeout=TIMEOUT)
+    await _settled(tg, store)
     assert await again.stop() == 0, again.output()
     _check_complete(tg, store, chat["id"], sent, before)
 
@@ -202,7 +220,7 @@ async def test_a_replica_killed_mid_burst_loses_no_acknowledged_photo(
         answered += await asyncio.wait_for(rest, timeout=TIMEOUT)
         assert answered == [0] * arrived + [1] * (PHOTOS - arrived)  # the rest went to replica 1
         await tg.wait_for(lambda: _acknowledged(tg, chat["id"]) == PHOTOS, timeout=TIMEOUT)
-        await tg.wait_for(lambda: store.rows("SELECT 1 FROM inbox") == [], timeout=TIMEOUT)
+        await _settled(tg, store)
         codes = await replicas.stop()
     assert codes[1] == 0, replicas.output(1)
     _check_complete(tg, store, chat["id"], sent, before)

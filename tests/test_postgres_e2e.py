@@ -50,7 +50,8 @@ async def test_an_album_and_its_story_are_kept_in_postgresql(pg_bot: Harness) ->
     assert exchange["kind"] == "story" and "The river" in exchange["answer_text"]
     assert bot.rows("SELECT SUM(total_tokens) AS t FROM usage")[0]["t"] > 0
     # Every update handled is crossed off (the last one just after its reply).
-    await bot.tg.wait_for(lambda: not bot.rows("SELECT * FROM inbox"))
+    pending = "SELECT * FROM received_updates WHERE handled_at IS NULL"
+    await bot.tg.wait_for(lambda: not bot.rows(pending))
     files = {p.name for p in bot.media_files()}
     assert {i["source_sha256"] for i in items} <= files
 

@@ -31,11 +31,21 @@ def _story(count: int) -> dict[str, Any]:
     }
 
 
-def _holder(replicas: Replicas, database_url: str, chat_id: int) -> int:
-    """Which replica holds the chat's lease (its owner name carries the process id)."""
-    [row] = pg_rows(database_url, "SELECT owner FROM chat_leases WHERE chat_id = ?", (chat_id,))
-    pid = int(str(row["owner"]).split(":")[1])
-    return next(i for i in range(len(replicas)) if replicas.pid(i) == pid)
+def _held_job(database_url: str, position: int) -> int | None:
+    """The ingest job of the album's photo `position` while a worker runs it, if one does."""
+    rows = pg_rows(
+        database_url,
+        "SELECT id FROM procrastinate_jobs WHERE task_name = 'ingest' AND status = 'doing'"
+        " AND (args->>'position')::int = ?",
+        (position,),
+    )
+    return int(rows[0]["id"]) if rows else None
+
+
+def _runner(replicas: Replicas, job_id: int) -> int | None:
+    """Which replica started the job (procrastinate logs each job it starts), if one did."""
+    started = f"Starting job ingest[{job_id}]"
+    return next((i for i in range(len(replicas)) if started in replicas.output(i)), None)
 
 
 async def test_a_burst_spread_over_two_replicas_is_one_album_answered_in_order(
@@ -98,11 +108,14 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
             if n == 3:
                 tg.hold_download(sent["photo"][-1]["file_id"], slow)
         await replicas.deliver(order="round-robin")
-        # Every photo Telegram got a 200 for is in PostgreSQL. The chat's holder stores photos
-        # 1-3, is stuck downloading photo 4 (5 and 6 wait their turn to be stored), and is
-        # killed then, mid-burst (photos 1-3 may have been acknowledged already).
+        # Every photo Telegram got a 200 for is in PostgreSQL, numbered (and may have been
+        # acknowledged already). The replica whose worker downloads photo 4 is stuck on it,
+        # and is killed then, mid-burst.
         await tg.wait_for(lambda: len(tg.downloads()) == 6, timeout=TIMEOUT)
-        holder = _holder(replicas, postgres_url, chat["id"])
+        held = await tg.wait_for(lambda: _held_job(postgres_url, 4), timeout=TIMEOUT)
+        await tg.wait_for(lambda: _runner(replicas, held) is not None, timeout=TIMEOUT)
+        holder = _runner(replicas, held)
+        assert holder is not None
         survivor = 1 - holder
         assert await replicas.kill(holder) == -9
         slow.set()
@@ -118,7 +131,8 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
         await tg.wait_for(
             lambda: any("10 photos" in t for t in acks(tg, chat["id"])), timeout=TIMEOUT
         )
-        assert _holder(replicas, postgres_url, chat["id"]) == survivor
+        # The dead replica's job was taken over by the survivor (stalled-job recovery).
+        assert f"Starting job ingest[{held}]" in replicas.output(survivor)
 
         items = pg_rows(postgres_url, "SELECT position, chat_message_id FROM items")
         assert sorted(r["position"] for r in items) == list(range(1, 11))  # none lost
@@ -128,7 +142,8 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
         answers = [t for t in texts(tg, chat["id"]) if t == "The yellow tram is in photo 3."]
         assert len(answers) == 1
         assert len(gemini.generate_requests()) == 1
-        assert pg_rows(postgres_url, "SELECT update_id FROM inbox") == []
+        pending = "SELECT update_id FROM received_updates WHERE handled_at IS NULL"
+        assert pg_rows(postgres_url, pending) == []
         codes = await replicas.stop()
     assert codes[survivor] == 0, replicas.output(survivor)
 
@@ -150,11 +165,13 @@ async def test_an_update_the_database_cannot_take_is_refused_with_503_and_taken_
         assert refused.status == 503  # Telegram sends it again later
         assert pg_rows(postgres_url, "SELECT id FROM items") == []
 
-        pg_rows(postgres_url, "DROP TRIGGER refuse ON inbox")
+        pg_rows(postgres_url, "DROP TRIGGER refuse ON received_updates")
         [taken] = await replicas.deliver(updates=[update])
         assert taken.status == 200
         await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=TIMEOUT)
-        assert len(pg_rows(postgres_url, "SELECT id FROM items")) == 1
+        # Acknowledged once received; stored by its ingest job just after.
+        stored = lambda: len(pg_rows(postgres_url, "SELECT id FROM items")) == 1  # noqa: E731
+        await tg.wait_for(stored, timeout=TIMEOUT)
         assert len(acks(tg, chat["id"])) == 1
         codes = await replicas.stop()
     assert codes == [0], replicas.output(0)
@@ -163,5 +180,5 @@ async def test_an_update_the_database_cannot_take_is_refused_with_503_and_taken_
 REFUSE_INBOX = """
 CREATE OR REPLACE FUNCTION refuse_inbox() RETURNS trigger AS $$
 BEGIN RAISE EXCEPTION 'no room to journal'; END $$ LANGUAGE plpgsql;
-CREATE TRIGGER refuse BEFORE INSERT ON inbox FOR EACH ROW EXECUTE FUNCTION refuse_inbox();
+CREATE TRIGGER refuse BEFORE INSERT ON received_updates FOR EACH ROW EXECUTE FUNCTION refuse_inbox();
 """

@@ -16,9 +16,9 @@ from tests.image_files import jpeg
 SECRET = "s3cret_Webhook-token"
 
 
-def _count(data: Path, table: str) -> int:
+def _count(data: Path, rows: str) -> int:
     with sqlite3.connect(data / "photostory.sqlite3") as conn:
-        count: int = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        count: int = conn.execute(f"SELECT COUNT(*) FROM {rows}").fetchone()[0]
         return count
 
 
@@ -58,14 +58,17 @@ async def test_webhook_mode_end_to_end(
         assert await tg.deliver_webhook(secret=None) == 403
         tg.send_photo(chat, user, jpeg(2))
         assert await tg.deliver_webhook(secret="wrong") == 403
-        assert _count(data, "inbox") == 0
+        assert _count(data, "received_updates") == 0  # nothing journaled
         assert await tg.deliver_webhook(body=b"{not json", secret=SECRET) == 400
         assert "not valid" in bot.output()
 
         tg.send_photo(chat, user, jpeg(3))
         assert await tg.deliver_webhook(secret=SECRET) == 200
         await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
-        await tg.wait_for(lambda: _count(data, "inbox") == 0, timeout=30)
+        # Every job done: the update handled, the photo stored, the acknowledgement sent.
+        await tg.wait_for(lambda: _count(data, "jobs") == 0, timeout=30)
+        assert _count(data, "received_updates WHERE handled_at IS NULL") == 0
+        assert _count(data, "received_updates") == 1
         assert _count(data, "items") == 1  # the two refused photos were never stored
         assert not said(tg, chat["id"], "2 photos")
     finally:

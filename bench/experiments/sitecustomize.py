@@ -9,9 +9,12 @@ Each weighs one part of the bot by taking it away; none is a proposal:
 - no-rate-limiter: the rate limiter lets every request through (an upper bound on what flood
   control costs).
 - no-places: no offline place lookup (to weigh the place index).
-- inbox-off: updates are not journaled in the inbox (to weigh its cost).
-- copies-wait: model copies are not made while any file is being received (to weigh what
-  making them during a burst costs the acknowledgements).
+- inbox-off: updates are not journaled in received_updates: each one's job is deferred alone,
+  and a second delivery is not recognised (to weigh the journal's cost).
+- copies-wait: model copies are not made while any file is being received (taken in by its
+  update, or downloaded and checked by its ingest job): the ingest job ends without its copy,
+  made later in the background (to weigh what making them during a burst costs the
+  acknowledgements).
 - switch-interval: the GIL is handed over every 0.5 ms instead of 5 ms (does the event loop
   wait for worker threads to let go of it?).
 - two-workers: asyncio's default thread pool has two threads, one per core, instead of six
@@ -136,17 +139,31 @@ def _db_wait() -> None:
 
 
 def _inbox_off() -> None:
-    import storage.sql.inbox_store
+    from sqlalchemy import Connection
 
-    async def nothing(self: Any, *args: Any) -> None:
+    import storage.sql.inbox_store
+    from storage.jobs import Job
+
+    store = storage.sql.inbox_store.SqlInboxStore
+
+    def defer_only(self: Any, conn: Connection, update_id: int, job: Job) -> bool:
+        self.jobs.defer_in(conn, job)
+        return True
+
+    async def nothing(self: Any, update_id: int) -> None:
         return None
 
-    for name in ("keep", "done"):
-        setattr(storage.sql.inbox_store.SqlInboxStore, name, nothing)
+    async def never(self: Any, update_id: int) -> bool:
+        return False
+
+    store._receive_new = defer_only  # type: ignore[method-assign]
+    store.done = nothing  # type: ignore[method-assign]
+    store.handled = never  # type: ignore[method-assign]
 
 
 def _copies_wait() -> None:
     import asyncio
+    import contextvars
 
     import bot.service.albums
     import bot.service.copies
@@ -154,28 +171,40 @@ def _copies_wait() -> None:
     receiving = 0
     idle = asyncio.Event()
     idle.set()
-    prepare = bot.service.albums.AlbumService.prepare_media
-    make = bot.service.copies.ModelCopies._make
+    service = bot.service.albums.AlbumService
+    copies = bot.service.copies.ModelCopies
+    make = copies.make
+    background: set[asyncio.Task[None]] = set()
 
-    async def prepare_media(self: Any, *args: Any) -> Any:
-        nonlocal receiving
-        receiving += 1
-        idle.clear()
-        try:
-            return await prepare(self, *args)
-        finally:
-            receiving -= 1
-            if not receiving:
-                idle.set()
+    def counted(step: Any) -> Any:
+        async def run(self: Any, *args: Any) -> Any:
+            nonlocal receiving
+            receiving += 1
+            idle.clear()
+            try:
+                return await step(self, *args)
+            finally:
+                receiving -= 1
+                if not receiving:
+                    idle.set()
 
-    async def make_later(self: Any, item: Any) -> None:
+        return run
+
+    async def make_when_idle(self: Any, item: Any) -> None:
         while not idle.is_set():
             await idle.wait()
             await asyncio.sleep(0.2)  # between two files of a burst
         await make(self, item)
 
-    bot.service.albums.AlbumService.prepare_media = prepare_media  # type: ignore[method-assign,assignment]
-    bot.service.copies.ModelCopies._make = make_later  # type: ignore[method-assign]
+    async def make_later(self: Any, item: Any) -> None:
+        # Outside the ingest job's context: the job is over when the copy is made.
+        task = asyncio.create_task(make_when_idle(self, item), context=contextvars.Context())
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    service.receive = counted(service.receive)  # type: ignore[method-assign]
+    service._fetch_and_process = counted(service._fetch_and_process)  # type: ignore[method-assign]
+    copies.make = make_later  # type: ignore[method-assign]
 
 
 def _switch_interval() -> None:
