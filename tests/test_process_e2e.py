@@ -183,7 +183,7 @@ async def test_no_token_or_key_in_logs_or_messages_after_a_full_session(
         broken = tg.send_photo(chat, user, jpeg(2))
         tg.fail_download(broken["photo"][-1]["file_id"], mode="drop", times=5)
         # Named in the burst's acknowledgement, with the reason (no longer a reply of its own).
-        failed = "could not be added: Telegram did not hand it over"
+        failed = "could not be added: its download from Telegram failed"
         await tg.wait_for(lambda: said(tg, chat["id"], failed), timeout=30)
         gemini.enqueue(Reply(status=403, message=f"API key {API_KEY} rejected"))
         tg.send_text(chat, user, "What is this?")

@@ -1,9 +1,44 @@
-"""Storage's records that the services hand to the Telegram side, re-exported unchanged.
+"""What storage defines and the Telegram side uses, re-exported unchanged: the records the
+services hand over, and the job interface the Telegram side registers its tasks on.
 
-They are defined once, in `storage.records`; handlers import them from here so that nothing under
-`bot/telegram/` imports a `storage` module (the layering rule in docs/architecture.md).
+They are defined once, in `storage.records`, `storage.jobs` and `storage.protocols`; handlers
+import them from here so that nothing under `bot/telegram/` imports a `storage` module (the
+layering rule in docs/architecture.md).
 """
 
-from storage.records import AlbumSummary, ChatFootprint, Item, Origin
+from storage.jobs import (
+    CHAT,
+    JSON,
+    MEDIA,
+    Attempt,
+    Job,
+    JobQueue,
+    TakenOver,
+    Task,
+    current_attempt,
+    reset,
+    running,
+)
+from storage.protocols import SentStore
+from storage.records import KIND_NOUNS, AlbumSummary, Arrival, ChatFootprint, Item, Origin
 
-__all__ = ["AlbumSummary", "ChatFootprint", "Item", "Origin"]
+__all__ = [
+    "CHAT",
+    "JSON",
+    "KIND_NOUNS",
+    "MEDIA",
+    "AlbumSummary",
+    "Arrival",
+    "Attempt",
+    "ChatFootprint",
+    "Item",
+    "Job",
+    "JobQueue",
+    "Origin",
+    "SentStore",
+    "TakenOver",
+    "Task",
+    "current_attempt",
+    "reset",
+    "running",
+]

@@ -18,7 +18,7 @@ from bot import i18n
 from bot.i18n import _
 from bot.service.albums import AlbumService
 from bot.service.bursts import Acknowledgement
-from storage.jobs import Job, JobQueue
+from bot.service.reexports import Job, JobQueue
 
 log = logging.getLogger(__name__)
 

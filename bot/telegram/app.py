@@ -23,6 +23,7 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.i18n import _
+from bot.service import reexports as job_queue
 from bot.telegram import account, commands, jobs, language, message_handlers
 from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
@@ -34,7 +35,6 @@ from bot.telegram.rich import RichMessages
 from bot.telegram.runtime import KEY, Runtime
 from bot.telegram.story_handlers import APOLOGY
 from bot.wiring import Services
-from storage import jobs as job_queue
 
 log = logging.getLogger(__name__)
 

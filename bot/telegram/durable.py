@@ -16,7 +16,7 @@ from typing import Protocol
 
 from telegram import Update
 
-from storage.jobs import CHAT, Job
+from bot.service.reexports import CHAT, Job
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,21 @@ from telegram.ext import Application
 from bot.i18n import N_, _, using
 from bot.service.albums import safe_file_name
 from bot.service.bursts import FAILURE_REASONS
+from bot.service.reexports import (
+    JSON,
+    KIND_NOUNS,
+    Arrival,
+    Attempt,
+    TakenOver,
+    Task,
+    reset,
+    running,
+)
 from bot.service.words import shown_label
 from bot.telegram.acks import ACK_TASK
 from bot.telegram.durable import UPDATE_TASK
 from bot.telegram.message_handlers import downloader
 from bot.telegram.runtime import Runtime
-from storage.jobs import JSON, Attempt, TakenOver, Task, running
-from storage.records import KIND_NOUNS
 
 log = logging.getLogger(__name__)
 
@@ -86,27 +94,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
         )
         if outcome.given_up is None or outcome.reason is None:
             return
-        arrival = outcome.given_up
-        chat_id = int(args["chat"])
-        burst = await rt.services.albums.burst_of_batch(chat_id, arrival.batch_id)
-        name = arrival.origin.file_name or f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
-        if burst is not None:
-            # Named once, in the burst's acknowledgement (or its one follow-up).
-            await rt.services.albums.failed(chat_id, burst, name, outcome.reason)
-            await rt.acks.added(chat_id)
-            return
-        # The burst is long gone (a retry much later): say it on its own, once.
-        with using(str(args.get("language") or "")):
-            label = f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
-            if arrival.origin.file_name:
-                label += f" ({safe_file_name(arrival.origin.file_name).strip(chr(39))})"
-            text = _(NOT_ADDED) % {
-                "item": shown_label(label),
-                "reason": _(FAILURE_REASONS[outcome.reason]),
-            }
-            message = arrival.origin.chat_message_id
-            reply = ReplyParameters(message, allow_sending_without_reply=True) if message else None
-            await app.bot.send_message(chat_id, text, reply_parameters=reply)
+        await _name_failure(app, rt, int(args["chat"]), outcome.given_up, outcome.reason, args)
 
     async def run_ack(attempt: Attempt, args: JSON) -> None:
         """Send or edit the chat's acknowledgement when it is due."""
@@ -118,18 +106,58 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
     queue.register(Task(ACK_TASK, run_ack))
 
 
+async def _name_failure(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    rt: Runtime,
+    chat_id: int,
+    arrival: Arrival,
+    reason: str,
+    args: JSON,
+) -> None:
+    """Name a received file that could not be added: once, in its burst's acknowledgement (or
+    on its own when that burst is long gone)."""
+    burst = await rt.services.albums.burst_of_batch(chat_id, arrival.batch_id)
+    name = arrival.origin.file_name or f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
+    if burst is not None:
+        await rt.services.albums.failed(chat_id, burst, name, reason)
+        await rt.acks.added(chat_id)
+        return
+    with using(str(args.get("language") or "")):
+        label = f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
+        if arrival.origin.file_name:
+            label += f" ({safe_file_name(arrival.origin.file_name).strip(chr(39))})"
+        text = _(NOT_ADDED) % {"item": shown_label(label), "reason": _(FAILURE_REASONS[reason])}
+        message = arrival.origin.chat_message_id
+        reply = ReplyParameters(message, allow_sending_without_reply=True) if message else None
+        await app.bot.send_message(chat_id, text, reply_parameters=reply)
+
+
 def given_up(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime):  # type: ignore[no-untyped-def]
     """What to do with a job that failed every try: log it, and tell the chat in one sentence."""
 
     async def tell(task: str, args: JSON) -> None:
+        # No attempt's write (procrastinate tells from the failed attempt's context).
+        token = running(None)
+        try:
+            await _tell(task, args)
+        finally:
+            reset(token)
+
+    async def _tell(task: str, args: JSON) -> None:
+        if task == INGEST_TASK:
+            # A file whose job failed every try (or stopped its process each time): dropped,
+            # so nothing waits for it, and named like any file that could not be added.
+            log.error("Gave up ingesting file %s of album %s", args["position"], args["album"])
+            arrival = await rt.services.storage.arrivals.drop(int(args["arrival"]))
+            if arrival is not None:
+                await _name_failure(app, rt, int(args["chat"]), arrival, "unreadable", args)
+            return
         if task != UPDATE_TASK:
             log.error("Gave up a %s job (%s)", task, dict(args))
             return
         update = Update.de_json(args["update"], app.bot)
         log.error("Gave up update %s: it did not finish in several tries", update.update_id)
         # Handled as far as it ever will be: its id is kept a day, then purged like any other.
-        # No attempt's write (procrastinate tells from the failed attempt's context).
-        running(None)
         await rt.services.storage.inbox.done(update.update_id)
         chat = update.effective_chat
         if chat is None:

@@ -24,8 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.jobs import Attempt
-from storage.protocols import SentStore
+from bot.service.reexports import Attempt, SentStore
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
 

@@ -12,8 +12,8 @@ from typing import Any
 from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
 
+from bot.service.reexports import current_attempt
 from bot.telegram.outbox import SENDS, Outbox, harmless
-from storage.jobs import current_attempt
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from telegram.ext import ContextTypes
 from bot.errors import ModelError, UserError
 from bot.i18n import N_, _, is_rtl
 from bot.service.conversation import Progress, Reply
+from bot.service.reexports import TakenOver
 from bot.telegram.replies import ChatProgress, send_markdown, showing
 from bot.telegram.runtime import asker, runtime
 from bot.telegram.story_posting import BOT_UPLOAD_LIMIT, post_story
-from storage.jobs import TakenOver
 
 log = logging.getLogger(__name__)
 

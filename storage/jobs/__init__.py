@@ -104,6 +104,11 @@ def running(attempt: Attempt | None) -> contextvars.Token[Attempt | None]:
     return _current.set(attempt)
 
 
+def reset(token: contextvars.Token[Attempt | None]) -> None:
+    """Undo a `running` (back to the attempt, if any, current before it)."""
+    _current.reset(token)
+
+
 def fence_current(conn: Connection) -> None:
     """Fence a write: raise TakenOver if the current job attempt (if any) lost its job."""
     attempt = _current.get()

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Connection,
     Executable,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -114,9 +115,17 @@ class SqlMediaStore:
         self._insert_blob = db.insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.sha256])
         # Numbered after the album's last item, unless the album is full or already holds
         # these bytes (then no row comes back): one statement, whoever else is adding.
+        # After the album's files received and still waiting too (they hold their numbers).
+        waiting_top = func.coalesce(
+            select(func.max(arrivals.c.position))
+            .where(arrivals.c.album_id == _ALBUM)
+            .scalar_subquery(),
+            0,
+        )
+        item_top = func.coalesce(func.max(items.c.position), 0)
         counts = (
-            select(func.count().label("n"), func.coalesce(func.max(items.c.position), 0)
-                   .label("top"))
+            select(func.count().label("n"),
+                   case((item_top > waiting_top, item_top), else_=waiting_top).label("top"))
             .where(items.c.album_id == _ALBUM)
             .subquery()
         )  # fmt: skip
