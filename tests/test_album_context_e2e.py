@@ -52,6 +52,7 @@ async def test_photo_sent_as_heic_file_reaches_the_model_as_a_small_jpeg(bot: Ha
     heic = (DATA / "lisbon_iphone_xr.heic").read_bytes()
     bot.tg.send_document(bot.chat, bot.ana, heic, file_name="IMG_0001.HEIC", mime_type="image/heic")
     await bot.wait_text(bot.chat["id"], "1 photo")
+    await bot.wait_stored()  # acknowledged as received: stored by the file's job
     row = bot.rows("SELECT * FROM items")[0]
     assert row["latitude"] is not None and "Lisbon" in row["place"]
     bot.tg.send_command(bot.chat, bot.ana, "/story")

@@ -325,6 +325,7 @@ async def test_a_long_storys_uploads_are_read_for_the_rich_message_that_shows_th
     clip = (DATA / "netherlands_ducks_with_gps.mp4").read_bytes()
     bot.tg.send_document(bot.chat, bot.ana, clip, file_name="pier.mp4", mime_type="video/mp4")
     await bot.wait_text(bot.chat["id"], "59 photos, 1 video", timeout=60)
+    await bot.wait_stored(timeout=60)  # acknowledged as received: stored by the files' jobs
     rows = bot.rows("SELECT position, kind, source_sha256, telegram_type FROM items")
     blob = {r["position"]: bot.data_dir / "media" / r["source_sha256"][:2] / r["source_sha256"]
             for r in rows}  # fmt: skip

@@ -77,7 +77,7 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
     if decoded <= 0:
         raise MediaRejected(_UNREADABLE, reason="corrupt")
     if duration < MIN_DURATION:
-        raise MediaRejected(_TOO_SHORT, reason="empty")
+        raise MediaRejected(_TOO_SHORT, reason="too_short")
     if peak < SILENCE_PEAK:
         raise MediaRejected(_NO_SOUND, reason="silent")
     mime = MIME_BY_DEMUXER.get(demuxer)

@@ -82,8 +82,9 @@ _FAILURE_OF = {
     "empty": "empty",
     "unsupported": "unsupported",
     "corrupt": "unreadable",
-    "too_large": "unreadable",
-    "silent": "unreadable",
+    "too_large": "too_large",
+    "silent": "silent",
+    "too_short": "too_short",
 }
 
 

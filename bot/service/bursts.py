@@ -25,6 +25,9 @@ FAILURE_REASONS = {
     "download": N_("its download from Telegram failed"),
     "empty": N_("the file is empty"),
     "unreadable": N_("it could not be read as a photo, video or recording"),
+    "too_large": N_("it is too large for me to open"),
+    "silent": N_("it has no sound in it"),
+    "too_short": N_("it is too short to hold anything"),
     "unsupported": N_("it is not a photo, video or voice note"),
     "too_big": N_("it is too big for a bot to download"),
 }
