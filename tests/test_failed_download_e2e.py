@@ -31,8 +31,9 @@ JSON = dict[str, Any]
 
 
 def _acknowledged(tg: FakeTelegram, chat_id: int) -> int:
-    """How many photos the latest acknowledgement says the album holds (0: none yet)."""
-    counts = [re.search(r"”: (\d+) photos?", text) for text in acks(tg, chat_id)]
+    """How many photos the latest acknowledgement says the burst received (0: none yet): its
+    "added N photos" (the album's total beside it counts what could be stored)."""
+    counts = [re.search(r"added (\d+) photos?", text) for text in acks(tg, chat_id)]
     return int(counts[-1].group(1)) if counts and counts[-1] is not None else 0
 
 

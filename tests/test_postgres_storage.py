@@ -38,7 +38,12 @@ def _pg_columns(url: str) -> dict[str, set[str]]:
 
 def _sqlite_columns(path: Path) -> dict[str, set[str]]:
     with sqlite3.connect(path) as conn:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        # sqlite_sequence is SQLite's own (the AUTOINCREMENT counters), not a table of ours.
+        names = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            if not r[0].startswith("sqlite_")
+        ]
         return {n: {r[1] for r in conn.execute(f"PRAGMA table_info({n})")} for n in names}
 
 
