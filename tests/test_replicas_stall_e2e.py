@@ -1,11 +1,12 @@
 """A replica frozen while it holds a chat's work, past the takeover time, then woken: every
 update handled once, the chat's order kept (issue 21, test a).
 
-Two webhook replicas on one PostgreSQL and one bucket. Replica 0 takes the album and /story
-and is frozen (SIGSTOP) while its story request waits on Gemini. Telegram sends the chat's
-next question to replica 1, which must take the chat's work over (the story, then the
-question) without replica 0. Replica 0 is then woken (SIGCONT) with its Gemini answer waiting
-for it: it must find out that its work was taken over before it posts anything.
+Two webhook replicas on one PostgreSQL and one bucket. Replica 0 receives the album and
+/story; whichever replica runs the story's job (the holder) is frozen (SIGSTOP) while its story
+request waits on Gemini. Telegram sends the chat's next question to the other, which must take
+the chat's work over (the story, then the question) without the holder. The holder is then
+woken (SIGCONT) with its Gemini answer waiting for it: it must find out that its work was taken
+over before it posts anything.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.gemini_api import texts as request_texts
 from tests.fakes.telegram_api import FakeTelegram
-from tests.harness import ANA, acks, ever_said
+from tests.harness import ANA, acks, ever_said, pg_rows
 from tests.image_files import jpeg
 from tests.replicas import Replicas
 from tests.s3_server import Bucket
@@ -31,7 +32,7 @@ TAKEOVER_SECONDS = 2.0  # short, so the test is quick (the product's default is 
 PHOTOS = 3
 TIMEOUT = 60.0
 CLOSING = "And then we flew home."  # the story's last message
-STORY_HELD = "The tram climbed to the castle."  # replica 0's story, answered once it is frozen
+STORY_HELD = "The tram climbed to the castle."  # the holder's story, answered once it is frozen
 STORY_TAKEN_OVER = "The river was wide and blue."  # the story the replica taking over gets
 FIRST_QUESTION, FIRST_ANSWER = "Which photo shows the tram?", "The tram is in photo 1."
 SECOND_QUESTION, SECOND_ANSWER = "Was it sunny?", "Yes, sunny all day."
@@ -59,6 +60,17 @@ def _story(text: str) -> dict[str, Any]:
 
 def _requests(gemini: FakeGemini, kind: str) -> int:
     return sum(1 for body in gemini.generate_requests() if _kind(body) == kind)
+
+
+def _running_the_story(replicas: Replicas, database_url: str) -> int:
+    """The replica whose worker runs the /story update's job now (procrastinate logs each job
+    it starts)."""
+    [row] = pg_rows(
+        database_url,
+        "SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND task_name = 'update'",
+    )
+    started = f"Starting job update[{row['id']}]"
+    return next(i for i in range(len(replicas)) if started in replicas.output(i))
 
 
 def _state(pid: int) -> str:
@@ -105,17 +117,20 @@ async def test_a_replica_frozen_past_the_takeover_and_woken_does_nothing_twice(
         await replicas.deliver(to=[0])
         await gemini.wait_for(lambda: _requests(gemini, "story") == 1, timeout=TIMEOUT)
 
-        # Frozen while it waits; Telegram (or the proxy) sends the next question to replica 1.
-        frozen = replicas.pid(0)
+        # Whichever replica runs the story's job (any may, whoever received the update) is
+        # frozen while it waits; Telegram (or the proxy) sends the next question to the other.
+        holder = _running_the_story(replicas, postgres_url)
+        other = 1 - holder
+        frozen = replicas.pid(holder)
         os.kill(frozen, signal.SIGSTOP)
         await tg.wait_for(lambda: _state(frozen) == "T", timeout=TIMEOUT)
         tg.send_text(chat, ana, FIRST_QUESTION)
-        await replicas.deliver(to=[1])
-        # Past the takeover time replica 1 runs the chat's work: the story (asking Gemini
+        await replicas.deliver(to=[other])
+        # Past the takeover time the other replica runs the chat's work: the story (asking Gemini
         # again: the frozen replica never got its answer), then the question, in that order.
         await tg.wait_for(lambda: _index(tg, chat["id"], FIRST_ANSWER), timeout=TIMEOUT)
         await tg.wait_for(lambda: _index(tg, chat["id"], CLOSING), timeout=TIMEOUT)
-        assert _state(frozen) == "T"  # all that happened while replica 0 slept
+        assert _state(frozen) == "T"  # all that happened while the holder slept
 
         # Replica 0 wakes up with its story's answer waiting in its socket.
         held.set()
@@ -125,7 +140,7 @@ async def test_a_replica_frozen_past_the_takeover_and_woken_does_nothing_twice(
         # The woken replica takes the chat's next question: the chat's order puts it after
         # whatever the woken replica still does for the chat.
         tg.send_text(chat, ana, SECOND_QUESTION)
-        await replicas.deliver(to=[0])
+        await replicas.deliver(to=[holder])
         await tg.wait_for(lambda: _index(tg, chat["id"], SECOND_ANSWER), timeout=TIMEOUT)
         codes = await replicas.stop()
 
@@ -134,7 +149,7 @@ async def test_a_replica_frozen_past_the_takeover_and_woken_does_nothing_twice(
         kind: _requests(gemini, kind)
         for kind in ("story", "first question", "second question")
     }  # fmt: skip
-    # The story was asked for twice: by replica 0 (frozen before its answer came) and by the
+    # The story was asked for twice: by the holder (frozen before its answer came) and by the
     # replica that took over; each question once.
     assert counts == {"story": 2, "first question": 1, "second question": 1}, counts
     assert len(_index(tg, chat_id, CLOSING)) == 1, "\n---\n".join(ever_said(tg, chat_id))
