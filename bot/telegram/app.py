@@ -45,8 +45,9 @@ STOP_SECONDS = 10.0  # how long running jobs may take to finish when the bot sto
 
 
 def media_workers() -> int:
-    """Downloads and checks at once: a few per core (they wait on the network too)."""
-    return max(2, 2 * (os.cpu_count() or 1))
+    """Downloads and checks at once: one per core. More mostly takes the interpreter from the
+    chats' jobs (acknowledging, answering), which wait behind them."""
+    return max(2, os.cpu_count() or 1)
 
 
 NEW = filters.UpdateType.MESSAGE  # edits of earlier messages are not new requests

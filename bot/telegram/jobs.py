@@ -70,8 +70,10 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
         """Run one received update through the handlers, once."""
         update = Update.de_json(args["update"], app.bot)
         inbox = rt.services.storage.inbox
-        if await inbox.handled(update.update_id):
-            return  # handled by an earlier attempt that stopped before its job was finished
+        # A job is made once per update_id (a second delivery makes none): only a second
+        # attempt can find its update handled, by an attempt that stopped before finishing.
+        if attempt.number > 0 and await inbox.handled(update.update_id):
+            return
         seen: list[TakenOver] = []
         token = _taken.set(seen)
         try:
