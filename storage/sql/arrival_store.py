@@ -23,7 +23,7 @@ from storage.records import (
     now_iso,
 )
 from storage.sql.database import Database
-from storage.sql.rows import item, item_values, one
+from storage.sql.rows import blob_rows, item, item_values, one
 from storage.sql.tables import albums, arrivals, blobs, items
 
 _ALBUM: BindParameter[int] = bindparam("album")
@@ -157,17 +157,7 @@ class SqlArrivalStore:
         album_id = row["album_id"]
         stamp = now_iso()
         conn.execute(_TOUCH_ALBUM, {"album": album_id, "stamp": stamp})
-        conn.execute(
-            self._insert_blob,
-            [
-                {"sha256": b.sha256, "size": b.size, "mime_type": b.mime_type, "created_at": stamp}
-                # In hash order: two settles that share blobs lock them in the same order.
-                for b in sorted(
-                    {b.sha256: b for b in (media.source, media.model)}.values(),
-                    key=lambda b: b.sha256,
-                )
-            ],
-        )
+        conn.execute(self._insert_blob, blob_rows(media, stamp))
         values = {
             "album_id": album_id,
             "batch_id": row["batch_id"],

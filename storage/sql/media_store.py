@@ -22,6 +22,7 @@ from storage.sql.database import Database, Rollback
 from storage.sql.rows import (
     ITEM_COLUMNS,
     Params,
+    blob_rows,
     drop_orphan_blobs,
     every,
     item,
@@ -156,17 +157,7 @@ class SqlMediaStore:
     ) -> AddOutcome:
         stamp = now_iso()
         conn.execute(_TOUCH_ALBUM, {"album": album_id, "stamp": stamp})
-        conn.execute(
-            self._insert_blob,
-            [
-                {"sha256": b.sha256, "size": b.size, "mime_type": b.mime_type, "created_at": stamp}
-                # In hash order: two adds that share blobs lock them in the same order.
-                for b in sorted(
-                    {b.sha256: b for b in (media.source, media.model)}.values(),
-                    key=lambda b: b.sha256,
-                )
-            ],
-        )
+        conn.execute(self._insert_blob, blob_rows(media, stamp))
         params = {"album": album_id, "album_id": album_id, "batch_id": batch_id,
                   "created_at": stamp, "max_items": max_items, **item_values(media)}  # fmt: skip
         added = conn.execute(self._insert_item, params).mappings().first()

@@ -71,6 +71,16 @@ def item_values(media: Media) -> dict[str, Any]:
     return dict(zip(ITEM_COLUMNS, values, strict=True))
 
 
+def blob_rows(media: Media, stamp: str) -> list[dict[str, Any]]:
+    """The `blobs` rows of a media file's original and model copy (one when they are the
+    same), in hash order: two transactions that share blobs lock them in the same order."""
+    unique = {b.sha256: b for b in (media.source, media.model)}.values()
+    return [
+        {"sha256": b.sha256, "size": b.size, "mime_type": b.mime_type, "created_at": stamp}
+        for b in sorted(unique, key=lambda b: b.sha256)
+    ]
+
+
 def uses(sha: Any) -> Exists:
     """Whether an item refers to the blob `sha` (a column or a bound value)."""
     return exists().where(or_(items.c.source_sha256 == sha, items.c.model_sha256 == sha))
