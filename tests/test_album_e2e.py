@@ -54,6 +54,11 @@ async def test_files_of_one_chat_download_side_by_side_and_keep_the_numbers_they
     assert [r["position"] for r in bot.rows("SELECT position FROM items")] == [2, 3]
     assert [r["position"] for r in bot.rows("SELECT position FROM arrivals")] == [1]
     assert bot.gemini.requests == []  # the story waits for photo 1
+    # ...and says what it waits for: two of the album's three photos are read.
+    await tg.wait_for(lambda: any(
+        "Reading your photos 2/3" in str(c.params.get("text"))
+        for c in tg.calls("sendMessageDraft") + tg.calls("sendMessage")
+    ))  # fmt: skip
     slow.set()
 
     await bot.wait_text(chat["id"], "Seen 3 images")

@@ -216,13 +216,16 @@ class ConversationService(AlbumServiceBase):
         shown: list[int] = []
 
         async def reading(left: int) -> None:
-            if not shown or left != shown[-1]:
-                shown.append(left)
-                total = shown[0]
-                await progress.status(
-                    _("Reading your photos %(done)d/%(total)d…")
-                    % {"done": total - left, "total": total}
-                )
+            """ "Reading your photos 38/50…": of the album's files, how many the model can see."""
+            if shown and left == shown[-1]:
+                return
+            shown.append(left)
+            summary = await self.storage.albums.summary(asker.chat_id, album.id)
+            total = max(summary.items if summary else left, left)
+            await progress.status(
+                _("Reading your photos %(done)d/%(total)d…")
+                % {"done": total - left, "total": total}
+            )
 
         await self.copies.ready(album.id, reading)
         items = await self.storage.media.items(album.id)
