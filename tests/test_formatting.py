@@ -495,6 +495,7 @@ def _without_fence_info(md: str) -> str:
 
 @settings(max_examples=400, deadline=None)
 @given(parts=_markdown, limit=st.one_of(st.integers(2, 60), st.integers(61, 400)))
+@example(parts=["```", "\n", "***"], limit=2)  # a block ended by the text, not its fence
 def test_any_input_gives_valid_chunks_within_limit_and_loses_nothing(
     parts: list[str], limit: int
 ) -> None:

@@ -101,7 +101,12 @@ def _blocks(md: str) -> Iterator[tuple[str, list[str]]]:
             continue
         start, end = token.map
         if token.type == "fence":
-            fences[start] = end, token.content.count("\n") < end - start - 1
+            # Closed when its lines are more than the opener and the content's lines (the
+            # content's last line has no newline when the text ends inside the block).
+            body = token.content.count("\n") + (
+                not token.content.endswith("\n") and bool(token.content)
+            )
+            fences[start] = end, body < end - start - 1
         elif token.type in ("heading_open", "blockquote_open"):
             kinds.update(dict.fromkeys(range(start, end), token.type.removesuffix("_open")))
     i = 0
