@@ -5,6 +5,7 @@ job's calls go through its outbox (bot/telegram/outbox.py): posted once, none by
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -52,17 +53,16 @@ class RetryingRateLimiter(AIORateLimiter):
     ) -> bool | JSONDict | list[JSONDict]:
         """Send through the flood limiter, a job's posts once (its outbox); on a server error
         wait and send again."""
+        send = functools.partial(
+            self._send, callback, args, kwargs, endpoint, data, rate_limit_args
+        )
         attempt = current_attempt()
         if attempt is None or self.outbox is None or harmless(endpoint):
-            return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+            return await send()
         if endpoint in SENDS:
-            return await self.outbox.send(
-                attempt,
-                endpoint,
-                lambda: self._send(callback, args, kwargs, endpoint, data, rate_limit_args),
-            )
+            return await self.outbox.send(attempt, endpoint, send)
         await self.outbox.fence(attempt)  # an edit, a delete, a draft: not by a stale attempt
-        return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+        return await send()
 
     async def _send(
         self,
