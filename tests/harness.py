@@ -129,12 +129,15 @@ class Harness:
         finally:
             conn.close()
 
-    async def wait_stored(self, timeout: float = 30.0) -> None:
-        """Wait until every file received is downloaded, checked and stored with its model copy
-        (the acknowledgement counts a file once received, before any of that)."""
+    async def wait_stored(self, timeout: float = 30.0, copies: bool = True) -> None:
+        """Wait until every file received is downloaded, checked and stored, with its model
+        copy unless `copies` is False (the acknowledgement counts a file once received,
+        before any of that)."""
 
         def settled() -> bool:
             waiting = self.rows("SELECT COUNT(*) AS n FROM arrivals")[0]["n"]
+            if not copies:
+                return bool(waiting == 0)
             unmade = self.rows(
                 "SELECT COUNT(*) AS n FROM items WHERE model_ready = 0 AND model_failed IS NULL"
             )[0]["n"]
@@ -219,10 +222,8 @@ class Harness:
         self.tg.send_photo(self.chat, self.ana, jpeg(1))
         self.tg.send_photo(self.chat, self.ana, jpeg(2))
         await self.wait_text(self.chat["id"], "2 photos")
-        if model_ready:
-            await self.tg.wait_for(
-                lambda: self.rows("SELECT 1 FROM items WHERE model_ready = 1")[1:]
-            )
+        # Acknowledged once received; stored (and, with `model_ready`, copied) by their jobs.
+        await self.wait_stored(copies=model_ready)
 
     async def album_with_story(self, photos: int = 3) -> list[JSON]:
         """Ana sends photos, then /story; wait until the story is posted and stored (its

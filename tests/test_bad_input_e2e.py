@@ -283,6 +283,7 @@ async def test_file_name_with_folders_is_stored_as_a_bare_name_inside_the_data_d
 
     bot.tg.send_document(bot.chat, bot.ana, photo, file_name=file_name, mime_type="image/jpeg")
     await bot.wait_text(bot.chat["id"], "3 photos")
+    await bot.wait_stored()
 
     rows = _dicts(bot, "SELECT * FROM items ORDER BY id")
     assert rows[:2] == before.items
@@ -308,6 +309,7 @@ async def test_album_beyond_its_size_cap_is_refused_with_a_pointer_to_new(
     before = await _two_photos(bot)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(3))
     await bot.wait_text(bot.chat["id"], "3 photos")
+    await bot.wait_stored()
     full = _snapshot(bot)
     downloads = len(bot.tg.getfile_calls())
 
@@ -328,6 +330,7 @@ async def test_album_beyond_its_size_cap_is_refused_with_a_pointer_to_new(
     await bot.wait_text(bot.chat["id"], "New album Lisbon part 2")
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(4))
     await bot.wait_text(bot.chat["id"], "Album “Lisbon part 2”: 1 photo")
+    await bot.wait_stored()
     counts = bot.rows(
         "SELECT album_id, COUNT(*) AS n FROM items GROUP BY album_id ORDER BY album_id"
     )
@@ -355,6 +358,7 @@ async def test_captions_and_notes_full_of_markup_are_stored_verbatim_and_echoed_
     await bot.wait_text(chat["id"], "1 note")
     tg.send_command(chat, ana, f"/note {short}")
     await bot.wait_text(chat["id"], "2 notes")
+    await bot.wait_stored()
 
     items = _dicts(bot, "SELECT * FROM items ORDER BY id")
     assert items[:2] == before.items
@@ -464,6 +468,7 @@ async def test_album_name_with_quotes_sql_and_emoji_is_kept_as_text(
     listing = await bot.wait_text(chat["id"], "Your albums")
     assert listing.count(stored) == 2
     assert [r["name"] for r in bot.rows("SELECT name FROM albums ORDER BY id")] == [stored] * 2
+    await bot.wait_stored()
     counts = bot.rows(
         "SELECT album_id, COUNT(*) AS n FROM items GROUP BY album_id ORDER BY album_id"
     )

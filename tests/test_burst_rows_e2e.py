@@ -40,6 +40,7 @@ async def test_the_next_process_edits_the_acknowledgement_the_first_one_sent(
     assert ack.message_id == first.message_id  # edited, not sent again
     assert len(tg.calls("sendMessage")) == 1
     # One batch: the Undo button under the message takes back both photos.
+    await bot.wait_stored()
     batches = {row[0] for row in bot.rows("SELECT batch_id FROM items")}
     assert len(batches) == 1
     assert ack.reply_markup is not None

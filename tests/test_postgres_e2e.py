@@ -69,6 +69,8 @@ async def test_python_m_bot_runs_on_postgresql_and_never_logs_the_password(
         tg.send_photo(chat, user, jpeg(1))
         await tg.wait_for(lambda: any("1 photo" in (m.text or "") for m in tg.bot_messages(chat["id"])),
                           timeout=30)  # fmt: skip
+        # Acknowledged once received; stored by its job (here, before the stop).
+        await tg.wait_for(lambda: len(pg_rows(url, "SELECT * FROM items")) == 1, timeout=30)
     finally:
         code = await bot.stop()
     assert code == 0, bot.output()

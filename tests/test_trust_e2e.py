@@ -119,6 +119,7 @@ async def test_only_the_person_who_asked_can_confirm_forget(bot: Harness) -> Non
     group = bot.tg.group_chat(chat_id=-100321, title="Trip")
     bot.tg.send_photo(group, bot.ana, jpeg(1))
     await bot.wait_text(group["id"], "1 photo")
+    await bot.wait_stored()
     bot.tg.send_command(group, bot.ana, "/forget")
     ask, yes = await bot.first_button(group["id"], "Forget this chat?")
     bot.tg.press_button(group, bot.bob, ask, yes)
@@ -133,6 +134,7 @@ async def test_another_chat_cannot_reach_an_album_through_buttons_or_replies(bot
     tg.send_photo(chat, ana, jpeg(1))
     photo_a = tg.send_photo(chat, ana, jpeg(2))
     await bot.wait_text(chat["id"], "2 photos")
+    await bot.wait_stored()
     album_a = bot.rows("SELECT id FROM albums WHERE chat_id = ?", (chat["id"],))[0]["id"]
     batch_a = bot.rows("SELECT batch_id FROM items LIMIT 1")[0]["batch_id"]
 

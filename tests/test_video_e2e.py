@@ -54,6 +54,7 @@ async def test_real_videos_keep_their_time_and_place(
     else:
         bot.tg.send_video(bot.chat, bot.ana, _video(name), mime_type=mime, file_name=name)
     await bot.wait_text(bot.chat["id"], "1 video")
+    await bot.wait_stored()  # acknowledged once received: stored by the file's job
     row = bot.rows("SELECT * FROM items")[0]
     assert row["kind"] == "video" and row["time_source"] == "container"
     assert datetime.fromisoformat(row["taken_at"]) == datetime.fromisoformat(taken)
@@ -145,6 +146,7 @@ async def test_self_hosted_bot_api_server_takes_large_videos(local_bot: Harness)
     data = _video("netherlands_ducks_with_gps.mp4")
     local_bot.tg.send_video(local_bot.chat, local_bot.ana, data, file_size=25 * 1024 * 1024)
     await local_bot.wait_text(local_bot.chat["id"], "1 video")
+    await local_bot.wait_stored()
     assert len(local_bot.tg.getfile_calls()) == 1
     assert local_bot.tg.downloads() == []  # read from the server's disk, not over HTTP
     assert len(local_bot.rows("SELECT * FROM items")) == 1
@@ -188,6 +190,7 @@ async def test_animation_and_round_video_join_the_album_as_videos(bot: Harness) 
     bot.tg.send_animation(bot.chat, bot.ana, data)
     bot.tg.send_video_note(bot.chat, bot.ana, _video("netherlands_ducks_with_gps.mp4"))
     await bot.wait_text(bot.chat["id"], "2 videos")
+    await bot.wait_stored()
     assert [r["kind"] for r in bot.rows("SELECT kind FROM items")] == ["video", "video"]
 
 

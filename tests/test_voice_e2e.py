@@ -41,6 +41,7 @@ async def test_voice_note_in_a_burst_of_photos_is_acknowledged_with_them_and_hea
     ack = await bot.wait_text(chat_id, "2 photos, 1 voice note")
     assert "Just now: added 2 photos, 1 voice note." in ack
     assert len(bot.texts(chat_id)) == 1  # one acknowledgement for the whole burst
+    await bot.wait_stored()  # acknowledged once received: stored by the files' jobs
     [row] = bot.rows("SELECT * FROM items WHERE kind = 'audio'")
     assert row["telegram_type"] == "voice" and row["position"] == 3
     assert row["model_mime_type"] == "audio/ogg" and row["model_sha256"] == row["source_sha256"]
@@ -87,6 +88,7 @@ async def test_voice_notes_alone_are_counted_listed_and_taken_back_by_undo(bot: 
     assert "photo" not in ack.splitlines()[0]
     bot.tg.send_command(bot.chat, bot.ana, "/albums")
     await bot.wait_text(chat_id, "0 photos, 2 voice notes")
+    await bot.wait_stored()
     assert len(bot.media_files()) == 2
 
     bot.tg.send_command(bot.chat, bot.ana, "/undo")
@@ -113,6 +115,7 @@ async def test_audio_files_are_heard_as_they_are_or_as_a_small_ogg_copy(
     else:
         bot.tg.send_document(bot.chat, bot.ana, data, file_name=name, mime_type=mime)
     await bot.wait_text(chat_id, "1 voice note")
+    await bot.wait_stored()
     [row] = bot.rows("SELECT * FROM items")
     assert row["kind"] == "audio" and row["file_name"] == name
     assert row["model_mime_type"] == model_mime
@@ -189,6 +192,7 @@ async def test_in_a_group_only_voice_notes_for_the_bot_join_the_album(bot: Harne
     await bot.wait_text(group["id"], "1 photo, 1 voice note")
     bot.tg.send_voice(group, bot.ana, voice_note(3.0), caption=f"@{BOT_USERNAME} the ferry")
     await bot.wait_text(group["id"], "1 photo, 2 voice notes")
+    await bot.wait_stored()
 
     rows = bot.rows("SELECT sender_name, caption FROM items WHERE kind = 'audio' ORDER BY id")
     assert [tuple(r) for r in rows] == [("Bob", None), ("Ana", f"@{BOT_USERNAME} the ferry")]
