@@ -408,3 +408,37 @@ async def test_the_attempt_a_task_sees(
     await queue.start({CHAT: 1})
     assert await queue.wait_idle(LIMIT)
     assert seen == [("look", 0, False, True), ("look", 1, True, True)]
+
+
+async def test_a_stalled_job_whose_queueing_lock_has_one_waiting_leaves_its_work_to_that_one(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # A replica died running an acknowledgement job while the chat's next one already waited
+    # (one waiting per queueing lock): retrying the dead one would be a second waiting job,
+    # which the queueing lock's unique index refuses, and the recovery of every other stalled
+    # job would fail with it.
+    queue = queues(stalled_after=1.0)
+    running = Job("step", {"n": 1}, lock="ack:1", queueing_lock="ack:1")
+    assert await queue.defer(running)
+    other = await queue.defer(step(2, chat=2))  # another dead replica's job, stalled too
+    assert other
+
+    def die_running_both(conn: Any) -> None:
+        worker = conn.execute(
+            text(
+                "INSERT INTO procrastinate_workers (last_heartbeat)"
+                " VALUES (now() - interval '1 hour') RETURNING id"
+            )
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w"),
+            {"w": worker},
+        )
+
+    await db.write(die_running_both)
+    assert await queue.defer(Job("step", {"n": 3}, lock="ack:1", queueing_lock="ack:1"))
+
+    await db.write(queue._recover)  # what every replica runs each second
+
+    left = await rows(db, "SELECT args->>'n', status FROM procrastinate_jobs ORDER BY id")
+    assert left == [("2", "todo"), ("3", "todo")]  # the dead ack left to the waiting one

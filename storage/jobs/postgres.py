@@ -77,7 +77,9 @@ _RETRY_MINE = _MINE + (
 )
 # Running jobs whose worker missed its heartbeats (or was pruned), on the database's clock.
 _STALLED = text(
-    "SELECT j.id, j.task_name, j.args, j.attempts"
+    "SELECT j.id, j.task_name, j.args, j.attempts,"
+    " EXISTS (SELECT 1 FROM procrastinate_jobs n WHERE n.queueing_lock = j.queueing_lock"
+    "  AND n.status = 'todo') AS superseded"
     " FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id"
     " WHERE j.status = 'doing'"
     " AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => :stalled_after))"
@@ -85,6 +87,9 @@ _STALLED = text(
 )
 _RETRY_NOW = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
 _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
+# A stalled job whose queueing lock already has a job waiting: that one does its work (it could
+# not wait beside it anyway: one waiting job per queueing lock).
+_SUPERSEDED = text("SELECT procrastinate_finish_job_v1(:id, 'succeeded', true)")
 _PENDING = text("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')")
 
 
@@ -331,7 +336,10 @@ class PostgresQueue:
         for row in conn.execute(_STALLED, {"stalled_after": self.stalled_after}).mappings():
             job_id, task_name, attempts = row["id"], row["task_name"], row["attempts"]
             task = self._tasks.get(task_name)
-            if attempts + 1 >= (task.attempts if task else Task.attempts):
+            if row["superseded"]:
+                conn.execute(_SUPERSEDED, {"id": job_id})
+                log.warning("Stalled job %s (%s) left to the one waiting", job_id, task_name)
+            elif attempts + 1 >= (task.attempts if task else Task.attempts):
                 conn.execute(_GIVE_UP, {"id": job_id})
                 given_up.append((task_name, row["args"]))
                 log.warning("Stalled job %s (%s) was out of attempts", job_id, task_name)
