@@ -256,7 +256,7 @@ class AlbumService(BurstKeeping):
         duplicate = outcome.status is AddStatus.DUPLICATE
         return Received(outcome.item, album, duplicate, batch_id)
 
-    def _process(self, temp: Path, kind: str, origin: Origin) -> Media:
+    def _process(self, temp: Path, kind: MediaKind, origin: Origin) -> Media:
         if kind == "photo":
             return process_photo(temp, self.storage.blobs, self.limits, origin)
         if kind == "audio":

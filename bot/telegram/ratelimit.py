@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram.error import BadRequest, NetworkError, TimedOut
@@ -53,9 +53,14 @@ class RetryingRateLimiter(AIORateLimiter):
     ) -> bool | JSONDict | list[JSONDict]:
         """Send through the flood limiter, a job's posts once (its outbox); on a server error
         wait and send again."""
-        send = functools.partial(
-            self._send, callback, args, kwargs, endpoint, data, rate_limit_args
-        )
+        if endpoint in UNLIMITED:
+            once = functools.partial(callback, *args, **kwargs)
+        else:
+            limited = super().process_request
+            once = functools.partial(
+                limited, callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+        send = functools.partial(self._retrying, once, endpoint)
         attempt = current_attempt()
         if attempt is None or self.outbox is None or harmless(endpoint):
             return await send()
@@ -64,22 +69,16 @@ class RetryingRateLimiter(AIORateLimiter):
         await self.outbox.fence(attempt)  # an edit, a delete, a draft: not by a stale attempt
         return await send()
 
-    async def _send(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
+    async def _retrying(
+        self, once: Callable[[], Awaitable[bool | JSONDict | list[JSONDict]]], endpoint: str
     ) -> bool | JSONDict | list[JSONDict]:
+        """Make the call; on a server error wait and make it again (not for progress signals,
+        which are not worth a wait)."""
         if endpoint in UNLIMITED:
-            return await callback(*args, **kwargs)
+            return await once()
         for attempt in range(self.attempts):
             try:
-                return await super().process_request(
-                    callback, args, kwargs, endpoint, data, rate_limit_args
-                )
+                return await once()
             except (TimedOut, BadRequest):
                 # PTB's BadRequest is a NetworkError too, but a 400 is a refusal: the same
                 # request would be refused again (and a parse error's fallback would wait).

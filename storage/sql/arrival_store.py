@@ -15,6 +15,7 @@ from storage.records import (
     AddStatus,
     Arrival,
     Media,
+    MediaKind,
     Origin,
     Reservation,
     Reserved,
@@ -84,7 +85,7 @@ class SqlArrivalStore:
         self,
         album_id: int,
         batch_id: int | None,
-        kind: str,
+        kind: MediaKind,
         origin: Origin,
         file_size: int | None,
         max_items: int,
@@ -102,7 +103,7 @@ class SqlArrivalStore:
         conn: Connection,
         album_id: int,
         batch_id: int | None,
-        kind: str,
+        kind: MediaKind,
         origin: Origin,
         file_size: int | None,
         max_items: int,
@@ -134,7 +135,7 @@ class SqlArrivalStore:
                 "created_at": stamp,
             },
         ).scalar_one()
-        arrival = Arrival(arrival_id, album_id, batch_id, position, kind, origin, file_size)  # type: ignore[arg-type]
+        arrival = Arrival(arrival_id, album_id, batch_id, position, kind, origin, file_size)
         if then is not None:
             assert self.jobs is not None, "a job to defer needs the job queue"
             self.jobs.defer_in(conn, then(arrival))
