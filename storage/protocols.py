@@ -8,7 +8,7 @@ behaviour every engine must show.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from storage.pins import Pins
 
-from storage.jobs import Job, JobQueue
+from storage.jobs import Ending, Job, JobQueue
 from storage.records import (
     AddOutcome,
     Album,
     AlbumSummary,
     Arrival,
     Burst,
+    BurstCounting,
     CachedContext,
     ChatFootprint,
     Exchange,
@@ -258,8 +259,16 @@ class InboxStore(Protocol):
         update was received before."""
         ...
 
+    async def receive_many(self, updates: Sequence[tuple[int, Job]]) -> list[bool]:
+        """`receive` for several updates, in their order, in one transaction (all or none)."""
+        ...
+
     async def done(self, update_id: int) -> None:
         """Mark a received update handled (kept a day, then purged)."""
+        ...
+
+    def handled_mark(self, update_id: int) -> Ending:
+        """`done` as a write for a job's end (`Attempt.at_end`), committed with it."""
         ...
 
     async def handled(self, update_id: int) -> bool:
@@ -279,8 +288,10 @@ class ArrivalStore(Protocol):
         file_size: int | None,
         max_items: int,
         then: Callable[[Arrival], Job] | None = None,
+        burst: BurstCounting | None = None,
     ) -> Reserved:
-        """Number a received file and defer `then`'s job for it, in one transaction."""
+        """Number a received file and defer `then`'s job for it, in one transaction; with
+        `burst`, count it in its chat's burst there too (the batch is the burst's)."""
         ...
 
     async def get(self, arrival_id: int) -> Arrival | None:

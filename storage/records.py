@@ -12,7 +12,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from storage.jobs import Job
 
 MediaKind = Literal["photo", "video", "audio"]
 
@@ -214,6 +217,19 @@ class Reservation(Enum):
     REPEAT = "repeat"  # the album has this file already (Telegram's file_unique_id)
     AGAIN = "again"  # this very message was numbered before (its update is run again)
     FULL = "full"
+
+
+@dataclass(frozen=True)
+class BurstCounting:
+    """Count a received file in its chat's burst in the very transaction that numbers it (the
+    batch it joins, its count, when the acknowledgement is due), and defer `then`, the
+    acknowledgement's job, with it."""
+
+    chat_id: int
+    debounce: float
+    gap: float
+    language: str | None = None
+    then: Job | None = None
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from storage.jobs import TakenOver, running
+from storage.jobs import Ending, TakenOver, running
 
 
 @dataclass(eq=False)
@@ -23,6 +23,11 @@ class HandAttempt:
     shared: bool = True
     taken_over: bool = False
     fences: int = 0
+    endings: list[Ending] = field(default_factory=list)
+
+    def at_end(self, work: Ending) -> None:
+        """Keep `work` (a test runs it, or checks it was asked for)."""
+        self.endings.append(work)
 
     def fence(self, conn: Connection) -> None:
         """Raise TakenOver when told to."""

@@ -5,16 +5,21 @@ The behaviour every engine shares is in test_storage_contract.py.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task
 from storage.records import Blob, Media, MediaFacts, Origin
 from storage.sql import open_sqlite
+from storage.sql.database import Rollback, SqliteDatabase
 from storage.sql.migrations import MIGRATIONS, Migrator
 
 
@@ -188,3 +193,93 @@ async def test_updates_pending_at_the_upgrade_to_received_updates_are_known_as_r
         assert ran == [{"update": {"update_id": 41}}]  # the upgraded file runs it, once
     finally:
         await storage.close()
+
+
+async def _group_db(tmp_path: Path) -> tuple[SqliteDatabase, list[str]]:
+    db = SqliteDatabase(tmp_path / "group.sqlite3")
+    await db.open()
+    commits: list[str] = []
+    event.listen(db._sa, "commit", lambda conn: commits.append("commit"))
+    await db.write(lambda conn: conn.exec_driver_sql("CREATE TABLE t (v INTEGER)"))
+    return db, commits
+
+
+async def _queued_behind_a_held_call(db: SqliteDatabase, *calls: Any) -> list[Any]:
+    """Run `calls` (coroutines of the database) while the connection's thread is held by
+    another call, so that they queue up together; their outcomes, exceptions included."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> None:
+        held.set()
+        assert release.wait(10)
+
+    holder = asyncio.ensure_future(db.write(hold))
+    assert await asyncio.to_thread(held.wait, 10)
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    for _ in range(100):  # each task submits its call at its first step
+        if db._calls.qsize() >= len(calls):
+            break
+        await asyncio.sleep(0)
+    release.set()
+    await holder
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _insert(value: int) -> Callable[[Connection], int]:
+    def work(conn: Connection) -> int:
+        conn.exec_driver_sql(f"INSERT INTO t VALUES ({value})")
+        return value
+
+    return work
+
+
+def _values(conn: Connection) -> list[int]:
+    return [row[0] for row in conn.exec_driver_sql("SELECT v FROM t ORDER BY v")]
+
+
+async def test_calls_queued_together_commit_once_and_each_fails_or_rolls_back_alone(
+    tmp_path: Path,
+) -> None:
+    db, commits = await _group_db(tmp_path)
+
+    def fails(conn: Connection) -> None:
+        conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        raise ValueError("this one only")
+
+    def rolls_back(conn: Connection) -> None:
+        conn.exec_driver_sql("INSERT INTO t VALUES (3)")
+        raise Rollback("undone")
+
+    try:
+        commits.clear()
+        outcomes = await _queued_behind_a_held_call(
+            db,
+            db.write(_insert(1)),
+            db.write(fails),
+            db.write(rolls_back),
+            db.read(_values),  # sees what was written before it in its group
+            db.write(_insert(4)),
+        )
+        assert outcomes[0] == 1
+        assert isinstance(outcomes[1], ValueError)
+        assert outcomes[2] == "undone"
+        assert outcomes[3] == [1]
+        assert outcomes[4] == 4
+        # The held call's transaction, then one for the five queued behind it.
+        assert commits == ["commit", "commit"]
+        assert await db.read(_values) == [1, 4]
+    finally:
+        await db.close()
+
+
+async def test_a_call_alone_keeps_its_own_transaction(tmp_path: Path) -> None:
+    db, commits = await _group_db(tmp_path)
+    try:
+        commits.clear()
+        assert await db.write(_insert(1)) == 1
+        with pytest.raises(ValueError):
+            await db.write(lambda conn: (_insert(2)(conn), int("x")))
+        assert commits == ["commit"]  # the failed one rolled back
+        assert await db.read(_values) == [1]
+    finally:
+        await db.close()

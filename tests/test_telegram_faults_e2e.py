@@ -265,7 +265,11 @@ async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
             raise OSError("database is locked")
         return await receive(self, update_id, job)
 
+    async def batch_locked(self: SqlInboxStore, updates: object) -> list[bool]:
+        raise OSError("database is locked")  # then the updates are journaled one by one
+
     monkeypatch.setattr(SqlInboxStore, "receive", locked_once)
+    monkeypatch.setattr(SqlInboxStore, "receive_many", batch_locked)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))  # polling went on

@@ -117,25 +117,29 @@ def _db_wait() -> None:
     import storage.sql.database
 
     write = _diag_writer()
-    on_thread = storage.sql.database.SqliteDatabase._on_thread
+    submit = storage.sql.database.SqliteDatabase._submit
 
-    async def timed(self: Any, fn: Any, *args: Any) -> Any:
+    async def timed(self: Any, fn: Any, args: Any, writes: Any) -> Any:
         who = _caller()
         asked = time.monotonic()
         began: list[float] = []
+        ended: list[float] = []
 
         def run(*inner: Any) -> Any:
             began.append(time.monotonic())
-            return fn(*inner)
+            try:
+                return fn(*inner)
+            finally:
+                ended.append(time.monotonic())
 
         try:
-            return await on_thread(self, run, *args)
+            return await submit(self, run, args, writes)
         finally:
-            if began:
-                held = time.monotonic() - began[0]
+            if began and ended:
+                held = ended[0] - began[0]
                 write({"t": time.time(), "wait": began[0] - asked, "held": held, "who": who})
 
-    storage.sql.database.SqliteDatabase._on_thread = timed  # type: ignore[method-assign]
+    storage.sql.database.SqliteDatabase._submit = timed  # type: ignore[method-assign,assignment]
 
 
 def _inbox_off() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path, PurePath
 from bot import i18n
 from bot.errors import AlbumFull, MediaRejected, NothingToDo
 from bot.i18n import _, local_date
-from bot.service.bursts import BurstKeeping
+from bot.service.bursts import BURST_GAP_SECONDS, BurstKeeping
 from bot.service.downloads import DownloadInterrupted, Fetch
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
@@ -23,6 +23,7 @@ from storage.records import (
     Album,
     AlbumSummary,
     Arrival,
+    BurstCounting,
     Exchange,
     Item,
     Media,
@@ -138,30 +139,33 @@ class AlbumService(BurstKeeping):
 
     # Media -------------------------------------------------------------------------------
 
-    async def receive(self, incoming: IncomingMedia) -> Reserved:
+    async def receive(self, incoming: IncomingMedia, acknowledge: Job | None = None) -> Reserved:
         """Take a received media file: numbered in the chat's album and counted in its burst
         at once, downloaded and checked by its ingest job on any worker. What the message
         itself shows is refused here (not a photo, video or voice note; too big to download;
-        the album full); a file the album has already counts as a repeat."""
+        the album full); a file the album has already counts as a repeat. `acknowledge`, the
+        job that acknowledges the burst, is deferred in the transaction that counts it."""
         album = await self.storage.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
-        batch_id = await self._batch(incoming.chat_id, album.id)
         reserved = await self.storage.arrivals.reserve(
             album.id,
-            batch_id,
+            None,
             kind,
             _as_kept(incoming.origin),
             incoming.file_size,
             self.settings.max_album_items,
             then=ingest_job(incoming.chat_id),
+            burst=BurstCounting(
+                incoming.chat_id,
+                debounce=self.settings.ack_debounce,
+                gap=BURST_GAP_SECONDS,
+                language=i18n.current(),
+                then=acknowledge,
+            ),
         )
         if reserved.status is Reservation.FULL:
             raise _album_full(album, self.settings.max_album_items)
-        if reserved.status is Reservation.RESERVED:
-            await self._count(incoming.chat_id, album.id, batch_id, kind)
-        elif reserved.status is Reservation.REPEAT:
-            await self._count(incoming.chat_id, album.id, batch_id, "repeat")
         # AGAIN: this very message was numbered before (its update runs again): nothing new.
         return reserved
 

@@ -62,10 +62,15 @@ class Acknowledger:
 
     async def added(self, chat_id: int) -> None:
         """Something joined the chat's burst: acknowledge it once the chat is quiet a moment."""
+        await self.jobs.defer(self.job(chat_id))  # refused: one waits already
+
+    def job(self, chat_id: int) -> Job:
+        """The job that acknowledges the chat's burst once it is quiet a moment, for the
+        caller to defer with what it counts (refused when one waits already)."""
         self._chats.add(chat_id)
         if len(self._chats) > 10_000:  # only used to say what is pending at shutdown
             self._chats.clear()
-        await self.jobs.defer(ack_job(chat_id, self.debounce))  # refused: one waits already
+        return ack_job(chat_id, self.debounce)
 
     async def run(self, chat_id: int) -> None:
         """The `ack` job: send what is due, or come back when it is."""

@@ -27,7 +27,7 @@ from bot.service import reexports as job_queue
 from bot.telegram import account, commands, jobs, language, message_handlers
 from bot.telegram.access import AccessGate
 from bot.telegram.acks import Acknowledger
-from bot.telegram.durable import DurableUpdateQueue
+from bot.telegram.durable import DurableUpdateQueue, JournaledPolling
 from bot.telegram.media_types import MEDIA
 from bot.telegram.outbox import Outbox
 from bot.telegram.ratelimit import RetryingRateLimiter
@@ -69,6 +69,8 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         .base_file_url(f"{root}/file/bot")
         .local_mode(settings.telegram_local_mode)
         .update_queue(queue)
+        # A poll confirms the updates of the one before: only once they are journaled.
+        .get_updates_request(JournaledPolling(queue))
         # Waits out flood limits (429 retry_after) and retries 5xx instead of failing a reply.
         .rate_limiter(RetryingRateLimiter())
         .read_timeout(30)

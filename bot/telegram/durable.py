@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from telegram import Update
+from telegram.request import HTTPXRequest
 
 from bot.service.reexports import CHAT, Job
 
@@ -28,19 +30,28 @@ class Inbox(Protocol):
 
     async def receive(self, update_id: int, job: Job) -> bool: ...
 
+    async def receive_many(self, updates: Sequence[tuple[int, Job]]) -> list[bool]: ...
+
 
 class DurableUpdateQueue(asyncio.Queue[object]):
     """PTB's update queue, turned into the journal: an update put here becomes a job.
 
     PTB's own loop takes from this queue only its stop signal; updates go to the job queue.
-    `redeliver`: Telegram sends again an update whose `put` raised (webhook mode, the POST is
-    answered 503), so a failure to journal is raised rather than handled past.
+
+    Updates are journaled in batches, one transaction each: what was put while the previous
+    batch committed goes in the next. Polling (`redeliver` False): `put` returns at once, and
+    the next getUpdates, which confirms the updates to Telegram, first waits for their commit
+    (`journaled`, called by `JournaledPolling`); a poll of 100 updates is one commit. Webhook
+    (`redeliver`): Telegram sends again an update whose `put` raised (the POST is answered
+    503), so `put` returns once its batch committed, and raises if it did not.
     """
 
     def __init__(self, redeliver: bool = False) -> None:
         super().__init__()
         self.inbox: Inbox | None = None
         self.redeliver = redeliver
+        self._waiting: list[tuple[Update, asyncio.Future[None] | None]] = []
+        self._journaling: asyncio.Task[None] | None = None
 
     async def put(self, item: object) -> None:
         """Journal the update with its job (unless it was received before).
@@ -52,15 +63,79 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         if self.inbox is None or not isinstance(item, Update):
             await super().put(item)  # PTB's stop signal, or an update before start-up ended
             return
-        try:
-            if not await self.inbox.receive(item.update_id, update_job(item)):
-                log.info("Update %s was delivered again; it is not handled twice", item.update_id)
-        except Exception:
-            if self.redeliver:
+        committed = asyncio.get_running_loop().create_future() if self.redeliver else None
+        self._waiting.append((item, committed))
+        if self._journaling is None or self._journaling.done():
+            self._journaling = asyncio.create_task(self._journal(), name="journal-updates")
+        if committed is not None:
+            await committed
+
+    async def journaled(self) -> None:
+        """Wait until every update put so far is journaled (or handed to PTB, see `put`)."""
+        while self._journaling is not None and not self._journaling.done():
+            await asyncio.shield(self._journaling)
+
+    async def _journal(self) -> None:
+        inbox = self.inbox
+        assert inbox is not None
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                fresh = await inbox.receive_many([(u.update_id, update_job(u)) for u, _ in batch])
+            except asyncio.CancelledError:  # stopping: the webhook's requests get their 503
+                for _, committed in batch + self._waiting:
+                    if committed is not None and not committed.done():
+                        committed.cancel()
                 raise
-            # Without the crash safety for this one update, but not deaf.
-            log.exception("Could not journal update %s; handling it anyway", item.update_id)
-            await super().put(item)
+            except Exception:
+                # One at a time, so one update that cannot be journaled spoils no other.
+                for update, committed in batch:
+                    try:
+                        new = await inbox.receive(update.update_id, update_job(update))
+                    except Exception:
+                        await self._not_journaled(update, committed)
+                    else:
+                        _settled(update, committed, new)
+                continue
+            for (update, committed), new in zip(batch, fresh, strict=True):
+                _settled(update, committed, new)
+
+    async def _not_journaled(self, update: Update, committed: asyncio.Future[None] | None) -> None:
+        if committed is not None:
+            log.exception("Could not journal update %s", update.update_id)
+            if not committed.done():
+                committed.set_exception(JournalFailed(update.update_id))
+            return
+        # Without the crash safety for this one update, but not deaf.
+        log.exception("Could not journal update %s; handling it anyway", update.update_id)
+        await super().put(update)
+
+
+def _settled(update: Update, committed: asyncio.Future[None] | None, new: bool) -> None:
+    if not new:
+        log.info("Update %s was delivered again; it is not handled twice", update.update_id)
+    if committed is not None and not committed.done():
+        committed.set_result(None)
+
+
+class JournalFailed(Exception):
+    """An update could not be journaled (the database is away); Telegram should resend it."""
+
+    def __init__(self, update_id: int) -> None:
+        super().__init__(f"update {update_id} could not be journaled")
+
+
+class JournaledPolling(HTTPXRequest):
+    """The getUpdates connection: each poll confirms to Telegram the updates of the one before
+    (its offset), so it first waits until those are journaled."""
+
+    def __init__(self, journal: DurableUpdateQueue) -> None:
+        super().__init__(connection_pool_size=1)  # what PTB gives getUpdates by default
+        self.journal = journal
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        await self.journal.journaled()
+        return await super().do_request(*args, **kwargs)
 
 
 def update_job(update: Update) -> Job:

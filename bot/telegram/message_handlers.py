@@ -38,7 +38,8 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return  # in a group a voice note is talk, like a text: only one for the bot is taken
     rt = runtime(context)
     try:
-        await rt.services.albums.receive(incoming)
+        # Numbered, counted and its acknowledgement's job deferred in one transaction.
+        await rt.services.albums.receive(incoming, acknowledge=rt.acks.job(chat.id))
     except UserError as refused:
         if isinstance(refused, AlbumFull) and not await rt.services.albums.first_time(
             chat.id, "album_full"
@@ -47,8 +48,6 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # A file's refusal from bot/media is an English constant: translated here, where it is
         # said (a refusal made in the chat's language is left as it is).
         await message.reply_text(_(str(refused)), do_quote=True)
-        return
-    await rt.acks.added(chat.id)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 
-from storage.jobs import JSON, GivenUp, Job, TakenOver, Task, running
+from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, running
 from storage.sql.clock import db_now
 from storage.sql.database import Database
 from storage.sql.tables import jobs
@@ -65,9 +65,14 @@ class LocalAttempt:
     number: int
     last: bool
     shared: bool = False
+    endings: list[Ending] = field(default_factory=list)
 
     def fence(self, conn: Connection) -> None:
         """Nothing to check: one process runs every job."""
+
+    def at_end(self, work: Ending) -> None:
+        """Run `work` in the transaction that records the job done."""
+        self.endings.append(work)
 
 
 class LocalQueue:
@@ -241,7 +246,7 @@ class LocalQueue:
                 await self.db.write(_retry, job_id, task.retry_wait * 2**attempt.number)
             return
         running(None)
-        await self.db.write(_finish, job_id)
+        await self.db.write(_finish, job_id, attempt.endings)
 
     async def _give_up(self, job_id: int, name: str, args: JSON) -> None:
         log.error("Job %s (%s) given up", job_id, name)
@@ -299,7 +304,9 @@ def _fail(conn: Connection, job_id: int) -> None:
     conn.execute(update(jobs).where(jobs.c.id == job_id).values(**failed))
 
 
-def _finish(conn: Connection, job_id: int) -> None:
+def _finish(conn: Connection, job_id: int, endings: Sequence[Ending] = ()) -> None:
+    for work in endings:
+        work(conn)
     conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
 

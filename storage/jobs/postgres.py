@@ -26,7 +26,7 @@ import datetime
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import procrastinate
@@ -34,7 +34,7 @@ from procrastinate import job_context, jobs, retry, utils, worker
 from procrastinate import manager as procrastinate_manager
 from sqlalchemy import Connection, exc, text
 
-from storage.jobs import JSON, GivenUp, Job, TakenOver, Task, running
+from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, running
 from storage.sql.database import PostgresDatabase
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,12 @@ class PostgresAttempt:
     last: bool
     worker_id: int | None
     shared: bool = True
+    endings: list[Ending] = field(default_factory=list)
+
+    def at_end(self, work: Ending) -> None:
+        """Run `work` in one fenced write once the task function returned (procrastinate
+        records the job's end itself, on its own connection, just after)."""
+        self.endings.append(work)
 
     def fence(self, conn: Connection) -> None:
         """Raise TakenOver unless the job's row is still this attempt's; lock it till commit."""
@@ -168,6 +174,11 @@ class _FencedJobManager(procrastinate_manager.JobManager):
             log.info("Job %s attempt %s was taken over: not retried", job.id, job.attempts)
 
 
+def _ended(conn: Connection, endings: list[Ending]) -> None:
+    for work in endings:
+        work(conn)
+
+
 async def _tell_given_up(given_up: GivenUp | None, task: str, args: JSON) -> None:
     log.error("Job %s gave up after its last attempt: %s", task, args)
     if given_up is None:
@@ -229,6 +240,8 @@ class PostgresQueue:
             running(attempt)  # this job's own asyncio task: the context ends with it
             try:
                 await task.function(attempt, args)
+                if attempt.endings:
+                    await self.db.write(_ended, attempt.endings)
             except TakenOver:
                 log.info(
                     "Job %s (%s) attempt %s stopped: taken over", job.id, task.name, job.attempts

@@ -14,6 +14,7 @@ from storage.records import (
     AddOutcome,
     AddStatus,
     Arrival,
+    BurstCounting,
     Media,
     MediaKind,
     Origin,
@@ -23,6 +24,7 @@ from storage.records import (
     iso,
     now_iso,
 )
+from storage.sql import burst_store
 from storage.sql.database import Database
 from storage.sql.rows import blob_rows, item, item_values, one
 from storage.sql.tables import albums, arrivals, blobs, items
@@ -90,13 +92,45 @@ class SqlArrivalStore:
         file_size: int | None,
         max_items: int,
         then: Callable[[Arrival], Job] | None = None,
+        burst: BurstCounting | None = None,
     ) -> Reserved:
         """Number a received file after the album's last item or arrival, and defer `then`'s
         job for it in the same transaction (received and numbered means its job exists); a
-        file the album has (by Telegram's file_unique_id) or a full album gets no number."""
+        file the album has (by Telegram's file_unique_id) or a full album gets no number.
+        With `burst`, the same transaction opens or joins the chat's batch (`batch_id` is
+        then the one it chose), counts the file or the repeat, and defers the burst's job."""
         return await self.db.write(
-            self._reserve, album_id, batch_id, kind, origin, file_size, max_items, then
+            self._receive, album_id, batch_id, kind, origin, file_size, max_items, then, burst
         )
+
+    def _receive(
+        self,
+        conn: Connection,
+        album_id: int,
+        batch_id: int | None,
+        kind: MediaKind,
+        origin: Origin,
+        file_size: int | None,
+        max_items: int,
+        then: Callable[[Arrival], Job] | None,
+        burst: BurstCounting | None,
+    ) -> Reserved:
+        if burst is None:
+            return self._reserve(conn, album_id, batch_id, kind, origin, file_size, max_items, then)
+        batch_id = burst_store.batch_in(conn, burst.chat_id, album_id, burst.gap)
+        reserved = self._reserve(conn, album_id, batch_id, kind, origin, file_size, max_items, then)
+        if reserved.status is Reservation.FULL:
+            return reserved
+        counted = {Reservation.RESERVED: kind, Reservation.REPEAT: "repeat"}.get(reserved.status)
+        if counted is not None:  # AGAIN: this very message was counted before
+            burst_store.count_in(
+                conn, burst.chat_id, album_id, batch_id, counted, burst.debounce, burst.gap,
+                burst.language,
+            )  # fmt: skip
+        if burst.then is not None:
+            assert self.jobs is not None, "a job to defer needs the job queue"
+            self.jobs.defer_in(conn, burst.then)
+        return reserved
 
     def _reserve(
         self,

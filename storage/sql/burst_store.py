@@ -212,6 +212,11 @@ def _count(
     return _burst({**row, **values})
 
 
+# For a store that counts in the same transaction as its own change (the arrival store).
+batch_in = _batch
+count_in = _count
+
+
 def _joins(row: Row, album_id: int, batch_id: int | None, now: float, gap: float) -> bool:
     """Whether what was stored in `batch_id` counts in the burst under way."""
     if row["album_id"] != album_id:

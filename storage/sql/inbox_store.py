@@ -9,9 +9,12 @@ what is a day old. The update itself travels in its job's arguments (storage/job
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, bindparam, delete
 
-from storage.jobs import Job, JobQueue
+from storage.jobs import Ending, Job, JobQueue
 from storage.sql.clock import db_now
 from storage.sql.database import Database
 from storage.sql.tables import received_updates
@@ -49,6 +52,14 @@ class SqlInboxStore:
         RETENTION_SECONDS): a second delivery, not handled again."""
         return await self.db.write(self._receive_new, update_id, job)
 
+    async def receive_many(self, updates: Sequence[tuple[int, Job]]) -> list[bool]:
+        """`receive` for several updates in one transaction (all or none), in their order: a
+        poll's worth, or the webhook requests that came in together."""
+        return await self.db.write(self._receive_all, updates)
+
+    def _receive_all(self, conn: Connection, updates: Sequence[tuple[int, Job]]) -> list[bool]:
+        return [self._receive_new(conn, update_id, job) for update_id, job in updates]
+
     def _receive_new(self, conn: Connection, update_id: int, job: Job) -> bool:
         # The id first: a second copy meets its row there (or waits for the first copy's
         # transaction, then meets it), whether the first is pending or handled.
@@ -57,6 +68,11 @@ class SqlInboxStore:
         assert self.jobs is not None, "receiving an update needs the job queue"
         self.jobs.defer_in(conn, job)
         return True
+
+    def handled_mark(self, update_id: int) -> Ending:
+        """`done` as a write to make in another transaction (a job's end, `Attempt.at_end`):
+        the handled mark commits with the job's own end."""
+        return functools.partial(self._mark_handled, update_id=update_id)
 
     async def done(self, update_id: int) -> None:
         """The update was handled: its id stays marked handled for a day; ids handled longer
