@@ -59,6 +59,9 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
         "boto3", "botocore", "s3transfer", "urllib3",
     ):  # fmt: skip
         logging.getLogger(name).setLevel(logging.WARNING)
+    # procrastinate's worker logs each job's start and end at INFO with its arguments (a whole
+    # update: the user's own words); the job queue logs a short line of its own instead.
+    logging.getLogger("procrastinate.worker").setLevel(logging.WARNING)
     # PTB logs json.loads's traceback with every answer that is not JSON (a proxy's HTML error
     # page while Telegram is away): its message already says all there is.
     logging.getLogger("telegram.request.BaseRequest").addFilter(_without_traceback)

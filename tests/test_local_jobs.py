@@ -121,3 +121,29 @@ async def test_the_running_jobs_never_outnumber_the_workers(db: SqliteDatabase) 
     assert await queue.wait_idle(WAIT)
     await queue.stop()
     assert most == 3
+
+
+async def test_a_claim_reads_the_clock_once_so_a_job_coming_due_is_taken_or_waited_for(
+    db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between "which jobs are due?" and "when is the next one due?" SQLite's clock moves on:
+    a job that came due in that moment was neither taken nor waited for, and the dispatcher
+    slept a whole poll (an acknowledgement a second late, now and then). One reading of the
+    clock serves both questions, so every waiting job is taken or counted."""
+    queue = LocalQueue(db)
+    await queue.defer(Job("due", delay=0.0))
+    await queue.defer(Job("soon", delay=30.0))
+    [soon_at] = await db.read(lambda conn: [r[0] for r in conn.exec_driver_sql(
+        "SELECT run_after FROM jobs WHERE task = 'soon'")])  # fmt: skip
+    readings: list[float] = []
+
+    def clock(conn: Connection) -> float:
+        # The moment "soon" comes due; a second reading would be later still.
+        readings.append(soon_at)
+        return soon_at + 0.001 * (len(readings) - 1)
+
+    monkeypatch.setattr(local, "now_in", clock)
+    claimed, due_in = await db.write(local._claim, {CHAT: 5})
+    assert sorted(row["task"] for row in claimed) == ["due", "soon"]
+    assert due_in is None
+    assert len(readings) == 1

@@ -43,8 +43,8 @@ def _held_job(database_url: str, position: int) -> int | None:
 
 
 def _runner(replicas: Replicas, job_id: int) -> int | None:
-    """Which replica started the job (procrastinate logs each job it starts), if one did."""
-    started = f"Starting job ingest[{job_id}]"
+    """Which replica started the job (the job queue logs each job it starts), if one did."""
+    started = f"Job {job_id} (ingest) started"
     return next((i for i in range(len(replicas)) if started in replicas.output(i)), None)
 
 
@@ -132,7 +132,7 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
             lambda: any("10 photos" in t for t in acks(tg, chat["id"])), timeout=TIMEOUT
         )
         # The dead replica's job was taken over by the survivor (stalled-job recovery).
-        assert f"Starting job ingest[{held}]" in replicas.output(survivor)
+        assert f"Job {held} (ingest) started" in replicas.output(survivor)
 
         items = pg_rows(postgres_url, "SELECT position, chat_message_id FROM items")
         assert sorted(r["position"] for r in items) == list(range(1, 11))  # none lost

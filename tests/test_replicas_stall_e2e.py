@@ -63,13 +63,13 @@ def _requests(gemini: FakeGemini, kind: str) -> int:
 
 
 def _running_the_story(replicas: Replicas, database_url: str) -> int:
-    """The replica whose worker runs the /story update's job now (procrastinate logs each job
+    """The replica whose worker runs the /story update's job now (the job queue logs each job
     it starts)."""
     [row] = pg_rows(
         database_url,
         "SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND task_name = 'update'",
     )
-    started = f"Starting job update[{row['id']}]"
+    started = f"Job {row['id']} (update) started"
     return next(i for i in range(len(replicas)) if started in replicas.output(i))
 
 

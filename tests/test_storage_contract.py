@@ -388,6 +388,31 @@ async def test_an_update_is_received_with_its_job_in_one_transaction_and_run_onc
     assert updates.given_up == []
 
 
+async def test_updates_received_together_are_one_transaction_and_run_in_their_order(
+    store: Storage,
+) -> None:
+    inbox = store.inbox
+    assert await inbox.receive(4, update_job(4, chat_id=7))
+    # A poll's worth: a copy of one received before, and one update twice in the same lot.
+    fresh = await inbox.receive_many(
+        [(u, update_job(u, chat_id=7)) for u in (6, 4, 5, 6, 8)]
+        + [(9, update_job(9, chat_id=9)), (10, update_job(10))]
+    )
+    assert fresh == [True, False, True, False, True, True, True]
+    with pytest.raises(TypeError):  # one job cannot be deferred: none of the lot is kept
+        await inbox.receive_many(
+            [(11, update_job(11, chat_id=7)), (12, Job("update", {"update": object()}))]
+        )
+    assert await inbox.receive_many([(11, update_job(11, chat_id=7))]) == [True]
+    assert await inbox.receive_many([]) == []
+    updates = Updates(store)
+    await updates.start()
+    await updates.finish()
+    chat_7 = [u for u, n in updates.started if u in (4, 5, 6, 8, 11)]
+    assert chat_7 == [4, 6, 5, 8, 11]  # each once, in the order received
+    assert sorted(u for u, _ in updates.started) == [4, 5, 6, 8, 9, 10, 11]
+
+
 async def test_the_inbox_knows_an_update_received_before_pending_or_handled(
     store: Storage,
 ) -> None:

@@ -4,6 +4,7 @@ never a half-stored photo, story or answer."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -256,20 +257,16 @@ async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_sto
 async def test_an_update_the_inbox_cannot_write_down_is_still_handled(
     bot: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    receive = SqlInboxStore.receive
+    receive_many = SqlInboxStore.receive_many
     refused: list[int] = []
 
-    async def locked_once(self: SqlInboxStore, update_id: int, job: Job) -> bool:
+    async def locked_once(self: SqlInboxStore, updates: Sequence[tuple[int, Job]]) -> list[bool]:
         if not refused:
-            refused.append(update_id)
+            refused.append(updates[0][0])
             raise OSError("database is locked")
-        return await receive(self, update_id, job)
+        return await receive_many(self, updates)
 
-    async def batch_locked(self: SqlInboxStore, updates: object) -> list[bool]:
-        raise OSError("database is locked")  # then the updates are journaled one by one
-
-    monkeypatch.setattr(SqlInboxStore, "receive", locked_once)
-    monkeypatch.setattr(SqlInboxStore, "receive_many", batch_locked)
+    monkeypatch.setattr(SqlInboxStore, "receive_many", locked_once)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(2))  # polling went on

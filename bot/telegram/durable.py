@@ -88,6 +88,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
                         committed.cancel()
                 raise
             except Exception:
+                if len(batch) == 1:
+                    await self._not_journaled(*batch[0])
+                    continue
                 # One at a time, so one update that cannot be journaled spoils no other.
                 for update, committed in batch:
                     try:

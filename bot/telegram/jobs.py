@@ -9,6 +9,7 @@ already stored is not stored again, and a stale attempt's writes and messages ar
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 from typing import Any
@@ -33,6 +34,8 @@ from bot.service.reexports import (
 from bot.service.words import shown_label
 from bot.telegram.acks import ACK_TASK
 from bot.telegram.durable import UPDATE_TASK
+from bot.telegram.intake_first import IntakeFirst
+from bot.telegram.media_types import MEDIA
 from bot.telegram.message_handlers import downloader
 from bot.telegram.runtime import Runtime
 
@@ -65,6 +68,7 @@ def taken_over(error: BaseException | None) -> bool:
 
 def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> None:
     """Register the bot's tasks on the storage's job queue."""
+    intake = IntakeFirst()
 
     async def run_update(attempt: Attempt, args: JSON) -> None:
         """Run one received update through the handlers, once."""
@@ -76,8 +80,10 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
             return
         seen: list[TakenOver] = []
         token = _taken.set(seen)
+        taking = intake.taking() if MEDIA.check_update(update) else contextlib.nullcontext()
         try:
-            await app.process_update(update)
+            with taking:
+                await app.process_update(update)
         finally:
             _taken.reset(token)
         if seen:
@@ -88,6 +94,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
 
     async def run_ingest(attempt: Attempt, args: JSON) -> None:
         """Download, check and store one received file; a file given up is named to its chat."""
+        await intake.lull()  # the media messages of a burst are taken in first
         fetcher = lambda file_id: downloader(app.bot, rt.http, file_id)  # noqa: E731
         outcome = await rt.services.albums.ingest(
             int(args["arrival"]),

@@ -29,7 +29,7 @@ Rules a job's order follows (procrastinate's, which the local runner copies):
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -133,6 +133,11 @@ class JobQueue(Protocol):
     def defer_in(self, conn: Connection, job: Job) -> bool:
         """Defer a job inside the caller's open transaction (it exists if that commits);
         False when its queueing_lock already has a job waiting to start."""
+        ...
+
+    def defer_all_in(self, conn: Connection, jobs: Sequence[Job]) -> None:
+        """Defer jobs that have no queueing_lock inside the caller's open transaction, in
+        their order (one statement where the engine allows)."""
         ...
 
     async def defer(self, job: Job) -> bool:

@@ -19,10 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
+    Double,
     RowMapping,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -34,7 +37,7 @@ from sqlalchemy import (
 )
 
 from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, running
-from storage.sql.clock import db_now
+from storage.sql.clock import db_now, now_in
 from storage.sql.database import Database
 from storage.sql.tables import jobs
 
@@ -49,9 +52,12 @@ _other = jobs.alias("other")
 _ahead = or_(_other.c.status == "doing", and_(_other.c.status == "todo", _other.c.id < jobs.c.id))
 # procrastinate's fetch rule: due, and nothing of its lock running or waiting ahead of it (a
 # job being retried waits as the oldest of its lock, so it keeps its place).
+# `now` is read once per claim: SQLite's clock moves between two statements, and a job that
+# came due between "is it due?" and "when is the next one due?" would wait for the next poll.
+_NOW: BindParameter[float] = bindparam("now", type_=Double())
 _RUNNABLE = and_(
     jobs.c.status == "todo",
-    jobs.c.run_after <= db_now(),
+    jobs.c.run_after <= _NOW,
     or_(jobs.c.lock.is_(None), ~exists().where(_other.c.lock == jobs.c.lock, _ahead)),
 )
 
@@ -115,6 +121,12 @@ class LocalQueue:
         )
         self._poke()
         return True
+
+    def defer_all_in(self, conn: Connection, jobs: Sequence[Job]) -> None:
+        """Defer jobs without a queueing_lock inside the caller's open transaction."""
+        for job in jobs:
+            assert job.queueing_lock is None, "a queueing lock may refuse a job: defer_in"
+            self.defer_in(conn, job)
 
     async def defer(self, job: Job) -> bool:
         """Defer a job in a transaction of its own; False as for `defer_in`."""
@@ -260,10 +272,12 @@ class LocalQueue:
 def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping], float | None]:
     """Mark up to `free[queue]` runnable jobs of each queue doing, one more attempt each."""
     claimed: list[RowMapping] = []
+    now = now_in(conn)
     for queue, n in free.items():
         query = select(jobs.c.id, jobs.c.task, jobs.c.args, jobs.c.queue, jobs.c.attempts)
         rows = conn.execute(
-            query.where(jobs.c.queue == queue, _RUNNABLE).order_by(jobs.c.id).limit(n)
+            query.where(jobs.c.queue == queue, _RUNNABLE).order_by(jobs.c.id).limit(n),
+            {"now": now},
         ).mappings()
         batch = [{**row, "attempts": row["attempts"] + 1} for row in rows]
         if batch:
@@ -273,9 +287,11 @@ def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping],
                 .values(status="doing", attempts=jobs.c.attempts + 1)
             )
         claimed += batch  # type: ignore[arg-type]
-    later = jobs.c.run_after > db_now()
     due_in = conn.execute(
-        select(func.min(jobs.c.run_after) - db_now()).where(jobs.c.status == "todo", later)
+        select(func.min(jobs.c.run_after) - _NOW).where(
+            jobs.c.status == "todo", jobs.c.run_after > _NOW
+        ),
+        {"now": now},
     ).scalar()
     return claimed, due_in
 

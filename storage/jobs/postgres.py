@@ -25,7 +25,7 @@ import contextlib
 import datetime
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
 _RESTART_PAUSE = 1.0  # seconds before a failed worker is started again
+# A wake-up for a delayed job comes this much after it is due (the replica's clock and the
+# database's run at the same rate, but the deferring transaction commits a moment later).
+_WAKE_MARGIN = 0.01
 
 # procrastinate's own function; scheduled_at on the database's clock.
 _DEFER = text(
@@ -51,12 +54,26 @@ _DEFER = text(
     "  THEN clock_timestamp() + make_interval(secs => CAST(:delay AS float8)) END"
     ")::procrastinate_job_to_defer_v1])"
 )
+_DEFER_ALL = text(
+    "SELECT procrastinate_defer_jobs_v1(ARRAY("
+    " SELECT ROW(u.queue, u.task, 0, u.lock, NULL, CAST(u.args AS jsonb),"
+    "  CASE WHEN u.delay > 0"
+    "   THEN clock_timestamp() + make_interval(secs => u.delay) END"
+    " )::procrastinate_job_to_defer_v1"
+    " FROM unnest(CAST(:queues AS varchar[]), CAST(:tasks AS varchar[]),"
+    "  CAST(:locks AS text[]), CAST(:args AS text[]), CAST(:delays AS float8[]))"
+    "  WITH ORDINALITY AS u(queue, task, lock, args, delay, n)"
+    " ORDER BY u.n))"
+)
 _SOONER = text(
     "UPDATE procrastinate_jobs"
     " SET scheduled_at = LEAST(scheduled_at,"
     "  clock_timestamp() + make_interval(secs => CAST(:delay AS float8)))"
     " WHERE queueing_lock = :queueing_lock AND status = 'todo'"
     " RETURNING id"
+)
+_WAITING = text(
+    "SELECT 1 FROM procrastinate_jobs WHERE queueing_lock = :queueing_lock AND status = 'todo'"
 )
 _FENCE = text(
     "SELECT status, attempts, worker_id FROM procrastinate_jobs WHERE id = :id FOR UPDATE"
@@ -222,6 +239,7 @@ class PostgresQueue:
         self._running: list[asyncio.Task[None]] = []
         self._stopping = False
         self._given_up: GivenUp | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def register(self, task: Task) -> None:
         """Make a task runnable (before `start`)."""
@@ -237,6 +255,9 @@ class PostgresQueue:
                 last=job.attempts + 1 >= task.attempts,
                 worker_id=job.worker_id,
             )
+            # One short line per start (procrastinate's own, at INFO, carries the arguments:
+            # a whole update, the user's words; its worker logs warnings and errors only).
+            log.info("Job %s (%s) started, attempt %s", job.id, task.name, job.attempts + 1)
             running(attempt)  # this job's own asyncio task: the context ends with it
             try:
                 await task.function(attempt, args)
@@ -260,8 +281,15 @@ class PostgresQueue:
             "args": json.dumps(dict(job.args)),
             "delay": float(job.delay),
         }
+        if job.queueing_lock is None:
+            conn.execute(_DEFER, params)
+            if job.delay > 0:  # one due now: procrastinate's trigger notifies the workers
+                self._wake_at(job.delay)
+            return True
+        if conn.execute(_WAITING, {"queueing_lock": job.queueing_lock}).first() is not None:
+            return False  # the usual refusal, without a savepoint and an error
         try:
-            with conn.begin_nested():  # a refused queueing lock undoes only this
+            with conn.begin_nested():  # one deferred meanwhile: its refusal undoes only this
                 conn.execute(_DEFER, params)
         except exc.IntegrityError as error:
             if getattr(getattr(error.orig, "diag", None), "constraint_name", None) == (
@@ -269,7 +297,28 @@ class PostgresQueue:
             ):
                 return False
             raise
+        if job.delay > 0:
+            self._wake_at(job.delay)
         return True
+
+    def defer_all_in(self, conn: Connection, jobs: Sequence[Job]) -> None:
+        """Defer jobs without a queueing_lock inside the caller's open transaction: one call
+        of procrastinate's function for all (its ids follow their order)."""
+        if not jobs:
+            return
+        assert all(job.queueing_lock is None for job in jobs), "a queueing lock: defer_in"
+        conn.execute(
+            _DEFER_ALL,
+            {
+                "queues": [job.queue for job in jobs],
+                "tasks": [job.task for job in jobs],
+                "locks": [job.lock for job in jobs],
+                "args": [json.dumps(dict(job.args)) for job in jobs],
+                "delays": [float(job.delay) for job in jobs],
+            },
+        )
+        if any(job.delay > 0 for job in jobs):
+            self._wake_at(min(job.delay for job in jobs if job.delay > 0))
 
     async def defer(self, job: Job) -> bool:
         """Defer a job in a transaction of its own; False as for `defer_in`."""
@@ -279,7 +328,23 @@ class PostgresQueue:
         """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
         the latest; False when none waits."""
         rows = conn.execute(_SOONER, {"queueing_lock": queueing_lock, "delay": float(delay)})
-        return rows.first() is not None
+        if rows.first() is None:
+            return False
+        self._wake_at(delay)  # an UPDATE: procrastinate's trigger says nothing of it
+        return True
+
+    def _wake_at(self, delay: float) -> None:
+        """Have this replica's workers look for jobs again `delay` seconds from now, when a
+        job deferred for then comes due (procrastinate notifies a new job at once, and
+        otherwise only polls: a delayed acknowledgement would be up to a polling interval
+        late). A job another replica deferred is found by its own wake-up or by a poll."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.call_later, max(delay, 0.0) + _WAKE_MARGIN, self._wake)
+
+    def _wake(self) -> None:
+        for running_worker in self._workers:
+            running_worker._new_job_event.set()  # what its LISTEN handler does on a new job
 
     async def sooner(self, queueing_lock: str, delay: float = 0.0) -> bool:
         """`sooner_in`, in a transaction of its own."""
@@ -289,6 +354,7 @@ class PostgresQueue:
         """Start one worker per queue and the stalled-job recoverer; a job an earlier run left
         running is retried (or given up) once its worker's heartbeat is stale."""
         self._stopping = False
+        self._loop = asyncio.get_running_loop()
         self._given_up = self._manager.given_up = given_up
         await self.app.open_async()
         for queue, concurrency in workers.items():

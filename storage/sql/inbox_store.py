@@ -58,7 +58,30 @@ class SqlInboxStore:
         return await self.db.write(self._receive_all, updates)
 
     def _receive_all(self, conn: Connection, updates: Sequence[tuple[int, Job]]) -> list[bool]:
-        return [self._receive_new(conn, update_id, job) for update_id, job in updates]
+        # Two statements for the lot: the ids (a second copy of one meets its row, as in
+        # `receive`), then the jobs of the new ones, in their order.
+        first: dict[int, int] = {}
+        for index, (update_id, _) in enumerate(updates):
+            first.setdefault(update_id, index)
+        if not first:
+            return []
+        rows = [{"update_id": update_id, "received_at": db_now()} for update_id in first]
+        insert = self.db.insert(received_updates).values(rows)
+        new = set(
+            conn.scalars(
+                insert.on_conflict_do_nothing(
+                    index_elements=[received_updates.c.update_id]
+                ).returning(received_updates.c.update_id)
+            )
+        )
+        fresh = [
+            update_id in new and first[update_id] == index
+            for index, (update_id, _) in enumerate(updates)
+        ]
+        assert self.jobs is not None, "receiving an update needs the job queue"
+        jobs = [job for (_, job), ok in zip(updates, fresh, strict=True) if ok]
+        self.jobs.defer_all_in(conn, jobs)
+        return fresh
 
     def _receive_new(self, conn: Connection, update_id: int, job: Job) -> bool:
         # The id first: a second copy meets its row there (or waits for the first copy's
