@@ -23,7 +23,10 @@ from tests.fakes.telegram_api import Call
 
 SCENARIO = "1 throughput"
 ROUND_TRIP_FACTOR = 2.0  # the bot's text round-trip p95 may be at most this times the echo's
-ACK_SLACK = 0.3  # the acknowledgement may come this long after the debounce interval
+ACK_SLACK = 0.3  # one chat's acknowledgement alone may come this long after the debounce
+# The burst's p95 (issue 21): the debounce, then fifty messages at Telegram's ~30 a second
+# (about 2.6 s in all), and a little room.
+ACK_P95_TARGET = 3.0
 
 
 @dataclass
@@ -210,7 +213,8 @@ def _rows(ctx: Context, bot: Drive, echo: Drive) -> list[Row]:
     ratio = bot_p95 / echo_p95
     acks = [c.ack for c in bot.chats if c.ack is not None]
     ack_p95 = percentile(acks, 95)
-    ack_target = ctx.debounce + ACK_SLACK
+    ack_target = ACK_P95_TARGET
+    solo_target = ctx.debounce + ACK_SLACK
     fetched = [c.fetched for c in bot.chats if c.fetched is not None]
     stories = [c.story for c in bot.chats if c.story is not None]
     per_answer = bot.per_answer()
@@ -256,6 +260,8 @@ def _rows(ctx: Context, bot: Drive, echo: Drive) -> list[Row]:
             SCENARIO,
             "album acknowledgement of one chat alone, before the others start",
             ms(bot.solo_ack or math.nan),
+            f"<= {ms(solo_target)}",
+            verdict(bot.solo_ack is not None and bot.solo_ack <= solo_target),
             data={"seconds": bot.solo_ack},
         ),
         Row(

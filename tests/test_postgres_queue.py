@@ -178,6 +178,23 @@ async def test_a_delay_counts_on_the_database_clock(
     assert started >= scheduled
 
 
+async def test_a_delayed_job_starts_when_due_without_waiting_for_a_poll(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # Polling once a minute: procrastinate notifies a job when it is inserted, not when it
+    # comes due; the replica that deferred it wakes its workers then (an acknowledgement's
+    # job is deferred a debounce ahead, and must not wait for the next poll).
+    queue = queues(polling=60.0)
+    await queue.start({CHAT: 1})
+    await eventually(lambda: rows(db, "SELECT 1 FROM procrastinate_workers"), "the worker")
+    await queue.defer(step(0, chat=None))  # the worker took it and waits for news or a poll
+    await eventually(lambda: rows(db, "SELECT 1 FROM effects WHERE n = 0 AND event = 'end'"), "0")
+    await queue.defer(Job("step", {"n": 1}, delay=0.3))
+    await db.write(lambda conn: queue.defer_all_in(conn, [Job("step", {"n": 2}, delay=0.6)]))
+    assert await queue.wait_idle(LIMIT)  # LIMIT is half of one polling interval
+    assert [n for n, e, _, _ in await effects(db) if e == "end"] == [0, 1, 2]
+
+
 async def test_sooner_brings_the_waiting_job_forward(
     db: PostgresDatabase, queues: Callable[..., PostgresQueue]
 ) -> None:

@@ -184,7 +184,8 @@ class ConversationService(AlbumServiceBase):
         if replied_message_id is not None:
             video = await self.storage.media.by_message(asker.chat_id, replied_message_id)
         if video is None or video.kind != "video":
-            album = await self.storage.albums.current(asker.chat_id)
+            # The latest of the files received, not of those stored so far.
+            album = await self._album_read(asker, progress)
             videos = [i for i in await self.storage.media.items(album.id) if i.kind == "video"]
             video = videos[-1] if videos else None
         if video is None:
@@ -210,8 +211,8 @@ class ConversationService(AlbumServiceBase):
         album = await self.storage.albums.current(chat_id)
         return await self.storage.conversation.latest(album.id) is not None
 
-    async def _ask(self, asker: Asker, turn: _Turn, progress: Progress) -> Reply:
-        kind = turn.kind
+    async def _album_read(self, asker: Asker, progress: Progress) -> Album:
+        """The chat's current album once the model can see every file it received."""
         album = await self.storage.albums.current(asker.chat_id)
         shown: list[int] = []
 
@@ -228,6 +229,11 @@ class ConversationService(AlbumServiceBase):
             )
 
         await self.copies.ready(album.id, reading)
+        return album
+
+    async def _ask(self, asker: Asker, turn: _Turn, progress: Progress) -> Reply:
+        kind = turn.kind
+        album = await self._album_read(asker, progress)
         items = await self.storage.media.items(album.id)
         notes = await self.storage.media.notes(album.id)
         if not items and not notes:

@@ -65,7 +65,8 @@ class SqlInboxStore:
             first.setdefault(update_id, index)
         if not first:
             return []
-        rows = [{"update_id": update_id, "received_at": db_now()} for update_id in first]
+        # In id order: batches committing side by side take the rows' locks in one order.
+        rows = [{"update_id": update_id, "received_at": db_now()} for update_id in sorted(first)]
         insert = self.db.insert(received_updates).values(rows)
         new = set(
             conn.scalars(
