@@ -23,7 +23,6 @@ from bot.service.reexports import CHAT, Job
 log = logging.getLogger(__name__)
 
 UPDATE_TASK = "update"
-WEBHOOK_LANES = 4  # webhook batches committing side by side
 
 
 class Inbox(Protocol):
@@ -39,23 +38,20 @@ class DurableUpdateQueue(asyncio.Queue[object]):
 
     PTB's own loop takes from this queue only its stop signal; updates go to the job queue.
 
-    Updates are journaled in batches, one transaction each: what was put while the batches
-    under way commit goes in the next. Polling (`redeliver` False): `put` returns at once, and
+    Updates are journaled in batches, one transaction each: what was put while the previous
+    batch committed goes in the next. Polling (`redeliver` False): `put` returns at once, and
     the next getUpdates, which confirms the updates to Telegram, first waits for their commit
     (`journaled`, called by `JournaledPolling`); a poll of 100 updates is one commit. Webhook
     (`redeliver`): Telegram sends again an update whose `put` raised (the POST is answered
-    503), so `put` returns once its batch committed, and raises if it did not. A few batches
-    may commit side by side there: Telegram sends a chat's next update only once the one
-    before was answered, so a chat's order never spans two batches under way.
+    503), so `put` returns once its batch committed, and raises if it did not.
     """
 
     def __init__(self, redeliver: bool = False) -> None:
         super().__init__()
         self.inbox: Inbox | None = None
         self.redeliver = redeliver
-        self._lanes = WEBHOOK_LANES if redeliver else 1  # batches under way at once
         self._waiting: list[tuple[Update, asyncio.Future[None] | None]] = []
-        self._journaling: set[asyncio.Task[None]] = set()
+        self._journaling: asyncio.Task[None] | None = None
 
     async def put(self, item: object) -> None:
         """Journal the update with its job (unless it was received before).
@@ -69,17 +65,15 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             return
         committed = asyncio.get_running_loop().create_future() if self.redeliver else None
         self._waiting.append((item, committed))
-        if len(self._journaling) < self._lanes:
-            task = asyncio.create_task(self._journal(), name="journal-updates")
-            self._journaling.add(task)
-            task.add_done_callback(self._journaling.discard)
+        if self._journaling is None or self._journaling.done():
+            self._journaling = asyncio.create_task(self._journal(), name="journal-updates")
         if committed is not None:
             await committed
 
     async def journaled(self) -> None:
         """Wait until every update put so far is journaled (or handed to PTB, see `put`)."""
-        while self._journaling:
-            await asyncio.wait(list(self._journaling))
+        while self._journaling is not None and not self._journaling.done():
+            await asyncio.shield(self._journaling)
 
     async def _journal(self) -> None:
         inbox = self.inbox
