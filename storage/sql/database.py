@@ -202,7 +202,11 @@ class SqliteDatabase(Database):
                         calls.put(None)  # the end, once this batch is served
                     break
                 batch.append(more)
-            _deliver(batch, self._run_batch(batch))
+            try:
+                outcomes = self._run_batch(batch)
+            except BaseException as failed:  # the thread must live on: its callers wait
+                outcomes = [(None, failed) for _ in batch]
+            _deliver(batch, outcomes)
 
     def _run_batch(self, batch: list[_Call]) -> list[tuple[Any, BaseException | None]]:
         if batch[0].alone:
@@ -218,7 +222,7 @@ class SqliteDatabase(Database):
         try:
             with conn.begin():
                 for call in batch:
-                    outcomes.append(_outcome(_savepoint, conn, call))
+                    outcomes.append(_outcome(_transaction, conn, call, True))
         except Exception as failed:  # the commit itself: nothing of the batch is kept
             return [(None, failed) for _ in batch]
         return outcomes
@@ -235,17 +239,10 @@ def _disconnect(conn: Connection) -> None:
     conn.close()
 
 
-def _transaction(conn: Connection, call: _Call) -> Any:
+def _transaction(conn: Connection, call: _Call, nested: bool = False) -> Any:
+    """Run a call in a transaction, or in a savepoint of the one under way (`nested`)."""
     try:
-        with conn.begin():
-            return call.work(conn, *call.args)
-    except Rollback as undone:
-        return undone.value
-
-
-def _savepoint(conn: Connection, call: _Call) -> Any:
-    try:
-        with conn.begin_nested():
+        with conn.begin_nested() if nested else conn.begin():
             return call.work(conn, *call.args)
     except Rollback as undone:
         return undone.value
