@@ -147,3 +147,35 @@ async def test_a_claim_reads_the_clock_once_so_a_job_coming_due_is_taken_or_wait
     assert sorted(row["task"] for row in claimed) == ["due", "soon"]
     assert due_in is None
     assert len(readings) == 1
+
+
+async def test_a_job_whose_end_could_not_be_recorded_at_once_does_not_hold_up_its_lock(
+    db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A moment's "database is locked" when a job's end is written: the runner writes it again
+    rather than leave the job `doing`, which would hold every later job of its chat until the
+    process restarts."""
+    finish = local._finish
+    refused: list[int] = []
+
+    def locked_once(conn: Connection, job_id: int, *args: object) -> None:
+        if not refused:
+            refused.append(job_id)
+            raise sqlite3.OperationalError("database is locked")
+        finish(conn, job_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(local, "_finish", locked_once)
+    ran: list[str] = []
+
+    async def step(attempt: Attempt, args: JSON) -> None:
+        ran.append(args["n"])
+
+    queue = LocalQueue(db)
+    queue.register(Task("step", step))
+    await queue.start({CHAT: 2})
+    await queue.defer(Job("step", {"n": "first"}, lock="chat:1"))
+    await queue.defer(Job("step", {"n": "second"}, lock="chat:1"))
+    assert await queue.wait_idle(WAIT)
+    await queue.stop()
+    assert ran == ["first", "second"] and len(refused) == 1
+    assert rows(db) == []  # both ended, each once

@@ -15,8 +15,9 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
@@ -47,6 +48,8 @@ POLL = 1.0  # the longest the dispatcher sleeps unwoken: a safety net, defers an
 IDLE_POLL = 0.02  # how often wait_idle looks
 FAILED_KEPT = 24 * 3600.0  # a failed job's row is kept this long (seconds), for a look
 PURGE_EVERY = 3600.0
+RECORD_RETRY = 0.1  # seconds before a job's end is recorded again, doubled up to the next
+RECORD_RETRY_MAX = 5.0
 
 _other = jobs.alias("other")
 _ahead = or_(_other.c.status == "doing", and_(_other.c.status == "todo", _other.c.id < jobs.c.id))
@@ -237,7 +240,7 @@ class LocalQueue:
         task = self._tasks.get(name)
         if task is None:
             log.error("Job %s: no task named %r; failed", job_id, name)
-            await self.db.write(_fail, job_id)
+            await self._record(_fail, job_id)
             await self._give_up(job_id, name, args)
             return
         attempt = LocalAttempt(job_id, name, row["attempts"] - 1, row["attempts"] >= task.attempts)
@@ -251,14 +254,30 @@ class LocalQueue:
             running(None)
             if attempt.last:
                 log.exception("Job %s (%s) failed its last attempt", job_id, name)
-                await self.db.write(_fail, job_id)
+                await self._record(_fail, job_id)
                 await self._give_up(job_id, name, args)
             else:
                 log.exception("Job %s (%s) failed; it will be retried", job_id, name)
-                await self.db.write(_retry, job_id, task.retry_wait * 2**attempt.number)
+                await self._record(_retry, job_id, task.retry_wait * 2**attempt.number)
             return
         running(None)
-        await self.db.write(_finish, job_id, attempt.endings)
+        await self._record(_finish, job_id, attempt.endings)
+
+    async def _record(self, work: Callable[..., None], job_id: int, *args: Any) -> None:
+        """Record how a job went, trying again until the database takes it (a moment's
+        "database is locked"): nobody else would, and a job left `doing` would hold up every
+        later job of its lock (a chat) until the next start."""
+        wait = RECORD_RETRY
+        while True:
+            try:
+                await self.db.write(work, job_id, *args)
+                return
+            except Exception:
+                if self._loop is None:  # stopping: it runs again at the next start
+                    raise
+                log.exception("Job %s: could not record how it went; trying again", job_id)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RECORD_RETRY_MAX)
 
     async def _give_up(self, job_id: int, name: str, args: JSON) -> None:
         log.error("Job %s (%s) given up", job_id, name)
