@@ -58,6 +58,15 @@ class Job:
     queue: str = CHAT
 
 
+Ending = Callable[[Connection], None]  # a write made with a job's end (`Attempt.at_end`)
+
+
+def run_endings(conn: Connection, endings: Sequence[Ending]) -> None:
+    """Make the writes an attempt asked for with its job's end (the runners call this)."""
+    for work in endings:
+        work(conn)
+
+
 class Attempt(Protocol):
     """One run of one job, as its task function sees it."""
 
@@ -72,7 +81,7 @@ class Attempt(Protocol):
         records an effect (PostgreSQL: the job's row is locked until that commit)."""
         ...
 
-    def at_end(self, work: Callable[[Connection], None]) -> None:
+    def at_end(self, work: Ending) -> None:
         """Have `work` run when the task function returned, with the job's end: in the very
         transaction that records the job done (the local runner), or in one fenced write just
         before it (PostgreSQL, whose end procrastinate records). A failed attempt runs none."""
@@ -80,7 +89,6 @@ class Attempt(Protocol):
 
 
 TaskFunction = Callable[[Attempt, JSON], Awaitable[None]]
-Ending = Callable[[Connection], None]  # a write made with a job's end (`Attempt.at_end`)
 # Told when a job fails its last attempt (or crashed its process too often): the job's task and
 # arguments, so the user can be told in one sentence and the job logged with its id.
 GivenUp = Callable[[str, JSON], Awaitable[None]]

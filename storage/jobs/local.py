@@ -37,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 
-from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, running
+from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, run_endings, running
 from storage.sql.clock import db_now, now_in
 from storage.sql.database import Database
 from storage.sql.tables import jobs
@@ -340,8 +340,7 @@ def _fail(conn: Connection, job_id: int) -> None:
 
 
 def _finish(conn: Connection, job_id: int, endings: Sequence[Ending] = ()) -> None:
-    for work in endings:
-        work(conn)
+    run_endings(conn, endings)
     conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
 

@@ -34,7 +34,7 @@ from procrastinate import job_context, jobs, retry, utils, worker
 from procrastinate import manager as procrastinate_manager
 from sqlalchemy import Connection, exc, text
 
-from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, running
+from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, run_endings, running
 from storage.sql.database import PostgresDatabase
 
 log = logging.getLogger(__name__)
@@ -191,11 +191,6 @@ class _FencedJobManager(procrastinate_manager.JobManager):
             log.info("Job %s attempt %s was taken over: not retried", job.id, job.attempts)
 
 
-def _ended(conn: Connection, endings: list[Ending]) -> None:
-    for work in endings:
-        work(conn)
-
-
 async def _tell_given_up(given_up: GivenUp | None, task: str, args: JSON) -> None:
     log.error("Job %s gave up after its last attempt: %s", task, args)
     if given_up is None:
@@ -262,7 +257,7 @@ class PostgresQueue:
             try:
                 await task.function(attempt, args)
                 if attempt.endings:
-                    await self.db.write(_ended, attempt.endings)
+                    await self.db.write(run_endings, attempt.endings)
             except TakenOver:
                 log.info(
                     "Job %s (%s) attempt %s stopped: taken over", job.id, task.name, job.attempts

@@ -184,10 +184,9 @@ class SqliteDatabase(Database):
     def _serve(self) -> None:
         """The connection's thread: take what is queued, run it, hand the results back."""
         calls = self._calls
-        next_call: _Call | None = None
+        held: list[_Call | None] = []  # taken off the queue, for the next turn
         while True:
-            first = next_call or calls.get()
-            next_call = None
+            first = held.pop() if held else calls.get()
             if first is None:
                 return  # closed
             batch = [first]
@@ -196,10 +195,8 @@ class SqliteDatabase(Database):
                     more = calls.get_nowait()
                 except queue.Empty:
                     break
-                if more is None or more.alone:
-                    next_call = more
-                    if more is None:
-                        calls.put(None)  # the end, once this batch is served
+                if more is None or more.alone:  # the end, or a call that runs alone: next
+                    held.append(more)
                     break
                 batch.append(more)
             try:
