@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.service import copies as bot_copies
@@ -100,6 +102,23 @@ async def test_an_edited_caption_replaces_the_stored_one(bot: Harness) -> None:
     assert "Tram 28 up to Graça" in joined and "Tram 82" not in joined
     tg.edit_message(sent, caption=None)  # taken away altogether
     await tg.wait_for(lambda: bot.rows("SELECT caption FROM items")[0]["caption"] is None)
+
+
+async def test_a_caption_edited_before_its_photo_is_stored_is_kept(bot: Harness) -> None:
+    tg, chat, ana = bot.tg, bot.chat, bot.ana
+    slow = asyncio.Event()
+    sent = tg.send_photo(chat, ana, jpeg(1), caption="Tram 82")
+    tg.hold_download(sent["photo"][-1]["file_id"], slow)  # received, not yet stored
+    await bot.wait_text(chat["id"], "1 photo")
+    tg.edit_message(sent, caption="Tram 28 up to Graça")
+    await tg.wait_for(lambda: len(tg.calls("getFile")) >= 1)
+    assert bot.rows("SELECT * FROM items") == []
+    slow.set()
+    await tg.wait_for(
+        lambda: (
+            [r["caption"] for r in bot.rows("SELECT caption FROM items")] == ["Tram 28 up to Graça"]
+        )
+    )
 
 
 async def test_an_edited_question_is_not_answered_again(bot: Harness) -> None:

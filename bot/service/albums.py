@@ -296,6 +296,11 @@ class AlbumService(BurstKeeping):
         """Take an edited caption for the item a message carried; False if none did."""
         item = await self.storage.media.by_message(chat_id, message_id)
         if item is None:
+            # A file just sent is received at once but stored by its own job, later.
+            album = await self.storage.albums.current(chat_id)
+            await self.copies.ready(album.id)
+            item = await self.storage.media.by_message(chat_id, message_id)
+        if item is None:
             return False
         await self.storage.media.set_caption(item.id, caption.strip() or None)
         return True

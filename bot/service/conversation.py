@@ -170,9 +170,7 @@ class ConversationService(AlbumServiceBase):
         replied_message_id: int | None = None,
     ) -> Reply:
         """A follow-up question; about one item when it replies to the message that carried it."""
-        focus = None
-        if replied_message_id is not None:
-            focus = await self.storage.media.by_message(asker.chat_id, replied_message_id)
+        focus = await self._replied(asker, progress, replied_message_id)
         prompt = context.question_prompt(question, focus)
         return await self._ask(asker, _Turn("question", prompt, focus, question), progress)
 
@@ -180,9 +178,7 @@ class ConversationService(AlbumServiceBase):
         self, asker: Asker, progress: Progress, replied_message_id: int | None = None
     ) -> Reply:
         """Whether a video (the one replied to, or the latest) was shot on the same trip."""
-        video = None
-        if replied_message_id is not None:
-            video = await self.storage.media.by_message(asker.chat_id, replied_message_id)
+        video = await self._replied(asker, progress, replied_message_id)
         if video is None or video.kind != "video":
             # The latest of the files received, not of those stored so far.
             album = await self._album_read(asker, progress)
@@ -210,6 +206,16 @@ class ConversationService(AlbumServiceBase):
         """Whether the current album's conversation has begun."""
         album = await self.storage.albums.current(chat_id)
         return await self.storage.conversation.latest(album.id) is not None
+
+    async def _replied(
+        self, asker: Asker, progress: Progress, message_id: int | None
+    ) -> Item | None:
+        """The item the replied-to message carried, looked for once the album's files are
+        read: a file just sent is received at once but stored by its own job, later."""
+        if message_id is None:
+            return None
+        await self._album_read(asker, progress)
+        return await self.storage.media.by_message(asker.chat_id, message_id)
 
     async def _album_read(self, asker: Asker, progress: Progress) -> Album:
         """The chat's current album once the model can see every file it received."""

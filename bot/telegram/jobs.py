@@ -80,7 +80,9 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
             return
         seen: list[TakenOver] = []
         token = _taken.set(seen)
-        taking = intake.taking() if MEDIA.check_update(update) else contextlib.nullcontext()
+        # A new media message (an edited one's caption may wait for its file: not counted).
+        new_media = update.message is not None and MEDIA.check_update(update)
+        taking = intake.taking() if new_media else contextlib.nullcontext()
         try:
             with taking:
                 await app.process_update(update)
