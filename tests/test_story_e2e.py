@@ -83,7 +83,10 @@ async def test_drafts_show_the_story_text_while_it_streams(bot: Harness) -> None
     await _album(bot, count=2)
     answer = story(("The hill", "We climbed " + "and climbed " * 30 + "(photo 1).", [1, 2]))
     text = json.dumps(answer)
-    bot.gemini.enqueue(Reply(text=text, chunks=[text[i : i + 40] for i in range(0, len(text), 40)]))
+    # The chunks come over time, as a stream does (all at once, under load the story could
+    # be whole before the first draft went out).
+    chunks = [text[i : i + 40] for i in range(0, len(text), 40)]
+    bot.gemini.enqueue(Reply(text=text, chunks=chunks, chunk_delay=0.05))
     bot.tg.send_command(bot.chat, bot.ana, "/story")
     await bot.wait_text(bot.chat["id"], "And then we flew home")
     drafts = [t for _, t in bot.tg.drafts(bot.chat["id"])]
