@@ -142,8 +142,10 @@ async def test_a_replica_killed_mid_burst_loses_no_photo_and_the_other_answers(
         answers = [t for t in texts(tg, chat["id"]) if t == "The yellow tram is in photo 3."]
         assert len(answers) == 1
         assert len(gemini.generate_requests()) == 1
+        # Every update marked handled: the mark commits with its job's end, just after the
+        # job's last message went out.
         pending = "SELECT update_id FROM received_updates WHERE handled_at IS NULL"
-        assert pg_rows(postgres_url, pending) == []
+        await tg.wait_for(lambda: pg_rows(postgres_url, pending) == [], timeout=TIMEOUT)
         codes = await replicas.stop()
     assert codes[survivor] == 0, replicas.output(survivor)
 
