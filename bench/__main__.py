@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         help="attach py-spy to every bot process (collapsed stacks in bench/results/profiles)",
     )
     parser.add_argument(
+        "--profile-burst",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="scenario 8: profile each replica only from the burst's start, for SECONDS",
+    )
+    parser.add_argument(
         "--experiment",
         default="",
         help="weigh a part of the bot by taking it away, e.g. no-places (bench/experiments)",
@@ -60,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown_experiments = set(experiments) - set(EXPERIMENTS)
     if unknown_experiments:
         parser.error(f"no experiment {sorted(unknown_experiments)}; there are {EXPERIMENTS}")
-    ctx = Context(plan=plan, results=RESULTS, profile=args.profile, experiments=experiments)
+    ctx = Context(
+        plan=plan,
+        results=RESULTS,
+        profile=args.profile,
+        profile_burst=args.profile_burst,
+        experiments=experiments,
+    )
     # Proxies may be configured on the machine; everything here is on loopback.
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")

@@ -38,10 +38,23 @@ def report(records: list[dict[str, Any]]) -> str:
     calls: Counter[str] = Counter()
     waits: defaultdict[str, list[float]] = defaultdict(list)
     for r in records:
-        if "who" in r:
+        if "held" in r:
             held_by[r["who"]] += r["held"]
             calls[r["who"]] += 1
             waits[r["who"]].append(1000 * r["wait"])
+    for low in range(0, int(max(r["t"] for r in records) - start) + 2, 2):
+        steps: defaultdict[str, list[float]] = defaultdict(list)
+        for r in records:
+            if "step" in r and low <= r["t"] - start < low + 2:
+                steps[r["step"] + (f" {r['who']}" if "who" in r else "")].append(1000 * r["d"])
+        if not steps:
+            continue
+        lines.append(f"\nsteps ended {low}-{low + 2} s: count, p50 / p95 ms, total s")
+        for step, took in sorted(steps.items(), key=lambda kv: -sum(kv[1]))[:12]:
+            lines.append(
+                f"  {len(took):6d}  {percentile(took, 50):7.1f} / {percentile(took, 95):7.1f}"
+                f"  {sum(took) / 1000:7.2f} s  {step}"
+            )
     total = sum(held_by.values())
     if total:
         lines.append(f"\nlock held {total:.1f} s in all, by caller:")
@@ -65,7 +78,7 @@ def main() -> None:
         by_process[record.get("pid", 0)].append(record)
     # The bot is the process that used the database; the echo bots follow it.
     for pid, mine in sorted(by_process.items(), key=lambda kv: not any("who" in r for r in kv[1])):
-        kind = "bot" if any("who" in r for r in mine) else "echo bot"
+        kind = "bot" if any("who" in r or "step" in r for r in mine) else "echo bot"
         print(f"== process {pid} ({kind}), {len(mine)} records\n{report(mine)}\n")
 
 

@@ -68,14 +68,16 @@ def _is_setting(name: str) -> bool:
     return name in SETTING_NAMES or name.startswith("GOOGLE_")
 
 
-def attach_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+def attach_profiler(pid: int, output: Path, seconds: int = 0) -> subprocess.Popen[bytes]:
     """py-spy samples every thread of `pid` (the image work runs in worker threads) until it
-    exits, into `output` (collapsed stacks, read by `python -m bench.profile`)."""
+    exits, or for `seconds`, into `output` (collapsed stacks, read by `python -m bench.profile`).
+    """
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     output.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--rate", "250", "--threads",
-         "--format", "raw", "--output", str(output), "--nonblocking"],
+         "--format", "raw", "--output", str(output), "--nonblocking",
+         *(["--duration", str(seconds)] if seconds else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

@@ -259,6 +259,11 @@ async def _replicated(
         pids = {f"replica {i}": replicas.pid(i) for i in range(count)}
         pids |= {"bench (fakes)": os.getpid(), "moto": s3.process.pid}
         clock = CpuClock(pids, postgres=_postmaster(pg))
+        if ctx.profile_burst:
+            stamp = time.strftime("%H%M%S")
+            for i in range(count):
+                output = ctx.results / "profiles" / f"{name}-{i}-burst-{stamp}.txt"
+                profilers.append(attach_profiler(replicas.pid(i), output, ctx.profile_burst))
         with _processed(ctx, database, travellers) as processed:
             acks, sent_at, deliveries = await _burst(ctx, travellers, photos, deliver)
             label = {1: "one replica", 2: "two replicas"}.get(count, f"{count} replicas")

@@ -24,7 +24,7 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 EXPERIMENTS = (
     "no-rate-limiter", "no-places", "inbox-off", "copies-wait", "switch-interval", "two-workers",
     "many-workers",
-    "loop-lag", "db-wait", "classic-story",
+    "loop-lag", "db-wait", "job-steps", "classic-story",
 )  # fmt: skip
 
 
@@ -97,6 +97,7 @@ class Context:
     plan: Plan
     results: Path
     profile: bool = False
+    profile_burst: int = 0  # scenario 8: seconds profiled from the burst's start
     experiments: tuple[str, ...] = ()  # proposed fixes patched into the bot at start-up
 
     @property

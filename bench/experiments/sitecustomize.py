@@ -28,6 +28,8 @@ Two more only measure, to find where time goes; they write JSON lines to BENCH_D
 - loop-lag: how late a 10 ms sleep of the event loop wakes up, every 10 ms.
 - db-wait: for every database call, how long it waited for the SQLite connection's thread and
   how long it then held it.
+- job-steps: on PostgreSQL, how long each step of a job takes: procrastinate's fetch, the
+  task function, its finish, each read and write of ours (with the storage function calling).
 """
 
 from __future__ import annotations
@@ -142,6 +144,54 @@ def _db_wait() -> None:
     storage.sql.database.SqliteDatabase._submit = timed  # type: ignore[method-assign,assignment]
 
 
+def _job_steps() -> None:
+    import time
+
+    from procrastinate import manager
+
+    import storage.jobs.postgres
+    import storage.sql.database
+
+    write = _diag_writer()
+
+    def timed(owner: Any, name: str, step: str, who: bool = False) -> None:
+        original = getattr(owner, name)
+
+        async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            began = time.monotonic()
+            caller = _caller() if who else None
+            try:
+                return await original(self, *args, **kwargs)
+            finally:
+                record = {"t": time.time(), "step": step, "d": time.monotonic() - began}
+                if caller:
+                    record["who"] = caller
+                write(record)
+
+        setattr(owner, name, run)
+
+    timed(manager.JobManager, "fetch_job", "fetch")
+    timed(storage.jobs.postgres._FencedJobManager, "finish_job", "finish")
+    timed(storage.sql.database.PostgresDatabase, "write", "write", who=True)
+    timed(storage.sql.database.PostgresDatabase, "read", "read", who=True)
+    register = storage.jobs.postgres.PostgresQueue.register
+
+    def registered(self: Any, task: Any) -> None:
+        function = task.function
+
+        async def run(attempt: Any, args: Any) -> None:
+            began = time.monotonic()
+            try:
+                await function(attempt, args)
+            finally:
+                took = time.monotonic() - began
+                write({"t": time.time(), "step": f"task {task.name}", "d": took})
+
+        register(self, type(task)(task.name, run, task.attempts, task.retry_wait))
+
+    storage.jobs.postgres.PostgresQueue.register = registered  # type: ignore[method-assign]
+
+
 def _inbox_off() -> None:
     from sqlalchemy import Connection
 
@@ -254,6 +304,7 @@ PATCHES = {
     "many-workers": _many_workers,
     "loop-lag": _loop_lag,
     "db-wait": _db_wait,
+    "job-steps": _job_steps,
     "classic-story": _classic_story,
 }
 
