@@ -643,6 +643,22 @@ def m015_arrivals(m: Migrator) -> None:
     m.execute("DROP TABLE inbox")
 
 
+@migration
+def m016_fetch_in_order(m: Migrator) -> None:
+    # procrastinate's fetch takes the first runnable job in (priority, id) order. Planned with
+    # the statistics of a quiet moment (a few rows), it read every waiting job, sorted them and
+    # took one: under a burst of 500 updates each fetch took 2-13 ms where walking the
+    # priority index takes 0.2 ms, and a worker fetches one job at a time. No sort, then: the
+    # index gives the order whatever the statistics say. (A later procrastinate migration
+    # that replaces the function drops this setting with it: set it again after.)
+    if m.engine != "postgresql":
+        return
+    m.execute(
+        "ALTER FUNCTION procrastinate_fetch_job_v2(character varying[], bigint)"
+        " SET enable_sort = off"
+    )
+
+
 def _sql_file(name: str) -> str:
     """A SQL script shipped beside this module (storage/sql/NAME)."""
     return (Path(__file__).parent / name).read_text(encoding="utf-8")
