@@ -459,3 +459,58 @@ async def test_a_stalled_job_whose_queueing_lock_has_one_waiting_leaves_its_work
 
     left = await rows(db, "SELECT args->>'n', status FROM procrastinate_jobs ORDER BY id")
     assert left == [("2", "todo"), ("3", "todo")]  # the dead ack left to the waiting one
+
+
+async def test_a_jobs_endings_commit_in_the_transaction_that_ends_it(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # The job's end (procrastinate's delete of its row) and the writes its attempt asked for
+    # with it are one commit: a crash between them cannot leave an update marked handled
+    # whose job runs again, nor a job ended without its mark.
+    await db.write(
+        lambda conn: conn.execute(
+            text(
+                "CREATE TABLE ends (what text, tx bigint);"
+                "CREATE FUNCTION note_end() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN INSERT INTO ends VALUES ('job ' || OLD.task_name, txid_current());"
+                " RETURN NULL; END $$;"
+                "CREATE TRIGGER note_end AFTER DELETE ON procrastinate_jobs"
+                " FOR EACH ROW EXECUTE FUNCTION note_end();"
+            )
+        )
+    )
+    queue = queues()
+
+    def mark(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO ends VALUES ('ending', txid_current())"))
+
+    def broken(conn: Connection) -> None:
+        mark(conn)
+        raise RuntimeError("the ending's write failed")
+
+    async def ends(attempt: Attempt, args: JSON) -> None:
+        attempt.at_end(broken if args.get("break") and attempt.number == 0 else mark)
+
+    queue.register(Task("ends", ends, attempts=2, retry_wait=0.1))
+    await queue.defer(Job("ends"))
+    await queue.defer(Job("ends", {"break": True}))
+    await queue.start({CHAT: 1})
+    assert await queue.wait_idle(LIMIT)
+
+    found = await rows(db, "SELECT what, tx FROM ends ORDER BY tx, what")
+    # Two jobs ended, each with one ending in its own transaction; the failed ending's write
+    # was undone with it and its job ran again.
+    assert [what for what, _ in found] == ["ending", "job ends", "ending", "job ends"]
+    assert found[0][1] == found[1][1] and found[2][1] == found[3][1] != found[0][1]
+
+
+async def test_the_fetch_walks_the_priority_index_whatever_the_statistics(
+    db: PostgresDatabase,
+) -> None:
+    # Planned on a quiet moment's statistics, procrastinate's fetch sorted every waiting job
+    # to take one (m016): it must run without a sort.
+    [(config,)] = await rows(
+        db,
+        "SELECT proconfig FROM pg_proc WHERE proname = 'procrastinate_fetch_job_v2'",
+    )
+    assert config == ["enable_sort=off"]

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Text, text
 
 from storage.sql import open_postgres, open_sqlite, tables
+from storage.sql.database import PostgresDatabase
+from storage.sql.database import postgres_url as postgres_url_for
 from storage.sql.migrations import MIGRATIONS, Migrator
 
 
@@ -111,3 +113,39 @@ async def test_a_migration_appended_later_runs_on_both_engines(
     assert ("m999",) in _pg(postgres_url, "SELECT name FROM _migrations")
     with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
         assert conn.execute("SELECT 1 FROM _migrations WHERE name = 'm999'").fetchone()
+
+
+async def test_a_pooled_connection_dropped_while_idle_is_replaced_before_it_is_used(
+    postgres_url: str,
+) -> None:
+    # A restarted server or a dropped connection: the next checkout after a quiet moment pings
+    # and takes a new connection, and the caller never sees the dead one.
+    db = PostgresDatabase(postgres_url_for(postgres_url), ping_after_idle=0.0)
+    await db.open()
+    try:
+        first = await db.read(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
+        _pg(postgres_url, f"SELECT pg_terminate_backend({first})")
+        second = await db.read(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
+        assert second != first
+    finally:
+        await db.close()
+
+
+async def test_a_connection_used_a_moment_ago_is_handed_out_without_a_ping(
+    postgres_url: str,
+) -> None:
+    # Under a burst a ping at every checkout was one trip in six of a photo's.
+    pings: list[object] = []
+    for idle, expected in ((60.0, 0), (0.0, 3)):
+        db = PostgresDatabase(postgres_url_for(postgres_url), ping_after_idle=idle)
+        await db.open()
+        try:
+            dialect = db._engine.sync_engine.dialect
+            ping = dialect.do_ping
+            dialect.do_ping = lambda conn, ping=ping: pings.append(conn) or ping(conn)  # type: ignore[method-assign]
+            pings.clear()
+            for _ in range(4):  # one connection, taken four times: three after its first use
+                await db.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+            assert len(pings) == expected, idle
+        finally:
+            await db.close()

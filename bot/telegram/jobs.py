@@ -90,8 +90,8 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
             _taken.reset(token)
         if seen:
             raise seen[0]
-        # Marked handled in the transaction that records the job's end (on SQLite; just
-        # before it on PostgreSQL, fenced): a job run again after a crash finds it so.
+        # Marked handled in the transaction that records the job's end: a job run again after
+        # a crash finds it so.
         attempt.at_end(inbox.handled_mark(update.update_id))
 
     async def run_ingest(attempt: Attempt, args: JSON) -> None:

@@ -82,9 +82,9 @@ class Attempt(Protocol):
         ...
 
     def at_end(self, work: Ending) -> None:
-        """Have `work` run when the task function returned, with the job's end: in the very
-        transaction that records the job done (the local runner), or in one fenced write just
-        before it (PostgreSQL, whose end procrastinate records). A failed attempt runs none."""
+        """Have `work` run when the task function returned, in the very transaction that
+        records the job done (on PostgreSQL, a fenced one that ends the job with procrastinate's
+        own function). A failed attempt runs none."""
         ...
 
 

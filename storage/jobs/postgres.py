@@ -102,6 +102,7 @@ _STALLED = text(
     " AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => :stalled_after))"
     " FOR UPDATE OF j SKIP LOCKED"
 )
+_SUCCEEDED = text("SELECT procrastinate_finish_job_v1(:id, 'succeeded', true)")
 _RETRY_NOW = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
 _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
 # A stalled job whose queueing lock already has a job waiting: that one does its work (it could
@@ -123,8 +124,8 @@ class PostgresAttempt:
     endings: list[Ending] = field(default_factory=list)
 
     def at_end(self, work: Ending) -> None:
-        """Run `work` in one fenced write once the task function returned (procrastinate
-        records the job's end itself, on its own connection, just after)."""
+        """Run `work` once the task function returned, in the fenced transaction that ends
+        the job (`_end_with`)."""
         self.endings.append(work)
 
     def fence(self, conn: Connection) -> None:
@@ -148,13 +149,27 @@ class _Backoff(retry.BaseRetryStrategy):
         return retry.RetryDecision(retry_in={"seconds": self.task.retry_wait * 2**job.attempts})
 
 
+def _end_with(conn: Connection, job_id: int, endings: Sequence[Ending]) -> None:
+    """A succeeded job's end with the writes its attempt asked for (fenced by the caller's
+    `Database.write`: the row is the attempt's, locked until this commits)."""
+    run_endings(conn, endings)
+    conn.execute(_SUCCEEDED, {"id": job_id})
+
+
 class _FencedJobManager(procrastinate_manager.JobManager):
     """Finishes or retries a job only while its row is still the attempt's; tells `given_up`
     about a job that failed its last attempt."""
 
     given_up: GivenUp | None = None
 
+    def __init__(self, connector: Any) -> None:
+        super().__init__(connector)
+        self.ended: set[int] = set()  # jobs whose attempt ended them with its endings
+
     async def finish_job(self, job: jobs.Job, status: jobs.Status, delete_job: bool) -> None:
+        if job.id in self.ended:
+            self.ended.discard(job.id)
+            return
         done = await self.connector.execute_query_all_async(
             _FINISH_MINE,
             job_id=job.id,
@@ -178,6 +193,7 @@ class _FencedJobManager(procrastinate_manager.JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
+        self.ended.discard(job.id or 0)  # (not ended: the task raised after all)
         # The strategy said when on this process's clock; the wait goes to the database's.
         wait = 0.0 if retry_at is None else (retry_at - utils.utcnow()).total_seconds()
         done = await self.connector.execute_query_all_async(
@@ -257,7 +273,10 @@ class PostgresQueue:
             try:
                 await task.function(attempt, args)
                 if attempt.endings:
-                    await self.db.write(run_endings, attempt.endings)
+                    # The endings and the job's end in one fenced transaction; procrastinate's
+                    # own finish, just after, finds the job ended and leaves it.
+                    await self.db.write(_end_with, job.id, attempt.endings)
+                    self._manager.ended.add(job.id)
             except TakenOver:
                 log.info(
                     "Job %s (%s) attempt %s stopped: taken over", job.id, task.name, job.attempts

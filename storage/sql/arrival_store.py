@@ -7,7 +7,19 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, delete, func, select, union_all, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Exists,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from storage.jobs import Job, JobQueue
 from storage.records import (
@@ -35,15 +47,21 @@ _ARRIVAL: BindParameter[int] = bindparam("arrival")
 # Taking the album's row first orders concurrent changes to one album (a row lock on
 # PostgreSQL; SQLite's BEGIN IMMEDIATE has ordered them already).
 _TOUCH_ALBUM = update(albums).where(albums.c.id == _ALBUM).values(updated_at=bindparam("stamp"))
-_KNOWN = union_all(
-    select(items.c.chat_message_id).where(
-        items.c.album_id == _ALBUM, items.c.file_unique_id == bindparam("uniq")
-    ),
-    select(arrivals.c.chat_message_id).where(
-        arrivals.c.album_id == _ALBUM, arrivals.c.file_unique_id == bindparam("uniq")
-    ),
-)
+
+
+def _seen(table: Table, message: bool) -> Exists:
+    """Whether the album has the file (by Telegram's file_unique_id), from this message."""
+    where = [table.c.album_id == _ALBUM, table.c.file_unique_id == bindparam("uniq")]
+    if message:
+        where.append(table.c.chat_message_id == bindparam("message"))
+    return exists().where(*where)
+
+
+# What numbering a file needs to know, in one trip: whether the album has it (and from this
+# very message), how full the album is, and its last number.
 _COUNTS = select(
+    or_(_seen(items, False), _seen(arrivals, False)).label("known"),
+    or_(_seen(items, True), _seen(arrivals, True)).label("again"),
     select(func.count()).where(items.c.album_id == _ALBUM).scalar_subquery().label("items"),
     select(func.count()).where(arrivals.c.album_id == _ALBUM).scalar_subquery().label("waiting"),
     func.coalesce(
@@ -117,16 +135,15 @@ class SqlArrivalStore:
     ) -> Reserved:
         if burst is None:
             return self._reserve(conn, album_id, batch_id, kind, origin, file_size, max_items, then)
-        batch_id = burst_store.batch_in(conn, burst.chat_id, album_id, burst.gap)
-        reserved = self._reserve(conn, album_id, batch_id, kind, origin, file_size, max_items, then)
+        joined = burst_store.join_in(conn, burst.chat_id, album_id, burst.gap)
+        reserved = self._reserve(
+            conn, album_id, joined.batch_id, kind, origin, file_size, max_items, then
+        )
+        # Counted unless the album is full, or this very message was counted before (AGAIN).
+        counted = {Reservation.RESERVED: kind, Reservation.REPEAT: "repeat"}.get(reserved.status)
+        burst_store.count_joined(conn, joined, counted, burst.debounce, burst.language)
         if reserved.status is Reservation.FULL:
             return reserved
-        counted = {Reservation.RESERVED: kind, Reservation.REPEAT: "repeat"}.get(reserved.status)
-        if counted is not None:  # AGAIN: this very message was counted before
-            burst_store.count_in(
-                conn, burst.chat_id, album_id, batch_id, counted, burst.debounce, burst.gap,
-                burst.language,
-            )  # fmt: skip
         if burst.then is not None:
             assert self.jobs is not None, "a job to defer needs the job queue"
             self.jobs.defer_in(conn, burst.then)
@@ -145,13 +162,14 @@ class SqlArrivalStore:
     ) -> Reserved:
         stamp = now_iso()
         conn.execute(_TOUCH_ALBUM, {"album": album_id, "stamp": stamp})
-        if origin.file_unique_id is not None:
-            messages = set(conn.scalars(_KNOWN, {"album": album_id, "uniq": origin.file_unique_id}))
-            if messages:
-                again = origin.chat_message_id is not None and origin.chat_message_id in messages
-                return Reserved(Reservation.AGAIN if again else Reservation.REPEAT)
-        counts = one(conn, _COUNTS, {"album": album_id})
+        counts = one(
+            conn,
+            _COUNTS,
+            {"album": album_id, "uniq": origin.file_unique_id, "message": origin.chat_message_id},
+        )
         assert counts is not None
+        if counts["known"]:
+            return Reserved(Reservation.AGAIN if counts["again"] else Reservation.REPEAT)
         if counts["items"] + counts["waiting"] >= max_items:
             return Reserved(Reservation.FULL)
         position = max(int(counts["top_item"]), int(counts["top_arrival"])) + 1

@@ -10,6 +10,7 @@ otherwise both start "the" current burst).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -148,36 +149,85 @@ class SqlBurstStore:
         return await self.db.write(self._first_time, chat_id, topic, quiet)
 
     def _first_time(self, conn: Connection, chat_id: int, topic: str, quiet: float) -> bool:
-        _lock(conn, chat_id)
-        now = now_in(conn)
+        now = _lock_now(conn, chat_id)
         last = conn.execute(_TOLD, {"chat": chat_id, "t": topic}).scalar()
         conn.execute(self._tell, {"chat_id": chat_id, "topic": topic, "told_at": now})
         conn.execute(_OLD_HINTS, {"chat": chat_id, "before": now - HINT_RETENTION_SECONDS})
         return last is None or now - float(last) >= quiet
 
 
+_LOCK = text("SELECT pg_advisory_xact_lock(:cls, :key)")
+# The lock, then the clock once it is held: one trip (the CTE's row exists only once the lock
+# is taken, and the clock is read for that row).
+_LOCK_NOW = text(
+    "WITH held AS MATERIALIZED (SELECT pg_advisory_xact_lock(:cls, :key))"
+    " SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION) FROM held"
+)
+
+
 def _lock(conn: Connection, chat_id: int) -> None:
     """One burst transaction of a chat at a time (SQLite's BEGIN IMMEDIATE does it already)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
-            {"cls": _PG_LOCK_CLASS, "key": chat_id % 2**31},  # two chats may share: no harm
-        )
+        conn.execute(_LOCK, _lock_key(chat_id))
 
 
-def _batch(conn: Connection, chat_id: int, album_id: int, gap: float) -> int:
-    _lock(conn, chat_id)
-    now = now_in(conn)
+def _lock_now(conn: Connection, chat_id: int) -> float:
+    """`_lock`, then the database's time now (in the same trip on PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return float(conn.execute(_LOCK_NOW, _lock_key(chat_id)).scalar_one())
+    return now_in(conn)
+
+
+def _lock_key(chat_id: int) -> dict[str, int]:
+    return {"cls": _PG_LOCK_CLASS, "key": chat_id % 2**31}  # two chats may share: no harm
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The burst a received item joins, in the transaction that counts it (`count_joined`)."""
+
+    batch_id: int
+    row: dict[str, Any]  # the burst's row as it will be, but for the count
+    now: float
+    written: bool  # a burst just started: its row says so already
+
+
+def join_in(conn: Connection, chat_id: int, album_id: int, gap: float) -> Joined:
+    """The batch a new item of the album joins (opening one, and a burst, if the last is
+    over), left for `count_joined` to write in the same transaction."""
+    now = _lock_now(conn, chat_id)
     current = conn.execute(_CURRENT, {"chat": chat_id}).mappings().first()
     if current is not None and current["album_id"] == album_id and now - current["last"] < gap:
         batch_id = current["batch_id"]
         if batch_id is None:  # it held only repeats: the first new item opens its batch
             batch_id = _new_batch(conn, album_id)
-        conn.execute(_SET, {"burst_id": current["id"], "batch_id": batch_id, "last": now})
-        return int(batch_id)
+        return Joined(int(batch_id), {**current, "batch_id": batch_id, "last": now}, now, False)
     batch_id = _new_batch(conn, album_id)
-    _start(conn, chat_id, album_id, batch_id, now)
-    return batch_id
+    return Joined(batch_id, _start(conn, chat_id, album_id, batch_id, now), now, True)
+
+
+def count_joined(
+    conn: Connection,
+    joined: Joined,
+    kind: str | None,
+    debounce: float,
+    language: str | None,
+) -> None:
+    """Write the joined burst, counting `kind` (an item, or "repeat") unless None (a full
+    album, or a message counted before): one statement."""
+    values: dict[str, Any] = {}
+    if not joined.written:
+        values.update(batch_id=joined.batch_id, last=joined.now)
+    if kind is not None:
+        values.update(_counted(joined.row, kind, joined.now, debounce, language))
+    if values:
+        conn.execute(_SET, {"burst_id": joined.row["id"], **values})
+
+
+def _batch(conn: Connection, chat_id: int, album_id: int, gap: float) -> int:
+    joined = join_in(conn, chat_id, album_id, gap)
+    count_joined(conn, joined, None, 0.0, None)
+    return joined.batch_id
 
 
 def _count(
@@ -190,15 +240,27 @@ def _count(
     gap: float,
     language: str | None,
 ) -> Burst:
-    _lock(conn, chat_id)
-    now = now_in(conn)
-    row = conn.execute(_CURRENT, {"chat": chat_id}).mappings().first()
-    if row is None or not _joins(row, album_id, batch_id, now, gap):
-        _start(conn, chat_id, album_id, batch_id, now)
-        row = conn.execute(_CURRENT, {"chat": chat_id}).mappings().one()
+    now = _lock_now(conn, chat_id)
+    row: dict[str, Any] | None = None
+    found = conn.execute(_CURRENT, {"chat": chat_id}).mappings().first()
+    if found is not None and _joins(found, album_id, batch_id, now, gap):
+        row = dict(found)
+    else:
+        row = _start(conn, chat_id, album_id, batch_id, now)
+    values = _counted(row, kind, now, debounce, language)
+    if batch_id is not None:
+        values["batch_id"] = batch_id
+    conn.execute(_SET, {"burst_id": row["id"], **values})
+    return _burst({**row, **values})
+
+
+def _counted(
+    row: Row | dict[str, Any], kind: str, now: float, debounce: float, language: str | None
+) -> dict[str, Any]:
+    """The burst's changed values once `kind` is counted in it."""
     counter = COUNTERS[kind]
     pending_since = row["pending_since"] if row["pending_since"] is not None else now
-    values: dict[str, Any] = {
+    return {
         counter: row[counter] + 1,
         "version": row["version"] + 1,
         "language": language,
@@ -206,15 +268,6 @@ def _count(
         # Due a quiet `debounce` from now, but news is never held back longer than a few.
         "quiet_until": min(now + debounce, pending_since + MAX_HOLD * debounce),
     }
-    if batch_id is not None:
-        values["batch_id"] = batch_id
-    conn.execute(_SET, {"burst_id": row["id"], **values})
-    return _burst({**row, **values})
-
-
-# For a store that counts in the same transaction as its own change (the arrival store).
-batch_in = _batch
-count_in = _count
 
 
 def _joins(row: Row, album_id: int, batch_id: int | None, now: float, gap: float) -> bool:
@@ -227,8 +280,7 @@ def _joins(row: Row, album_id: int, batch_id: int | None, now: float, gap: float
 
 
 def _fail(conn: Connection, chat_id: int, burst_id: int, name: str, reason: str) -> bool:
-    _lock(conn, chat_id)
-    now = now_in(conn)
+    now = _lock_now(conn, chat_id)
     row = conn.execute(_ONE, {"chat": chat_id, "burst": burst_id}).mappings().first()
     if row is None:
         return False
@@ -268,9 +320,12 @@ def _end(conn: Connection, chat_id: int) -> None:
         conn.execute(_DROP, {"ids": beyond})
 
 
-def _start(conn: Connection, chat_id: int, album_id: int, batch_id: int | None, now: float) -> int:
+def _start(
+    conn: Connection, chat_id: int, album_id: int, batch_id: int | None, now: float
+) -> dict[str, Any]:
+    """End the chat's burst, if any, and start one: its row."""
     _end(conn, chat_id)
-    values = {
+    values: dict[str, Any] = {
         "chat_id": chat_id,
         "album_id": album_id,
         "batch_id": batch_id,
@@ -282,7 +337,9 @@ def _start(conn: Connection, chat_id: int, album_id: int, batch_id: int | None, 
         "last": now,
         "ended": 0,
     }
-    return int(conn.execute(_INSERT, values).scalar_one())
+    burst_id = int(conn.execute(_INSERT, values).scalar_one())
+    return {**values, "id": burst_id, "message_id": None, "language": None,
+            "pending_since": None, "quiet_until": None}  # fmt: skip
 
 
 def _new_batch(conn: Connection, album_id: int) -> int:
