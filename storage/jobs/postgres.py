@@ -34,7 +34,17 @@ from procrastinate import job_context, jobs, retry, utils, worker
 from procrastinate import manager as procrastinate_manager
 from sqlalchemy import Connection, exc, text
 
-from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, run_endings, running
+from storage.jobs import (
+    JSON,
+    Ending,
+    GivenUp,
+    Job,
+    TakenOver,
+    Task,
+    reset,
+    run_endings,
+    running,
+)
 from storage.sql.database import PostgresDatabase
 
 log = logging.getLogger(__name__)
@@ -102,7 +112,13 @@ _STALLED = text(
     " AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => :stalled_after))"
     " FOR UPDATE OF j SKIP LOCKED"
 )
-_SUCCEEDED = text("SELECT procrastinate_finish_job_v1(:id, 'succeeded', true)")
+# The attempt's succeeded job ended (deleted, as the workers' delete_jobs="successful" does).
+_SUCCEEDED_MINE = text(
+    "WITH mine AS MATERIALIZED ("
+    " SELECT id FROM procrastinate_jobs WHERE id = :id AND status = 'doing'"
+    " AND attempts = :attempts AND worker_id = :worker_id FOR UPDATE)"
+    " SELECT procrastinate_finish_job_v1(id, 'succeeded', true) FROM mine"
+)
 _RETRY_NOW = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
 _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
 # A stalled job whose queueing lock already has a job waiting: that one does its work (it could
@@ -124,8 +140,8 @@ class PostgresAttempt:
     endings: list[Ending] = field(default_factory=list)
 
     def at_end(self, work: Ending) -> None:
-        """Run `work` once the task function returned, in the fenced transaction that ends
-        the job (`_end_with`)."""
+        """Run `work` once the task function returned, in the transaction that ends the job
+        (`_end_with`)."""
         self.endings.append(work)
 
     def fence(self, conn: Connection) -> None:
@@ -149,11 +165,13 @@ class _Backoff(retry.BaseRetryStrategy):
         return retry.RetryDecision(retry_in={"seconds": self.task.retry_wait * 2**job.attempts})
 
 
-def _end_with(conn: Connection, job_id: int, endings: Sequence[Ending]) -> None:
-    """A succeeded job's end with the writes its attempt asked for (fenced by the caller's
-    `Database.write`: the row is the attempt's, locked until this commits)."""
-    run_endings(conn, endings)
-    conn.execute(_SUCCEEDED, {"id": job_id})
+def _end_with(conn: Connection, attempt: PostgresAttempt) -> None:
+    """A succeeded job's end, then the writes its attempt asked for with it; TakenOver (and
+    nothing written) when the job's row is no longer the attempt's."""
+    mine = {"id": attempt.job_id, "attempts": attempt.number, "worker_id": attempt.worker_id}
+    if conn.execute(_SUCCEEDED_MINE, mine).first() is None:
+        raise TakenOver(f"job {attempt.job_id} attempt {attempt.number} was taken over")
+    run_endings(conn, attempt.endings)
 
 
 class _FencedJobManager(procrastinate_manager.JobManager):
@@ -273,9 +291,14 @@ class PostgresQueue:
             try:
                 await task.function(attempt, args)
                 if attempt.endings:
-                    # The endings and the job's end in one fenced transaction; procrastinate's
-                    # own finish, just after, finds the job ended and leaves it.
-                    await self.db.write(_end_with, job.id, attempt.endings)
+                    # The job's end and its endings in one transaction; procrastinate's own
+                    # finish, just after, finds the job ended and leaves it. (Fenced by the
+                    # end itself, not by `Database.write`: one statement fewer.)
+                    token = running(None)
+                    try:
+                        await self.db.write(_end_with, attempt)
+                    finally:
+                        reset(token)
                     self._manager.ended.add(job.id)
             except TakenOver:
                 log.info(

@@ -82,6 +82,7 @@ class SqlInboxStore:
         assert self.jobs is not None, "receiving an update needs the job queue"
         jobs = [job for (_, job), ok in zip(updates, fresh, strict=True) if ok]
         self.jobs.defer_all_in(conn, jobs)
+        conn.execute(_PURGE)
         return fresh
 
     def _receive_new(self, conn: Connection, update_id: int, job: Job) -> bool:
@@ -91,6 +92,7 @@ class SqlInboxStore:
             return False
         assert self.jobs is not None, "receiving an update needs the job queue"
         self.jobs.defer_in(conn, job)
+        conn.execute(_PURGE)
         return True
 
     def handled_mark(self, update_id: int) -> Ending:
@@ -99,14 +101,14 @@ class SqlInboxStore:
         return functools.partial(self._mark_handled, update_id=update_id)
 
     async def done(self, update_id: int) -> None:
-        """The update was handled: its id stays marked handled for a day; ids handled longer
-        ago are purged on the way (an indexed range, mostly empty). Made by the update's job,
-        so fenced: a stalled attempt whose job was taken over marks nothing."""
+        """The update was handled: its id stays marked handled for a day (ids handled longer
+        ago are purged when updates are received: an indexed range, mostly empty, once per
+        batch). Made by the update's job, so fenced: a stalled attempt whose job was taken
+        over marks nothing."""
         await self.db.write(self._mark_handled, update_id)
 
     def _mark_handled(self, conn: Connection, update_id: int) -> None:
         conn.execute(self._handled, {"update": update_id})
-        conn.execute(_PURGE)
 
     async def handled(self, update_id: int) -> bool:
         """Whether the update was handled already (its job runs again after a crash)."""
