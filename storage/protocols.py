@@ -26,6 +26,7 @@ from storage.records import (
     BurstCounting,
     CachedContext,
     ChatFootprint,
+    CurrentAlbum,
     Exchange,
     Forgotten,
     Item,
@@ -45,6 +46,8 @@ from storage.records import (
 
 class AlbumStore(Protocol):
     """Chats' albums and each chat's current one."""
+
+    new_album_name: Callable[[], str]  # what a chat's first album is called, asked when made
 
     async def current(self, chat_id: int) -> Album:
         """The chat's current album, created on first use."""
@@ -281,7 +284,7 @@ class ArrivalStore(Protocol):
 
     async def reserve(
         self,
-        album_id: int,
+        album: int | CurrentAlbum,
         batch_id: int | None,
         kind: MediaKind,
         origin: Origin,
@@ -291,7 +294,8 @@ class ArrivalStore(Protocol):
         burst: BurstCounting | None = None,
     ) -> Reserved:
         """Number a received file and defer `then`'s job for it, in one transaction; with
-        `burst`, count it in its chat's burst there too (the batch is the burst's)."""
+        `burst`, count it in its chat's burst there too (the batch is the burst's); with a
+        `CurrentAlbum`, in the chat's current album as that transaction finds it."""
         ...
 
     async def get(self, arrival_id: int) -> Arrival | None:

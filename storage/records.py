@@ -233,11 +233,21 @@ class BurstCounting:
 
 
 @dataclass(frozen=True)
+class CurrentAlbum:
+    """The chat's current album, looked up in the transaction that uses it; made, named
+    `new_name`, when the chat has none yet."""
+
+    chat_id: int
+    new_name: str
+
+
+@dataclass(frozen=True)
 class Reserved:
     """What receiving a media file did: its number, or why it has none."""
 
     status: Reservation
     arrival: Arrival | None = None
+    album: Album | None = None  # the album it went to, when asked for the current one
 
 
 @dataclass(frozen=True)

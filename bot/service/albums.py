@@ -24,6 +24,7 @@ from storage.records import (
     AlbumSummary,
     Arrival,
     BurstCounting,
+    CurrentAlbum,
     Exchange,
     Item,
     Media,
@@ -145,11 +146,12 @@ class AlbumService(BurstKeeping):
         itself shows is refused here (not a photo, video or voice note; too big to download;
         the album full); a file the album has already counts as a repeat. `acknowledge`, the
         job that acknowledges the burst, is deferred in the transaction that counts it."""
-        album = await self.storage.albums.current(incoming.chat_id)
         kind = classify(incoming)
         self._check_size(incoming, kind)
+        # The current album is looked up in the transaction that numbers the file.
+        current = CurrentAlbum(incoming.chat_id, self.storage.albums.new_album_name())
         reserved = await self.storage.arrivals.reserve(
-            album.id,
+            current,
             None,
             kind,
             _as_kept(incoming.origin),
@@ -165,7 +167,8 @@ class AlbumService(BurstKeeping):
             ),
         )
         if reserved.status is Reservation.FULL:
-            raise _album_full(album, self.settings.max_album_items)
+            assert reserved.album is not None
+            raise _album_full(reserved.album, self.settings.max_album_items)
         # AGAIN: this very message was numbered before (its update runs again): nothing new.
         return reserved
 

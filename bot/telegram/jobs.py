@@ -33,7 +33,7 @@ from bot.service.reexports import (
 )
 from bot.service.words import shown_label
 from bot.telegram.acks import ACK_TASK
-from bot.telegram.durable import UPDATE_TASK
+from bot.telegram.durable import UPDATE_TASK, DurableUpdateQueue
 from bot.telegram.intake_first import IntakeFirst
 from bot.telegram.media_types import MEDIA
 from bot.telegram.message_handlers import downloader
@@ -72,7 +72,12 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
 
     async def run_update(attempt: Attempt, args: JSON) -> None:
         """Run one received update through the handlers, once."""
-        update = Update.de_json(args["update"], app.bot)
+        journal = app.update_queue
+        update = (
+            journal.parsed(int(args["update"]["update_id"]))
+            if isinstance(journal, DurableUpdateQueue) and attempt.number == 0
+            else None
+        ) or Update.de_json(args["update"], app.bot)
         inbox = rt.services.storage.inbox
         # A job is made once per update_id (a second delivery makes none): only a second
         # attempt can find its update handled, by an attempt that stopped before finishing.

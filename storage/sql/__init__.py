@@ -93,15 +93,16 @@ async def _open(
         await db.close()
         await asyncio.to_thread(blobs.pins.close)
 
+    albums = SqlAlbumStore(db, new_album_name)
     return Storage(
-        albums=SqlAlbumStore(db, new_album_name),
+        albums=albums,
         media=SqlMediaStore(db),
         conversation=SqlConversationStore(db),
         usage=SqlUsageStore(db),
         uploads=SqlUploadStore(db),
         caches=SqlContextCacheStore(db),
         inbox=SqlInboxStore(db, jobs),
-        arrivals=SqlArrivalStore(db, jobs),
+        arrivals=SqlArrivalStore(db, jobs, albums),
         privacy=SqlPrivacyStore(db),
         sent=SqlSentStore(db),
         bursts=SqlBurstStore(db),

@@ -102,6 +102,10 @@ class SqlAlbumStore:
         # Named here, in the caller's task: the write may run in another thread.
         return await self.db.write(self._current_or_new, chat_id, self.new_album_name())
 
+    def current_or_new_in(self, conn: Connection, chat_id: int, name: str) -> Album:
+        """`current` inside the caller's transaction (another store's write)."""
+        return self._current_or_new(conn, chat_id, name)
+
     def _current_or_new(self, conn: Connection, chat_id: int, name: str) -> Album:
         # Looked again, with the chat's row locked: another task or process may have won.
         stamp = now_iso()

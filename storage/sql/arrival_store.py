@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -25,8 +25,10 @@ from storage.jobs import Job, JobQueue
 from storage.records import (
     AddOutcome,
     AddStatus,
+    Album,
     Arrival,
     BurstCounting,
+    CurrentAlbum,
     Media,
     MediaKind,
     Origin,
@@ -37,11 +39,13 @@ from storage.records import (
     now_iso,
 )
 from storage.sql import burst_store
+from storage.sql.album_store import SqlAlbumStore
 from storage.sql.database import Database
-from storage.sql.rows import blob_rows, item, item_values, one
-from storage.sql.tables import albums, arrivals, blobs, items
+from storage.sql.rows import blob_rows, item, item_values, one, record
+from storage.sql.tables import albums, arrivals, blobs, chats, items
 
 _ALBUM: BindParameter[int] = bindparam("album")
+_CHAT: BindParameter[int] = bindparam("chat")
 _ARRIVAL: BindParameter[int] = bindparam("arrival")
 
 # Taking the album's row first orders concurrent changes to one album (a row lock on
@@ -74,6 +78,17 @@ _COUNTS = select(
         0,
     ).label("top_arrival"),
 )
+# The chat's current album, touched (and locked) like _TOUCH_ALBUM: one statement.
+_TOUCH_CURRENT = (
+    update(albums)
+    .where(
+        albums.c.id
+        == select(chats.c.current_album_id).where(chats.c.chat_id == _CHAT).scalar_subquery(),
+        albums.c.chat_id == _CHAT,
+    )
+    .values(updated_at=bindparam("stamp"))
+    .returning(*albums.c)
+)
 _INSERT = arrivals.insert().returning(arrivals.c.id)
 _GET = select(arrivals).where(arrivals.c.id == _ARRIVAL)
 _DROP = delete(arrivals).where(arrivals.c.id == _ARRIVAL).returning(*arrivals.c)
@@ -91,9 +106,12 @@ _UNREADY = select(
 class SqlArrivalStore:
     """Numbers media files as they are received; their ingest jobs turn them into items."""
 
-    def __init__(self, db: Database, jobs: JobQueue | None = None) -> None:
+    def __init__(
+        self, db: Database, jobs: JobQueue | None = None, albums: SqlAlbumStore | None = None
+    ) -> None:
         self.db = db
         self.jobs = jobs
+        self.albums = albums  # makes a chat's first album (`CurrentAlbum`)
         self._insert_blob = db.insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.sha256])
         self._insert_item = (
             db.insert(items)
@@ -103,7 +121,7 @@ class SqlArrivalStore:
 
     async def reserve(
         self,
-        album_id: int,
+        album: int | CurrentAlbum,
         batch_id: int | None,
         kind: MediaKind,
         origin: Origin,
@@ -116,15 +134,17 @@ class SqlArrivalStore:
         job for it in the same transaction (received and numbered means its job exists); a
         file the album has (by Telegram's file_unique_id) or a full album gets no number.
         With `burst`, the same transaction opens or joins the chat's batch (`batch_id` is
-        then the one it chose), counts the file or the repeat, and defers the burst's job."""
+        then the one it chose), counts the file or the repeat, and defers the burst's job.
+        With a `CurrentAlbum`, the chat's current album is looked up (or made) in the same
+        transaction, and returned with the outcome."""
         return await self.db.write(
-            self._receive, album_id, batch_id, kind, origin, file_size, max_items, then, burst
+            self._receive, album, batch_id, kind, origin, file_size, max_items, then, burst
         )
 
     def _receive(
         self,
         conn: Connection,
-        album_id: int,
+        album: int | CurrentAlbum,
         batch_id: int | None,
         kind: MediaKind,
         origin: Origin,
@@ -133,12 +153,26 @@ class SqlArrivalStore:
         then: Callable[[Arrival], Job] | None,
         burst: BurstCounting | None,
     ) -> Reserved:
+        # The chat's burst lock first, then the album's row: every transaction that takes
+        # both takes them in this order.
+        now = burst_store.lock_now_in(conn, burst.chat_id) if burst is not None else None
+        chosen: Album | None = None
+        touched = False
+        if isinstance(album, CurrentAlbum):
+            chosen, touched = self._current(conn, album)
+            album_id = chosen.id
+        else:
+            album_id = album
         if burst is None:
-            return self._reserve(conn, album_id, batch_id, kind, origin, file_size, max_items, then)
-        joined = burst_store.join_in(conn, burst.chat_id, album_id, burst.gap)
+            reserved = self._reserve(
+                conn, album_id, batch_id, kind, origin, file_size, max_items, then, touched
+            )
+            return replace(reserved, album=chosen)
+        joined = burst_store.join_in(conn, burst.chat_id, album_id, burst.gap, now)
         reserved = self._reserve(
-            conn, album_id, joined.batch_id, kind, origin, file_size, max_items, then
+            conn, album_id, joined.batch_id, kind, origin, file_size, max_items, then, touched
         )
+        reserved = replace(reserved, album=chosen)
         # Counted unless the album is full, or this very message was counted before (AGAIN).
         counted = {Reservation.RESERVED: kind, Reservation.REPEAT: "repeat"}.get(reserved.status)
         burst_store.count_joined(conn, joined, counted, burst.debounce, burst.language)
@@ -159,9 +193,11 @@ class SqlArrivalStore:
         file_size: int | None,
         max_items: int,
         then: Callable[[Arrival], Job] | None,
+        touched: bool = False,
     ) -> Reserved:
         stamp = now_iso()
-        conn.execute(_TOUCH_ALBUM, {"album": album_id, "stamp": stamp})
+        if not touched:
+            conn.execute(_TOUCH_ALBUM, {"album": album_id, "stamp": stamp})
         counts = one(
             conn,
             _COUNTS,
@@ -192,6 +228,14 @@ class SqlArrivalStore:
             assert self.jobs is not None, "a job to defer needs the job queue"
             self.jobs.defer_in(conn, then(arrival))
         return Reserved(Reservation.RESERVED, arrival)
+
+    def _current(self, conn: Connection, wanted: CurrentAlbum) -> tuple[Album, bool]:
+        """The chat's current album and whether its row was touched (locked) on the way."""
+        row = one(conn, _TOUCH_CURRENT, {"chat": wanted.chat_id, "stamp": now_iso()})
+        if row is not None:
+            return record(Album, row), True
+        assert self.albums is not None, "a chat's first album needs the album store"
+        return self.albums.current_or_new_in(conn, wanted.chat_id, wanted.new_name), False
 
     async def get(self, arrival_id: int) -> Arrival | None:
         """A file still waiting for its download; None once settled or dropped."""

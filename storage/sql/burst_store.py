@@ -178,6 +178,10 @@ def _lock_now(conn: Connection, chat_id: int) -> float:
     return now_in(conn)
 
 
+# For a store whose transaction takes the chat's burst lock before its own rows' locks.
+lock_now_in = _lock_now
+
+
 def _lock_key(chat_id: int) -> dict[str, int]:
     return {"cls": _PG_LOCK_CLASS, "key": chat_id % 2**31}  # two chats may share: no harm
 
@@ -192,10 +196,14 @@ class Joined:
     written: bool  # a burst just started: its row says so already
 
 
-def join_in(conn: Connection, chat_id: int, album_id: int, gap: float) -> Joined:
+def join_in(
+    conn: Connection, chat_id: int, album_id: int, gap: float, now: float | None = None
+) -> Joined:
     """The batch a new item of the album joins (opening one, and a burst, if the last is
-    over), left for `count_joined` to write in the same transaction."""
-    now = _lock_now(conn, chat_id)
+    over), left for `count_joined` to write in the same transaction; `now` when the caller
+    took the chat's lock already (`lock_now_in`)."""
+    if now is None:
+        now = _lock_now(conn, chat_id)
     current = conn.execute(_CURRENT, {"chat": chat_id}).mappings().first()
     if current is not None and current["album_id"] == album_id and now - current["last"] < gap:
         batch_id = current["batch_id"]
