@@ -21,6 +21,8 @@ Each weighs one part of the bot by taking it away; none is a proposal:
   (do more threads than cores only add GIL contention?).
 - many-workers: 24 threads instead of six (do files wait for a thread while others wait on
   the network, as with media in a bucket?).
+- no-language-read: the chat's language is not read before the handlers (the writer's
+  Telegram language is spoken): to weigh that read transaction, one per update.
 - classic-story: /story goes the classic way (RICH_STORY=false: messages and albums instead of
   one rich message), for the story's requests and time before and after.
 
@@ -294,6 +296,17 @@ def _classic_story() -> None:
     os.environ["RICH_STORY"] = "false"  # read by the bot's settings after this module ran
 
 
+def _no_language_read() -> None:
+    import bot.service.languages
+    from bot.i18n import negotiate
+
+    async def for_chat(self: Any, chat_id: int, telegram_code: str | None) -> Any:
+        code = negotiate(telegram_code)
+        return bot.service.languages.ChatLanguage(speaks=code, writes=telegram_code)
+
+    bot.service.languages.LanguageService.for_chat = for_chat  # type: ignore[method-assign]
+
+
 PATCHES = {
     "no-rate-limiter": _no_rate_limiter,
     "no-places": _no_places,
@@ -306,6 +319,7 @@ PATCHES = {
     "db-wait": _db_wait,
     "job-steps": _job_steps,
     "classic-story": _classic_story,
+    "no-language-read": _no_language_read,
 }
 
 for _name in sorted(NAMES):
