@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from telegram import Update
@@ -52,7 +53,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         super().__init__()
         self.inbox: Inbox | None = None
         self.redeliver = redeliver
-        self._waiting: list[tuple[Update, asyncio.Future[None] | None]] = []
+        self._waiting: list[_Waiting] = []
         self._journaling: asyncio.Task[None] | None = None
         # The updates this process journaled lately, as PTB parsed them: their job, when it
         # runs here, takes the object instead of parsing the update again (a tenth of the
@@ -73,8 +74,20 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         if self.inbox is None or not isinstance(item, Update):
             await super().put(item)  # PTB's stop signal, or an update before start-up ended
             return
+        await self._take(item, None)
+
+    async def put_received(self, update: Update, data: dict[str, Any]) -> None:
+        """`put` an update together with the JSON object it was parsed from (a webhook's
+        body): its job keeps that object as it came, instead of PTB's `to_dict` of the
+        update, which was a twentieth of a replica's event loop while a burst came in."""
+        if self.inbox is None:
+            await super().put(update)
+            return
+        await self._take(update, data)
+
+    async def _take(self, update: Update, data: dict[str, Any] | None) -> None:
         committed = asyncio.get_running_loop().create_future() if self.redeliver else None
-        self._waiting.append((item, committed))
+        self._waiting.append(_Waiting(update, data, committed))
         if self._journaling is None or self._journaling.done():
             self._journaling = asyncio.create_task(self._journal(), name="journal-updates")
         if committed is not None:
@@ -91,31 +104,32 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                fresh = await inbox.receive_many([(u.update_id, update_job(u)) for u, _ in batch])
+                fresh = await inbox.receive_many([(w.update.update_id, w.job()) for w in batch])
             except asyncio.CancelledError:  # stopping: the webhook's requests get their 503
-                for _, committed in batch + self._waiting:
-                    if committed is not None and not committed.done():
-                        committed.cancel()
+                for waiting in batch + self._waiting:
+                    if waiting.committed is not None and not waiting.committed.done():
+                        waiting.committed.cancel()
                 raise
             except Exception:
                 if len(batch) == 1:
-                    await self._not_journaled(*batch[0])
+                    await self._not_journaled(batch[0].update, batch[0].committed)
                     continue
                 # One at a time, so one update that cannot be journaled spoils no other.
-                for update, committed in batch:
+                for waiting in batch:
+                    update = waiting.update
                     try:
-                        new = await inbox.receive(update.update_id, update_job(update))
+                        new = await inbox.receive(update.update_id, waiting.job())
                     except Exception:
-                        await self._not_journaled(update, committed)
+                        await self._not_journaled(update, waiting.committed)
                     else:
                         if new:
                             self._keep(update)
-                        _settled(update, committed, new)
+                        _settled(update, waiting.committed, new)
                 continue
-            for (update, committed), new in zip(batch, fresh, strict=True):
+            for waiting, new in zip(batch, fresh, strict=True):
                 if new:
-                    self._keep(update)
-                _settled(update, committed, new)
+                    self._keep(waiting.update)
+                _settled(waiting.update, waiting.committed, new)
 
     def _keep(self, update: Update) -> None:
         self._parsed[update.update_id] = update
@@ -131,6 +145,19 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         # Without the crash safety for this one update, but not deaf.
         log.exception("Could not journal update %s; handling it anyway", update.update_id)
         await super().put(update)
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """An update put and not journaled yet: with its JSON object when it came as one, and
+    the future its webhook request waits on (None when polling)."""
+
+    update: Update
+    data: dict[str, Any] | None
+    committed: asyncio.Future[None] | None
+
+    def job(self) -> Job:
+        return update_job(self.update, self.data)
 
 
 def _settled(update: Update, committed: asyncio.Future[None] | None, new: bool) -> None:
@@ -160,12 +187,13 @@ class JournaledPolling(HTTPXRequest):
         return await super().do_request(*args, **kwargs)
 
 
-def update_job(update: Update) -> Job:
-    """The job that handles an update: one at a time per chat, in the order received."""
+def update_job(update: Update, data: dict[str, Any] | None = None) -> Job:
+    """The job that handles an update: one at a time per chat, in the order received. Its
+    argument is the update's JSON object: `data`, when the update was parsed from it."""
     key = chat_key(update)
     return Job(
         UPDATE_TASK,
-        {"update": update.to_dict()},
+        {"update": update.to_dict() if data is None else data},
         lock=f"chat:{key}" if key is not None else None,
         queue=CHAT,
     )

@@ -22,6 +22,7 @@ from telegram.ext import Application
 
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.telegram.durable import DurableUpdateQueue
 from bot.telegram.health import add_health_route
 from bot.telegram.serving import Serving
 
@@ -59,8 +60,12 @@ def make_web_app(application: App, secret: str, path: str) -> web.Application:
                 body,
             )
             return web.Response(status=400, text="bad update")
+        queue = application.update_queue
         try:
-            await application.update_queue.put(update)
+            if isinstance(queue, DurableUpdateQueue):
+                await queue.put_received(update, data)
+            else:
+                await queue.put(update)
         except Exception:
             # Not journalled (the database is away): Telegram sends it again after a 5xx.
             log.exception("Could not take update %s; Telegram will resend it", update.update_id)
