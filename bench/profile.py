@@ -31,8 +31,8 @@ def read(path: Path) -> list[tuple[str, list[str], int]]:
     result = []
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count.isdigit():
+            continue  # a frame of compiled code (uvloop) whose source line broke the line
         frames = stack.split(";")
         found = _THREAD.match(frames[0])
         kind = _kind(found["name"]) if found else "?"

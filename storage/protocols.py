@@ -254,12 +254,18 @@ class ContextCacheStore(Protocol):
         ...
 
 
+# The argument of a received update's job that says when it was received, on the database's
+# clock (added by the inbox): a burst is timed by when its items came, not by when a backlog
+# of updates let them be handled.
+RECEIVED_AT = "received_at"
+
+
 class InboxStore(Protocol):
     """Every update_id received, so a second delivery of one is recognised."""
 
     async def receive(self, update_id: int, job: Job) -> bool:
-        """Record a received update and defer its job in one transaction; False when the
-        update was received before."""
+        """Record a received update and defer its job in one transaction, its arguments told
+        when it was received (`RECEIVED_AT`); False when the update was received before."""
         ...
 
     async def receive_many(self, updates: Sequence[tuple[int, Job]]) -> list[bool]:

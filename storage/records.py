@@ -223,13 +223,22 @@ class Reservation(Enum):
 class BurstCounting:
     """Count a received file in its chat's burst in the very transaction that numbers it (the
     batch it joins, its count, when the acknowledgement is due), and defer `then`, the
-    acknowledgement's job, with it."""
+    acknowledgement's job, with it, to run when the acknowledgement is due (or bring the one
+    waiting forward to then).
+
+    `received_at` is when the file's message was received, on the database's clock: the burst
+    is timed by it (a debounce after the last item received), not by when a backlog of updates
+    let the file be numbered. None: now."""
 
     chat_id: int
     debounce: float
     gap: float
     language: str | None = None
     then: Job | None = None
+    received_at: float | None = None
+    # The lock of the chat's update jobs: while one of them waits to start, the waiting
+    # acknowledgement is not brought forward (the burst may grow: the last one's turn will).
+    updates_lock: str | None = None
 
 
 @dataclass(frozen=True)

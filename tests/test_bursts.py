@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import text
 
 from bot import i18n
 from bot.service.bursts import (
@@ -18,9 +19,18 @@ from bot.service.bursts import (
     acknowledgement,
     acknowledgement_text,
 )
+from storage.jobs import Job
 from storage.protocols import Storage
-from storage.records import Album, AlbumSummary
+from storage.records import (
+    Album,
+    AlbumSummary,
+    BurstCounting,
+    CurrentAlbum,
+    Origin,
+    Reserved,
+)
 from storage.sql.burst_store import MAX_ENDED_PER_CHAT, MAX_HOLD
+from storage.sql.clock import now_in
 from tests.storage_backends import BACKENDS
 
 CHAT = 7
@@ -329,3 +339,113 @@ def test_failed_files_are_named_a_few_then_counted_in_the_chats_language() -> No
     with i18n.using("de"):
         german = acknowledgement_text(_summary(photos=3), burst).splitlines()
     assert german[2].startswith("⚠️ IMG_0.jpg") and "empty" not in german[2]
+
+
+async def _clock(store: Storage) -> float:
+    """Now on the database's clock."""
+    db = store.inbox.db  # type: ignore[attr-defined]
+    return float(await db.read(now_in))
+
+
+async def _reserve(
+    store: Storage, n: int, received_at: float | None, updates_lock: str | None = None
+) -> Reserved:
+    """What AlbumService.receive does: number photo `n` and count it in the burst, with the
+    acknowledgement's job (a debounce of 600 s: nothing would run it in a test)."""
+    origin = Origin(file_id=f"f{n}", file_unique_id=f"u{n}", chat_message_id=n)
+    return await store.arrivals.reserve(
+        CurrentAlbum(CHAT, "Trip"),
+        None,
+        "photo",
+        origin,
+        1000,
+        max_items=50,
+        burst=BurstCounting(
+            CHAT,
+            debounce=600.0,
+            gap=GAP,
+            then=Job("ack", {"chat": CHAT}, lock="ack:7", queueing_lock="ack:7", delay=600.0),
+            received_at=received_at,
+            updates_lock=updates_lock,
+        ),
+    )
+
+
+async def test_a_file_numbered_behind_a_backlog_is_timed_by_when_it_was_received(
+    store: Storage,
+) -> None:
+    # Received 590 s ago and numbered only now (a backlog): its acknowledgement is due 10 s
+    # from now, a debounce after it was received, not a debounce from now.
+    received = await _clock(store) - 590.0
+    await _reserve(store, 1, received)
+    [burst] = await store.bursts.unshown(CHAT)
+    assert burst.last == pytest.approx(received)
+    assert burst.quiet_until == pytest.approx(received + 600.0)
+    due = await store.bursts.due(CHAT)
+    assert due is not None and 0 < due <= 10.0
+    # A time still to come is never taken: a file is counted no later than now.
+    later = await _clock(store) + 3600.0
+    await _reserve(store, 2, later)
+    [burst] = await store.bursts.unshown(CHAT)
+    assert burst.last <= await _clock(store)
+
+
+async def test_the_acknowledgement_waits_for_the_chats_updates_received_before_it(
+    store: Storage,
+) -> None:
+    # Its job is deferred to when it is due; a later file brings a waiting one forward, but
+    # not while the chat's updates wait to start: the burst may still grow.
+    received = await _clock(store) - 3600.0  # due long ago
+    await store.jobs.defer(Job("update", {"n": 1}, lock="chat:7"))  # a later update waits
+    await _reserve(store, 1, received, updates_lock="chat:7")
+    assert await store.jobs.waiting("ack:7", "ack")
+    assert await _ack_due_in(store) <= 0.0  # the first file defers it at once: due
+    await _push_ack_back(store)
+    await _reserve(store, 2, received, updates_lock="chat:7")
+    assert await _ack_due_in(store) > 60.0  # left: the chat's update still waits
+    await _reserve(store, 3, received)  # (no lock: brought forward as before)
+    assert await _ack_due_in(store) <= 0.0
+    await _push_ack_back(store)
+    await _drop_update(store)  # the last update started (and counts the last file):
+    await _reserve(store, 4, received, updates_lock="chat:7")
+    assert await _ack_due_in(store) <= 0.0  # brought forward
+    assert await store.jobs.waiting("chat:7", "update") is False
+
+
+def _jobs_table(store: Storage) -> tuple[str, str, str]:
+    """(table, its acknowledgement's due time in seconds since the epoch, task column)."""
+    if store.inbox.db.engine == "postgresql":  # type: ignore[attr-defined]
+        return (
+            "procrastinate_jobs",
+            "EXTRACT(EPOCH FROM COALESCE(scheduled_at, now()))",
+            "task_name",
+        )
+    return "jobs", "run_after", "task"
+
+
+async def _sql(store: Storage, sql: str, write: bool = False) -> Any:
+    db = store.inbox.db  # type: ignore[attr-defined]
+    if write:
+        return await db.write(lambda conn: conn.execute(text(sql)).rowcount)
+    return await db.read(lambda conn: conn.execute(text(sql)).first())
+
+
+async def _ack_due_in(store: Storage) -> float:
+    table, due, _ = _jobs_table(store)
+    [seconds] = await _sql(store, f"SELECT {due} FROM {table} WHERE queueing_lock = 'ack:7'")
+    return float(seconds) - await _clock(store)
+
+
+async def _push_ack_back(store: Storage) -> None:
+    table, _, _ = _jobs_table(store)
+    later = (
+        "scheduled_at = now() + interval '1 hour'"
+        if table == "procrastinate_jobs"
+        else f"run_after = {await _clock(store) + 3600.0}"
+    )
+    await _sql(store, f"UPDATE {table} SET {later} WHERE queueing_lock = 'ack:7'", write=True)
+
+
+async def _drop_update(store: Storage) -> None:
+    table, _, task = _jobs_table(store)
+    await _sql(store, f"DELETE FROM {table} WHERE {task} = 'update'", write=True)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from procrastinate.schema import SchemaManager
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, column, func, insert, table, text
 
-from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task
-from storage.jobs.postgres import PostgresQueue
+from storage.jobs import CHAT, JSON, MEDIA, Attempt, Ending, Job, TakenOver, Task
+from storage.jobs.postgres import PostgresAttempt, PostgresQueue, _end_with
 from storage.sql.database import PostgresDatabase, Rollback
 from tests.pg_replica import open_database, replica
 
@@ -480,16 +480,15 @@ async def test_a_jobs_endings_commit_in_the_transaction_that_ends_it(
         )
     )
     queue = queues()
-
-    def mark(conn: Connection) -> None:
-        conn.execute(text("INSERT INTO ends VALUES ('ending', txid_current())"))
-
-    def broken(conn: Connection) -> None:
-        mark(conn)
-        raise RuntimeError("the ending's write failed")
+    ends_table = table("ends", column("what"), column("tx"))
+    mark = Ending(insert(ends_table).values(what="ending", tx=func.txid_current()))
+    # Its write fails (no such column): the job's end fails with it.
+    broken = Ending(insert(table("ends", column("what"), column("nothing"))).values(nothing=1))
 
     async def ends(attempt: Attempt, args: JSON) -> None:
-        attempt.at_end(broken if args.get("break") and attempt.number == 0 else mark)
+        attempt.at_end(mark)
+        if args.get("break") and attempt.number == 0:
+            attempt.at_end(broken)
 
     queue.register(Task("ends", ends, attempts=2, retry_wait=0.1))
     await queue.defer(Job("ends"))
@@ -502,6 +501,42 @@ async def test_a_jobs_endings_commit_in_the_transaction_that_ends_it(
     # was undone with it and its job ran again.
     assert [what for what, _ in found] == ["ending", "job ends", "ending", "job ends"]
     assert found[0][1] == found[1][1] and found[2][1] == found[3][1] != found[0][1]
+
+
+async def test_a_jobs_end_taken_over_writes_nothing(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # The end and its endings are one statement: when the row is no longer the attempt's,
+    # photostory_taken_over (m017) raises inside it, so the endings written before it in
+    # the same statement are undone, and the job is left to the attempt that has it.
+    await db.write(lambda conn: conn.execute(text("CREATE TABLE ends (what text)")))
+    queue = queues()
+    assert await queue.defer(Job("step", {"n": 1}, lock="chat:1"))
+
+    def running_elsewhere(conn: Connection) -> tuple[int, int]:
+        worker = conn.execute(
+            text("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
+        ).scalar_one()
+        job = conn.execute(
+            text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w RETURNING id"),
+            {"w": worker},
+        ).scalar_one()
+        return int(job), int(worker)
+
+    job_id, worker = await db.write(running_elsewhere)
+    mark = Ending(
+        insert(table("ends", column("what"))).values(what=bindparam("what")), {"what": "x"}
+    )
+    stale = PostgresAttempt(job_id, "step", 0, False, worker_id=worker + 1, endings=[mark])
+    with pytest.raises(TakenOver):
+        await db.once(_end_with, stale)
+    assert await rows(db, "SELECT what FROM ends") == []
+    assert await rows(db, "SELECT status FROM procrastinate_jobs") == [("doing",)]
+
+    mine = PostgresAttempt(job_id, "step", 0, False, worker_id=worker, endings=[mark])
+    await db.once(_end_with, mine)
+    assert await rows(db, "SELECT what FROM ends") == [("x",)]
+    assert await rows(db, "SELECT status FROM procrastinate_jobs") == []
 
 
 async def test_the_fetch_walks_the_priority_index_whatever_the_statistics(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, TakenOver, Task
-from storage.protocols import Storage
+from storage.protocols import RECEIVED_AT, Storage
 from storage.records import (
     AddStatus,
     Blob,
@@ -29,6 +29,7 @@ from storage.records import (
     Upload,
     UsageRecord,
 )
+from storage.sql.clock import now_in
 from tests.attempts import HandAttempt, attempt
 from tests.storage_backends import BACKENDS
 
@@ -315,6 +316,32 @@ async def test_cached_tokens_are_summed_beside_the_prompt(store: Storage) -> Non
     assert (user, per_user.cached_tokens) == (5, 160)
 
 
+async def test_a_received_updates_job_says_when_it_was_received_on_the_database_clock(
+    store: Storage,
+) -> None:
+    # A burst is timed by when its files were received, not by when a backlog let their
+    # updates be handled: the job carries the database's time of the update's journaling.
+    db = store.inbox.db  # type: ignore[attr-defined]
+    before = await db.read(now_in)
+    await store.inbox.receive_many([(1, update_job(1, chat_id=7)), (2, update_job(2, chat_id=7))])
+    assert await store.inbox.receive(3, update_job(3, chat_id=7))
+    after = await db.read(now_in)
+    seen: dict[int, float] = {}
+    gate = asyncio.Event()
+
+    async def run(attempt: Attempt, args: JSON) -> None:
+        seen[int(args["update"]["update_id"])] = float(args[RECEIVED_AT])
+        await gate.wait()
+
+    store.jobs.register(Task("update", run))
+    await store.jobs.start({CHAT: 4, MEDIA: 1})
+    gate.set()
+    assert await store.jobs.wait_idle(WAIT)
+    assert sorted(seen) == [1, 2, 3]
+    assert all(before <= at <= after for at in seen.values())
+    assert seen[1] <= seen[2] <= seen[3]
+
+
 class Updates:
     """Runs the jobs the inbox deferred (task "update", as the bot registers it) and records
     what they did: (update_id, attempt number) per start, update_ids that ended, given-up jobs."""
@@ -443,7 +470,8 @@ async def test_an_update_whose_job_fails_every_try_is_handed_back_once_to_be_rep
     await updates.start()
     await updates.finish()
     assert updates.tries(5) == [0, 1, 2]  # Task.attempts: three tries in all
-    assert updates.given_up == [("update", {"update": {"update_id": 5}})]  # reported once
+    [(task, args)] = updates.given_up  # reported once
+    assert task == "update" and args["update"] == {"update_id": 5}
     assert updates.ended == [6]  # the chat goes on after it
     assert not await inbox.receive(5, update_job(5, chat_id=7))  # a resend is not run again
 

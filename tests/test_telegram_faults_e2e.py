@@ -36,6 +36,12 @@ async def _photo(bot: Harness, seed: int, count: int) -> None:
     await bot.wait_text(bot.chat["id"], f"”: {count} photo")
 
 
+async def _stored(bot: Harness, count: int) -> None:
+    """The album holds `count` photos, downloaded and stored (after the acknowledgement, which
+    counts what was received, their ingest jobs store them)."""
+    await bot.tg.wait_for(lambda: len(_item_rows(bot)) == count)
+
+
 def _named_once(bot: Harness, line: str) -> None:
     """The acknowledgement (or its one follow-up) named the failed file, once in all."""
     assert len([t for t in ever_said(bot.tg, bot.chat["id"]) if line in t]) == 1
@@ -56,7 +62,7 @@ async def test_flood_limit_on_the_acknowledgement_is_waited_out(bot: Harness) ->
     assert [c.error is not None for c in sends] == [True, False]
     assert "retry after 1" in (sends[0].error or "")
     assert sends[1].time - sends[0].time >= 1.0  # waited as long as Telegram asked
-    assert len(_item_rows(bot)) == 1
+    await _stored(bot, 1)
     await _photo(bot, 2, 2)
 
 
@@ -117,16 +123,16 @@ async def test_telegram_5xx_on_the_acknowledgement_is_retried(bot: Harness) -> N
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo", timeout=5)  # a retry comes within seconds
     assert len(_failed(bot, "sendMessage")) == 1
-    assert len(_item_rows(bot)) == 1
+    await _stored(bot, 1)
 
 
 async def test_telegram_5xx_on_the_acknowledgement_loses_no_photo(bot: Harness) -> None:
     bot.tg.fail_next("sendMessage", 500)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.tg.wait_for(lambda: _failed(bot, "sendMessage"))
-    assert len(_item_rows(bot)) == 1
+    await _stored(bot, 1)
     await _photo(bot, 2, 2)  # the next acknowledgement counts both
-    assert len(_item_rows(bot)) == 2
+    await _stored(bot, 2)
 
 
 # Downloads --------------------------------------------------------------------------------
@@ -185,7 +191,7 @@ async def test_getfile_500_is_retried_and_the_photo_stored(bot: Harness) -> None
     await bot.wait_text(bot.chat["id"], "2 photos")
     await bot.wait_stored()
     assert len(_failed(bot, "getFile")) == 1
-    assert len(_item_rows(bot)) == 2
+    await _stored(bot, 2)
 
 
 async def test_getfile_failing_every_time_is_named_in_the_acknowledgement_and_stores_nothing(
@@ -244,7 +250,7 @@ async def test_file_api_outage_gets_one_sentence_stores_nothing_and_the_next_sto
     assert bot.gemini.generate_requests() == []  # nothing was asked without the photos
     assert bot.rows("SELECT * FROM exchanges") == []
     assert bot.rows("SELECT * FROM uploads") == []
-    assert len(_item_rows(bot)) == 2
+    await _stored(bot, 2)
     _no_apology(bot)
 
     bot.gemini.enqueue(Reply(text="# Story\n\nTrams and tiles."))

@@ -140,12 +140,21 @@ class AlbumService(BurstKeeping):
 
     # Media -------------------------------------------------------------------------------
 
-    async def receive(self, incoming: IncomingMedia, acknowledge: Job | None = None) -> Reserved:
+    async def receive(
+        self,
+        incoming: IncomingMedia,
+        acknowledge: Job | None = None,
+        received_at: float | None = None,
+        updates_lock: str | None = None,
+    ) -> Reserved:
         """Take a received media file: numbered in the chat's album and counted in its burst
         at once, downloaded and checked by its ingest job on any worker. What the message
         itself shows is refused here (not a photo, video or voice note; too big to download;
         the album full); a file the album has already counts as a repeat. `acknowledge`, the
-        job that acknowledges the burst, is deferred in the transaction that counts it."""
+        job that acknowledges the burst, is deferred in the transaction that counts it, to run
+        a debounce after the burst's last file was received (`received_at`, the database's
+        clock; None: now), however long the file waited to be numbered; not brought forward
+        while the chat's updates wait to start (`updates_lock`: the burst may grow)."""
         kind = classify(incoming)
         self._check_size(incoming, kind)
         # The current album is looked up in the transaction that numbers the file.
@@ -164,6 +173,8 @@ class AlbumService(BurstKeeping):
                 gap=BURST_GAP_SECONDS,
                 language=i18n.current(),
                 then=acknowledge,
+                received_at=received_at,
+                updates_lock=updates_lock,
             ),
         )
         if reserved.status is Reservation.FULL:

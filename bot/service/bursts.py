@@ -73,6 +73,11 @@ class BurstKeeping(AlbumServiceBase):
         """Seconds until the chat's acknowledgement is due (0: now); None if none is behind."""
         return await self.storage.bursts.due(chat_id)
 
+    async def burst_under_way(self, chat_id: int) -> bool:
+        """Whether a burst whose acknowledgement is behind may still grow (no command ended
+        it)."""
+        return any(not burst.ended for burst in await self.storage.bursts.unshown(chat_id))
+
     async def acknowledgements(self, chat_id: int) -> list[Acknowledgement]:
         """What each acknowledgement that is behind should say now, oldest first (each in the
         language of the burst's latest update)."""

@@ -19,7 +19,7 @@ from storage.jobs import (
     reset,
     running,
 )
-from storage.protocols import SentStore
+from storage.protocols import RECEIVED_AT, SentStore
 from storage.records import KIND_NOUNS, AlbumSummary, Arrival, ChatFootprint, Item, Origin
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "JSON",
     "KIND_NOUNS",
     "MEDIA",
+    "RECEIVED_AT",
     "AlbumSummary",
     "Arrival",
     "Attempt",

@@ -19,6 +19,7 @@ from bot.i18n import _
 from bot.service.albums import AlbumService
 from bot.service.bursts import Acknowledgement
 from bot.service.reexports import Job, JobQueue
+from bot.telegram.durable import UPDATE_TASK, chat_lock
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,18 @@ CLOSE_WAIT = 10.0  # seconds a reply waits for the acknowledgement before it to 
 POLL_SECONDS = 0.05
 
 
-def ack_job(chat_id: int, delay: float) -> Job:
+# When the acknowledgement is due while one of the chat's updates is being handled (it may be
+# counting the burst's last file), it looks again this much later, once.
+SETTLE_SECONDS = 0.2
+
+
+def ack_job(chat_id: int, delay: float, settle: bool = False) -> Job:
     """The job that sends or edits the chat's acknowledgement when it is due: one waiting per
-    chat (queueing lock), one running per chat across all workers (lock)."""
+    chat (queueing lock), one running per chat across all workers (lock). `settle`: it looked
+    once already while an update of the chat was being handled."""
     key = f"ack:{chat_id}"
-    return Job(ACK_TASK, {"chat": chat_id}, lock=key, queueing_lock=key, delay=delay)
+    args: dict[str, object] = {"chat": chat_id, **({"settle": True} if settle else {})}
+    return Job(ACK_TASK, args, lock=key, queueing_lock=key, delay=delay)
 
 
 class Acknowledger:
@@ -72,13 +80,30 @@ class Acknowledger:
             self._chats.clear()
         return ack_job(chat_id, self.debounce)
 
-    async def run(self, chat_id: int) -> None:
+    async def run(self, chat_id: int, settling: bool = False) -> None:
         """The `ack` job: send what is due, or come back when it is."""
         wait = await self.albums.acknowledgement_due(chat_id)
         if wait is None:
             return
         if wait > 0:
             await self.jobs.defer(ack_job(chat_id, wait))
+            return
+        if await self.jobs.waiting(chat_lock(chat_id), UPDATE_TASK) and (
+            await self.albums.burst_under_way(chat_id)
+        ):
+            # Due (a debounce after the last file received), but the chat has updates waiting
+            # behind a backlog: the burst may have more. The last of them to count a file
+            # brings this job forward; a debounce from now in any case.
+            await self.jobs.defer(ack_job(chat_id, self.debounce))
+            return
+        if (
+            not settling
+            and await self.jobs.waiting(chat_lock(chat_id), UPDATE_TASK, running=True)
+            and await self.albums.burst_under_way(chat_id)
+        ):
+            # One of the chat's updates is being handled: it may be counting the burst's last
+            # file (its count then comes with this message, not in an edit just after).
+            await self.jobs.defer(ack_job(chat_id, SETTLE_SECONDS, settle=True))
             return
         await flush(self.bot, self.albums, chat_id)
 

@@ -11,9 +11,11 @@ the update through the Application's handlers (bot/telegram/jobs.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +27,11 @@ from bot.service.reexports import CHAT, Job
 log = logging.getLogger(__name__)
 
 UPDATE_TASK = "update"
+# When the update being handled was received, on the database's clock (its job's argument
+# RECEIVED_AT, set by `receiving`): None outside an update's job.
+_received_at: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "received_at", default=None
+)
 PARSED_KEPT = 1000  # parsed updates kept for their jobs: two bursts of 50 albums
 
 
@@ -194,9 +201,30 @@ def update_job(update: Update, data: dict[str, Any] | None = None) -> Job:
     return Job(
         UPDATE_TASK,
         {"update": update.to_dict() if data is None else data},
-        lock=f"chat:{key}" if key is not None else None,
+        lock=chat_lock(key) if key is not None else None,
         queue=CHAT,
     )
+
+
+def chat_lock(chat_id: int) -> str:
+    """The lock of a chat's update jobs: one at a time, in the order received."""
+    return f"chat:{chat_id}"
+
+
+@contextlib.contextmanager
+def receiving(received_at: float | None) -> Iterator[None]:
+    """Handle an update received at `received_at` (the database's clock) in the block."""
+    token = _received_at.set(received_at)
+    try:
+        yield
+    finally:
+        _received_at.reset(token)
+
+
+def received_at() -> float | None:
+    """When the update being handled was received, on the database's clock (None: not known,
+    take now)."""
+    return _received_at.get()
 
 
 def chat_key(update: object) -> int | None:

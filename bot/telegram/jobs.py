@@ -24,6 +24,7 @@ from bot.service.bursts import FAILURE_REASONS
 from bot.service.reexports import (
     JSON,
     KIND_NOUNS,
+    RECEIVED_AT,
     Arrival,
     Attempt,
     TakenOver,
@@ -33,7 +34,7 @@ from bot.service.reexports import (
 )
 from bot.service.words import shown_label
 from bot.telegram.acks import ACK_TASK
-from bot.telegram.durable import UPDATE_TASK, DurableUpdateQueue
+from bot.telegram.durable import UPDATE_TASK, DurableUpdateQueue, receiving
 from bot.telegram.intake_first import IntakeFirst
 from bot.telegram.media_types import MEDIA
 from bot.telegram.message_handlers import downloader
@@ -88,8 +89,9 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
         # A new media message (an edited one's caption may wait for its file: not counted).
         new_media = update.message is not None and MEDIA.check_update(update)
         taking = intake.taking() if new_media else contextlib.nullcontext()
+        received = args.get(RECEIVED_AT)
         try:
-            with taking:
+            with taking, receiving(float(received) if received is not None else None):
                 await app.process_update(update)
         finally:
             _taken.reset(token)
@@ -116,7 +118,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
 
     async def run_ack(attempt: Attempt, args: JSON) -> None:
         """Send or edit the chat's acknowledgement when it is due."""
-        await rt.acks.run(int(args["chat"]))
+        await rt.acks.run(int(args["chat"]), settling=bool(args.get("settle")))
 
     queue = rt.services.storage.jobs
     queue.register(Task(UPDATE_TASK, run_update))

@@ -18,6 +18,7 @@ from bot.service.albums import MEDIA_TYPES, IncomingMedia
 from bot.service.downloads import DownloadInterrupted, Fetch, retrying
 from bot.service.messages import TextIntent, for_the_bot, text_intent
 from bot.service.reexports import Origin
+from bot.telegram.durable import chat_lock, received_at
 from bot.telegram.media_types import carries_media, media_type
 from bot.telegram.runtime import runtime
 from bot.telegram.story_handlers import answer_question
@@ -39,7 +40,12 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     try:
         # Numbered, counted and its acknowledgement's job deferred in one transaction.
-        await rt.services.albums.receive(incoming, acknowledge=rt.acks.job(chat.id))
+        await rt.services.albums.receive(
+            incoming,
+            acknowledge=rt.acks.job(chat.id),
+            received_at=received_at(),
+            updates_lock=chat_lock(chat.id),
+        )
     except UserError as refused:
         if isinstance(refused, AlbumFull) and not await rt.services.albums.first_time(
             chat.id, "album_full"

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
+from sqlalchemy.sql.dml import UpdateBase
 
 CHAT = "chat"
 MEDIA = "media"
@@ -58,13 +59,21 @@ class Job:
     queue: str = CHAT
 
 
-Ending = Callable[[Connection], None]  # a write made with a job's end (`Attempt.at_end`)
+@dataclass(frozen=True)
+class Ending:
+    """A write made with a job's end (`Attempt.at_end`): one INSERT, UPDATE or DELETE, and
+    the values of its bound parameters. A statement, not a function, so that PostgreSQL's
+    runner can make the job's end and its endings one statement (storage/jobs/postgres.py);
+    built once (a module's constant), so that SQLAlchemy compiles it once."""
+
+    statement: UpdateBase
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def run_endings(conn: Connection, endings: Sequence[Ending]) -> None:
     """Make the writes an attempt asked for with its job's end (the runners call this)."""
-    for work in endings:
-        work(conn)
+    for ending in endings:
+        conn.execute(ending.statement, dict(ending.params))
 
 
 class Attempt(Protocol):
@@ -152,9 +161,17 @@ class JobQueue(Protocol):
         """Defer a job in a transaction of its own; False as for `defer_in`."""
         ...
 
-    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
+    def sooner_in(
+        self, conn: Connection, queueing_lock: str, delay: float = 0.0, behind: str | None = None
+    ) -> bool:
         """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
-        the latest; False when none waits."""
+        the latest; False when none waits. With `behind`, a lock: left as it is while a job
+        under that lock waits to start (the caller's later turn brings it forward)."""
+        ...
+
+    async def waiting(self, lock: str, task: str, running: bool = False) -> bool:
+        """Whether a job of `task` under `lock` waits to start (a chat's updates received
+        and not taken in yet); with `running`, or runs."""
         ...
 
     async def sooner(self, queueing_lock: str, delay: float = 0.0) -> bool:

@@ -135,9 +135,15 @@ class LocalQueue:
         """Defer a job in a transaction of its own; False as for `defer_in`."""
         return await self.db.write(self.defer_in, job)
 
-    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
+    def sooner_in(
+        self, conn: Connection, queueing_lock: str, delay: float = 0.0, behind: str | None = None
+    ) -> bool:
         """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
-        the latest; False when none waits."""
+        the latest; False when none waits. With `behind`: not while a job under that lock
+        waits to start."""
+        if behind is not None and _exists(conn, jobs.c.lock == behind, jobs.c.status == "todo"):
+            key = jobs.c.queueing_lock == queueing_lock
+            return _exists(conn, key, jobs.c.status == "todo")
         at = db_now() + delay
         moved = conn.execute(
             update(jobs)
@@ -150,6 +156,13 @@ class LocalQueue:
     async def sooner(self, queueing_lock: str, delay: float = 0.0) -> bool:
         """`sooner_in`, in a transaction of its own."""
         return await self.db.write(self.sooner_in, queueing_lock, delay)
+
+    async def waiting(self, lock: str, task: str, running: bool = False) -> bool:
+        """Whether a job of `task` under `lock` waits to start; with `running`, or runs."""
+        statuses = ("todo", "doing") if running else ("todo",)
+        return await self.db.read(
+            _exists, jobs.c.lock == lock, jobs.c.task == task, jobs.c.status.in_(statuses)
+        )
 
     async def start(self, workers: Mapping[str, int], given_up: GivenUp | None = None) -> None:
         """Start running jobs, `workers` at a time per queue; jobs left running by an earlier

@@ -156,6 +156,11 @@ class SqlArrivalStore:
         # The chat's burst lock first, then the album's row: every transaction that takes
         # both takes them in this order.
         now = burst_store.lock_now_in(conn, burst.chat_id) if burst is not None else None
+        # The burst is timed by when the file was received (it may be numbered later, behind a
+        # backlog of updates), never by a time still to come.
+        at = now
+        if now is not None and burst is not None and burst.received_at is not None:
+            at = min(now, burst.received_at)
         chosen: Album | None = None
         touched = False
         if isinstance(album, CurrentAlbum):
@@ -168,19 +173,24 @@ class SqlArrivalStore:
                 conn, album_id, batch_id, kind, origin, file_size, max_items, then, touched
             )
             return replace(reserved, album=chosen)
-        joined = burst_store.join_in(conn, burst.chat_id, album_id, burst.gap, now)
+        assert now is not None and at is not None
+        joined = burst_store.join_in(conn, burst.chat_id, album_id, burst.gap, at)
         reserved = self._reserve(
             conn, album_id, joined.batch_id, kind, origin, file_size, max_items, then, touched
         )
         reserved = replace(reserved, album=chosen)
         # Counted unless the album is full, or this very message was counted before (AGAIN).
         counted = {Reservation.RESERVED: kind, Reservation.REPEAT: "repeat"}.get(reserved.status)
-        burst_store.count_joined(conn, joined, counted, burst.debounce, burst.language)
+        due = burst_store.count_joined(conn, joined, counted, burst.debounce, burst.language)
         if reserved.status is Reservation.FULL:
             return reserved
         if burst.then is not None:
             assert self.jobs is not None, "a job to defer needs the job queue"
-            self.jobs.defer_in(conn, burst.then)
+            # When the acknowledgement is due: at once when the file waited that long already.
+            ack = burst.then if due is None else replace(burst.then, delay=max(0.0, due - now))
+            key = ack.queueing_lock
+            if key is None or not self.jobs.sooner_in(conn, key, ack.delay, burst.updates_lock):
+                self.jobs.defer_in(conn, ack)
         return reserved
 
     def _reserve(

@@ -209,7 +209,8 @@ def join_in(
         batch_id = current["batch_id"]
         if batch_id is None:  # it held only repeats: the first new item opens its batch
             batch_id = _new_batch(conn, album_id)
-        return Joined(int(batch_id), {**current, "batch_id": batch_id, "last": now}, now, False)
+        last = max(now, float(current["last"]))  # (an item received before the last counted)
+        return Joined(int(batch_id), {**current, "batch_id": batch_id, "last": last}, now, False)
     batch_id = _new_batch(conn, album_id)
     return Joined(batch_id, _start(conn, chat_id, album_id, batch_id, now), now, True)
 
@@ -220,16 +221,19 @@ def count_joined(
     kind: str | None,
     debounce: float,
     language: str | None,
-) -> None:
+) -> float | None:
     """Write the joined burst, counting `kind` (an item, or "repeat") unless None (a full
-    album, or a message counted before): one statement."""
+    album, or a message counted before): one statement. When its acknowledgement is due
+    (None: nothing is behind)."""
     values: dict[str, Any] = {}
     if not joined.written:
-        values.update(batch_id=joined.batch_id, last=joined.now)
+        values.update(batch_id=joined.batch_id, last=joined.row["last"])
     if kind is not None:
         values.update(_counted(joined.row, kind, joined.now, debounce, language))
     if values:
         conn.execute(_SET, {"burst_id": joined.row["id"], **values})
+    due = values.get("quiet_until", joined.row.get("quiet_until"))
+    return float(due) if due is not None else None
 
 
 def _batch(conn: Connection, chat_id: int, album_id: int, gap: float) -> int:

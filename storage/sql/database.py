@@ -317,7 +317,8 @@ class PostgresDatabase(Database):
         )
         _ping_when_idle(self._sa.sync_engine, self.ping_after_idle)
         # Reads run without BEGIN and ROLLBACK, two trips fewer: under READ COMMITTED each
-        # statement sees its own snapshot inside a transaction too, so nothing changes.
+        # statement sees its own snapshot inside a transaction too, so nothing changes. (So
+        # does a write of one statement, `once`.)
         self._reader = self._sa.execution_options(isolation_level="AUTOCOMMIT")
 
     async def close(self) -> None:
@@ -334,6 +335,15 @@ class PostgresDatabase(Database):
 
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work` on a pooled connection, each statement on its own (autocommit)."""
+        if self._reader is None:
+            raise RuntimeError("The database is not open.")
+        async with self._reader.connect() as conn:
+            return await conn.run_sync(functools.partial(work, **kwargs), *args)
+
+    async def once(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `work`, which makes one statement, without a transaction around it: a
+        statement is atomic on its own, and BEGIN and COMMIT would be two more trips. Not
+        fenced (the statement fences itself if it must)."""
         if self._reader is None:
             raise RuntimeError("The database is not open.")
         async with self._reader.connect() as conn:

@@ -9,12 +9,13 @@ what is a day old. The update itself travels in its job's arguments (storage/job
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import Connection, bindparam, delete
 
 from storage.jobs import Ending, Job, JobQueue
+from storage.protocols import RECEIVED_AT
 from storage.sql.clock import db_now
 from storage.sql.database import Database
 from storage.sql.tables import received_updates
@@ -37,7 +38,7 @@ class SqlInboxStore:
             db.insert(received_updates)
             .values(update_id=bindparam("update"), received_at=db_now())
             .on_conflict_do_nothing(index_elements=[received_updates.c.update_id])
-            .returning(received_updates.c.update_id)
+            .returning(received_updates.c.update_id, received_updates.c.received_at)
         )
         handled = db.insert(received_updates).values(
             update_id=bindparam("update"), received_at=db_now(), handled_at=db_now()
@@ -68,19 +69,22 @@ class SqlInboxStore:
         # In id order: batches committing side by side take the rows' locks in one order.
         rows = [{"update_id": update_id, "received_at": db_now()} for update_id in sorted(first)]
         insert = self.db.insert(received_updates).values(rows)
-        new = set(
-            conn.scalars(
-                insert.on_conflict_do_nothing(
-                    index_elements=[received_updates.c.update_id]
-                ).returning(received_updates.c.update_id)
+        returned = conn.execute(
+            insert.on_conflict_do_nothing(index_elements=[received_updates.c.update_id]).returning(
+                received_updates.c.update_id, received_updates.c.received_at
             )
         )
+        new: dict[int, float] = {row.update_id: row.received_at for row in returned}
         fresh = [
             update_id in new and first[update_id] == index
             for index, (update_id, _) in enumerate(updates)
         ]
         assert self.jobs is not None, "receiving an update needs the job queue"
-        jobs = [job for (_, job), ok in zip(updates, fresh, strict=True) if ok]
+        jobs = [
+            _stamped(job, new[update_id])
+            for (update_id, job), ok in zip(updates, fresh, strict=True)
+            if ok
+        ]
         self.jobs.defer_all_in(conn, jobs)
         conn.execute(_PURGE)
         return fresh
@@ -88,17 +92,18 @@ class SqlInboxStore:
     def _receive_new(self, conn: Connection, update_id: int, job: Job) -> bool:
         # The id first: a second copy meets its row there (or waits for the first copy's
         # transaction, then meets it), whether the first is pending or handled.
-        if conn.execute(self._receive, {"update": update_id}).first() is None:
+        row = conn.execute(self._receive, {"update": update_id}).first()
+        if row is None:
             return False
         assert self.jobs is not None, "receiving an update needs the job queue"
-        self.jobs.defer_in(conn, job)
+        self.jobs.defer_in(conn, _stamped(job, row.received_at))
         conn.execute(_PURGE)
         return True
 
     def handled_mark(self, update_id: int) -> Ending:
-        """`done` as a write to make in another transaction (a job's end, `Attempt.at_end`):
-        the handled mark commits with the job's own end."""
-        return functools.partial(self._mark_handled, update_id=update_id)
+        """`done` as a statement to make with a job's end (`Attempt.at_end`): the handled
+        mark commits with the job's own end."""
+        return Ending(self._handled, {"update": update_id})
 
     async def done(self, update_id: int) -> None:
         """The update was handled: its id stays marked handled for a day (ids handled longer
@@ -113,6 +118,11 @@ class SqlInboxStore:
     async def handled(self, update_id: int) -> bool:
         """Whether the update was handled already (its job runs again after a crash)."""
         return await self.db.read(_handled, update_id)
+
+
+def _stamped(job: Job, received_at: float) -> Job:
+    """The update's job, told when the update was received (`RECEIVED_AT`)."""
+    return replace(job, args={**job.args, RECEIVED_AT: float(received_at)})
 
 
 _IS_HANDLED = received_updates.select().where(

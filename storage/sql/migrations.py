@@ -659,6 +659,21 @@ def m016_fetch_in_order(m: Migrator) -> None:
     )
 
 
+@migration
+def m017_taken_over(m: Migrator) -> None:
+    # A job's end and its endings are one statement (storage/jobs/postgres.py, `_end_with`):
+    # when the job's row is no longer the attempt's, this raises, and the statement's
+    # endings are undone with it. (SQLSTATE PH001: `TAKEN_OVER_STATE` there.)
+    if m.engine != "postgresql":
+        return
+    m.driver_script(
+        "CREATE FUNCTION photostory_taken_over(job_id bigint) RETURNS boolean"
+        " LANGUAGE plpgsql AS $$ BEGIN"
+        " RAISE EXCEPTION 'job % was taken over', job_id USING ERRCODE = 'PH001';"
+        " END $$"
+    )
+
+
 def _sql_file(name: str) -> str:
     """A SQL script shipped beside this module (storage/sql/NAME)."""
     return (Path(__file__).parent / name).read_text(encoding="utf-8")
