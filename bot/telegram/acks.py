@@ -55,10 +55,11 @@ def ack_job(chat_id: int, delay: float, settle: bool = False) -> Job:
 class Acknowledger:
     """Says what a burst added in one message, edited as the burst grows.
 
-    Each stored item pushes the burst's acknowledgement back to `debounce` seconds later (on the
-    database's clock), so an album of ten arrives as one message, not ten. The message is sent by
-    a job (`ack`, any worker): one waits per chat, and when it runs early (the burst went on) it
-    defers itself to when the rows say the message is due. The service says what it reads.
+    Each item received pushes the burst's acknowledgement back to `debounce` seconds after it
+    was received (on the database's clock, however late a backlog let it be numbered), so an
+    album of ten arrives as one message, not ten. The message is sent by a job (`ack`, any
+    worker): one waits per chat, and when it runs early (the burst went on, or the chat's
+    updates still wait to be taken in) it defers itself. The service says what it reads.
     """
 
     def __init__(self, bot: Bot, albums: AlbumService, jobs: JobQueue, debounce: float) -> None:
