@@ -40,7 +40,7 @@ POLL_SECONDS = 0.05
 
 # When the acknowledgement is due while one of the chat's updates is being handled (it may be
 # counting the burst's last file), it looks again this much later, once.
-SETTLE_SECONDS = 0.2
+SETTLE_SECONDS = 0.05
 
 
 def ack_job(chat_id: int, delay: float, settle: bool = False) -> Job:
