@@ -82,7 +82,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
     Under a burst a replica's event loop is its limit, and every trip to PostgreSQL is a few
     of its callbacks (psycopg waits on its socket with `add_reader`): libuv's loop made a
-    replica's acknowledgements of a 50-album burst 7-9% sooner (docs/performance.md)."""
+    replica's acknowledgements of a 50-album burst 6-9% sooner (docs/performance.md)."""
     try:
         import uvloop
     except ImportError:
