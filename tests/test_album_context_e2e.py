@@ -93,8 +93,10 @@ async def test_an_edited_caption_replaces_the_stored_one(bot: Harness) -> None:
     sent = tg.send_photo(chat, ana, jpeg(1), caption="Tram 82")
     await bot.wait_text(chat["id"], "1 photo")
     tg.edit_message(sent, caption="Tram 28 up to Graça")
-    await tg.wait_for(
-        lambda: bot.rows("SELECT caption FROM items")[0]["caption"] == "Tram 28 up to Graça"
+    await tg.wait_for(  # (stored after the acknowledgement, which counts what was received)
+        lambda: (
+            [r["caption"] for r in bot.rows("SELECT caption FROM items")] == ["Tram 28 up to Graça"]
+        )
     )
     tg.send_command(chat, ana, "/story")
     await bot.wait_text(chat["id"], "Seen 1 image")

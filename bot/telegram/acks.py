@@ -89,23 +89,21 @@ class Acknowledger:
         if wait > 0:
             await self.jobs.defer(ack_job(chat_id, wait))
             return
-        if await self.jobs.waiting(chat_lock(chat_id), UPDATE_TASK) and (
+        lock = chat_lock(chat_id)
+        if await self.jobs.waiting(lock, UPDATE_TASK, running=True) and (
             await self.albums.burst_under_way(chat_id)
         ):
-            # Due (a debounce after the last file received), but the chat has updates waiting
-            # behind a backlog: the burst may have more. The last of them to count a file
-            # brings this job forward; a debounce from now in any case.
-            await self.jobs.defer(ack_job(chat_id, self.debounce))
-            return
-        if (
-            not settling
-            and await self.jobs.waiting(chat_lock(chat_id), UPDATE_TASK, running=True)
-            and await self.albums.burst_under_way(chat_id)
-        ):
-            # One of the chat's updates is being handled: it may be counting the burst's last
-            # file (its count then comes with this message, not in an edit just after).
-            await self.jobs.defer(ack_job(chat_id, SETTLE_SECONDS, settle=True))
-            return
+            if await self.jobs.waiting(lock, UPDATE_TASK):
+                # Due (a debounce after the last file received), but the chat has updates
+                # waiting behind a backlog: the burst may have more. The last of them to count
+                # a file brings this job forward; a debounce from now in any case.
+                await self.jobs.defer(ack_job(chat_id, self.debounce))
+                return
+            if not settling:
+                # One of its updates is being handled: it may be counting the burst's last
+                # file (its count then comes with this message, not in an edit just after).
+                await self.jobs.defer(ack_job(chat_id, SETTLE_SECONDS, settle=True))
+                return
         await flush(self.bot, self.albums, chat_id)
 
     async def close(self, chat_id: int) -> None:

@@ -89,16 +89,9 @@ _DEFER_ALL = text(
     "  WITH ORDINALITY AS u(queue, task, lock, args, delay, n)"
     " ORDER BY u.n))"
 )
+# The waiting job of a queueing lock brought forward, unless a job under the lock `behind`
+# waits to start (none when `behind` is NULL); whether one waits, and whether it moved.
 _SOONER = text(
-    "UPDATE procrastinate_jobs"
-    " SET scheduled_at = LEAST(scheduled_at,"
-    "  clock_timestamp() + make_interval(secs => CAST(:delay AS float8)))"
-    " WHERE queueing_lock = :queueing_lock AND status = 'todo'"
-    " RETURNING id"
-)
-# `_SOONER`, unless a job under the lock `behind` waits to start; whether one of the queueing
-# lock waits, either way.
-_SOONER_UNLESS_BEHIND = text(
     "WITH waiting AS MATERIALIZED ("
     " SELECT id FROM procrastinate_jobs"
     " WHERE queueing_lock = :queueing_lock AND status = 'todo' FOR UPDATE),"
@@ -112,13 +105,9 @@ _SOONER_UNLESS_BEHIND = text(
 _WAITING = text(
     "SELECT 1 FROM procrastinate_jobs WHERE queueing_lock = :queueing_lock AND status = 'todo'"
 )
-_WAITING_UNDER = text(
-    "SELECT 1 FROM procrastinate_jobs"
-    " WHERE lock = :lock AND task_name = :task AND status = 'todo' LIMIT 1"
-)
-_WAITING_OR_RUNNING_UNDER = text(
-    "SELECT 1 FROM procrastinate_jobs"
-    " WHERE lock = :lock AND task_name = :task AND status IN ('todo', 'doing') LIMIT 1"
+_UNDER = text(
+    "SELECT 1 FROM procrastinate_jobs WHERE lock = :lock AND task_name = :task"
+    " AND status = ANY(CAST(:statuses AS procrastinate_job_status[])) LIMIT 1"
 )
 _FENCE = text(
     "SELECT status, attempts, worker_id FROM procrastinate_jobs WHERE id = :id FOR UPDATE"
@@ -460,23 +449,17 @@ class PostgresQueue:
         """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
         the latest; False when none waits. With `behind`: not while a job under that lock
         waits to start. One statement."""
-        params = {"queueing_lock": queueing_lock, "delay": float(delay)}
-        if behind is None:
-            if conn.execute(_SOONER, params).first() is None:
-                return False
-        else:
-            row = conn.execute(_SOONER_UNLESS_BEHIND, {**params, "behind": behind}).one()
-            if not row.waiting:
-                return False
-            if not row.moved:
-                return True
-        self._wake_at(delay)  # an UPDATE: procrastinate's trigger says nothing of it
-        return True
+        params = {"queueing_lock": queueing_lock, "delay": float(delay), "behind": behind}
+        row = conn.execute(_SOONER, params).one()
+        if row.moved:
+            self._wake_at(delay)  # an UPDATE: procrastinate's trigger says nothing of it
+        return bool(row.waiting)
 
     async def waiting(self, lock: str, task: str, running: bool = False) -> bool:
         """Whether a job of `task` under `lock` waits to start; with `running`, or runs."""
-        statement = _WAITING_OR_RUNNING_UNDER if running else _WAITING_UNDER
-        return await self.db.read(_first, statement, {"lock": lock, "task": task})
+        statuses = ["todo", "doing"] if running else ["todo"]
+        params = {"lock": lock, "task": task, "statuses": statuses}
+        return await self.db.read(_first, _UNDER, params)
 
     def _wake_at(self, delay: float) -> None:
         """Have this replica's workers look for jobs again `delay` seconds from now, when a

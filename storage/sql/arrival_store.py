@@ -155,12 +155,13 @@ class SqlArrivalStore:
     ) -> Reserved:
         # The chat's burst lock first, then the album's row: every transaction that takes
         # both takes them in this order.
-        now = burst_store.lock_now_in(conn, burst.chat_id) if burst is not None else None
-        # The burst is timed by when the file was received (it may be numbered later, behind a
-        # backlog of updates), never by a time still to come.
-        at = now
-        if now is not None and burst is not None and burst.received_at is not None:
-            at = min(now, burst.received_at)
+        now = at = 0.0
+        if burst is not None:
+            now = at = burst_store.lock_now_in(conn, burst.chat_id)
+            # The burst is timed by when the file was received (it may be numbered later,
+            # behind a backlog of updates), never by a time still to come.
+            if burst.received_at is not None:
+                at = min(now, burst.received_at)
         chosen: Album | None = None
         touched = False
         if isinstance(album, CurrentAlbum):
@@ -173,7 +174,6 @@ class SqlArrivalStore:
                 conn, album_id, batch_id, kind, origin, file_size, max_items, then, touched
             )
             return replace(reserved, album=chosen)
-        assert now is not None and at is not None
         joined = burst_store.join_in(conn, burst.chat_id, album_id, burst.gap, at)
         reserved = self._reserve(
             conn, album_id, joined.batch_id, kind, origin, file_size, max_items, then, touched

@@ -343,11 +343,8 @@ class PostgresDatabase(Database):
     async def once(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work`, which makes one statement, without a transaction around it: a
         statement is atomic on its own, and BEGIN and COMMIT would be two more trips. Not
-        fenced (the statement fences itself if it must)."""
-        if self._reader is None:
-            raise RuntimeError("The database is not open.")
-        async with self._reader.connect() as conn:
-            return await conn.run_sync(functools.partial(work, **kwargs), *args)
+        fenced (the statement fences itself if it must). The same autocommit path as `read`."""
+        return await self.read(work, *args, **kwargs)
 
     async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work` in one transaction on a pooled connection."""
