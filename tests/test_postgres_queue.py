@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,49 @@ async def test_a_retried_job_keeps_its_place_in_its_lock(
     assert await queue.wait_idle(LIMIT)
     starts = [(n, attempt) for n, e, _, attempt in await effects(db) if e == "start"]
     assert starts == [(1, 0), (1, 1), (2, 0), (3, 0)]
+
+
+def turned(n: int, chat: int, keep: float = LIMIT) -> Job:
+    return replace(step(n, chat=chat), keep_turn=keep)
+
+
+async def test_a_locks_jobs_deferred_close_together_keep_its_turn(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # Two chats' bursts arrive interleaved (as webhooks do); one worker slot takes the first
+    # chat's whole burst before the second's. Without turns it would alternate.
+    queue = queues()
+    for n, chat in [(1, 1), (11, 2), (2, 1), (12, 2), (3, 1)]:
+        assert await queue.defer(turned(n, chat))  # each in a transaction of its own
+
+    def batch(conn: Connection) -> None:  # and a batch (one statement), in the same turns
+        queue.defer_all_in(conn, [turned(13, 2), turned(4, 1), turned(21, 3)])
+
+    await db.write(batch)
+    await queue.start({CHAT: 1})
+    assert await queue.wait_idle(LIMIT)
+    starts = [n for n, e, _, _ in await effects(db) if e == "start"]
+    assert starts == [1, 2, 3, 4, 11, 12, 13, 21]
+
+
+async def test_a_lapsed_turn_goes_behind_the_turns_taken_since(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    assert await queue.defer(turned(1, 1, keep=0.05))
+
+    async def lapsed() -> bool:
+        sql = "SELECT until < now() FROM photostory_turns WHERE lock = 'chat:1'"
+        return bool((await rows(db, sql))[0][0])
+
+    await eventually(lapsed, "chat 1's turn to lapse")
+    assert await queue.defer(turned(11, 2))
+    assert await queue.defer(turned(2, 1))  # a new burst of chat 1: after chat 2's
+    assert await queue.defer(turned(12, 2))
+    await queue.start({CHAT: 1})
+    assert await queue.wait_idle(LIMIT)
+    starts = [n for n, e, _, _ in await effects(db) if e == "start"]
+    assert starts == [1, 11, 12, 2]
 
 
 async def test_a_queueing_lock_lets_one_job_wait(

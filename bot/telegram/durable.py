@@ -194,15 +194,23 @@ class JournaledPolling(HTTPXRequest):
         return await super().do_request(*args, **kwargs)
 
 
+# Seconds: a chat's updates received this close together keep one turn in the queue, so under a
+# backlog the chats whose bursts came first are taken in first (and acknowledged first), rather
+# than every chat a file at a time until the backlog's end (storage/jobs, `keep_turn`).
+KEEP_TURN = 2.0
+
+
 def update_job(update: Update, data: dict[str, Any] | None = None) -> Job:
-    """The job that handles an update: one at a time per chat, in the order received. Its
-    argument is the update's JSON object: `data`, when the update was parsed from it."""
+    """The job that handles an update: one at a time per chat, in the order received, the
+    chat's burst in one turn. Its argument is the update's JSON object: `data`, when the
+    update was parsed from it."""
     key = chat_key(update)
     return Job(
         UPDATE_TASK,
         {"update": update.to_dict() if data is None else data},
         lock=chat_lock(key) if key is not None else None,
         queue=CHAT,
+        keep_turn=KEEP_TURN,
     )
 
 

@@ -24,6 +24,10 @@ Rules a job's order follows (procrastinate's, which the local runner copies):
 - `delay`: seconds from now on the database's clock (replicas' clocks do not matter).
 - `queue`: "chat" (a chat's ordered work) or "media" (downloads and processing, any order);
   each has its own number of workers, so a burst of downloads never holds up a reply.
+- `keep_turn` (PostgreSQL's runner): a lock's jobs deferred less than that many seconds apart
+  share one turn, and the queue takes the jobs of earlier turns first. Under a backlog, the
+  chats whose bursts came first are finished first, instead of every chat at the backlog's end.
+  The local runner takes jobs in the order deferred.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ class Job:
     queueing_lock: str | None = None  # at most one waiting to start per key
     delay: float = 0.0  # seconds from now, on the database's clock
     queue: str = CHAT
+    # Seconds: deferred this soon after its lock's previous job, the job keeps that one's turn
+    # (0: its place is its order of deferral). All jobs of a lock should say the same.
+    keep_turn: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,38 @@ _DEFER_ALL = text(
     "  WITH ORDINALITY AS u(queue, task, lock, args, delay, n)"
     " ORDER BY u.n))"
 )
+# `_DEFER_ALL` for jobs that keep their lock's turn (`Job.keep_turn`): a lock's turn is kept
+# while its jobs come less than keep_turn seconds apart (m018's photostory_turns), and a later
+# turn is a lower priority (procrastinate's fetch: priority first, then id). A lock's jobs keep
+# their order: within a turn by id, and a later turn never outranks an earlier one (the
+# sequence would wrap after 2^31 turns). New turns are numbered in the jobs' order; the rows
+# are locked in the locks' order (batches committing side by side never deadlock).
+_DEFER_TURNS = text(
+    "WITH u AS MATERIALIZED ("
+    " SELECT * FROM unnest(CAST(:queues AS varchar[]), CAST(:tasks AS varchar[]),"
+    "  CAST(:locks AS text[]), CAST(:args AS text[]), CAST(:delays AS float8[]),"
+    "  CAST(:keeps AS float8[]))"
+    "  WITH ORDINALITY AS u(queue, task, lock, args, delay, keep, n)),"
+    " turns AS ("
+    "  INSERT INTO photostory_turns AS t (lock, turn, until)"
+    "  SELECT f.lock, f.turn, now() + make_interval(secs => f.keep) FROM ("
+    "   SELECT lock, keep, nextval('photostory_turn_seq') AS turn FROM ("
+    "    SELECT lock, max(keep) AS keep FROM u WHERE lock IS NOT NULL AND keep > 0"
+    "    GROUP BY lock ORDER BY min(n)) l) f"
+    "  ORDER BY f.lock"
+    "  ON CONFLICT (lock) DO UPDATE SET"
+    "   turn = CASE WHEN t.until >= now() THEN t.turn ELSE EXCLUDED.turn END,"
+    "   until = EXCLUDED.until"
+    "  RETURNING t.lock, t.turn)"
+    " SELECT procrastinate_defer_jobs_v1(ARRAY("
+    " SELECT ROW(u.queue, u.task,"
+    "  COALESCE(-CAST(turns.turn % 2147483647 AS integer), 0), u.lock, NULL,"
+    "  CAST(u.args AS jsonb),"
+    "  CASE WHEN u.delay > 0 THEN clock_timestamp() + make_interval(secs => u.delay) END"
+    " )::procrastinate_job_to_defer_v1"
+    " FROM u LEFT JOIN turns ON turns.lock = u.lock AND u.keep > 0"
+    " ORDER BY u.n))"
+)
 # The waiting job of a queueing lock brought forward, unless a job under the lock `behind`
 # waits to start (none when `behind` is NULL); whether one waits, and whether it moved.
 _SOONER = text(
@@ -147,6 +179,7 @@ _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
 # A stalled job whose queueing lock already has a job waiting: that one does its work (it could
 # not wait beside it anyway: one waiting job per queueing lock).
 _SUPERSEDED = text("SELECT procrastinate_finish_job_v1(:id, 'succeeded', true)")
+_STALE_TURNS = text("DELETE FROM photostory_turns WHERE until < now()")
 _PENDING = text("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')")
 
 
@@ -401,6 +434,9 @@ class PostgresQueue:
             "delay": float(job.delay),
         }
         if job.queueing_lock is None:
+            if job.keep_turn > 0:
+                self.defer_all_in(conn, [job])
+                return True
             conn.execute(_DEFER, params)
             if job.delay > 0:  # one due now: procrastinate's trigger notifies the workers
                 self._wake_at(job.delay)
@@ -426,16 +462,18 @@ class PostgresQueue:
         if not jobs:
             return
         assert all(job.queueing_lock is None for job in jobs), "a queueing lock: defer_in"
-        conn.execute(
-            _DEFER_ALL,
-            {
-                "queues": [job.queue for job in jobs],
-                "tasks": [job.task for job in jobs],
-                "locks": [job.lock for job in jobs],
-                "args": [json.dumps(dict(job.args)) for job in jobs],
-                "delays": [float(job.delay) for job in jobs],
-            },
-        )
+        params = {
+            "queues": [job.queue for job in jobs],
+            "tasks": [job.task for job in jobs],
+            "locks": [job.lock for job in jobs],
+            "args": [json.dumps(dict(job.args)) for job in jobs],
+            "delays": [float(job.delay) for job in jobs],
+        }
+        if any(job.keep_turn > 0 and job.lock is not None for job in jobs):
+            params["keeps"] = [float(job.keep_turn) for job in jobs]
+            conn.execute(_DEFER_TURNS, params)
+        else:
+            conn.execute(_DEFER_ALL, params)
         if any(job.delay > 0 for job in jobs):
             self._wake_at(min(job.delay for job in jobs if job.delay > 0))
 
@@ -519,13 +557,14 @@ class PostgresQueue:
 
     async def _recover_forever(self) -> None:
         """Every `recover_every` seconds, retry or give up the jobs of stalled workers; now and
-        then purge failed jobs kept `keep_failed_hours`."""
+        then purge failed jobs kept `keep_failed_hours`, and turns no job can keep any more."""
         rounds = 0
         while not self._stopping:
             try:
                 for task, args in await self.db.write(self._recover):
                     await _tell_given_up(self._given_up, task, args)
                 if rounds % 3600 == 0:
+                    await self.db.write(lambda conn: conn.execute(_STALE_TURNS))
                     await self.app.job_manager.delete_old_jobs(
                         self.keep_failed_hours,
                         include_failed=True,

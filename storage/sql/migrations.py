@@ -674,6 +674,20 @@ def m017_taken_over(m: Migrator) -> None:
     )
 
 
+@migration
+def m018_turns(m: Migrator) -> None:
+    # A lock's turn in procrastinate's queue (storage/jobs/postgres.py, `_DEFER_TURNS`): kept
+    # while the lock's jobs come less than their `keep_turn` apart (until `until`), a new one
+    # from the sequence after that. Rows past their `until` serve no more; purged hourly.
+    if m.engine != "postgresql":
+        return
+    m.driver_script(
+        "CREATE SEQUENCE photostory_turn_seq;"
+        " CREATE TABLE photostory_turns ("
+        "  lock text PRIMARY KEY, turn bigint NOT NULL, until timestamptz NOT NULL)"
+    )
+
+
 def _sql_file(name: str) -> str:
     """A SQL script shipped beside this module (storage/sql/NAME)."""
     return (Path(__file__).parent / name).read_text(encoding="utf-8")
