@@ -3,7 +3,7 @@
 A burst is due a debounce after its last file was received. When it is due while the chat's
 updates still wait behind a backlog, the burst may grow: the job waits for them (their last
 file brings it forward). When one update is being handled, it may be counting the last file:
-the job looks once more a moment later. A burst a command ended is sent at once.
+the job looks again a moment later, until it is done (a few rounds at most). A burst a command ended is sent at once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.telegram import acks
-from bot.telegram.acks import SETTLE_SECONDS, Acknowledger
+from bot.telegram.acks import SETTLE_ROUNDS, SETTLE_SECONDS, Acknowledger
 from bot.telegram.durable import UPDATE_TASK, chat_lock
 from storage.jobs import Job
 
@@ -79,17 +79,29 @@ async def test_a_due_burst_waits_while_the_chats_updates_wait_to_be_taken_in(
     assert again.queueing_lock == f"ack:{CHAT}"
 
 
-async def test_while_an_update_is_handled_it_looks_once_more_then_sends(
+async def test_while_an_update_is_handled_it_looks_again_until_it_is_done(
     flushed: list[int],
 ) -> None:
     jobs = Jobs(doing=True)
     acknowledger = _acknowledger(Albums(), jobs)
     await acknowledger.run(CHAT)
+    await acknowledger.run(CHAT, settled=1)  # still handled: it may still be counting
     assert flushed == []
-    [again] = jobs.deferred
-    assert again.delay == SETTLE_SECONDS and again.args["settle"] is True
-    await acknowledger.run(CHAT, settling=True)  # still handled (a long question): sent
-    assert flushed == [CHAT]
+    assert [(j.delay, j.args["settle"]) for j in jobs.deferred] == [
+        (SETTLE_SECONDS, 1),
+        (SETTLE_SECONDS, 2),
+    ]
+    jobs.doing = False  # done: its count is committed
+    await acknowledger.run(CHAT, settled=2)
+    assert flushed == [CHAT] and len(jobs.deferred) == 2
+
+
+async def test_an_update_handled_long_does_not_hold_the_acknowledgement_for_ever(
+    flushed: list[int],
+) -> None:
+    jobs = Jobs(doing=True)
+    await _acknowledger(Albums(), jobs).run(CHAT, settled=SETTLE_ROUNDS)
+    assert flushed == [CHAT] and jobs.deferred == []
 
 
 async def test_a_burst_a_command_ended_is_sent_whatever_waits(flushed: list[int]) -> None:

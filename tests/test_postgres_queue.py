@@ -309,6 +309,42 @@ async def test_the_next_job_of_a_lock_starts_without_waiting_for_a_poll(
     assert [n for n, e, _, _ in await effects(db) if e == "end"] == [1, 2, 3, 4, 5]
 
 
+async def test_a_job_made_runnable_during_a_fetch_that_found_none_starts_without_a_poll(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # The race behind a hand-over: the worker's fetch finds nothing, and the notification of
+    # a job that became runnable meanwhile comes before the fetch returns. procrastinate's
+    # worker clears its event after each fetch: the job would wait for the next poll (a
+    # minute here). Made certain: the first empty fetch returns only once that notification
+    # has been handled.
+    queue = queues(polling=60.0)
+    connector = queue._manager.connector
+    real = connector.execute_query_one_async
+    raced = asyncio.Event()
+
+    async def fetch_racing_a_job(query: str, **arguments: Any) -> Any:
+        row = await real(query, **arguments)
+        if "procrastinate_fetch_job" in query and row["id"] is None and not raced.is_set():
+            raced.set()
+            await queue.defer(step(1))
+            [running] = queue._workers
+            await eventually(wrap(running._new_job_event.is_set), "the notification")
+        return row
+
+    connector.execute_query_one_async = fetch_racing_a_job
+    await queue.start({CHAT: 1})
+    await eventually(wrap(raced.is_set), "the raced fetch")
+    assert await queue.wait_idle(LIMIT)  # LIMIT is half of one polling interval
+    assert [n for n, e, _, _ in await effects(db) if e == "end"] == [1]
+
+
+def wrap(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def checked() -> bool:
+        return check()
+
+    return checked
+
+
 async def test_two_replicas_share_three_chats_and_never_run_two_jobs_of_a_chat_at_once(
     db: PostgresDatabase, queues: Callable[..., PostgresQueue]
 ) -> None:

@@ -39,16 +39,18 @@ POLL_SECONDS = 0.05
 
 
 # When the acknowledgement is due while one of the chat's updates is being handled (it may be
-# counting the burst's last file), it looks again this much later, once.
+# counting the burst's last file), it looks again this much later, until that update is done
+# (its count committed), SETTLE_ROUNDS times at most (a long update counts no file).
 SETTLE_SECONDS = 0.05
+SETTLE_ROUNDS = 20
 
 
-def ack_job(chat_id: int, delay: float, settle: bool = False) -> Job:
+def ack_job(chat_id: int, delay: float, settle: int = 0) -> Job:
     """The job that sends or edits the chat's acknowledgement when it is due: one waiting per
-    chat (queueing lock), one running per chat across all workers (lock). `settle`: it looked
-    once already while an update of the chat was being handled."""
+    chat (queueing lock), one running per chat across all workers (lock). `settle`: how many
+    times it looked already while an update of the chat was being handled."""
     key = f"ack:{chat_id}"
-    args: dict[str, object] = {"chat": chat_id, **({"settle": True} if settle else {})}
+    args: dict[str, object] = {"chat": chat_id, **({"settle": settle} if settle else {})}
     return Job(ACK_TASK, args, lock=key, queueing_lock=key, delay=delay)
 
 
@@ -81,8 +83,9 @@ class Acknowledger:
             self._chats.clear()
         return ack_job(chat_id, self.debounce)
 
-    async def run(self, chat_id: int, settling: bool = False) -> None:
-        """The `ack` job: send what is due, or come back when it is."""
+    async def run(self, chat_id: int, settled: int = 0) -> None:
+        """The `ack` job: send what is due, or come back when it is. `settled`: the times it
+        looked already while one of the chat's updates was being handled."""
         wait = await self.albums.acknowledgement_due(chat_id)
         if wait is None:
             return
@@ -99,10 +102,11 @@ class Acknowledger:
                 # a file brings this job forward; a debounce from now in any case.
                 await self.jobs.defer(ack_job(chat_id, self.debounce))
                 return
-            if not settling:
+            if settled < SETTLE_ROUNDS:
                 # One of its updates is being handled: it may be counting the burst's last
                 # file (its count then comes with this message, not in an edit just after).
-                await self.jobs.defer(ack_job(chat_id, SETTLE_SECONDS, settle=True))
+                # Its count commits before its job ends: look again once it has.
+                await self.jobs.defer(ack_job(chat_id, SETTLE_SECONDS, settle=settled + 1))
                 return
         await flush(self.bot, self.albums, chat_id)
 

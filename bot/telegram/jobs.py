@@ -118,7 +118,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
 
     async def run_ack(attempt: Attempt, args: JSON) -> None:
         """Send or edit the chat's acknowledgement when it is due."""
-        await rt.acks.run(int(args["chat"]), settling=bool(args.get("settle")))
+        await rt.acks.run(int(args["chat"]), settled=int(args.get("settle", 0)))
 
     queue = rt.services.storage.jobs
     queue.register(Task(UPDATE_TASK, run_update))

@@ -289,15 +289,41 @@ def _first(conn: Connection, statement: Any, params: dict[str, Any]) -> bool:
     return conn.execute(statement, params).first() is not None
 
 
+class _Wake(asyncio.Event):
+    """A worker's "look for a job" event that counts its wake-ups (`_FencedJobManager`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakes = 0
+
+    def set(self) -> None:
+        self.wakes += 1
+        super().set()
+
+
 class _FencedJobManager(procrastinate_manager.JobManager):
     """Finishes or retries a job only while its row is still the attempt's; tells `given_up`
-    about a job that failed its last attempt."""
+    about a job that failed its last attempt; keeps the wake-ups that came during a fetch."""
 
     given_up: GivenUp | None = None
 
     def __init__(self, connector: Any) -> None:
         super().__init__(connector)
         self.ended: set[int] = set()  # jobs whose attempt ended them with its endings
+        self.workers: list[worker.Worker] = []  # this process's running workers
+
+    async def fetch_job(self, queues: Any, worker_id: int) -> jobs.Job | None:
+        # procrastinate's worker clears its event after each fetch. A job that became runnable
+        # while the fetch ran (its notification came during it, too late for its query) would
+        # then wait for the next poll: such a wake-up is given again, after that clear.
+        wake = next((w._new_job_event for w in self.workers if w.worker_id == worker_id), None)
+        if not isinstance(wake, _Wake):
+            return await super().fetch_job(queues, worker_id)
+        before = wake.wakes
+        job = await super().fetch_job(queues, worker_id)
+        if wake.wakes != before:
+            asyncio.get_running_loop().call_soon(wake.set)
+        return job
 
     async def finish_job(self, job: jobs.Job, status: jobs.Status, delete_job: bool) -> None:
         if job.id in self.ended:
@@ -380,6 +406,7 @@ class PostgresQueue:
         self.app.job_manager = self._manager
         self._tasks: dict[str, Task] = {}
         self._workers: list[worker.Worker] = []
+        self._manager.workers = self._workers
         self._running: list[asyncio.Task[None]] = []
         self._stopping = False
         self._given_up: GivenUp | None = None
@@ -542,6 +569,7 @@ class PostgresQueue:
                 install_signal_handlers=False,
                 delete_jobs="successful",
             )
+            running_worker._new_job_event = _Wake()
             self._workers.append(running_worker)
             try:
                 await running_worker.run()  # type: ignore[no-untyped-call]
