@@ -12,13 +12,15 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
 from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task, current_attempt
 from storage.sql.database import Rollback
+from storage.sql.tables import job_turns
 from tests.job_queues import RUNNERS, Runner
 
 WAIT = 20.0  # seconds: a limit far above any machine's, for waits that must succeed
@@ -123,6 +125,45 @@ async def test_jobs_of_a_lock_run_one_at_a_time_in_order_and_locks_side_by_side(
     assert [j for j in log.order() if j[0] == "b"] == [f"b{n}" for n in range(6)]
     assert log.most == {"chat:a": 1, "chat:b": 1}
     assert len(log.order("end")) == 12
+
+
+def turned(name: str, lock: str, keep: float = WAIT) -> Job:
+    return replace(job(name, lock), keep_turn=keep)
+
+
+async def test_a_locks_jobs_deferred_close_together_keep_its_turn(runner: Runner) -> None:
+    # Two chats' bursts come interleaved; one worker takes the first chat's burst before the
+    # second's, each chat in its order. A job without a turn goes first.
+    log = Log()
+    queue = await runner.start([log.task()], workers={CHAT: 0})  # nothing runs yet
+
+    def burst(conn: Connection) -> None:
+        for name, lock in [("a0", "chat:a"), ("b0", "chat:b"), ("a1", "chat:a")]:
+            queue.defer_in(conn, turned(name, lock))
+        queue.defer_all_in(conn, [turned("b1", "chat:b"), job("plain", "chat:c")])
+
+    await runner.db.write(burst)
+    await runner.db.write(lambda conn: queue.defer_in(conn, turned("a2", "chat:a")))
+    await runner.stop()
+    queue = await runner.start([log.task()], workers={CHAT: 1})
+    assert await queue.wait_idle(WAIT)
+    assert log.order() == ["plain", "a0", "a1", "a2", "b0", "b1"]
+
+
+async def test_a_lapsed_turn_goes_behind_the_turns_taken_since(runner: Runner) -> None:
+    log = Log()
+    queue = await runner.start([log.task()], workers={CHAT: 0})
+    await queue.defer(turned("a0", "chat:a", keep=1.0))
+    # A minute goes by (the turn's end moved back a minute: no waiting in a test).
+    minute = update(job_turns).where(job_turns.c.lock == "chat:a")
+    await runner.db.write(lambda conn: conn.execute(minute.values(until=job_turns.c.until - 60)))
+    await queue.defer(turned("b0", "chat:b"))
+    await queue.defer(turned("a1", "chat:a"))  # a new burst of chat a: after chat b's
+    await queue.defer(turned("b1", "chat:b"))
+    await runner.stop()
+    queue = await runner.start([log.task()], workers={CHAT: 1})
+    assert await queue.wait_idle(WAIT)
+    assert log.order() == ["a0", "b0", "b1", "a1"]
 
 
 async def test_a_failing_job_is_retried_in_its_place(runner: Runner) -> None:

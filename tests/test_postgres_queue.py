@@ -147,7 +147,10 @@ async def test_a_lapsed_turn_goes_behind_the_turns_taken_since(
     assert await queue.defer(turned(1, 1, keep=0.05))
 
     async def lapsed() -> bool:
-        sql = "SELECT until < now() FROM photostory_turns WHERE lock = 'chat:1'"
+        sql = (
+            "SELECT until < EXTRACT(EPOCH FROM clock_timestamp())"
+            " FROM job_turns WHERE lock = 'chat:1'"
+        )
         return bool((await rows(db, sql))[0][0])
 
     await eventually(lapsed, "chat 1's turn to lapse")

@@ -24,10 +24,10 @@ Rules a job's order follows (procrastinate's, which the local runner copies):
 - `delay`: seconds from now on the database's clock (replicas' clocks do not matter).
 - `queue`: "chat" (a chat's ordered work) or "media" (downloads and processing, any order);
   each has its own number of workers, so a burst of downloads never holds up a reply.
-- `keep_turn` (PostgreSQL's runner): a lock's jobs deferred less than that many seconds apart
-  share one turn, and the queue takes the jobs of earlier turns first. Under a backlog, the
-  chats whose bursts came first are finished first, instead of every chat at the backlog's end.
-  The local runner takes jobs in the order deferred.
+- `keep_turn`: a lock's jobs deferred less than that many seconds apart share one turn, and
+  the queue takes the jobs of earlier turns first (jobs without a turn before any). Under a
+  backlog, the chats whose bursts came first are finished first, instead of every chat at the
+  backlog's end. A lock's own order is unchanged.
 """
 
 from __future__ import annotations

@@ -36,11 +36,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, run_endings, running
 from storage.sql.clock import db_now, now_in
 from storage.sql.database import Database
-from storage.sql.tables import jobs
+from storage.sql.tables import job_turns, jobs
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class LocalQueue:
                 attempts=0,
                 run_after=db_now() + job.delay,
                 created_at=db_now(),
+                turn=_turn(conn, job.lock, job.keep_turn) if job.keep_turn > 0 else None,
             )
         )
         self._poke()
@@ -301,6 +303,34 @@ class LocalQueue:
                 log.exception("Telling about given-up job %s (%s) failed", job_id, name)
 
 
+# Jobs without a turn first, then earlier turns, then in the order deferred (as procrastinate's
+# priority, then id). Only the first waiting job of a lock is runnable: a lock's order is ids'.
+_ORDER = (jobs.c.turn.is_not(None), jobs.c.turn, jobs.c.id)
+
+
+def _turn(conn: Connection, lock: str | None, keep: float) -> int | None:
+    """The lock's turn for a job deferred now: its last one, if its last job was deferred less
+    than that job's keep_turn ago; otherwise a new turn, after every other."""
+    if lock is None:
+        return None
+    now = now_in(conn)
+    last = conn.execute(
+        select(job_turns.c.turn, job_turns.c.until).where(job_turns.c.lock == lock)
+    ).first()
+    if last is not None and last.until >= now:
+        turn = int(last.turn)
+    else:
+        turn = int(conn.execute(select(func.coalesce(func.max(job_turns.c.turn), 0))).scalar_one())
+        turn += 1
+    upsert = sqlite_insert(job_turns).values(lock=lock, turn=turn, until=now + keep)
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[job_turns.c.lock], set_={"turn": turn, "until": now + keep}
+        )
+    )
+    return turn
+
+
 def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping], float | None]:
     """Mark up to `free[queue]` runnable jobs of each queue doing, one more attempt each."""
     claimed: list[RowMapping] = []
@@ -308,7 +338,7 @@ def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping],
     for queue, n in free.items():
         query = select(jobs.c.id, jobs.c.task, jobs.c.args, jobs.c.queue, jobs.c.attempts)
         rows = conn.execute(
-            query.where(jobs.c.queue == queue, _RUNNABLE).order_by(jobs.c.id).limit(n),
+            query.where(jobs.c.queue == queue, _RUNNABLE).order_by(*_ORDER).limit(n),
             {"now": now},
         ).mappings()
         batch = [{**row, "attempts": row["attempts"] + 1} for row in rows]
@@ -360,6 +390,9 @@ def _finish(conn: Connection, job_id: int, endings: Sequence[Ending] = ()) -> No
 def _purge(conn: Connection) -> None:
     old = jobs.c.failed_at < db_now() - FAILED_KEPT
     conn.execute(delete(jobs).where(jobs.c.status == "failed", old))
+    # Turns no job can keep any more; the last one stays, for the next to come after it.
+    last = select(func.max(job_turns.c.turn)).scalar_subquery()
+    conn.execute(delete(job_turns).where(job_turns.c.until < db_now(), job_turns.c.turn < last))
 
 
 def _pending(conn: Connection) -> bool:

@@ -90,26 +90,27 @@ _DEFER_ALL = text(
     " ORDER BY u.n))"
 )
 # `_DEFER_ALL` for jobs that keep their lock's turn (`Job.keep_turn`): a lock's turn is kept
-# while its jobs come less than keep_turn seconds apart (m018's photostory_turns), and a later
-# turn is a lower priority (procrastinate's fetch: priority first, then id). A lock's jobs keep
-# their order: within a turn by id, and a later turn never outranks an earlier one (the
-# sequence would wrap after 2^31 turns). New turns are numbered in the jobs' order; the rows
-# are locked in the locks' order (batches committing side by side never deadlock).
+# while its jobs come less than keep_turn seconds apart (m018's job_turns), and a later turn is
+# a lower priority (procrastinate's fetch: priority first, then id). A lock's jobs keep their
+# order: within a turn by id, and a later turn never outranks an earlier one (the sequence
+# would wrap after 2^31 turns). New turns are numbered in the jobs' order; the rows are locked
+# in the locks' order (batches committing side by side never deadlock).
 _DEFER_TURNS = text(
     "WITH u AS MATERIALIZED ("
     " SELECT * FROM unnest(CAST(:queues AS varchar[]), CAST(:tasks AS varchar[]),"
     "  CAST(:locks AS text[]), CAST(:args AS text[]), CAST(:delays AS float8[]),"
     "  CAST(:keeps AS float8[]))"
     "  WITH ORDINALITY AS u(queue, task, lock, args, delay, keep, n)),"
+    " clock AS (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS float8) AS now),"
     " turns AS ("
-    "  INSERT INTO photostory_turns AS t (lock, turn, until)"
-    "  SELECT f.lock, f.turn, now() + make_interval(secs => f.keep) FROM ("
-    "   SELECT lock, keep, nextval('photostory_turn_seq') AS turn FROM ("
+    "  INSERT INTO job_turns AS t (lock, turn, until)"
+    "  SELECT f.lock, f.turn, (SELECT now FROM clock) + f.keep FROM ("
+    "   SELECT lock, keep, nextval('job_turn_seq') AS turn FROM ("
     "    SELECT lock, max(keep) AS keep FROM u WHERE lock IS NOT NULL AND keep > 0"
     "    GROUP BY lock ORDER BY min(n)) l) f"
     "  ORDER BY f.lock"
     "  ON CONFLICT (lock) DO UPDATE SET"
-    "   turn = CASE WHEN t.until >= now() THEN t.turn ELSE EXCLUDED.turn END,"
+    "   turn = CASE WHEN t.until >= (SELECT now FROM clock) THEN t.turn ELSE EXCLUDED.turn END,"
     "   until = EXCLUDED.until"
     "  RETURNING t.lock, t.turn)"
     " SELECT procrastinate_defer_jobs_v1(ARRAY("
@@ -179,7 +180,9 @@ _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
 # A stalled job whose queueing lock already has a job waiting: that one does its work (it could
 # not wait beside it anyway: one waiting job per queueing lock).
 _SUPERSEDED = text("SELECT procrastinate_finish_job_v1(:id, 'succeeded', true)")
-_STALE_TURNS = text("DELETE FROM photostory_turns WHERE until < now()")
+_STALE_TURNS = text(
+    "DELETE FROM job_turns WHERE until < CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS float8)"
+)
 _PENDING = text("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')")
 
 

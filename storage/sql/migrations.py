@@ -676,16 +676,18 @@ def m017_taken_over(m: Migrator) -> None:
 
 @migration
 def m018_turns(m: Migrator) -> None:
-    # A lock's turn in procrastinate's queue (storage/jobs/postgres.py, `_DEFER_TURNS`): kept
-    # while the lock's jobs come less than their `keep_turn` apart (until `until`), a new one
-    # from the sequence after that. Rows past their `until` serve no more; purged hourly.
-    if m.engine != "postgresql":
-        return
-    m.driver_script(
-        "CREATE SEQUENCE photostory_turn_seq;"
-        " CREATE TABLE photostory_turns ("
-        "  lock text PRIMARY KEY, turn bigint NOT NULL, until timestamptz NOT NULL)"
+    # A lock's turn in the queue (storage/jobs, `Job.keep_turn`): kept while the lock's jobs
+    # come less than their keep_turn apart (until `until`, the database's clock), a new one
+    # after that. The local runner orders its jobs by `jobs.turn`; on PostgreSQL the turn is
+    # the procrastinate job's priority and new turns come from a sequence. Rows past their
+    # `until` serve no more; they are purged now and then.
+    m.execute(
+        "CREATE TABLE job_turns (lock TEXT PRIMARY KEY, turn BIGINT NOT NULL,"
+        " until DOUBLE PRECISION NOT NULL)"
     )
+    m.execute("ALTER TABLE jobs ADD COLUMN turn BIGINT")
+    if m.engine == "postgresql":
+        m.execute("CREATE SEQUENCE job_turn_seq")
 
 
 def _sql_file(name: str) -> str:

@@ -209,6 +209,16 @@ jobs = Table(
     Column("run_after", Double, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("failed_at", Double),
+    Column("turn", BigInteger),  # the lock's turn (`Job.keep_turn`): lower ones first
+)
+
+# A lock's turn in the queue, kept while its jobs come less than their keep_turn apart.
+job_turns = Table(
+    "job_turns",
+    metadata,
+    Column("lock", Text, primary_key=True),
+    Column("turn", BigInteger, nullable=False),
+    Column("until", Double, nullable=False),  # the database's clock
 )
 
 # Every Telegram message a job sent (or was about to send), keyed by the job and the call
