@@ -318,27 +318,34 @@ async def test_a_job_made_runnable_during_a_fetch_that_found_none_starts_without
     # The race behind a hand-over: the worker's fetch finds nothing, and the notification of
     # a job that became runnable meanwhile comes before the fetch returns. procrastinate's
     # worker clears its event after each fetch: the job would wait for the next poll (a
-    # minute here). Made certain: the first empty fetch returns only once that notification
-    # has been handled.
+    # minute here). Made certain: once the worker listens, its next empty fetch returns only
+    # after such a notification has been handled.
     queue = queues(polling=60.0)
     connector = queue._manager.connector
     real = connector.execute_query_one_async
-    raced = asyncio.Event()
+    armed, raced = asyncio.Event(), asyncio.Event()
 
     async def fetch_racing_a_job(query: str, **arguments: Any) -> Any:
         row = await real(query, **arguments)
-        if "procrastinate_fetch_job" in query and row["id"] is None and not raced.is_set():
-            raced.set()
-            await queue.defer(step(1))
+        if "procrastinate_fetch_job" in query and row["id"] is None and armed.is_set():
+            armed.clear()
+            await queue.defer(step(2))
             [running] = queue._workers
             await eventually(wrap(running._new_job_event.is_set), "the notification")
+            raced.set()
         return row
 
     connector.execute_query_one_async = fetch_racing_a_job
     await queue.start({CHAT: 1})
+    listening = (
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+    )
+    await eventually(lambda: rows(db, listening), "the worker to listen")
+    armed.set()
+    assert await queue.defer(step(1))  # its notification wakes the worker: then an empty fetch
     await eventually(wrap(raced.is_set), "the raced fetch")
     assert await queue.wait_idle(LIMIT)  # LIMIT is half of one polling interval
-    assert [n for n, e, _, _ in await effects(db) if e == "end"] == [1]
+    assert sorted(n for n, e, _, _ in await effects(db) if e == "end") == [1, 2]
 
 
 def wrap(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
