@@ -179,3 +179,31 @@ async def test_a_job_whose_end_could_not_be_recorded_at_once_does_not_hold_up_it
     await queue.stop()
     assert ran == ["first", "second"] and len(refused) == 1
     assert rows(db) == []  # both ended, each once
+
+
+async def test_schedule_holds_a_job_while_a_lock_has_jobs_waiting_and_brings_it_forward_after(
+    db: SqliteDatabase,
+) -> None:
+    # The acknowledgement's job while the chat's updates wait: deferred for `hold` (not due at
+    # once, only to find them waiting), left there by a second file, brought forward by the
+    # file after which none waits.
+    queue = LocalQueue(db)  # not started: nothing runs
+    ack = Job("ack", lock="ack:1", queueing_lock="ack:1")  # due now
+
+    def due_in(conn: Connection) -> float:
+        [(seconds,)] = conn.exec_driver_sql(
+            "SELECT run_after - (julianday('now') - 2440587.5) * 86400.0 FROM jobs"
+            " WHERE task = 'ack'"
+        )
+        return float(seconds)
+
+    await queue.defer(Job("update", lock="chat:1"))
+    await db.write(lambda conn: queue.schedule_in(conn, ack, "chat:1", hold=3600))
+    assert 3500 < await db.read(due_in) <= 3600
+    await db.write(lambda conn: queue.schedule_in(conn, ack, "chat:1", hold=3600))
+    assert 3500 < await db.read(due_in) <= 3600  # still waiting: left as it is
+    with sqlite3.connect(db.path) as conn:  # the update was taken in
+        conn.execute("DELETE FROM jobs WHERE task = 'update'")
+    await db.write(lambda conn: queue.schedule_in(conn, ack, "chat:1", hold=3600))
+    assert await db.read(due_in) <= 0
+    assert [task for task, _, _ in rows(db)] == ["ack"]  # one acknowledgement job throughout

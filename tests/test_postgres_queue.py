@@ -256,6 +256,30 @@ async def test_sooner_brings_the_waiting_job_forward(
     assert [n for n, e, _, _ in await effects(db) if e == "end"] == [0, 1]
 
 
+async def test_schedule_holds_a_job_while_a_lock_has_jobs_waiting_and_brings_it_forward_after(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()  # not started: nothing runs
+    ack = Job("step", {"n": 1}, lock="ack:1", queueing_lock="ack:1")  # due now
+    due_in = (
+        "SELECT EXTRACT(EPOCH FROM scheduled_at - clock_timestamp()), count(*) OVER ()"
+        " FROM procrastinate_jobs WHERE queueing_lock = 'ack:1'"
+    )
+    await queue.defer(step(0, chat=1))
+    await db.write(lambda conn: queue.schedule_in(conn, ack, "chat:1", hold=3600))
+    [(seconds, _)] = await rows(db, due_in)
+    assert 3500 < seconds <= 3600
+    await db.write(lambda conn: queue.schedule_in(conn, ack, "chat:1", hold=3600))
+    [(seconds, _)] = await rows(db, due_in)
+    assert 3500 < seconds <= 3600  # still waiting: left as it is
+    await db.write(
+        lambda conn: conn.execute(text("DELETE FROM procrastinate_jobs WHERE lock = 'chat:1'"))
+    )
+    await db.write(lambda conn: queue.schedule_in(conn, ack, "chat:1", hold=3600))
+    [(seconds, count)] = await rows(db, due_in)
+    assert seconds <= 0 and count == 1  # brought forward: one acknowledgement job throughout
+
+
 async def test_a_job_failing_every_attempt_is_given_up_once(
     db: PostgresDatabase, queues: Callable[..., PostgresQueue]
 ) -> None:

@@ -168,12 +168,19 @@ class JobQueue(Protocol):
         """Defer a job in a transaction of its own; False as for `defer_in`."""
         ...
 
-    def sooner_in(
-        self, conn: Connection, queueing_lock: str, delay: float = 0.0, behind: str | None = None
-    ) -> bool:
+    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
         """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
-        the latest; False when none waits. With `behind`, a lock: left as it is while a job
-        under that lock waits to start (the caller's later turn brings it forward)."""
+        the latest; False when none waits."""
+        ...
+
+    def schedule_in(
+        self, conn: Connection, job: Job, behind: str | None = None, hold: float = 0.0
+    ) -> None:
+        """Have `job` (it has a queueing_lock) run `job.delay` seconds from now at the latest:
+        the job waiting under its queueing lock brought forward, or this one deferred. While
+        a job under the lock `behind` waits to start, the waiting one is left as it is (the
+        last of those brings it forward), and this one is deferred for `hold` seconds at
+        least. Two statements at most."""
         ...
 
     async def waiting(self, lock: str, task: str, running: bool = False) -> bool:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -137,15 +137,9 @@ class LocalQueue:
         """Defer a job in a transaction of its own; False as for `defer_in`."""
         return await self.db.write(self.defer_in, job)
 
-    def sooner_in(
-        self, conn: Connection, queueing_lock: str, delay: float = 0.0, behind: str | None = None
-    ) -> bool:
+    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
         """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
-        the latest; False when none waits. With `behind`: not while a job under that lock
-        waits to start."""
-        if behind is not None and _exists(conn, jobs.c.lock == behind, jobs.c.status == "todo"):
-            key = jobs.c.queueing_lock == queueing_lock
-            return _exists(conn, key, jobs.c.status == "todo")
+        the latest; False when none waits."""
         at = db_now() + delay
         moved = conn.execute(
             update(jobs)
@@ -154,6 +148,19 @@ class LocalQueue:
         ).rowcount
         self._poke()
         return bool(moved)
+
+    def schedule_in(
+        self, conn: Connection, job: Job, behind: str | None = None, hold: float = 0.0
+    ) -> None:
+        """Bring the job waiting under `job`'s queueing lock forward, or defer `job`; while a
+        job under `behind` waits to start, neither sooner than that (`JobQueue`)."""
+        assert job.queueing_lock is not None, "schedule_in: a job with a queueing lock"
+        key = jobs.c.queueing_lock == job.queueing_lock
+        if behind is not None and _exists(conn, jobs.c.lock == behind, jobs.c.status == "todo"):
+            if not _exists(conn, key, jobs.c.status == "todo"):
+                self.defer_in(conn, replace(job, delay=max(job.delay, hold)))
+        elif not self.sooner_in(conn, job.queueing_lock, job.delay):
+            self.defer_in(conn, job)
 
     async def sooner(self, queueing_lock: str, delay: float = 0.0) -> bool:
         """`sooner_in`, in a transaction of its own."""

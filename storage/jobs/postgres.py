@@ -27,7 +27,7 @@ import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import procrastinate
@@ -123,17 +123,20 @@ _DEFER_TURNS = text(
     " ORDER BY u.n))"
 )
 # The waiting job of a queueing lock brought forward, unless a job under the lock `behind`
-# waits to start (none when `behind` is NULL); whether one waits, and whether it moved.
+# waits to start (none when `behind` is NULL); whether one waits, whether it moved, and
+# whether one waits under `behind`.
 _SOONER = text(
     "WITH waiting AS MATERIALIZED ("
     " SELECT id FROM procrastinate_jobs"
     " WHERE queueing_lock = :queueing_lock AND status = 'todo' FOR UPDATE),"
+    " behind AS MATERIALIZED (SELECT EXISTS ("
+    "  SELECT 1 FROM procrastinate_jobs b WHERE b.lock = :behind AND b.status = 'todo') AS b),"
     " moved AS (UPDATE procrastinate_jobs j SET scheduled_at = LEAST(j.scheduled_at,"
     "  clock_timestamp() + make_interval(secs => CAST(:delay AS float8)))"
-    "  FROM waiting WHERE j.id = waiting.id AND NOT EXISTS ("
-    "  SELECT 1 FROM procrastinate_jobs b WHERE b.lock = :behind AND b.status = 'todo')"
+    "  FROM waiting WHERE j.id = waiting.id AND NOT (SELECT b FROM behind)"
     "  RETURNING j.id)"
-    " SELECT (SELECT count(*) FROM waiting) AS waiting, (SELECT count(*) FROM moved) AS moved"
+    " SELECT (SELECT count(*) FROM waiting) AS waiting, (SELECT count(*) FROM moved) AS moved,"
+    " (SELECT b FROM behind) AS behind"
 )
 _WAITING = text(
     "SELECT 1 FROM procrastinate_jobs WHERE queueing_lock = :queueing_lock AND status = 'todo'"
@@ -511,17 +514,29 @@ class PostgresQueue:
         """Defer a job in a transaction of its own; False as for `defer_in`."""
         return await self.db.write(self.defer_in, job)
 
-    def sooner_in(
-        self, conn: Connection, queueing_lock: str, delay: float = 0.0, behind: str | None = None
-    ) -> bool:
+    def sooner_in(self, conn: Connection, queueing_lock: str, delay: float = 0.0) -> bool:
         """Bring the waiting job of `queueing_lock` forward to run `delay` seconds from now at
-        the latest; False when none waits. With `behind`: not while a job under that lock
-        waits to start. One statement."""
+        the latest; False when none waits. One statement."""
+        return bool(self._sooner(conn, queueing_lock, delay, None).waiting)
+
+    def schedule_in(
+        self, conn: Connection, job: Job, behind: str | None = None, hold: float = 0.0
+    ) -> None:
+        """Bring the job waiting under `job`'s queueing lock forward, or defer `job`; while a
+        job under `behind` waits to start, neither sooner than that (`JobQueue`)."""
+        assert job.queueing_lock is not None, "schedule_in: a job with a queueing lock"
+        row = self._sooner(conn, job.queueing_lock, job.delay, behind)
+        if not row.waiting:
+            self.defer_in(conn, replace(job, delay=max(job.delay, hold)) if row.behind else job)
+
+    def _sooner(
+        self, conn: Connection, queueing_lock: str, delay: float, behind: str | None
+    ) -> Any:
         params = {"queueing_lock": queueing_lock, "delay": float(delay), "behind": behind}
         row = conn.execute(_SOONER, params).one()
         if row.moved:
             self._wake_at(delay)  # an UPDATE: procrastinate's trigger says nothing of it
-        return bool(row.waiting)
+        return row
 
     async def waiting(self, lock: str, task: str, running: bool = False) -> bool:
         """Whether a job of `task` under `lock` waits to start; with `running`, or runs."""

@@ -186,11 +186,14 @@ class SqlArrivalStore:
             return reserved
         if burst.then is not None:
             assert self.jobs is not None, "a job to defer needs the job queue"
-            # When the acknowledgement is due: at once when the file waited that long already.
+            # When the acknowledgement is due: at once when the file waited that long already;
+            # while more of the chat's updates wait, a debounce from now at the soonest (the
+            # last of them brings it forward), not a run to find them waiting.
             ack = burst.then if due is None else replace(burst.then, delay=max(0.0, due - now))
-            key = ack.queueing_lock
-            if key is None or not self.jobs.sooner_in(conn, key, ack.delay, burst.updates_lock):
+            if ack.queueing_lock is None:
                 self.jobs.defer_in(conn, ack)
+            else:
+                self.jobs.schedule_in(conn, ack, burst.updates_lock, hold=burst.debounce)
         return reserved
 
     def _reserve(
