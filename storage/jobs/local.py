@@ -121,7 +121,7 @@ class LocalQueue:
                 attempts=0,
                 run_after=db_now() + job.delay,
                 created_at=db_now(),
-                turn=_turn(conn, job.lock, job.keep_turn) if job.keep_turn > 0 else None,
+                turn=_turn(conn, job.lock, job.keep_turn) if job.keep_turn > 0 else 0,
             )
         )
         self._poke()
@@ -310,32 +310,31 @@ class LocalQueue:
                 log.exception("Telling about given-up job %s (%s) failed", job_id, name)
 
 
-# Jobs without a turn first, then earlier turns, then in the order deferred (as procrastinate's
-# priority, then id). Only the first waiting job of a lock is runnable: a lock's order is ids'.
-_ORDER = (jobs.c.turn.is_not(None), jobs.c.turn, jobs.c.id)
-
-
-def _turn(conn: Connection, lock: str | None, keep: float) -> int | None:
-    """The lock's turn for a job deferred now: its last one, if its last job was deferred less
-    than that job's keep_turn ago; otherwise a new turn, after every other."""
-    if lock is None:
-        return None
-    now = now_in(conn)
-    last = conn.execute(
-        select(job_turns.c.turn, job_turns.c.until).where(job_turns.c.lock == lock)
-    ).first()
-    if last is not None and last.until >= now:
-        turn = int(last.turn)
-    else:
-        turn = int(conn.execute(select(func.coalesce(func.max(job_turns.c.turn), 0))).scalar_one())
-        turn += 1
-    upsert = sqlite_insert(job_turns).values(lock=lock, turn=turn, until=now + keep)
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[job_turns.c.lock], set_={"turn": turn, "until": now + keep}
-        )
+# Jobs without a turn (0) first, then earlier turns, then in the order deferred (as
+# procrastinate's priority, then id). Only the first waiting job of a lock is runnable: a
+# lock's order is ids'.
+_ORDER = (jobs.c.turn, jobs.c.id)
+_NEW_TURN = select(func.coalesce(func.max(job_turns.c.turn), 0) + 1).scalar_subquery()
+_UPSERT_TURN = (
+    sqlite_insert(job_turns)
+    .values(lock=bindparam("lock"), turn=_NEW_TURN, until=db_now() + bindparam("keep"))
+    .on_conflict_do_update(
+        index_elements=[job_turns.c.lock],
+        set_={
+            "turn": case((job_turns.c.until >= db_now(), job_turns.c.turn), else_=_NEW_TURN),
+            "until": db_now() + bindparam("keep"),
+        },
     )
-    return turn
+    .returning(job_turns.c.turn)
+)
+
+
+def _turn(conn: Connection, lock: str | None, keep: float) -> int:
+    """The lock's turn for a job deferred now: its last one, if its last job was deferred less
+    than that job's keep_turn ago; otherwise a new turn, after every other (one statement)."""
+    if lock is None:
+        return 0
+    return int(conn.execute(_UPSERT_TURN, {"lock": lock, "keep": float(keep)}).scalar_one())
 
 
 def _claim(conn: Connection, free: Mapping[str, int]) -> tuple[list[RowMapping], float | None]:

@@ -685,7 +685,7 @@ def m018_turns(m: Migrator) -> None:
         "CREATE TABLE job_turns (lock TEXT PRIMARY KEY, turn BIGINT NOT NULL,"
         " until DOUBLE PRECISION NOT NULL)"
     )
-    m.execute("ALTER TABLE jobs ADD COLUMN turn BIGINT")
+    m.execute("ALTER TABLE jobs ADD COLUMN turn BIGINT NOT NULL DEFAULT 0")  # 0: no turn
     if m.engine == "postgresql":
         m.execute("CREATE SEQUENCE job_turn_seq")
 

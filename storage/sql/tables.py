@@ -209,7 +209,8 @@ jobs = Table(
     Column("run_after", Double, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("failed_at", Double),
-    Column("turn", BigInteger),  # the lock's turn (`Job.keep_turn`): lower ones first
+    # The lock's turn (`Job.keep_turn`): lower ones first; 0, no turn, before any.
+    Column("turn", BigInteger, nullable=False, server_default="0"),
 )
 
 # A lock's turn in the queue, kept while its jobs come less than their keep_turn apart.
