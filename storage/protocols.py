@@ -30,6 +30,7 @@ from storage.records import (
     Exchange,
     Forgotten,
     Item,
+    JobResult,
     Media,
     MediaKind,
     NewExchange,
@@ -165,8 +166,14 @@ class MediaStore(Protocol):
         """The album's most recent batch that still holds something: (id, created_at)."""
         ...
 
-    async def remove_batch(self, album_id: int, batch_id: int) -> Removed:
-        """Delete a batch's items and notes; return them and the blobs nothing uses any more."""
+    async def remove_batch(
+        self,
+        album_id: int,
+        batch_id: int,
+        result: Callable[[Removed], JobResult] | None = None,
+    ) -> Removed:
+        """Delete a batch's items and notes; return them and the blobs nothing uses any more.
+        `result`: what to keep of it under the job's id, in the same transaction."""
         ...
 
 
@@ -185,8 +192,10 @@ class ConversationStore(Protocol):
         """The album's most recent exchange."""
         ...
 
-    async def remove(self, album_id: int, exchange_id: int) -> bool:
-        """Delete one exchange of the album."""
+    async def remove(
+        self, album_id: int, exchange_id: int, result: JobResult | None = None
+    ) -> bool:
+        """Delete one exchange of the album (and keep `result` in the same transaction)."""
         ...
 
     async def clear(self, album_id: int) -> int:
@@ -318,6 +327,15 @@ class ArrivalStore(Protocol):
 
     async def unready(self, album_id: int) -> int:
         """How many of the album's files the model cannot see yet."""
+        ...
+
+
+class ResultStore(Protocol):
+    """What jobs did, kept a day under their ids: written with the change itself (the stores'
+    `result` arguments), read back by a job run again instead of doing it twice."""
+
+    async def recall(self, job_id: int, name: str) -> str | None:
+        """What the job recorded under `name`, if it got that far."""
         ...
 
 
@@ -498,6 +516,7 @@ class Storage:
     arrivals: ArrivalStore
     privacy: PrivacyStore
     sent: SentStore
+    results: ResultStore
     bursts: BurstStore
     blobs: BlobStore
     jobs: JobQueue

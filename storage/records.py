@@ -260,6 +260,15 @@ class Reserved:
 
 
 @dataclass(frozen=True)
+class JobResult:
+    """What a job did (JSON), to keep under its id with the change itself (`ResultStore`)."""
+
+    job_id: int
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
 class Removed:
     """What taking back a batch removed, and the blobs nothing uses any more."""
 

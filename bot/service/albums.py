@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePath
 
@@ -16,7 +17,7 @@ from bot.service.bursts import BURST_GAP_SECONDS, BurstKeeping
 from bot.service.downloads import DownloadInterrupted, Fetch
 from bot.service.intake import PhotoLimits, process_audio, process_photo, process_video
 from bot.service.messages import location_note
-from storage.jobs import MEDIA, Job
+from storage.jobs import MEDIA, Job, current_attempt
 from storage.pins import delete_unused
 from storage.records import (
     AddStatus,
@@ -25,12 +26,13 @@ from storage.records import (
     Arrival,
     BurstCounting,
     CurrentAlbum,
-    Exchange,
     Item,
+    JobResult,
     Media,
     MediaKind,
     Note,
     Origin,
+    Removed,
     Reservation,
     Reserved,
 )
@@ -122,12 +124,25 @@ class Received:
 
 @dataclass(frozen=True)
 class Undone:
-    """What /undo took back: a batch of media and notes, or the last exchange."""
+    """What /undo took back: a batch of media and notes (how many of each kind), or the last
+    exchange (its question). Kept under the job's id with the removal (`UNDONE`), so a job run
+    again tells the same and takes back nothing more."""
 
-    album: Album
-    items: list[Item] = field(default_factory=list)
-    notes: list[Note] = field(default_factory=list)
-    exchange: Exchange | None = None
+    album_name: str
+    kinds: dict[str, int] = field(default_factory=dict)  # "photo", "video", "audio"
+    notes: int = 0
+    question: str | None = None  # the exchange's question (or its kind), when one was undone
+    batch_id: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, value: str) -> Undone:
+        return cls(**json.loads(value))
+
+
+UNDONE = "undone"  # the job result /undo and its button keep (storage.results)
 
 
 class AlbumService(BurstKeeping):
@@ -394,37 +409,73 @@ class AlbumService(BurstKeeping):
     # Taking back -------------------------------------------------------------------------
 
     async def undo(self, chat_id: int) -> Undone:
-        """Take back whatever came last: the last batch of media/notes, or the last exchange."""
+        """Take back whatever came last: the last batch of media/notes, or the last exchange.
+        Once per job: run again (a crash or a stall after the removal), it tells what it took
+        back the first time and takes nothing more."""
+        job = current_attempt()
+        if job is not None and (done := await self._undone_before(chat_id, job.job_id)):
+            return done
         album = await self.storage.albums.current(chat_id)
         batch = await self.storage.media.latest_batch(album.id)
         exchange = await self.storage.conversation.latest(album.id)
         if batch is None and exchange is None:
             raise NothingToDo(_("There is nothing to undo in this album."))
         if exchange is not None and (batch is None or exchange.created_at >= batch[1]):
-            await self.storage.conversation.remove(album.id, exchange.id)
-            return Undone(album, exchange=exchange)
+            undone = Undone(album.name, question=exchange.user_text or exchange.kind)
+            result = JobResult(job.job_id, UNDONE, undone.to_json()) if job else None
+            await self.storage.conversation.remove(album.id, exchange.id, result)
+            return undone
         assert batch is not None
         return await self._remove_batch(chat_id, album, batch[0])
 
     async def undo_batch(self, chat_id: int, batch_id: int) -> Undone:
-        """Take back one batch (the button under an acknowledgement)."""
+        """Take back one batch (the button under an acknowledgement); once per job, as `undo`."""
+        job = current_attempt()
+        if job is not None and (done := await self._undone_before(chat_id, job.job_id)):
+            return done
         album_id = await self.storage.media.batch_album(chat_id, batch_id)
         album = await self.storage.albums.get(chat_id, album_id) if album_id is not None else None
         if album is None:
             raise NothingToDo(_("That batch is not in this chat any more."))
         return await self._remove_batch(chat_id, album, batch_id)
 
+    async def _undone_before(self, chat_id: int, job_id: int) -> Undone | None:
+        """What this job took back in an earlier attempt, if it got that far; the batch's
+        acknowledgement is ended again (that attempt may have stopped before)."""
+        kept = await self.storage.results.recall(job_id, UNDONE)
+        if kept is None:
+            return None
+        undone = Undone.from_json(kept)
+        if undone.batch_id is not None:
+            await self.storage.bursts.end_batch(chat_id, undone.batch_id)
+        return undone
+
     async def _remove_batch(self, chat_id: int, album: Album, batch_id: int) -> Undone:
-        removed = await self.storage.media.remove_batch(album.id, batch_id)
+        job = current_attempt()
+
+        def told(removed: Removed) -> Undone:
+            kinds: dict[str, int] = {}
+            for item in removed.items:
+                kinds[item.kind] = kinds.get(item.kind, 0) + 1
+            return Undone(album.name, kinds, len(removed.notes), batch_id=batch_id)
+
+        def result(removed: Removed) -> JobResult:
+            assert job is not None
+            return JobResult(job.job_id, UNDONE, told(removed).to_json())
+
+        removed = await self.storage.media.remove_batch(
+            album.id, batch_id, result if job is not None else None
+        )
         if not removed.items and not removed.notes:
             raise NothingToDo(_("That batch was already taken back."))
         # Its acknowledgement is being replaced by what was taken back: it must not come back.
         await self.storage.bursts.end_batch(chat_id, batch_id)
         if removed.orphan_blobs:
             # Nothing refers to these files any more: delete them here and at the model service.
+            # (A job run again after the removal leaves them to the start-up sweep.)
             await self.model.forget(files=removed.orphan_blobs)
             await delete_unused(self.storage.media, self.storage.blobs, removed.orphan_blobs)
-        return Undone(album, items=removed.items, notes=removed.notes)
+        return told(removed)
 
 
 def _own_blobs(media: Media) -> tuple[str, ...]:

@@ -317,20 +317,19 @@ def _album_list(summaries: list[AlbumSummary], current: int) -> tuple[str, Inlin
 
 
 def _undone_text(undone: Undone) -> str:
-    if undone.exchange is not None:
-        asked = undone.exchange.user_text or undone.exchange.kind
+    if undone.question is not None:
         return _("↩️ Took back the last exchange (%(question)s). Ask again whenever you like.") % {
-            "question": _clip(asked)
+            "question": _clip(undone.question)
         }
     parts = []
     for kind in ("photo", "video", "audio"):
-        if n := sum(1 for i in undone.items if i.kind == kind):
+        if n := undone.kinds.get(kind, 0):
             parts.append(counted(n, kind))
     if undone.notes:
-        parts.append(counted(len(undone.notes), "note"))
+        parts.append(counted(undone.notes, "note"))
     return _("↩️ Took back %(what)s from “%(album)s”.") % {
         "what": ", ".join(parts),
-        "album": undone.album.name,
+        "album": undone.album_name,
     }
 
 

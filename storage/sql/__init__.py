@@ -26,6 +26,7 @@ from storage.sql.inbox_store import SqlInboxStore
 from storage.sql.media_store import SqlMediaStore
 from storage.sql.migrations import apply_migrations
 from storage.sql.privacy_store import SqlPrivacyStore
+from storage.sql.result_store import SqlResultStore
 from storage.sql.sent_store import SqlSentStore
 from storage.sql.upload_store import SqlUploadStore
 from storage.sql.usage_store import SqlUsageStore
@@ -105,6 +106,7 @@ async def _open(
         arrivals=SqlArrivalStore(db, jobs, albums),
         privacy=SqlPrivacyStore(db),
         sent=SqlSentStore(db),
+        results=SqlResultStore(db),
         bursts=SqlBurstStore(db),
         blobs=blobs,
         jobs=jobs,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import BindParameter, Connection, bindparam, delete, select
 
-from storage.records import Exchange, NewExchange, now_iso
+from storage.records import Exchange, JobResult, NewExchange, now_iso
 from storage.sql.database import Database
 from storage.sql.media_store import _TOUCH_ALBUM
+from storage.sql.result_store import record_in
 from storage.sql.rows import every, one, record, run
 from storage.sql.tables import exchanges
 
@@ -59,10 +60,19 @@ class SqlConversationStore:
         """The exchange of this kind a job recorded (its rerun reads the answer back)."""
         return await self.db.read(_answered, job_id, kind)
 
-    async def remove(self, album_id: int, exchange_id: int) -> bool:
-        """Delete one exchange of the album."""
+    async def remove(
+        self, album_id: int, exchange_id: int, result: JobResult | None = None
+    ) -> bool:
+        """Delete one exchange of the album (and keep `result` in the same transaction)."""
         params = {"album": album_id, "exchange": exchange_id}
-        return await self.db.write(run, _REMOVE, params) > 0
+        return await self.db.write(_remove, params, result)
+
+
+def _remove(conn: Connection, params: dict[str, int], result: JobResult | None) -> bool:
+    removed = run(conn, _REMOVE, params) > 0
+    if result is not None:
+        record_in(conn, result)
+    return removed
 
 
 def _exchanges(conn: Connection, album_id: int) -> list[Exchange]:

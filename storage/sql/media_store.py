@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import (
     BindParameter,
     Connection,
@@ -17,8 +19,9 @@ from sqlalchemy import (
     update,
 )
 
-from storage.records import AddOutcome, AddStatus, Item, Media, Note, Removed, now_iso
+from storage.records import AddOutcome, AddStatus, Item, JobResult, Media, Note, Removed, now_iso
 from storage.sql.database import Database, Rollback
+from storage.sql.result_store import record_in
 from storage.sql.rows import (
     ITEM_COLUMNS,
     Params,
@@ -255,9 +258,15 @@ class SqlMediaStore:
         """The album's most recent batch that still holds something: (id, created_at)."""
         return await self.db.read(_latest_batch, album_id)
 
-    async def remove_batch(self, album_id: int, batch_id: int) -> Removed:
-        """Delete a batch's items and notes; return them and the blobs nothing uses any more."""
-        return await self.db.write(_remove_batch, album_id, batch_id)
+    async def remove_batch(
+        self,
+        album_id: int,
+        batch_id: int,
+        result: Callable[[Removed], JobResult] | None = None,
+    ) -> Removed:
+        """Delete a batch's items and notes; return them and the blobs nothing uses any more.
+        `result`: what to keep of it under the job's id, in the same transaction."""
+        return await self.db.write(_remove_batch, album_id, batch_id, result)
 
 
 def _arrival(conn: Connection, album_id: int, unique: str | None) -> tuple[Item | None, int]:
@@ -308,7 +317,12 @@ def _latest_batch(conn: Connection, album_id: int) -> tuple[int, str] | None:
     return (int(row["id"]), str(row["created_at"])) if row else None
 
 
-def _remove_batch(conn: Connection, album_id: int, batch_id: int) -> Removed:
+def _remove_batch(
+    conn: Connection,
+    album_id: int,
+    batch_id: int,
+    result: Callable[[Removed], JobResult] | None,
+) -> Removed:
     params = {"album": album_id, "batch": batch_id}
     removed = [item(row) for row in every(conn, _BATCH_ITEMS, params)]
     gone_notes = [record(Note, row) for row in every(conn, _BATCH_NOTES, params)]
@@ -316,4 +330,7 @@ def _remove_batch(conn: Connection, album_id: int, batch_id: int) -> Removed:
     conn.execute(_DELETE_BATCH_NOTES, params)
     conn.execute(_DELETE_BATCH_ARRIVALS, params)  # their ingest jobs then find nothing to do
     shas = {i.media.source.sha256 for i in removed} | {i.media.model.sha256 for i in removed}
-    return Removed(removed, gone_notes, drop_orphan_blobs(conn, shas))
+    gone = Removed(removed, gone_notes, drop_orphan_blobs(conn, shas))
+    if result is not None:
+        record_in(conn, result(gone))
+    return gone

@@ -690,6 +690,17 @@ def m018_turns(m: Migrator) -> None:
         m.execute("CREATE SEQUENCE job_turn_seq")
 
 
+@migration
+def m019_job_results(m: Migrator) -> None:
+    # What a job did, written with the change itself (storage/sql/result_store.py): a job run
+    # again after a crash or a stall reads it back instead of doing it again (/undo).
+    m.execute(
+        "CREATE TABLE job_results (job_id BIGINT NOT NULL, name TEXT NOT NULL,"
+        " value TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
+        " PRIMARY KEY (job_id, name))"
+    )
+
+
 def _sql_file(name: str) -> str:
     """A SQL script shipped beside this module (storage/sql/NAME)."""
     return (Path(__file__).parent / name).read_text(encoding="utf-8")

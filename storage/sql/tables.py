@@ -213,6 +213,17 @@ jobs = Table(
     Column("turn", BigInteger, nullable=False, server_default="0"),
 )
 
+# What a job did, recorded in the transaction that did it, for a retry of the job to read back
+# instead of doing it again (/undo); kept a day.
+job_results = Table(
+    "job_results",
+    metadata,
+    Column("job_id", BigInteger, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("created_at", Double, nullable=False),  # the database's clock
+)
+
 # A lock's turn in the queue, kept while its jobs come less than their keep_turn apart.
 job_turns = Table(
     "job_turns",
