@@ -54,8 +54,11 @@ class AlbumStore(Protocol):
         """The chat's current album, created on first use."""
         ...
 
-    async def create(self, chat_id: int, name: str) -> Album:
-        """Start a new album and make it the chat's current one."""
+    async def create(
+        self, chat_id: int, name: str, result: Callable[[Album], JobResult] | None = None
+    ) -> Album:
+        """Start a new album and make it the chat's current one. `result`: what to keep of it
+        under the job's id, in the same transaction."""
         ...
 
     async def switch(self, chat_id: int, album_id: int) -> Album | None:

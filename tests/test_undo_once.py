@@ -1,4 +1,4 @@
-"""/undo takes back once per job (bot/service/albums.py, `undo` and `undo_batch`).
+"""/undo takes back once per job, and /new makes one album per job (bot/service/albums.py).
 
 Its removal commits before its job ends. A job run again after a crash or a stall in between
 (another worker takes it over) must tell what the first attempt took back, and take back
@@ -131,3 +131,15 @@ async def test_an_undone_exchange_is_told_again_by_its_job(store: Storage) -> No
         assert await service.undo(CHAT) == first
     left = [e.user_text for e in await store.conversation.exchanges(album.id)]
     assert left == ["Where was this?"] and await notes(store) == ["We took the night train."]
+
+
+async def test_new_run_again_by_its_job_gives_back_the_album_it_made(store: Storage) -> None:
+    service = albums(store)
+    await service.add_note(CHAT, "We took the night train.", 1, "Ana")
+    with attempt(46):
+        made = await service.new_album(CHAT, "Lisbon")
+    with attempt(46, number=1):  # the same job again: one album made, not two
+        assert await service.new_album(CHAT, "Lisbon") == made
+    names = [summary.album.name for summary in await store.albums.summaries(CHAT)]
+    assert sorted(names).count("Lisbon") == 1 and len(names) == 2
+    assert (await store.albums.current(CHAT)).id == made.id

@@ -143,6 +143,7 @@ class Undone:
 
 
 UNDONE = "undone"  # the job result /undo and its button keep (storage.results)
+NEW_ALBUM = "new album"  # the one /new keeps: the album it made
 
 
 class AlbumService(BurstKeeping):
@@ -377,10 +378,21 @@ class AlbumService(BurstKeeping):
         return await self.storage.albums.summary(chat_id, album_id)
 
     async def new_album(self, chat_id: int, name: str | None) -> Album:
-        """Start a fresh album; the old ones are kept."""
+        """Start a fresh album; the old ones are kept. Once per job: run again after the album
+        was made, it gives that album back instead of making a second."""
+        job = current_attempt()
+        if job is not None and (made := await self.storage.results.recall(job.job_id, NEW_ALBUM)):
+            album = await self.storage.albums.get(chat_id, int(json.loads(made)["album"]))
+            if album is not None:
+                return album
         await self.end_burst(chat_id)
         clean = clean_name(name) or _("Trip %(date)s") % {"date": local_date(date.today())}
-        return await self.storage.albums.create(chat_id, clean)
+
+        def result(album: Album) -> JobResult:
+            assert job is not None
+            return JobResult(job.job_id, NEW_ALBUM, json.dumps({"album": album.id}))
+
+        return await self.storage.albums.create(chat_id, clean, result if job else None)
 
     async def list_albums(self, chat_id: int) -> tuple[list[AlbumSummary], int]:
         """The chat's albums (newest first) and the current album's id."""

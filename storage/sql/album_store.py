@@ -16,8 +16,9 @@ from sqlalchemy import (
     update,
 )
 
-from storage.records import Album, AlbumSummary, now_iso
+from storage.records import Album, AlbumSummary, JobResult, now_iso
 from storage.sql.database import Database
+from storage.sql.result_store import record_in
 from storage.sql.rows import Row, every, one, record
 from storage.sql.tables import albums, arrivals, chats, exchanges, items, notes
 
@@ -113,18 +114,30 @@ class SqlAlbumStore:
         conn.execute(self._lock_chat, {"chat": chat_id})
         return _current(conn, chat_id) or self._create(conn, chat_id, name)
 
-    async def create(self, chat_id: int, name: str) -> Album:
-        """Start a new album and make it the chat's current one."""
-        return await self.db.write(self._create, chat_id, name)
+    async def create(
+        self, chat_id: int, name: str, result: Callable[[Album], JobResult] | None = None
+    ) -> Album:
+        """Start a new album and make it the chat's current one. `result`: what to keep of it
+        under the job's id, in the same transaction."""
+        return await self.db.write(self._create, chat_id, name, result)
 
-    def _create(self, conn: Connection, chat_id: int, name: str) -> Album:
+    def _create(
+        self,
+        conn: Connection,
+        chat_id: int,
+        name: str,
+        result: Callable[[Album], JobResult] | None = None,
+    ) -> Album:
         stamp = now_iso()
         album_id: int = conn.execute(
             _INSERT_ALBUM, {"chat_id": chat_id, "name": name, "created_at": stamp,
                             "updated_at": stamp},
         ).scalar_one()  # fmt: skip
         conn.execute(self._set_current, {"chat": chat_id, "album": album_id, "stamp": stamp})
-        return Album(album_id, chat_id, name, stamp, stamp)
+        album = Album(album_id, chat_id, name, stamp, stamp)
+        if result is not None:
+            record_in(conn, result(album))
+        return album
 
     async def switch(self, chat_id: int, album_id: int) -> Album | None:
         """Make one of the chat's albums current; None if the chat has no such album."""
