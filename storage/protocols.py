@@ -173,10 +173,11 @@ class MediaStore(Protocol):
         self,
         album_id: int,
         batch_id: int,
-        result: Callable[[Removed], JobResult] | None = None,
+        result: Callable[[Removed], JobResult | None] | None = None,
     ) -> Removed:
         """Delete a batch's items and notes; return them and the blobs nothing uses any more.
-        `result`: what to keep of it under the job's id, in the same transaction."""
+        `result`: what to keep of it under the job's id, in the same transaction (None:
+        nothing)."""
         ...
 
 

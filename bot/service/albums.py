@@ -471,8 +471,10 @@ class AlbumService(BurstKeeping):
                 kinds[item.kind] = kinds.get(item.kind, 0) + 1
             return Undone(album.name, kinds, len(removed.notes), batch_id=batch_id)
 
-        def result(removed: Removed) -> JobResult:
+        def result(removed: Removed) -> JobResult | None:
             assert job is not None
+            if not removed.items and not removed.notes:
+                return None  # nothing taken back: a rerun says so again
             return JobResult(job.job_id, UNDONE, told(removed).to_json())
 
         removed = await self.storage.media.remove_batch(

@@ -262,10 +262,11 @@ class SqlMediaStore:
         self,
         album_id: int,
         batch_id: int,
-        result: Callable[[Removed], JobResult] | None = None,
+        result: Callable[[Removed], JobResult | None] | None = None,
     ) -> Removed:
         """Delete a batch's items and notes; return them and the blobs nothing uses any more.
-        `result`: what to keep of it under the job's id, in the same transaction."""
+        `result`: what to keep of it under the job's id, in the same transaction (None:
+        nothing)."""
         return await self.db.write(_remove_batch, album_id, batch_id, result)
 
 
@@ -321,7 +322,7 @@ def _remove_batch(
     conn: Connection,
     album_id: int,
     batch_id: int,
-    result: Callable[[Removed], JobResult] | None,
+    result: Callable[[Removed], JobResult | None] | None,
 ) -> Removed:
     params = {"album": album_id, "batch": batch_id}
     removed = [item(row) for row in every(conn, _BATCH_ITEMS, params)]
@@ -331,6 +332,7 @@ def _remove_batch(
     conn.execute(_DELETE_BATCH_ARRIVALS, params)  # their ingest jobs then find nothing to do
     shas = {i.media.source.sha256 for i in removed} | {i.media.model.sha256 for i in removed}
     gone = Removed(removed, gone_notes, drop_orphan_blobs(conn, shas))
-    if result is not None:
-        record_in(conn, result(gone))
+    kept = result(gone) if result is not None else None
+    if kept is not None:
+        record_in(conn, kept)
     return gone
