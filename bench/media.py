@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,7 +58,7 @@ def photos(kind: PhotoKind, count: int, first: int = 0) -> list[bytes]:
     for seed in range(first, first + count):
         path = folder / f"{seed:05d}.jpg"
         if not path.is_file():
-            temp = path.with_suffix(".part")
+            temp = _temp(path)
             temp.write_bytes(_photo(kind, seed))
             temp.replace(path)
         result.append(path.read_bytes())
@@ -69,7 +70,7 @@ def video(seconds: int, size_bytes: int) -> bytes:
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"video-g{GENERATOR}-{seconds}s-{size_bytes}.mp4"
     if not path.is_file():
-        temp = path.with_suffix(".part")
+        temp = _temp(path)
         share = 0.9
         while True:  # the first key frame can overshoot a short clip's bitrate: aim lower
             _encode_noise(temp, seconds, int(size_bytes * 8 / seconds * share))
@@ -86,6 +87,12 @@ def video(seconds: int, size_bytes: int) -> bytes:
         temp.write_bytes(data)
         temp.replace(path)
     return path.read_bytes()
+
+
+def _temp(path: Path) -> Path:
+    """Where this process writes `path` before renaming it into place: two benchmark runs in
+    one checkout may make the same file at once (the last rename wins, both are whole)."""
+    return path.with_suffix(f".{os.getpid()}.part")
 
 
 def _photo(kind: PhotoKind, seed: int) -> bytes:
