@@ -399,9 +399,12 @@ class BurstStore(Protocol):
         MAX_HOLD debounces."""
         ...
 
-    async def fail(self, chat_id: int, burst_id: int, name: str, reason: str) -> bool:
+    async def fail(
+        self, chat_id: int, burst_id: int, name: str, reason: str, key: str | None = None
+    ) -> bool:
         """A file of the burst could not be added: its acknowledgement names it once (due now
-        unless already due); False when the burst is gone."""
+        unless already due). With a `key` (the file's), a second call with it changes nothing:
+        the job naming the file may run again. False when the burst is gone."""
         ...
 
     async def of_batch(self, chat_id: int, batch_id: int) -> int | None:

@@ -261,6 +261,21 @@ async def test_a_failed_file_is_named_once(store: Storage) -> None:
     assert not await store.bursts.fail(CHAT, burst.id + 1000, "IMG_13.jpg", reason)
 
 
+async def test_a_file_named_again_by_its_job_run_again_is_named_once(store: Storage) -> None:
+    album = await _album(store)
+    burst = await _add(store, album)
+    reason = FAILURE_REASONS["unreadable"]
+    assert await store.bursts.fail(CHAT, burst.id, "IMG_12.jpg", reason, key="arrival:7")
+    (named,) = await store.bursts.unshown(CHAT)
+    assert await store.bursts.fail(CHAT, burst.id, "IMG_12.jpg", reason, key="arrival:7")
+    (again,) = await store.bursts.unshown(CHAT)
+    assert again.failures == named.failures and again.version == named.version
+    # Another file of the same name (sent again, failing again) is named too.
+    assert await store.bursts.fail(CHAT, burst.id, "IMG_12.jpg", reason, key="arrival:8")
+    (both,) = await store.bursts.unshown(CHAT)
+    assert [f.name for f in both.failures] == ["IMG_12.jpg", "IMG_12.jpg"]
+
+
 async def test_a_failure_during_sending_waits_for_the_next_version(store: Storage) -> None:
     album = await _album(store)
     burst = await _add(store, album)

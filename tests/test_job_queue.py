@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, update
 
-from storage.jobs import CHAT, JSON, MEDIA, Attempt, Job, Task, current_attempt
+from storage.jobs import CHAT, GAVE_UP_ATTEMPTS, JSON, MEDIA, Attempt, Job, Task, current_attempt
 from storage.sql.database import Rollback
 from storage.sql.tables import job_turns
 from tests.job_queues import RUNNERS, Runner
@@ -287,6 +287,50 @@ async def test_a_job_of_an_unknown_task_is_given_up_and_the_others_run(runner: R
     assert await queue.wait_idle(WAIT)
     assert log.given_up == [("gone", {"x": 1})]
     assert log.order("end") == ["next"]
+
+
+async def test_the_telling_of_a_job_given_up_outlives_the_process_that_gave_it_up(
+    runner: Runner,
+) -> None:
+    """The telling is a job kept with the failure: a process stopped while telling leaves it
+    to the next start, which tells."""
+    log = Log()
+    telling = asyncio.Event()
+
+    async def tell_and_hang(task: str, args: JSON) -> None:
+        telling.set()
+        await asyncio.Event().wait()  # the process is stopped before it is done
+
+    queue = await runner.start([log.task(attempts=1)], given_up=tell_and_hang)
+    await queue.defer(job("j", "chat:1", fail_first=99))
+    async with asyncio.timeout(WAIT):
+        await telling.wait()
+    await runner.die()
+    queue = await runner.start([log.task(attempts=1)], given_up=log.tell)
+    assert await queue.wait_idle(WAIT)
+    assert log.started("j") == [0]
+    assert log.given_up == [("t", {"name": "j", "lock": "chat:1", "fail_first": 99})]
+
+
+async def test_a_telling_that_fails_is_tried_again_and_a_telling_given_up_tells_nothing(
+    runner: Runner,
+) -> None:
+    log = Log()
+    calls: list[str] = []
+
+    async def tell(task: str, args: JSON) -> None:
+        calls.append(str(args["name"]))
+        if args["name"] == "j" and calls.count("j") == 1:
+            raise RuntimeError("Telegram is away for a moment")
+        if args["name"] == "k":
+            raise RuntimeError("never told")
+
+    queue = await runner.start([log.task(attempts=1)], given_up=tell)
+    await queue.defer(job("j", fail_first=99))
+    await queue.defer(job("k", fail_first=99))
+    assert await queue.wait_idle(WAIT)
+    assert calls.count("j") == 2  # the second try told
+    assert calls.count("k") == GAVE_UP_ATTEMPTS  # tried as often as a telling is, then left
 
 
 async def test_a_stuck_media_job_does_not_hold_up_chat_jobs(runner: Runner) -> None:

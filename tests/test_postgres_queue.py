@@ -299,6 +299,54 @@ async def test_a_job_failing_every_attempt_is_given_up_once(
     assert await rows(db, "SELECT status FROM procrastinate_jobs") == [("failed",)]
 
 
+async def test_the_telling_of_a_job_given_up_outlives_the_replica_that_gave_it_up(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # The telling is a job deferred in the transaction that fails the job: a replica stopped
+    # while telling leaves it to another, which tells (before, the telling ran in the failing
+    # worker after the commit, and was lost with it).
+    first = queues("A")
+    telling = asyncio.Event()
+
+    async def tell_and_hang(task: str, args: JSON) -> None:
+        telling.set()
+        await asyncio.Event().wait()
+
+    await first.defer(step(1, fail_first=99))
+    await first.start({CHAT: 1}, tell_and_hang)
+    async with asyncio.timeout(LIMIT):
+        await telling.wait()
+    await first.stop(0)
+    told: list[tuple[str, JSON]] = []
+
+    async def given_up(task: str, args: JSON) -> None:
+        told.append((task, dict(args)))
+
+    second = queues("B", stalled_after=1.0)
+    await second.start({CHAT: 1}, given_up)
+    assert await second.wait_idle(LIMIT)
+    assert told == [("step", {"n": 1, "fail_first": 99})]
+    starts = [(n, attempt) for n, e, _, attempt in await effects(db) if e == "start"]
+    assert starts == [(1, 0), (1, 1), (1, 2)]  # the job itself is not run again
+
+
+async def test_a_telling_that_fails_is_tried_again(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    queue = queues()
+    calls: list[tuple[str, JSON]] = []
+
+    async def given_up(task: str, args: JSON) -> None:
+        calls.append((task, dict(args)))
+        if len(calls) == 1:
+            raise RuntimeError("Telegram is away for a moment")
+
+    await queue.defer(step(1, fail_first=99))
+    await queue.start({CHAT: 1}, given_up)
+    assert await queue.wait_idle(LIMIT)
+    assert calls == [("step", {"n": 1, "fail_first": 99})] * 2
+
+
 async def test_the_queues_run_independently(
     db: PostgresDatabase, queues: Callable[..., PostgresQueue]
 ) -> None:

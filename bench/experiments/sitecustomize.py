@@ -162,12 +162,16 @@ def _job_steps() -> None:
         async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
             began = time.monotonic()
             caller = _caller() if who else None
+            result: Any = None
             try:
-                return await original(self, *args, **kwargs)
+                result = await original(self, *args, **kwargs)
+                return result
             finally:
                 record = {"t": time.time(), "step": step, "d": time.monotonic() - began}
                 if caller:
                     record["who"] = caller
+                if step == "fetch":
+                    record["found"] = result is not None
                 write(record)
 
         setattr(owner, name, run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePath
@@ -103,13 +103,10 @@ def ingest_job(chat_id: int) -> Callable[[Arrival], Job]:
     )
 
 
-@dataclass(frozen=True)
-class Ingested:
-    """What became of a received file's ingest: nothing to say, or the file given up and why
-    (a key of FAILURE_REASONS)."""
-
-    given_up: Arrival | None
-    reason: str | None
+# Names a received file that could not be added, with the reason (a key of FAILURE_REASONS),
+# to its chat. Called before the file is dropped, so a job run again after a crash in between
+# names it again: the naming must take a second call for the same file as the first.
+NotAdded = Callable[[Arrival, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -200,30 +197,36 @@ class AlbumService(BurstKeeping):
         return reserved
 
     async def ingest(
-        self, arrival_id: int, fetcher: Fetcher, final: bool, album_id: int, position: int
-    ) -> Ingested:
+        self,
+        arrival_id: int,
+        fetcher: Fetcher,
+        final: bool,
+        album_id: int,
+        position: int,
+        not_added: NotAdded,
+    ) -> None:
         """Download, check and store a received file as its album's item at its number, then
-        make the model's copy (the ingest job). A file that cannot be added is dropped with the
-        reason, which is returned for the acknowledgement to name; a broken download raises
-        (retried) unless this is the `final` try."""
+        make the model's copy (the ingest job). A file that cannot be added is named
+        (`not_added`) and then dropped; a broken download raises (retried) unless this is the
+        `final` try."""
         arrival = await self.storage.arrivals.get(arrival_id)
         if arrival is None:
             # Settled by an earlier try (which may have stopped before the copy), or taken back.
             stored = [i for i in await self.storage.media.items(album_id) if i.position == position]
             if stored and not stored[0].media.model_ready and not stored[0].model_failed:
                 await self.copies.make(stored[0])
-            return Ingested(None, None)
+            return
         try:
             media = await self._fetch_and_process(arrival, fetcher(arrival.origin.file_id or ""))
         except MediaRejected as e:
-            await self.storage.arrivals.drop(arrival_id)
-            return Ingested(arrival, _FAILURE_OF.get(e.reason, "unreadable"))
+            await self.give_up_file(arrival, _FAILURE_OF.get(e.reason, "unreadable"), not_added)
+            return
         except (DownloadInterrupted, OSError):
             if not final:
                 raise
             log.exception("Giving up the download of file %s", arrival.position)
-            await self.storage.arrivals.drop(arrival_id)
-            return Ingested(arrival, "download")
+            await self.give_up_file(arrival, "download", not_added)
+            return
         try:
             outcome = await self.storage.arrivals.settle(arrival_id, media)
         finally:
@@ -231,11 +234,17 @@ class AlbumService(BurstKeeping):
         if outcome is None or outcome.status is not AddStatus.ADDED:
             # Taken back meanwhile, or bytes the album holds already: its files are nobody's.
             await delete_unused(self.storage.media, self.storage.blobs, _own_blobs(media))
-            return Ingested(None, None)
+            return
         assert outcome.item is not None
         if not outcome.item.media.model_ready:
             await self.copies.make(outcome.item)
-        return Ingested(None, None)
+
+    async def give_up_file(self, arrival: Arrival, reason: str, not_added: NotAdded) -> None:
+        """Name a received file that cannot be added, then drop it (its number stays unused).
+        In that order: a crash in between leaves the file to its job's next try, which names
+        it again; the other way round it would be dropped unnamed."""
+        await not_added(arrival, reason)
+        await self.storage.arrivals.drop(arrival.id)
 
     async def _fetch_and_process(self, arrival: Arrival, fetch: Fetch) -> Media:
         suffix = PurePath(arrival.origin.file_name or "").suffix.lower()[:8]

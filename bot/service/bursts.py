@@ -58,10 +58,15 @@ class BurstKeeping(AlbumServiceBase):
         """End the burst without acknowledging what it has not shown yet."""
         await self.storage.bursts.forget(chat_id)
 
-    async def failed(self, chat_id: int, burst_id: int, file_name: str, reason: str) -> None:
+    async def failed(
+        self, chat_id: int, burst_id: int, file_name: str, reason: str, key: str | None = None
+    ) -> None:
         """A file counted in a burst could not be added after all (`file_name` as the album
-        keeps it, `reason` a key of FAILURE_REASONS): its acknowledgement names it, once."""
-        await self.storage.bursts.fail(chat_id, burst_id, file_name, FAILURE_REASONS[reason])
+        keeps it, `reason` a key of FAILURE_REASONS): its acknowledgement names it, once (once
+        per `key`, the file's, however often this is called)."""
+        await self.storage.bursts.fail(
+            chat_id, burst_id, file_name, FAILURE_REASONS[reason], key=key
+        )
 
     async def burst_of_batch(self, chat_id: int, batch_id: int | None) -> int | None:
         """The burst that counted the files of a batch, if it is still kept."""

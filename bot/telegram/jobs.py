@@ -29,8 +29,6 @@ from bot.service.reexports import (
     Attempt,
     TakenOver,
     Task,
-    reset,
-    running,
 )
 from bot.service.words import shown_label
 from bot.telegram.acks import ACK_TASK
@@ -105,16 +103,18 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
         """Download, check and store one received file; a file given up is named to its chat."""
         await intake.lull()  # the media messages of a burst are taken in first
         fetcher = lambda file_id: downloader(app.bot, rt.http, file_id)  # noqa: E731
-        outcome = await rt.services.albums.ingest(
+
+        async def not_added(arrival: Arrival, reason: str) -> None:
+            await _name_failure(app, rt, int(args["chat"]), arrival, reason, args)
+
+        await rt.services.albums.ingest(
             int(args["arrival"]),
             fetcher,
             attempt.last,
             album_id=int(args["album"]),
             position=int(args["position"]),
+            not_added=not_added,
         )
-        if outcome.given_up is None or outcome.reason is None:
-            return
-        await _name_failure(app, rt, int(args["chat"]), outcome.given_up, outcome.reason, args)
 
     async def run_ack(attempt: Attempt, args: JSON) -> None:
         """Send or edit the chat's acknowledgement when it is due."""
@@ -135,11 +135,12 @@ async def _name_failure(
     args: JSON,
 ) -> None:
     """Name a received file that could not be added: once, in its burst's acknowledgement (or
-    on its own when that burst is long gone)."""
+    on its own when that burst is long gone). A second call for the same file (its job run
+    again) adds nothing: the burst keeps a name once, and the job's message goes once."""
     burst = await rt.services.albums.burst_of_batch(chat_id, arrival.batch_id)
     name = arrival.origin.file_name or f"{KIND_NOUNS[arrival.kind]} {arrival.position}"
     if burst is not None:
-        await rt.services.albums.failed(chat_id, burst, name, reason)
+        await rt.services.albums.failed(chat_id, burst, name, reason, key=f"arrival:{arrival.id}")
         await rt.acks.added(chat_id)
         return
     with using(str(args.get("language") or "")):
@@ -153,24 +154,23 @@ async def _name_failure(
 
 
 def given_up(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime):  # type: ignore[no-untyped-def]
-    """What to do with a job that failed every try: log it, and tell the chat in one sentence."""
+    """What to do with a job that failed every try: log it, and tell the chat in one sentence.
+
+    Runs as a job of its own (storage/jobs, `gave_up_job`), deferred with the failure: it may
+    run again, so it takes back nothing twice and its messages go once (the outbox)."""
 
     async def tell(task: str, args: JSON) -> None:
-        # No attempt's write (procrastinate tells from the failed attempt's context).
-        token = running(None)
-        try:
-            await _tell(task, args)
-        finally:
-            reset(token)
-
-    async def _tell(task: str, args: JSON) -> None:
         if task == INGEST_TASK:
-            # A file whose job failed every try (or stopped its process each time): dropped,
-            # so nothing waits for it, and named like any file that could not be added.
+            # A file whose job failed every try (or stopped its process each time): named like
+            # any file that could not be added, then dropped, so nothing waits for it.
             log.error("Gave up ingesting file %s of album %s", args["position"], args["album"])
-            arrival = await rt.services.storage.arrivals.drop(int(args["arrival"]))
+            arrival = await rt.services.storage.arrivals.get(int(args["arrival"]))
             if arrival is not None:
-                await _name_failure(app, rt, int(args["chat"]), arrival, "unreadable", args)
+
+                async def not_added(arrival: Arrival, reason: str) -> None:
+                    await _name_failure(app, rt, int(args["chat"]), arrival, reason, args)
+
+                await rt.services.albums.give_up_file(arrival, "unreadable", not_added)
             return
         if task != UPDATE_TASK:
             log.error("Gave up a %s job (%s)", task, dict(args))

@@ -109,6 +109,29 @@ TaskFunction = Callable[[Attempt, JSON], Awaitable[None]]
 # arguments, so the user can be told in one sentence and the job logged with its id.
 GivenUp = Callable[[str, JSON], Awaitable[None]]
 
+# The job that tells about a job given up: deferred by the runner in the very transaction that
+# records the failure, so the telling is neither lost (a crash just after the failure) nor
+# repeated (it is a job like any other: its messages go once, see bot/telegram/outbox.py).
+GAVE_UP_TASK = "gave_up"
+GAVE_UP_ATTEMPTS = 3
+
+
+def gave_up_job(task: str, args: JSON) -> Job | None:
+    """The job that tells about a job of `task` given up (None for a telling given up: that
+    one is only logged, or a failing telling would tell about itself forever)."""
+    if task == GAVE_UP_TASK:
+        return None
+    return Job(GAVE_UP_TASK, {"task": task, "args": dict(args)}, queue=CHAT)
+
+
+def gave_up_task(given_up: GivenUp) -> Task:
+    """The task that runs `given_up` for a job given up (`gave_up_job`'s)."""
+
+    async def tell(attempt: Attempt, args: JSON) -> None:
+        await given_up(str(args["task"]), args["args"])
+
+    return Task(GAVE_UP_TASK, tell, attempts=GAVE_UP_ATTEMPTS)
+
 
 @dataclass(frozen=True)
 class Task:

@@ -38,7 +38,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from storage.jobs import JSON, Ending, GivenUp, Job, TakenOver, Task, run_endings, running
+from storage.jobs import (
+    JSON,
+    Ending,
+    GivenUp,
+    Job,
+    TakenOver,
+    Task,
+    gave_up_job,
+    gave_up_task,
+    run_endings,
+    running,
+)
 from storage.sql.clock import db_now, now_in
 from storage.sql.database import Database
 from storage.sql.tables import job_turns, jobs
@@ -178,10 +189,11 @@ class LocalQueue:
         run (its process died) run again, counting that attempt, or are given up."""
         self._workers = {queue: n for queue, n in workers.items() if n > 0}
         self._given_up = given_up
+        if given_up is not None:
+            self.register(gave_up_task(given_up))
         self._loop = asyncio.get_running_loop()
         limits = {name: task.attempts for name, task in self._tasks.items()}
-        for row in await self.db.write(_recover, limits):
-            await self._give_up(row["id"], row["task"], json.loads(row["args"]))
+        await self.db.write(self._recover_left, limits)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="jobs-dispatcher")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -262,8 +274,7 @@ class LocalQueue:
         task = self._tasks.get(name)
         if task is None:
             log.error("Job %s: no task named %r; failed", job_id, name)
-            await self._record(_fail, job_id)
-            await self._give_up(job_id, name, args)
+            await self._record(self._fail, job_id, name, args)
             return
         attempt = LocalAttempt(job_id, name, row["attempts"] - 1, row["attempts"] >= task.attempts)
         running(attempt)  # in this asyncio task's own context
@@ -276,8 +287,7 @@ class LocalQueue:
             running(None)
             if attempt.last:
                 log.exception("Job %s (%s) failed its last attempt", job_id, name)
-                await self._record(_fail, job_id)
-                await self._give_up(job_id, name, args)
+                await self._record(self._fail, job_id, name, args)
             else:
                 log.exception("Job %s (%s) failed; it will be retried", job_id, name)
                 await self._record(_retry, job_id, task.retry_wait * 2**attempt.number)
@@ -301,13 +311,21 @@ class LocalQueue:
             await asyncio.sleep(wait)
             wait = min(wait * 2, RECORD_RETRY_MAX)
 
-    async def _give_up(self, job_id: int, name: str, args: JSON) -> None:
+    def _fail(self, conn: Connection, job_id: int, name: str, args: JSON) -> None:
+        """Fail a job, and defer the job that tells about it in the same transaction."""
+        _fail(conn, job_id)
         log.error("Job %s (%s) given up", job_id, name)
-        if self._given_up is not None:
-            try:
-                await self._given_up(name, args)
-            except Exception:
-                log.exception("Telling about given-up job %s (%s) failed", job_id, name)
+        telling = gave_up_job(name, args)
+        if self._given_up is not None and telling is not None:
+            self.defer_in(conn, telling)
+
+    def _recover_left(self, conn: Connection, limits: Mapping[str, int]) -> None:
+        """`_recover`, with the jobs it gave up told about (deferred in its transaction)."""
+        for row in _recover(conn, limits):
+            telling = gave_up_job(row["task"], json.loads(row["args"]))
+            log.error("Job %s (%s) given up: its process stopped each time", row["id"], row["task"])
+            if self._given_up is not None and telling is not None:
+                self.defer_in(conn, telling)
 
 
 # Jobs without a turn (0) first, then earlier turns, then in the order deferred (as

@@ -26,7 +26,7 @@ import datetime
 import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -56,6 +56,8 @@ from storage.jobs import (
     Job,
     TakenOver,
     Task,
+    gave_up_job,
+    gave_up_task,
     reset,
     running,
 )
@@ -179,6 +181,15 @@ _JOBS = table(
 # What m017's photostory_taken_over raises with: the job's row is another attempt's now.
 TAKEN_OVER_STATE = "PH001"
 _RETRY_NOW = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
+# A job failed by its attempt, while still the attempt's (the SQL of `_MINE` and
+# `_FINISH_MINE`, for the transaction that also defers its telling).
+_FAIL_MINE = text(
+    "WITH mine AS MATERIALIZED ("
+    " SELECT id FROM procrastinate_jobs"
+    " WHERE id = :job_id AND status = 'doing' AND attempts = :attempts"
+    " AND worker_id = :worker_id FOR UPDATE)"
+    " SELECT procrastinate_finish_job_v1(id, 'failed', :delete_job) FROM mine"
+)
 _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
 # A stalled job whose queueing lock already has a job waiting: that one does its work (it could
 # not wait beside it anyway: one waiting job per queueing lock).
@@ -308,15 +319,16 @@ class _Wake(asyncio.Event):
 
 
 class _FencedJobManager(procrastinate_manager.JobManager):
-    """Finishes or retries a job only while its row is still the attempt's; tells `given_up`
-    about a job that failed its last attempt; keeps the wake-ups that came during a fetch."""
-
-    given_up: GivenUp | None = None
+    """Finishes or retries a job only while its row is still the attempt's; fails a job that
+    failed its last attempt with the job that tells about it (`failed`, one transaction);
+    keeps the wake-ups that came during a fetch."""
 
     def __init__(self, connector: Any) -> None:
         super().__init__(connector)
         self.ended: set[int] = set()  # jobs whose attempt ended them with its endings
         self.workers: list[worker.Worker] = []  # this process's running workers
+        # Fails a job still the attempt's (and defers its telling): whether it was (the queue's).
+        self.failed: Callable[[jobs.Job, bool], Awaitable[bool]] | None = None
 
     async def fetch_job(self, queues: Any, worker_id: int) -> jobs.Job | None:
         # procrastinate's worker clears its event after each fetch. A job that became runnable
@@ -335,6 +347,10 @@ class _FencedJobManager(procrastinate_manager.JobManager):
         if job.id in self.ended:
             self.ended.discard(job.id)
             return
+        if status == jobs.Status.FAILED and self.failed is not None:
+            if not await self.failed(job, delete_job):
+                log.info("Job %s attempt %s was taken over: not failed", job.id, job.attempts)
+            return
         done = await self.connector.execute_query_all_async(
             _FINISH_MINE,
             job_id=job.id,
@@ -347,8 +363,6 @@ class _FencedJobManager(procrastinate_manager.JobManager):
             log.info(
                 "Job %s attempt %s was taken over: left to its new worker", job.id, job.attempts
             )
-        elif status == jobs.Status.FAILED:
-            await _tell_given_up(self.given_up, job.task_name, job.task_kwargs)
 
     async def retry_job(
         self,
@@ -370,16 +384,6 @@ class _FencedJobManager(procrastinate_manager.JobManager):
         )
         if not done:
             log.info("Job %s attempt %s was taken over: not retried", job.id, job.attempts)
-
-
-async def _tell_given_up(given_up: GivenUp | None, task: str, args: JSON) -> None:
-    log.error("Job %s gave up after its last attempt: %s", task, args)
-    if given_up is None:
-        return
-    try:
-        await given_up(task, args)
-    except Exception:
-        log.exception("Telling about the given-up job %s failed", task)
 
 
 class PostgresQueue:
@@ -566,7 +570,10 @@ class PostgresQueue:
         running is retried (or given up) once its worker's heartbeat is stale."""
         self._stopping = False
         self._loop = asyncio.get_running_loop()
-        self._given_up = self._manager.given_up = given_up
+        self._given_up = given_up
+        if given_up is not None:
+            self.register(gave_up_task(given_up))
+        self._manager.failed = self._failed
         await self.app.open_async()
         for queue, concurrency in workers.items():
             if concurrency > 0:
@@ -607,8 +614,7 @@ class PostgresQueue:
         rounds = 0
         while not self._stopping:
             try:
-                for task, args in await self.db.write(self._recover):
-                    await _tell_given_up(self._given_up, task, args)
+                await self.db.write(self._recover)
                 if rounds % 3600 == 0:
                     await self.db.write(lambda conn: conn.execute(_STALE_TURNS))
                     await self.app.job_manager.delete_old_jobs(
@@ -622,9 +628,44 @@ class PostgresQueue:
             rounds += 1
             await asyncio.sleep(self.recover_every)
 
-    def _recover(self, conn: Connection) -> list[tuple[str, JSON]]:
-        """Retry the stalled jobs, or fail those out of attempts: those, to tell about."""
-        given_up: list[tuple[str, JSON]] = []
+    async def _failed(self, job: jobs.Job, delete_job: bool) -> bool:
+        """Fail a job that failed its last attempt, while its row is still the attempt's, and
+        defer the job that tells about it in the same transaction; False if taken over."""
+        assert job.id is not None
+        token = running(None)  # fenced by the statement itself
+        try:
+            return await self.db.write(
+                self._fail_mine, job.id, job.attempts, job.worker_id, delete_job,
+                job.task_name, job.task_kwargs,
+            )  # fmt: skip
+        finally:
+            reset(token)
+
+    def _fail_mine(
+        self,
+        conn: Connection,
+        job_id: int,
+        attempts: int,
+        worker_id: int | None,
+        delete_job: bool,
+        task: str,
+        args: JSON,
+    ) -> bool:
+        params = {"job_id": job_id, "attempts": attempts, "worker_id": worker_id}
+        if conn.execute(_FAIL_MINE, {**params, "delete_job": delete_job}).first() is None:
+            return False
+        log.error("Job %s (%s) given up after its last attempt", job_id, task)
+        self._tell_in(conn, task, args)
+        return True
+
+    def _tell_in(self, conn: Connection, task: str, args: JSON) -> None:
+        """Defer, in the caller's transaction, the job that tells about a job given up."""
+        telling = gave_up_job(task, args)
+        if self._given_up is not None and telling is not None:
+            self.defer_in(conn, telling)
+
+    def _recover(self, conn: Connection) -> None:
+        """Retry the stalled jobs, or fail those out of attempts (and defer their telling)."""
         for row in conn.execute(_STALLED, {"stalled_after": self.stalled_after}).mappings():
             job_id, task_name, attempts = row["id"], row["task_name"], row["attempts"]
             task = self._tasks.get(task_name)
@@ -633,12 +674,11 @@ class PostgresQueue:
                 log.warning("Stalled job %s (%s) left to the one waiting", job_id, task_name)
             elif attempts + 1 >= (task.attempts if task else Task.attempts):
                 conn.execute(_GIVE_UP, {"id": job_id})
-                given_up.append((task_name, row["args"]))
                 log.warning("Stalled job %s (%s) was out of attempts", job_id, task_name)
+                self._tell_in(conn, task_name, row["args"])
             else:
                 conn.execute(_RETRY_NOW, {"id": job_id})
                 log.warning("Stalled job %s (%s) retried", job_id, task_name)
-        return given_up
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Take no more jobs; let running ones finish for up to `timeout` seconds (then they

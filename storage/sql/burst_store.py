@@ -110,9 +110,12 @@ class SqlBurstStore:
             _count, chat_id, album_id, batch_id, kind, debounce, gap, language
         )
 
-    async def fail(self, chat_id: int, burst_id: int, name: str, reason: str) -> bool:
-        """Note a file of the burst that could not be added; False when the burst is gone."""
-        return await self.db.write(_fail, chat_id, burst_id, name, reason)
+    async def fail(
+        self, chat_id: int, burst_id: int, name: str, reason: str, key: str | None = None
+    ) -> bool:
+        """Note a file of the burst that could not be added (once per `key`); False when the
+        burst is gone."""
+        return await self.db.write(_fail, chat_id, burst_id, name, reason, key)
 
     async def of_batch(self, chat_id: int, batch_id: int) -> int | None:
         """The latest burst of the chat that filled `batch_id`."""
@@ -291,13 +294,21 @@ def _joins(row: Row, album_id: int, batch_id: int | None, now: float, gap: float
     return row["batch_id"] in (None, batch_id)  # `batch` chose it
 
 
-def _fail(conn: Connection, chat_id: int, burst_id: int, name: str, reason: str) -> bool:
+def _fail(
+    conn: Connection, chat_id: int, burst_id: int, name: str, reason: str, key: str | None
+) -> bool:
     now = _lock_now(conn, chat_id)
     row = conn.execute(_ONE, {"chat": chat_id, "burst": burst_id}).mappings().first()
     if row is None:
         return False
+    noted = json.loads(row["failures"])
+    if key is not None and any(f.get("key") == key for f in noted):
+        return True  # named already (the job that named it runs again)
     version = row["version"] + 1
-    failures = [*json.loads(row["failures"]), {"name": name, "reason": reason, "v": version}]
+    failure = {"name": name, "reason": reason, "v": version}
+    if key is not None:
+        failure["key"] = key
+    failures = [*noted, failure]
     behind = row["version"] > row["shown"] and row["quiet_until"] is not None
     conn.execute(
         _SET,
