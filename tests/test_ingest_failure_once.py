@@ -5,6 +5,7 @@ file, tests/test_bursts.py), where the other order would drop the file unnamed. 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from bot.config import Settings
 from bot.service.albums import AlbumService
 from bot.service.copies import ModelCopies
+from bot.service.downloads import Fetch
 from bot.service.intake import PhotoLimits
 from storage.protocols import Storage
 from storage.records import Arrival, Origin, Reservation
@@ -45,9 +47,9 @@ async def received(store: Storage) -> Arrival:
     return reserved.arrival
 
 
-def not_a_photo(file_id: str):  # type: ignore[no-untyped-def]
+def not_a_photo(file_id: str) -> Fetch:
     async def fetch(path: Path) -> None:
-        path.write_bytes(b"%PDF-1.7 not a photo")
+        await asyncio.to_thread(path.write_bytes, b"%PDF-1.7 not a photo")
 
     return fetch
 
