@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -43,6 +44,9 @@ def main() -> int:
         return EXIT_CONFIG
     setup_logging(settings.log_level, settings.secrets)
     redact_standard_streams(settings.secrets)
+    # `kill -USR1 PID`: every thread's stack to stderr, from C, so also when the event loop is
+    # stuck (code locations only: nothing of the data, so no secret).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     from bot.telegram.app import build_application  # after logging: imports may log
     from bot.telegram.serving import PollingServing, Serving
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -284,6 +285,10 @@ def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[PgRow]:
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+class StillRunning(TimeoutError):
+    """A bot process that should have exited by now (with its threads' stacks)."""
+
+
 class BotProcess:
     """`python -m bot` as a child process, configured only by environment variables."""
 
@@ -322,9 +327,26 @@ class BotProcess:
         return await self.wait(timeout)
 
     async def wait(self, timeout: float = 30.0) -> int:
-        """Wait for the process to exit; return its exit code."""
+        """Wait for the process to exit; return its exit code. One still running `timeout`
+        seconds later is asked for its threads' stacks (SIGUSR1, written by faulthandler), and
+        StillRunning shows them."""
         assert self.process is not None
-        return await asyncio.wait_for(self.process.wait(), timeout=timeout)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout=timeout)
+        except TimeoutError:
+            pass
+        before = len(self.output())
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGUSR1)
+        dumped = lambda: "most recent call first" in self.output()[before:]  # noqa: E731
+        for _ in range(100):  # 5 s at most: it is written at once
+            if dumped() or self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise StillRunning(
+            f"the bot had not exited {timeout} s later; its threads then:\n"
+            + self.output()[before:][-20000:]
+        )
 
     def output(self) -> str:
         """Everything the process logged so far."""

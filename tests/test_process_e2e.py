@@ -169,6 +169,27 @@ async def test_second_sigterm_during_shutdown_exits_at_once(
         assert conn.execute("SELECT COUNT(*) FROM exchanges").fetchone()[0] == 0
 
 
+async def test_sigusr1_writes_every_threads_stack_and_the_bot_goes_on(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    bot = BotProcess(tg, gemini, tmp_path / "data", tmp_path / "bot.log")
+    await bot.start()
+    user = tg.user(user_id=ANA, first_name="Ana")
+    chat = tg.private_chat(user)
+    tg.send_command(chat, user, "/start")
+    await tg.wait_for(lambda: said(tg, chat["id"], "Hi Ana"), timeout=30)
+    assert bot.process is not None
+    bot.process.send_signal(signal.SIGUSR1)
+    await tg.wait_for(lambda: "most recent call first" in bot.output(), timeout=30)
+    dump = bot.output()
+    assert "Current thread" in dump or "Thread 0x" in dump
+    assert "bot/__main__.py" in dump  # the main thread, in the bot's own code
+    assert TOKEN not in dump and API_KEY not in dump
+    tg.send_photo(chat, user, jpeg(1))  # still running, still answering
+    await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
+    assert await bot.stop(signal.SIGTERM) == 0
+
+
 async def test_no_token_or_key_in_logs_or_messages_after_a_full_session(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
 ) -> None:
