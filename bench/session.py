@@ -24,7 +24,7 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 EXPERIMENTS = (
     "no-rate-limiter", "no-places", "inbox-off", "copies-wait", "switch-interval", "two-workers",
     "many-workers",
-    "loop-lag", "db-wait", "job-steps", "classic-story", "no-language-read",
+    "loop-lag", "db-wait", "job-steps", "classic-story", "no-language-read", "s3-calls",
 )  # fmt: skip
 
 

@@ -63,9 +63,9 @@ def s3_client(location: S3Location) -> S3Client:
 class S3BlobStore(PinnedBlobs):
     """Content-addressed objects `<prefix><sha[:2]>/<sha>`: the same bytes twice are one object.
 
-    Files arrive in a local scratch folder (`new_temp_path`), are hashed and uploaded (skipped
-    when the object is already there), then kept as a cached copy, since the model's copy is
-    made from them moments later. `path_for` downloads into the cache when the copy is gone.
+    Files arrive in a local scratch folder (`new_temp_path`), are hashed and uploaded (a big
+    one skipped when the object is already there), then kept as a cached copy, since the
+    model's copy is made from them moments later. `path_for` downloads into the cache when the copy is gone.
 
     Pins (`storage.pins`) stop a deletion taking a blob a chat is recording: this process's
     chats, and with `SharedPins` every replica's. Beyond them, a blob is deleted only when no
@@ -112,15 +112,16 @@ class S3BlobStore(PinnedBlobs):
         return f"{self.prefix}{sha256[:2]}/{sha256}"
 
     def _keep(self, temp: Path, sha256: str, size: int) -> None:
-        """Upload unless the bucket has the bytes; the file stays as the cached copy."""
-        if self.exists(sha256):
-            pass
-        elif size < TRANSFER.multipart_threshold:
+        """Upload (a big file only if the bucket lacks its bytes); the file stays as the cached
+        copy."""
+        if size < TRANSFER.multipart_threshold:
             # One request in this thread: the transfer manager's own threads cost more CPU
-            # than the upload of a photo.
+            # than the upload of a photo. Not asked first whether the bucket has the bytes: that
+            # would be a second request for every new photo and model copy (measured: as long
+            # as the upload), to spare the rare repeat one upload of a few hundred KB.
             with temp.open("rb") as body:
                 self.client.put_object(Bucket=self.bucket, Key=self.key(sha256), Body=body)
-        else:
+        elif not self.exists(sha256):
             self.client.upload_file(str(temp), self.bucket, self.key(sha256), Config=TRANSFER)
         self.cache.add(sha256, temp)
 

@@ -16,7 +16,7 @@ from storage.blobs import open_blobs
 from storage.local_blobs import LocalBlobStore
 from storage.maintenance import sweep_orphan_blobs
 from storage.records import Blob, Media, MediaFacts, Origin
-from storage.s3_blobs import S3BlobStore, explain
+from storage.s3_blobs import TRANSFER, S3BlobStore, explain
 from storage.s3_location import BlobStoreUnavailable, S3Location
 from storage.sql import open_sqlite
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, Bucket
@@ -45,14 +45,32 @@ def test_objects_are_named_by_their_hash_under_the_prefix(
     assert body["Body"].read() == b"pier"
 
 
-def test_the_same_bytes_again_are_not_uploaded_again(s3_bucket: Bucket, tmp_path: Path) -> None:
+def test_a_new_photo_is_one_request_and_the_same_bytes_again_one_object(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
     store = s3_store(s3_bucket, tmp_path)
     store.prepare()
     calls = Calls(store)
     first, _ = store.put_bytes(b"x" * 10_000)
+    assert calls.counts == Counter({"PutObject": 1})  # not asked first whether it is there
     second, _ = store.put_bytes(b"x" * 10_000)
-    assert first == second and calls.counts["PutObject"] == 1
+    assert first == second and calls.counts == Counter({"PutObject": 2})
     assert len(s3_bucket.keys()) == 1
+
+
+def test_a_big_file_the_bucket_has_is_not_uploaded_again(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    store = s3_store(s3_bucket, tmp_path)
+    store.prepare()
+    calls = Calls(store)
+    big = os.urandom(TRANSFER.multipart_threshold + 1)
+    first, _ = store.put_bytes(big)
+    uploaded = calls.counts["UploadPart"]
+    assert uploaded >= 2 and calls.counts["CompleteMultipartUpload"] == 1
+    second, _ = store.put_bytes(big)
+    assert first == second and calls.counts["UploadPart"] == uploaded
+    assert calls.counts["CompleteMultipartUpload"] == 1 and calls.counts["HeadObject"] == 2
 
 
 def test_other_keys_and_other_prefixes_are_not_blobs(s3_bucket: Bucket, tmp_path: Path) -> None:

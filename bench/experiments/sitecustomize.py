@@ -32,6 +32,7 @@ Two more only measure, to find where time goes; they write JSON lines to BENCH_D
   how long it then held it.
 - job-steps: on PostgreSQL, how long each step of a job takes: procrastinate's fetch, the
   task function, its finish, each read and write of ours (with the storage function calling).
+- s3-calls: every call the bot makes to the bucket (its operation and how long it took).
 """
 
 from __future__ import annotations
@@ -311,6 +312,24 @@ def _no_language_read() -> None:
     bot.service.languages.LanguageService.for_chat = for_chat  # type: ignore[method-assign]
 
 
+def _s3_calls() -> None:
+    import time
+
+    from botocore.client import BaseClient
+
+    write = _diag_writer()
+    original = BaseClient._make_api_call
+
+    def call(self: Any, operation_name: str, api_params: Any) -> Any:
+        began = time.monotonic()
+        try:
+            return original(self, operation_name, api_params)
+        finally:
+            write({"t": time.time(), "s3": operation_name, "d": time.monotonic() - began})
+
+    BaseClient._make_api_call = call  # type: ignore[method-assign]
+
+
 PATCHES = {
     "no-rate-limiter": _no_rate_limiter,
     "no-places": _no_places,
@@ -324,6 +343,7 @@ PATCHES = {
     "job-steps": _job_steps,
     "classic-story": _classic_story,
     "no-language-read": _no_language_read,
+    "s3-calls": _s3_calls,
 }
 
 for _name in sorted(NAMES):
