@@ -65,7 +65,8 @@ class S3BlobStore(PinnedBlobs):
 
     Files arrive in a local scratch folder (`new_temp_path`), are hashed and uploaded (a big
     one skipped when the object is already there), then kept as a cached copy, since the
-    model's copy is made from them moments later. `path_for` downloads into the cache when the copy is gone.
+    model's copy is made from them moments later. `path_for` downloads into the cache when the
+    copy is gone.
 
     Pins (`storage.pins`) stop a deletion taking a blob a chat is recording: this process's
     chats, and with `SharedPins` every replica's. Beyond them, a blob is deleted only when no

@@ -338,7 +338,10 @@ class BotProcess:
         before = len(self.output())
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGUSR1)
-        dumped = lambda: "most recent call first" in self.output()[before:]  # noqa: E731
+
+        def dumped() -> bool:
+            return "most recent call first" in self.output()[before:]
+
         for _ in range(100):  # 5 s at most: it is written at once
             if dumped() or self.process.returncode is not None:
                 break

@@ -58,9 +58,7 @@ def test_a_new_photo_is_one_request_and_the_same_bytes_again_one_object(
     assert len(s3_bucket.keys()) == 1
 
 
-def test_a_big_file_the_bucket_has_is_not_uploaded_again(
-    s3_bucket: Bucket, tmp_path: Path
-) -> None:
+def test_a_big_file_the_bucket_has_is_not_uploaded_again(s3_bucket: Bucket, tmp_path: Path) -> None:
     store = s3_store(s3_bucket, tmp_path)
     store.prepare()
     calls = Calls(store)

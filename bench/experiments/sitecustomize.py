@@ -318,7 +318,7 @@ def _s3_calls() -> None:
     from botocore.client import BaseClient
 
     write = _diag_writer()
-    original = BaseClient._make_api_call
+    original = getattr(BaseClient, "_make_api_call")  # noqa: B009 (botocore's private method)
 
     def call(self: Any, operation_name: str, api_params: Any) -> Any:
         began = time.monotonic()
@@ -327,7 +327,7 @@ def _s3_calls() -> None:
         finally:
             write({"t": time.time(), "s3": operation_name, "d": time.monotonic() - began})
 
-    BaseClient._make_api_call = call  # type: ignore[method-assign]
+    setattr(BaseClient, "_make_api_call", call)  # noqa: B010
 
 
 PATCHES = {
