@@ -1,5 +1,5 @@
 """A received file that cannot be added is named, then dropped (bot/service/albums.py,
-`give_up_file`), by its ingest job or by the telling of that job given up. In that order: a job
+`_give_up`), by its ingest job or by the telling of that job given up. In that order: a job
 run again after a crash between the two names the file again (the burst keeps one name per
 file, tests/test_bursts.py), where the other order would drop the file unnamed. Both engines."""
 
@@ -88,12 +88,14 @@ async def test_the_telling_of_an_ingest_given_up_names_before_it_drops(store: St
         raise Crash
 
     with pytest.raises(Crash):
-        await service.give_up_file(arrival, "unreadable", crash)
+        await service.give_up_file(arrival.id, "unreadable", crash)
     assert await store.arrivals.get(arrival.id) == arrival
     told: list[str] = []
 
     async def name(file: Arrival, reason: str) -> None:
         told.append(reason)
 
-    await service.give_up_file(arrival, "unreadable", name)
+    await service.give_up_file(arrival.id, "unreadable", name)
     assert told == ["unreadable"] and await store.arrivals.get(arrival.id) is None
+    await service.give_up_file(arrival.id, "unreadable", name)  # dropped: nothing more to say
+    assert told == ["unreadable"]

@@ -219,13 +219,13 @@ class AlbumService(BurstKeeping):
         try:
             media = await self._fetch_and_process(arrival, fetcher(arrival.origin.file_id or ""))
         except MediaRejected as e:
-            await self.give_up_file(arrival, _FAILURE_OF.get(e.reason, "unreadable"), not_added)
+            await self._give_up(arrival, _FAILURE_OF.get(e.reason, "unreadable"), not_added)
             return
         except (DownloadInterrupted, OSError):
             if not final:
                 raise
             log.exception("Giving up the download of file %s", arrival.position)
-            await self.give_up_file(arrival, "download", not_added)
+            await self._give_up(arrival, "download", not_added)
             return
         try:
             outcome = await self.storage.arrivals.settle(arrival_id, media)
@@ -239,7 +239,14 @@ class AlbumService(BurstKeeping):
         if not outcome.item.media.model_ready:
             await self.copies.make(outcome.item)
 
-    async def give_up_file(self, arrival: Arrival, reason: str, not_added: NotAdded) -> None:
+    async def give_up_file(self, arrival_id: int, reason: str, not_added: NotAdded) -> None:
+        """Give up a received file whose ingest job failed every try: named, then dropped, so
+        nothing waits for it (nothing happens if it was settled or dropped already)."""
+        arrival = await self.storage.arrivals.get(arrival_id)
+        if arrival is not None:
+            await self._give_up(arrival, reason, not_added)
+
+    async def _give_up(self, arrival: Arrival, reason: str, not_added: NotAdded) -> None:
         """Name a received file that cannot be added, then drop it (its number stays unused).
         In that order: a crash in between leaves the file to its job's next try, which names
         it again; the other way round it would be dropped unnamed."""

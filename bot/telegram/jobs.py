@@ -164,13 +164,11 @@ def given_up(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime):  # ty
             # A file whose job failed every try (or stopped its process each time): named like
             # any file that could not be added, then dropped, so nothing waits for it.
             log.error("Gave up ingesting file %s of album %s", args["position"], args["album"])
-            arrival = await rt.services.storage.arrivals.get(int(args["arrival"]))
-            if arrival is not None:
 
-                async def not_added(arrival: Arrival, reason: str) -> None:
-                    await _name_failure(app, rt, int(args["chat"]), arrival, reason, args)
+            async def not_added(arrival: Arrival, reason: str) -> None:
+                await _name_failure(app, rt, int(args["chat"]), arrival, reason, args)
 
-                await rt.services.albums.give_up_file(arrival, "unreadable", not_added)
+            await rt.services.albums.give_up_file(int(args["arrival"]), "unreadable", not_added)
             return
         if task != UPDATE_TASK:
             log.error("Gave up a %s job (%s)", task, dict(args))
