@@ -25,6 +25,7 @@ EXPERIMENTS = (
     "no-rate-limiter", "no-places", "inbox-off", "copies-wait", "switch-interval", "two-workers",
     "many-workers",
     "loop-lag", "db-wait", "job-steps", "classic-story", "no-language-read", "s3-calls",
+    "media-workers-4",
 )  # fmt: skip
 
 

@@ -23,6 +23,8 @@ Each weighs one part of the bot by taking it away; none is a proposal:
   the network, as with media in a bucket?).
 - no-language-read: the chat's language is not read before the handlers (the writer's
   Telegram language is spoken): to weigh that read transaction, one per update.
+- media-workers-4: four files downloaded and checked at once per process (MEDIA queue
+  workers), instead of one per core (two on a 2-core machine).
 - classic-story: /story goes the classic way (RICH_STORY=false: messages and albums instead of
   one rich message), for the story's requests and time before and after.
 
@@ -297,6 +299,12 @@ def _many_workers() -> None:
     _workers(24)
 
 
+def _media_workers(count: int) -> None:
+    import bot.telegram.app
+
+    bot.telegram.app.media_workers = lambda: count
+
+
 def _classic_story() -> None:
     os.environ["RICH_STORY"] = "false"  # read by the bot's settings after this module ran
 
@@ -344,6 +352,7 @@ PATCHES = {
     "classic-story": _classic_story,
     "no-language-read": _no_language_read,
     "s3-calls": _s3_calls,
+    "media-workers-4": lambda: _media_workers(4),
 }
 
 for _name in sorted(NAMES):
