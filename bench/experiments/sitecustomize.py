@@ -302,7 +302,14 @@ def _many_workers() -> None:
 def _media_workers(count: int) -> None:
     import bot.telegram.app
 
-    bot.telegram.app.media_workers = lambda: count
+    def media_workers() -> int:
+        return count
+
+    bot.telegram.app.media_workers = media_workers
+
+
+def _four_media_workers() -> None:
+    _media_workers(4)
 
 
 def _classic_story() -> None:
@@ -352,7 +359,7 @@ PATCHES = {
     "classic-story": _classic_story,
     "no-language-read": _no_language_read,
     "s3-calls": _s3_calls,
-    "media-workers-4": lambda: _media_workers(4),
+    "media-workers-4": _four_media_workers,
 }
 
 for _name in sorted(NAMES):
