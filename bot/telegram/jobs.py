@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import ReplyParameters, Update
@@ -103,17 +104,13 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
         """Download, check and store one received file; a file given up is named to its chat."""
         await intake.lull()  # the media messages of a burst are taken in first
         fetcher = lambda file_id: downloader(app.bot, rt.http, file_id)  # noqa: E731
-
-        async def not_added(arrival: Arrival, reason: str) -> None:
-            await _name_failure(app, rt, int(args["chat"]), arrival, reason, args)
-
         await rt.services.albums.ingest(
             int(args["arrival"]),
             fetcher,
             attempt.last,
             album_id=int(args["album"]),
             position=int(args["position"]),
-            not_added=not_added,
+            not_added=_namer(app, rt, args),
         )
 
     async def run_ack(attempt: Attempt, args: JSON) -> None:
@@ -124,6 +121,17 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
     queue.register(Task(UPDATE_TASK, run_update))
     queue.register(Task(INGEST_TASK, run_ingest, attempts=4))
     queue.register(Task(ACK_TASK, run_ack))
+
+
+def _namer(
+    app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime, args: JSON
+) -> Callable[[Arrival, str], Awaitable[None]]:
+    """How an ingest job (or its telling) names a file of its chat that could not be added."""
+
+    async def name(arrival: Arrival, reason: str) -> None:
+        await _name_failure(app, rt, int(args["chat"]), arrival, reason, args)
+
+    return name
 
 
 async def _name_failure(
@@ -164,11 +172,8 @@ def given_up(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime):  # ty
             # A file whose job failed every try (or stopped its process each time): named like
             # any file that could not be added, then dropped, so nothing waits for it.
             log.error("Gave up ingesting file %s of album %s", args["position"], args["album"])
-
-            async def not_added(arrival: Arrival, reason: str) -> None:
-                await _name_failure(app, rt, int(args["chat"]), arrival, reason, args)
-
-            await rt.services.albums.give_up_file(int(args["arrival"]), "unreadable", not_added)
+            namer = _namer(app, rt, args)
+            await rt.services.albums.give_up_file(int(args["arrival"]), "unreadable", namer)
             return
         if task != UPDATE_TASK:
             log.error("Gave up a %s job (%s)", task, dict(args))
