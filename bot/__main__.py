@@ -114,22 +114,33 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) 
     PTB's own handler raises SystemExit on every signal, so a second signal in the middle of a
     graceful shutdown would abandon it with the database thread still alive and the process
     would never exit. Updates not finished by then are replayed from the inbox on restart.
+
+    The second signal is caught by a plain handler, not the event loop's: that one runs only
+    while the loop runs, and the shutdown runs its steps one `run_until_complete` at a time,
+    then closes the loop (which hands the signal back to its default); a signal that came
+    between two steps, or a step that holds the loop, would leave the process running. A plain
+    handler runs whenever the main thread runs Python code.
     """
-    stopping = False
 
     def on_signal(number: int) -> None:
-        nonlocal stopping
-        if stopping:
-            log.warning("Second %s: exiting without waiting", signal.Signals(number).name)
-            os._exit(128 + number)
-        stopping = True
         log.info(
             "%s received: finishing what is in flight, then stopping", signal.Signals(number).name
         )
+        for other in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(other)
+            signal.signal(other, _exit_now)
         stop()
 
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number)
+
+
+def _exit_now(number: int, frame: object) -> None:
+    """A second SIGTERM/SIGINT: exit without waiting (written straight to stderr: a signal
+    handler must not wait for the logging lock)."""
+    name = signal.Signals(number).name
+    os.write(2, f"Second {name}: exiting without waiting\n".encode())
+    os._exit(128 + number)
 
 
 if __name__ == "__main__":

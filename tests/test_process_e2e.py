@@ -162,6 +162,7 @@ async def test_second_sigterm_during_shutdown_exits_at_once(
     await tg.wait_for(lambda: "finishing what is in flight" in bot.output())
     code = await bot.stop(signal.SIGTERM, timeout=10)
     assert code == 128 + signal.SIGTERM
+    assert "Second SIGTERM: exiting without waiting" in bot.output()
     with sqlite3.connect(tmp_path / "data" / "photostory.sqlite3") as conn:
         # The unanswered question is still journaled with its job: the next start answers it.
         assert conn.execute(PENDING_UPDATES).fetchone()[0] == 1
