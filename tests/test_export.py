@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
+import tracemalloc
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,6 +24,7 @@ from playwright.sync_api import sync_playwright
 from bot import i18n
 from bot.service import export
 from bot.service.export import (
+    StoryFiles,
     export_file_name,
     render_html,
     render_markdown_zip,
@@ -314,6 +318,49 @@ def test_zip_holds_the_markdown_and_every_picture_it_references(album: Album) ->
     assert sizes["images/photo-01.jpg"] == (1200, 1600)
     assert sizes["images/photo-02.jpg"] == (1600, 1200)
     assert sizes["images/video-05.jpg"] == (320, 568)
+
+
+def _members(archive: bytes) -> dict[str, tuple[int, bytes]]:
+    """A zip's files: how each is stored and its bytes (not when the zip was made)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        return {i.filename: (i.compress_type, opened.read(i)) for i in opened.infolist()}
+
+
+def test_files_written_as_made_are_the_export_from_one_set_of_pictures(
+    album: Album, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder command's page and zip: the bot's, but each picture made once for both, and
+    the zip written into its file as it is made rather than held whole (videos inside)."""
+    made: Counter[str] = Counter()
+    web_image, poster = export.web_image, export._poster
+
+    def counted_web_image(path: str | os.PathLike[str], **options: Any) -> bytes:
+        made[Path(path).name] += 1
+        return web_image(path, **options)
+
+    def counted_poster(path: Path, look: Any) -> bytes:
+        made[path.name] += 1
+        return poster(path, look)
+
+    monkeypatch.setattr(export, "web_image", counted_web_image)
+    monkeypatch.setattr(export, "_poster", counted_poster)
+    files = StoryFiles(STORY, album.items, album.blobs, album_name=ALBUM, language="pt-br")
+    page, archive = tmp_path / "story.html", tmp_path / "story.zip"
+    with page.open("wb") as target:
+        files.write_page(target)
+    tracemalloc.start()
+    try:
+        with archive.open("wb") as target:
+            files.write_markdown_zip(target)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert page.read_bytes() == album.html
+    assert _members(archive.read_bytes()) == _members(album.zip)
+    assert sorted(made.values()) == [1] * 5  # three photos and two posters, once each
+    # The pictures were made for the page: the zip's writing holds a small part of it at most.
+    assert peak < archive.stat().st_size / 4, (peak, archive.stat().st_size)
 
 
 def test_export_file_names_are_ascii_slugs() -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from bot.cli.folder import Found, Skipped, add_files, folder_chat_id, missing_files, scan
 from bot.cli.progress import Bars, Steps
@@ -102,9 +103,8 @@ async def write_story(
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         files: dict[str, Path] = {}
         for file in export.files:
-            data = await file.make()
-            files[file.kind] = await asyncio.to_thread(_write, out / file.name, data)
-            del data  # before the next file is made
+            # Written as it is made: a file of tens of MB is never whole in memory.
+            files[file.kind] = await asyncio.to_thread(_write, out / file.name, file.write_into)
             _give_back_memory()
             saving.advance()
         title = reply.story.title if reply.story is not None else folder_album.album.album.name
@@ -225,9 +225,14 @@ def _give_back_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _write(path: Path, data: bytes) -> Path:
+def _write(path: Path, write_into: Callable[[IO[bytes]], None]) -> Path:
     """Write a file whole or not at all (a half-written page is worse than the old one)."""
     temp = path.with_name(f".{path.name}.part")
-    temp.write_bytes(data)
-    temp.replace(path)
+    try:
+        with temp.open("wb") as target:
+            write_into(target)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     return path.resolve()

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import IO, Protocol
 
 import prompts
 from bot.errors import BudgetExceeded, MediaNotProcessed, ModelBlocked, ModelError, NothingToDo
@@ -16,7 +16,7 @@ from bot.i18n import _
 from bot.model import Listener, ModelAnswer, ModelRequest, TokenUsage
 from bot.service import context
 from bot.service.base import AlbumServiceBase
-from bot.service.export import export_file_name, render_html, render_markdown_zip
+from bot.service.export import StoryFiles, export_file_name, render_html, render_markdown_zip
 from bot.service.story import (
     STORY_SCHEMA,
     Story,
@@ -70,11 +70,14 @@ class Reply:
 @dataclass(frozen=True)
 class ExportFile:
     """One file of an export, made when asked for (a long trip's files are tens of MB each:
-    made and sent one at a time, only one is in memory)."""
+    made and sent one at a time, only one is in memory), or written into a file as it is made
+    with no size limit (`write_into`, blocking: none in memory, and the pictures made once for
+    all of an export's files)."""
 
     kind: str  # "page" or "markdown"
     name: str
     make: Callable[[], Awaitable[bytes]]
+    write_into: Callable[[IO[bytes]], None]
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,17 @@ class ConversationService(AlbumServiceBase):
         self, chat_id: int, language_code: str | None, max_bytes: int | None = None
     ) -> Export:
         """The current album's latest story as a web page and a Markdown zip, each made lighter
-        if needed to stay within `max_bytes` (rendered when each file is asked for)."""
+        if needed to stay within `max_bytes` (rendered when each file is asked for); written
+        into files by `write_into`, they are whole whatever their size."""
         album, story, items = await self.latest_story(chat_id)
         page = functools.partial(
             render_html, album_name=album.name, language=language_code, max_bytes=max_bytes
         )
         markdown = functools.partial(
             render_markdown_zip, album_name=album.name, max_bytes=max_bytes
+        )
+        whole = StoryFiles(
+            story, items, self.storage.blobs, album_name=album.name, language=language_code
         )
         return Export(
             album=album,
@@ -153,11 +160,13 @@ class ConversationService(AlbumServiceBase):
                     "page",
                     export_file_name(album.name, "html"),
                     lambda: asyncio.to_thread(page, story, items, self.storage.blobs),
+                    whole.write_page,
                 ),
                 ExportFile(
                     "markdown",
                     export_file_name(f"{album.name} markdown", "zip"),
                     lambda: asyncio.to_thread(markdown, story, items, self.storage.blobs),
+                    whole.write_markdown_zip,
                 ),
             ),
         )

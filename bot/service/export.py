@@ -14,13 +14,14 @@ import io
 import logging
 import math
 import re
+import threading
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import av
 import jinja2
@@ -92,7 +93,9 @@ def render_html(
     story = quote_voice_notes(story, items)
 
     def render(media: dict[int, _Media], look: _Look) -> bytes:
-        return _page(story, media, look, album_name=album_name, language=language)
+        page = io.BytesIO()
+        _page(story, media, look, page, album_name=album_name, language=language)
+        return page.getvalue()
 
     return _fitted(story, items, blobs, render, _Look(WEB_MAX_SIDE, WEB_QUALITY, MAX_PAGE_VIDEO),
                    max_bytes, encoded=True)  # fmt: skip
@@ -113,10 +116,53 @@ def render_markdown_zip(
     story = quote_voice_notes(story, items)
 
     def render(media: dict[int, _Media], look: _Look) -> bytes:
-        return _zip(story, media, look, album_name=album_name)
+        buffer = io.BytesIO()
+        _zip(story, media, look, buffer, album_name=album_name)
+        return buffer.getvalue()
 
     return _fitted(story, items, blobs, render, _Look(WEB_MAX_SIDE, WEB_QUALITY, MAX_ZIP_VIDEO),
                    max_bytes, encoded=False)  # fmt: skip
+
+
+class StoryFiles:
+    """The page and the zip of render_html and render_markdown_zip, written straight into files
+    whatever their size (the folder command's): neither file is held in memory, and the web
+    pictures, most of an export's work, are made once for both and kept while this lives."""
+
+    def __init__(
+        self,
+        story: Story,
+        items: Sequence[Item],
+        blobs: BlobStore,
+        *,
+        album_name: str,
+        language: str | None,
+    ) -> None:
+        self.story = quote_voice_notes(story, items)
+        self.items = items
+        self.blobs = blobs
+        self.album_name = album_name
+        self.language = language
+        self._media: dict[int, _Media] | None = None
+        self._making = threading.Lock()
+
+    def write_page(self, target: IO[bytes]) -> None:
+        """Write the web page into `target` as it is made (blocking: decodes the pictures)."""
+        look = _Look(WEB_MAX_SIDE, WEB_QUALITY, MAX_PAGE_VIDEO)
+        _page(self.story, self._pictures(look), look, target,
+              album_name=self.album_name, language=self.language)  # fmt: skip
+
+    def write_markdown_zip(self, target: IO[bytes]) -> None:
+        """Write the Markdown zip into `target` as it is made (blocking, as write_page)."""
+        look = _Look(WEB_MAX_SIDE, WEB_QUALITY, MAX_ZIP_VIDEO)
+        _zip(self.story, self._pictures(look), look, target, album_name=self.album_name)
+
+    def _pictures(self, look: _Look) -> dict[int, _Media]:
+        # The page's and the zip's pictures are the same (only the largest video kept differs).
+        with self._making:
+            if self._media is None:
+                self._media = _prepare(self.story, self.items, self.blobs, look)
+            return self._media
 
 
 SMALLEST_SIDE = 480  # below this a blog picture is a thumbnail: better to say it does not fit
@@ -162,10 +208,11 @@ def _page(
     story: Story,
     media: dict[int, _Media],
     look: _Look,
+    target: IO[bytes],
     *,
     album_name: str,
     language: str | None,
-) -> bytes:
+) -> None:
     sections = [
         {
             "heading": section.heading,
@@ -178,7 +225,8 @@ def _page(
     code = re.sub(r"[^A-Za-z0-9-]", "", (language or "").replace("_", "-"))[:35] or "und"
     template = _templates().get_template("story.html.j2")
     # Written piece by piece, each picture's data: URI made as it is written, so the page is
-    # the only large thing in memory (a 100-photo page is tens of MB).
+    # the only large thing in memory (a 100-photo page is tens of MB), and not even that when
+    # `target` is a file.
     pieces = template.generate(
         lang=code,
         dir="rtl" if is_rtl(code) else "ltr",
@@ -189,16 +237,15 @@ def _page(
         sections=sections,
         closing=page_html(story.closing),
     )
-    page = io.BytesIO()
     for piece in pieces:
-        page.write(piece.encode("utf-8"))
-    return page.getvalue()
+        target.write(piece.encode("utf-8"))
 
 
-def _zip(story: Story, media: dict[int, _Media], look: _Look, *, album_name: str) -> bytes:
+def _zip(
+    story: Story, media: dict[int, _Media], look: _Look, target: IO[bytes], *, album_name: str
+) -> None:
     digits = max(2, len(str(max(media, default=0))))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         byline = " · ".join(filter(None, [album_name.strip(), _summary(media.values())]))
         blocks = [f"# {story.title}", f"*{_md_escape(byline)}*" if byline else "", story.intro]
         for section in story.sections:
@@ -209,7 +256,6 @@ def _zip(story: Story, media: dict[int, _Media], look: _Look, *, album_name: str
         blocks += [story.closing, "*" + _("Made with photostory") + "*"]
         text = "\n\n".join(block.strip() for block in blocks if block.strip()) + "\n"
         archive.writestr("story.md", text)
-    return buffer.getvalue()
 
 
 def export_file_name(album_name: str, ext: str) -> str:
