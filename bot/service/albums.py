@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -482,9 +483,7 @@ class AlbumService(BurstKeeping):
         job = current_attempt()
 
         def told(removed: Removed) -> Undone:
-            kinds: dict[str, int] = {}
-            for item in removed.items:
-                kinds[item.kind] = kinds.get(item.kind, 0) + 1
+            kinds = dict(Counter[str](item.kind for item in removed.items))
             return Undone(album.name, kinds, len(removed.notes), batch_id=batch_id)
 
         def result(removed: Removed) -> JobResult | None:

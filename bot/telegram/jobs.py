@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import ReplyParameters, Update
@@ -20,7 +19,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.i18n import N_, _, using
-from bot.service.albums import safe_file_name
+from bot.service.albums import NotAdded, safe_file_name
 from bot.service.bursts import FAILURE_REASONS
 from bot.service.reexports import (
     JSON,
@@ -123,9 +122,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
     queue.register(Task(ACK_TASK, run_ack))
 
 
-def _namer(
-    app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime, args: JSON
-) -> Callable[[Arrival, str], Awaitable[None]]:
+def _namer(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime, args: JSON) -> NotAdded:
     """How an ingest job (or its telling) names a file of its chat that could not be added."""
 
     async def name(arrival: Arrival, reason: str) -> None:

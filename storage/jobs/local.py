@@ -315,17 +315,19 @@ class LocalQueue:
         """Fail a job, and defer the job that tells about it in the same transaction."""
         _fail(conn, job_id)
         log.error("Job %s (%s) given up", job_id, name)
-        telling = gave_up_job(name, args)
-        if self._given_up is not None and telling is not None:
-            self.defer_in(conn, telling)
+        self._tell_in(conn, name, args)
 
     def _recover_left(self, conn: Connection, limits: Mapping[str, int]) -> None:
         """`_recover`, with the jobs it gave up told about (deferred in its transaction)."""
         for row in _recover(conn, limits):
-            telling = gave_up_job(row["task"], json.loads(row["args"]))
             log.error("Job %s (%s) given up: its process stopped each time", row["id"], row["task"])
-            if self._given_up is not None and telling is not None:
-                self.defer_in(conn, telling)
+            self._tell_in(conn, row["task"], json.loads(row["args"]))
+
+    def _tell_in(self, conn: Connection, task: str, args: JSON) -> None:
+        """Defer, in the caller's transaction, the job that tells about a job given up."""
+        telling = gave_up_job(task, args)
+        if self._given_up is not None and telling is not None:
+            self.defer_in(conn, telling)
 
 
 # Jobs without a turn (0) first, then earlier turns, then in the order deferred (as

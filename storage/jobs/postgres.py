@@ -34,6 +34,7 @@ import procrastinate
 from procrastinate import job_context, jobs, retry, utils, worker
 from procrastinate import manager as procrastinate_manager
 from sqlalchemy import (
+    CTE,
     Connection,
     Select,
     bindparam,
@@ -181,15 +182,6 @@ _JOBS = table(
 # What m017's photostory_taken_over raises with: the job's row is another attempt's now.
 TAKEN_OVER_STATE = "PH001"
 _RETRY_NOW = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
-# A job failed by its attempt, while still the attempt's (the SQL of `_MINE` and
-# `_FINISH_MINE`, for the transaction that also defers its telling).
-_FAIL_MINE = text(
-    "WITH mine AS MATERIALIZED ("
-    " SELECT id FROM procrastinate_jobs"
-    " WHERE id = :job_id AND status = 'doing' AND attempts = :attempts"
-    " AND worker_id = :worker_id FOR UPDATE)"
-    " SELECT procrastinate_finish_job_v1(id, 'failed', :delete_job) FROM mine"
-)
 _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
 # A stalled job whose queueing lock already has a job waiting: that one does its work (it could
 # not wait beside it anyway: one waiting job per queueing lock).
@@ -261,16 +253,11 @@ def _end_with(conn: Connection, attempt: PostgresAttempt) -> None:
         raise
 
 
-@functools.lru_cache(maxsize=64)
-def _end_statement(endings: tuple[UpdateBase, ...]) -> Select[Any]:
-    """The statement that ends a job with these endings (built once per kind of job: SQLAlchemy
-    compiles a statement once, but building one is a third of a millisecond).
-
-    The row is locked first (`mine`, materialized), the job ended from it, and each ending
-    runs as a data-modifying CTE. A statement's parts commit together or not at all, so when
-    `mine` is empty m017's `photostory_taken_over` raises and undoes the endings."""
+def _mine() -> CTE:
+    """The job's row, locked, while it is still the attempt's (bound: end_job, end_attempts,
+    end_worker); empty once another worker has it."""
     job = _JOBS.c
-    mine = (
+    return (
         select(job.id)
         .where(
             job.id == bindparam("end_job"),
@@ -282,6 +269,27 @@ def _end_statement(endings: tuple[UpdateBase, ...]) -> Select[Any]:
         .cte("mine")
         .prefix_with("MATERIALIZED")
     )
+
+
+def _fail_statement() -> Select[Any]:
+    """Fail the job from `_mine` (bound too: delete_job); a row back if it was the attempt's."""
+    mine = _mine()
+    return select(
+        func.procrastinate_finish_job_v1(
+            mine.c.id, literal_column("'failed'"), bindparam("delete_job")
+        )
+    ).select_from(mine)
+
+
+@functools.lru_cache(maxsize=64)
+def _end_statement(endings: tuple[UpdateBase, ...]) -> Select[Any]:
+    """The statement that ends a job with these endings (built once per kind of job: SQLAlchemy
+    compiles a statement once, but building one is a third of a millisecond).
+
+    The row is locked first (`mine`, materialized), the job ended from it, and each ending
+    runs as a data-modifying CTE. A statement's parts commit together or not at all, so when
+    `mine` is empty m017's `photostory_taken_over` raises and undoes the endings."""
+    mine = _mine()
     ended = (
         select(
             func.procrastinate_finish_job_v1(
@@ -300,6 +308,11 @@ def _end_statement(endings: tuple[UpdateBase, ...]) -> Select[Any]:
     for n, ending in enumerate(endings):
         statement = statement.add_cte(ending.cte(f"ending_{n}"))
     return statement
+
+
+# A job failed by its attempt while still the attempt's, in the transaction that also defers
+# its telling.
+_FAIL_MINE = _fail_statement()
 
 
 def _first(conn: Connection, statement: Any, params: dict[str, Any]) -> bool:
@@ -651,8 +664,13 @@ class PostgresQueue:
         task: str,
         args: JSON,
     ) -> bool:
-        params = {"job_id": job_id, "attempts": attempts, "worker_id": worker_id}
-        if conn.execute(_FAIL_MINE, {**params, "delete_job": delete_job}).first() is None:
+        params = {
+            "end_job": job_id,
+            "end_attempts": attempts,
+            "end_worker": worker_id,
+            "delete_job": delete_job,
+        }
+        if conn.execute(_FAIL_MINE, params).first() is None:
             return False
         log.error("Job %s (%s) given up after its last attempt", job_id, task)
         self._tell_in(conn, task, args)
