@@ -19,7 +19,8 @@ from telegram.ext import Application
 
 from bot.config import Settings
 from bot.telegram.app import build_application
-from bot.wiring import media_location
+from bot.telegram.runtime import KEY, Runtime
+from bot.wiring import Services, media_location
 from storage.s3_blobs import s3_client
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
@@ -116,6 +117,14 @@ class Harness:
         """A new Application over the same DATA_DIR, as after a process restart."""
         await self.stop()
         await self.start()
+
+    @property
+    def services(self) -> Services:
+        """The running bot's services (its storage, its album service...)."""
+        assert self.app is not None, "start() first"
+        runtime = self.app.bot_data[KEY]
+        assert isinstance(runtime, Runtime)
+        return runtime.services
 
     # Reading the results back ------------------------------------------------------------
 

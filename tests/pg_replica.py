@@ -52,8 +52,6 @@ def step_task(db: PostgresDatabase, who: str, attempts: int = 3, retry_wait: flo
     async def step(attempt: Attempt, args: JSON) -> None:
         n = int(args["n"])
         await db.write(_record, n, "start", who, attempt.number)
-        if attempt.number < int(args.get("fail_first", 0)):
-            raise RuntimeError(f"step {n} fails on attempt {attempt.number}")
         if args.get("hold"):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + HOLD_LIMIT
@@ -61,6 +59,8 @@ def step_task(db: PostgresDatabase, who: str, attempts: int = 3, retry_wait: flo
                 if loop.time() > deadline:
                     raise TimeoutError(f"step {n} of {who} was never released")
                 await asyncio.sleep(0.02)
+        if attempt.number < int(args.get("fail_first", 0)):  # after the hold: held, then fails
+            raise RuntimeError(f"step {n} fails on attempt {attempt.number}")
         try:
             await db.write(_record, n, "end", who, attempt.number)
         except TakenOver:

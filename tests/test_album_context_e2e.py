@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from typing import Any
 
 import pytest
 
@@ -184,9 +186,9 @@ async def test_a_photo_whose_model_copy_fails_is_named_in_the_story(
     bot: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object) -> None:
-        raise OSError(28, "No space left on device")
+        raise OSError("broken data stream when reading image file")
 
-    monkeypatch.setattr(bot_copies, "make_model_copy", broken)
+    monkeypatch.setattr(bot_copies, "model_picture", broken)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     await bot.tg.wait_for(
@@ -200,3 +202,26 @@ async def test_a_photo_whose_model_copy_fails_is_named_in_the_story(
     await bot.wait_text(
         bot.chat["id"], "left out photo 1: its copy for the model could not be made"
     )
+
+
+async def test_a_model_copy_whose_record_fails_a_moment_is_made_by_the_next_try(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database is busy a moment as the photo's copy is recorded: that is no fault of the
+    # photo's, so its job tries again (and the story sees the photo), not "left out".
+    media = bot.services.storage.media
+    record = media.set_model_copy
+    failed: list[int] = []
+
+    async def busy_once(item_id: int, *args: Any) -> bool:
+        if not failed:
+            failed.append(item_id)
+            raise sqlite3.OperationalError("database is locked")
+        return await record(item_id, *args)
+
+    monkeypatch.setattr(media, "set_model_copy", busy_once)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1"), timeout=30)
+    assert failed
+    assert [row["model_failed"] for row in bot.rows("SELECT model_failed FROM items")] == [None]

@@ -199,6 +199,25 @@ async def test_a_queueing_lock_refuses_a_second_waiting_job_but_not_one_while_on
     assert log.order("end") == ["ack1", "ack2", "ack4"]
 
 
+async def test_a_job_retried_while_one_waits_under_its_queueing_lock_takes_its_place(
+    runner: Runner,
+) -> None:
+    # An acknowledgement job fails while the chat's next one waits (deferred while it ran). It
+    # waits again in that one's place, with its arguments and its own id (what it sent is known
+    # to its next try): one run more, not two.
+    log = Log()
+    queue = await runner.start([log.task()])
+    ack = "ack:1"
+    assert await queue.defer(job("ack1", ack, gated=True, fail_first=1, queueing_lock=ack))
+    await log.until(lambda: bool(log.started("ack1")))
+    assert await queue.defer(job("ack2", ack, queueing_lock=ack))
+    log.gate("ack1").set()
+    assert await queue.wait_idle(WAIT)
+    assert [(j, n) for e, j, n in log.events if e == "start"] == [("ack1", 0), ("ack2", 1)]
+    assert log.order("end") == ["ack2"]
+    assert log.given_up == []
+
+
 async def test_a_delayed_job_starts_after_jobs_deferred_later_without_delay(
     runner: Runner,
 ) -> None:

@@ -7,18 +7,18 @@ The real bot (PTB Application, google-genai) against the fakes; a job's attempt 
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from telegram import Update
 from telegram.ext import Application, CallbackContext
 
 from bot.service.conversation import Asker
 from bot.telegram import commands
-from bot.telegram.runtime import KEY, Runtime
-from bot.wiring import Services
 from storage.jobs import TakenOver
 from tests.attempts import HandAttempt, attempt
 from tests.fakes.gemini_api import Reply
-from tests.harness import ANA, Harness
+from tests.harness import ANA, Harness, acks
 from tests.image_files import jpeg
 
 POSTS = ("sendMessage", "sendPhoto", "sendMediaGroup", "sendDocument")
@@ -27,12 +27,6 @@ POSTS = ("sendMessage", "sendPhoto", "sendMediaGroup", "sendDocument")
 def _app(bot: Harness) -> Application:  # type: ignore[type-arg]
     assert bot.app is not None
     return bot.app
-
-
-def _services(bot: Harness) -> Services:
-    runtime = _app(bot).bot_data[KEY]
-    assert isinstance(runtime, Runtime)
-    return runtime.services
 
 
 def _posts(bot: Harness) -> int:
@@ -115,7 +109,7 @@ async def test_calls_made_outside_a_job_are_not_recorded(bot: Harness) -> None:
 
 async def test_a_question_asked_again_by_its_job_is_answered_from_the_record(bot: Harness) -> None:
     await bot.two_photos(model_ready=True)
-    conversation = _services(bot).conversation
+    conversation = bot.services.conversation
     ana = Asker(chat_id=bot.chat["id"], user_id=ANA, language_code="en")
     bot.gemini.enqueue(Reply(text="Both were taken by the river."))
 
@@ -183,3 +177,57 @@ async def test_a_handler_whose_job_was_taken_over_stops_without_a_word(
     assert _posts(bot) == 0  # no apology, no acknowledgement
     assert not any(r.levelname == "ERROR" for r in caplog.records), caplog.text
     assert "job was taken over" in caplog.text
+
+
+async def test_an_acknowledgement_sent_but_not_recorded_is_brought_up_to_date_by_its_next_try(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The acknowledgement job sends "1 photo"; a second photo is counted meanwhile; then the
+    # job's record of what it showed fails (the database busy a moment). Its next try gets the
+    # message back from the outbox, which says "1 photo": it must edit it, not keep it.
+    tg, chat = bot.tg, bot.chat
+    bursts = bot.services.storage.bursts
+    record = bursts.shown
+    failed: list[object] = []
+
+    async def busy_once(chat_id: int, burst_id: int, version: int, message_id: int | None) -> None:
+        if not failed:
+            failed.append(message_id)
+            tg.send_photo(chat, bot.ana, jpeg(2))
+            await tg.wait_for(lambda: bot.rows("SELECT 1 FROM bursts WHERE photos = 2"), timeout=30)
+            raise sqlite3.OperationalError("database is locked")
+        await record(chat_id, burst_id, version, message_id)
+
+    monkeypatch.setattr(bursts, "shown", busy_once)
+    tg.send_photo(chat, bot.ana, jpeg(1))
+    await bot.wait_text(chat["id"], "2 photos", timeout=30)
+    assert failed, "the record never failed: the test tests nothing"
+    assert acks(tg, chat["id"]) == [acks(tg, chat["id"])[0]]  # one message for the burst
+    assert len(tg.calls("sendMessage")) == 1
+    assert "2 photos" in acks(tg, chat["id"])[0]
+    await tg.wait_for(lambda: not bot.rows("SELECT 1 FROM bursts WHERE shown < version"))
+
+
+async def test_a_message_whose_record_fails_a_moment_is_recorded_all_the_same(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Telegram took the message, then the database failed a moment as its answer was kept: a
+    # record lost there would have the job's next try post it again.
+    tg_bot, chat_id = _app(bot).bot, bot.chat["id"]
+    sent = bot.services.storage.sent
+    record = sent.record
+    failures: list[str] = []
+
+    async def busy_twice(job_id: int, key: str, result: object) -> None:
+        if len(failures) < 2:
+            failures.append(key)
+            raise sqlite3.OperationalError("database is locked")
+        await record(job_id, key, result)
+
+    monkeypatch.setattr(sent, "record", busy_twice)
+    for number in range(2):
+        with attempt(HandAttempt(job_id=46, number=number)):
+            await tg_bot.send_message(chat_id, "once")
+    assert failures == ["sendMessage#0", "sendMessage#0"]
+    assert bot.texts(chat_id) == ["once"]
+    assert len(bot.tg.calls("sendMessage")) == 1

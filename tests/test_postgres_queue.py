@@ -177,6 +177,32 @@ async def test_a_queueing_lock_lets_one_job_wait(
     assert [n for n, e, _, _ in await effects(db) if e == "end"] == [1, 3]
 
 
+async def test_a_job_retried_while_one_waits_under_its_queueing_lock_takes_its_place(
+    db: PostgresDatabase, queues: Callable[..., PostgresQueue]
+) -> None:
+    # A chat's acknowledgement job fails while the chat's next one waits (deferred while it
+    # ran). procrastinate's retry would make it a second waiting job, which the queueing lock's
+    # unique index refuses: the job stayed `doing`, holding the chat's acknowledgements for as
+    # long as its replica lived. It takes the waiting one's place instead: its own id (what it
+    # sent is known to its next try), that one's arguments.
+    queue = queues()
+    await queue.start({CHAT: 2})
+    ack = {"lock": "ack:1", "queueing_lock": "ack:1"}
+    assert await queue.defer(Job("step", {"n": 1, "hold": True, "fail_first": 1}, **ack))
+    await eventually(lambda: _started(db, 1), "the first acknowledgement job to start")
+    assert await queue.defer(Job("step", {"n": 2}, **ack))
+    await db.write(lambda c: c.execute(text("INSERT INTO releases VALUES (1, 'A')")))
+    assert await queue.wait_idle(LIMIT)
+    events = await effects(db)
+    assert [(n, attempt) for n, e, _, attempt in events if e == "start"] == [(1, 0), (2, 1)]
+    assert [n for n, e, _, _ in events if e == "end"] == [2]
+    assert await rows(db, "SELECT id FROM procrastinate_jobs") == []
+
+
+async def _started(db: PostgresDatabase, n: int) -> bool:
+    return bool(await rows(db, "SELECT 1 FROM effects WHERE n = :n AND event = 'start'", n=n))
+
+
 async def test_a_refused_queueing_lock_spoils_nothing_else_in_the_transaction(
     db: PostgresDatabase, queues: Callable[..., PostgresQueue]
 ) -> None:
@@ -589,18 +615,21 @@ async def test_the_attempt_a_task_sees(
     assert seen == [("look", 0, False, True), ("look", 1, True, True)]
 
 
-async def test_a_stalled_job_whose_queueing_lock_has_one_waiting_leaves_its_work_to_that_one(
+async def test_a_stalled_job_whose_queueing_lock_has_one_waiting_takes_its_place(
     db: PostgresDatabase, queues: Callable[..., PostgresQueue]
 ) -> None:
     # A replica died running an acknowledgement job while the chat's next one already waited
-    # (one waiting per queueing lock): retrying the dead one would be a second waiting job,
-    # which the queueing lock's unique index refuses, and the recovery of every other stalled
-    # job would fail with it.
+    # (one waiting per queueing lock): retrying the dead one beside it would be a second
+    # waiting job, which the queueing lock's unique index refuses, and the recovery of every
+    # other stalled job would fail with it. It takes the waiting one's place (its own id: what
+    # it sent is known to its next try); out of attempts, it leaves its work to that one.
     queue = queues(stalled_after=1.0)
     running = Job("step", {"n": 1}, lock="ack:1", queueing_lock="ack:1")
     assert await queue.defer(running)
     other = await queue.defer(step(2, chat=2))  # another dead replica's job, stalled too
     assert other
+    spent = Job("step", {"n": 4}, lock="ack:2", queueing_lock="ack:2")
+    assert await queue.defer(spent)  # a third, out of attempts
 
     def die_running_both(conn: Any) -> None:
         worker = conn.execute(
@@ -615,12 +644,23 @@ async def test_a_stalled_job_whose_queueing_lock_has_one_waiting_leaves_its_work
         )
 
     await db.write(die_running_both)
+    spent_out = text("UPDATE procrastinate_jobs SET attempts = 2 WHERE args->>'n' = '4'")
+    await db.write(lambda conn: conn.execute(spent_out))
     assert await queue.defer(Job("step", {"n": 3}, lock="ack:1", queueing_lock="ack:1"))
+    assert await queue.defer(Job("step", {"n": 5}, lock="ack:2", queueing_lock="ack:2"))
+
+    ids = dict(await rows(db, "SELECT args->>'n', id FROM procrastinate_jobs"))
 
     await db.write(queue._recover)  # what every replica runs each second
 
-    left = await rows(db, "SELECT args->>'n', status FROM procrastinate_jobs ORDER BY id")
-    assert left == [("2", "todo"), ("3", "todo")]  # the dead ack left to the waiting one
+    left = await rows(
+        db, "SELECT id, args->>'n', status, attempts FROM procrastinate_jobs ORDER BY id"
+    )
+    assert left == [
+        (ids["1"], "3", "todo", 1),  # the dead ack, with the waiting one's arguments
+        (ids["2"], "2", "todo", 1),
+        (ids["5"], "5", "todo", 0),  # the spent one left its work to the one waiting
+    ]
 
 
 async def test_a_jobs_endings_commit_in_the_transaction_that_ends_it(

@@ -259,8 +259,9 @@ def _copies_wait() -> None:
             await asyncio.sleep(0.2)  # between two files of a burst
         await make(self, item)
 
-    async def make_later(self: Any, item: Any) -> None:
+    async def make_later(self: Any, item: Any, final: bool = True) -> None:
         # Outside the ingest job's context: the job is over when the copy is made.
+        del final  # no job to try again: a copy that fails is marked (make's default)
         task = asyncio.create_task(make_when_idle(self, item), context=contextvars.Context())
         background.add(task)
         task.add_done_callback(background.discard)

@@ -215,7 +215,7 @@ class AlbumService(BurstKeeping):
             # Settled by an earlier try (which may have stopped before the copy), or taken back.
             stored = [i for i in await self.storage.media.items(album_id) if i.position == position]
             if stored and not stored[0].media.model_ready and not stored[0].model_failed:
-                await self.copies.make(stored[0])
+                await self.copies.make(stored[0], final)
             return
         try:
             media = await self._fetch_and_process(arrival, fetcher(arrival.origin.file_id or ""))
@@ -238,7 +238,7 @@ class AlbumService(BurstKeeping):
             return
         assert outcome.item is not None
         if not outcome.item.media.model_ready:
-            await self.copies.make(outcome.item)
+            await self.copies.make(outcome.item, final)  # a failure to store it: tried again
 
     async def give_up_file(self, arrival_id: int, reason: str, not_added: NotAdded) -> None:
         """Give up a received file whose ingest job failed every try: named, then dropped, so

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.errors import MediaRejected
 from bot.i18n import N_
-from bot.service.intake import PhotoLimits, make_model_copy
+from bot.service.intake import PhotoLimits, model_picture
 from storage.pins import delete_unused
 from storage.protocols import Storage
 from storage.records import Item
@@ -82,12 +82,16 @@ class ModelCopies:
                 return
             left = now_left
 
-    async def make(self, item: Item) -> None:
-        """Make and record one photo's copy; a copy that cannot be made is marked, so the story
-        says the photo was left out and why."""
+    async def make(self, item: Item, final: bool = True) -> None:
+        """Make and record one photo's copy. A copy the picture does not give is marked, so
+        the story says the photo was left out and why. A failure around it (the database busy
+        a moment, the bucket away) raises unless this is the `final` try: the photo's job
+        tries again, and its last try marks the copy too."""
         try:
             await self._make(item)
         except Exception:
+            if not final:
+                raise
             log.exception("Could not make the model copy of item %s", item.id)
             await self.storage.media.mark_model_failed(
                 item.id, N_("its copy for the model could not be made")
@@ -101,15 +105,18 @@ class ModelCopies:
             return  # taken back meanwhile
         loop = asyncio.get_running_loop()
         try:
-            sha, size = await loop.run_in_executor(
-                self._executor, make_model_copy, source, blobs, self.limits
-            )
+            picture = await loop.run_in_executor(self._executor, model_picture, source, self.limits)
         except MediaRejected as e:
             # It passed the checks but will not shrink (very rare: a HEIF libheif rejects):
             # the model leaves it out and the story says so.
             log.warning("The model copy of item %s could not be read: %s", item.id, e.reason)
             await media.mark_model_failed(item.id, N_("the picture could not be read"))
             return
+        except Exception:  # the picture's own failure: trying again would give the same
+            log.exception("Could not make the model copy of item %s", item.id)
+            await media.mark_model_failed(item.id, N_("its copy for the model could not be made"))
+            return
+        sha, size = await loop.run_in_executor(self._executor, blobs.put_bytes, picture)
         try:
             recorded = await media.set_model_copy(item.id, sha, size, "image/jpeg")
         finally:

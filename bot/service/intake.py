@@ -42,7 +42,7 @@ def process_photo(temp: Path, blobs: BlobStore, limits: PhotoLimits, origin: Ori
 
     The model's small copy is not made here: that is most of the CPU a photo costs, and a
     photo that decodes can always be shrunk, so it is made after the acknowledgement
-    (`make_model_copy`, run by ModelCopies).
+    (`model_picture`, run by ModelCopies).
     """
     try:
         info = probe_image(temp, max_pixels=limits.max_pixels)
@@ -56,12 +56,12 @@ def process_photo(temp: Path, blobs: BlobStore, limits: PhotoLimits, origin: Ori
     return Media("photo", source, source, origin, facts, model_ready=False)
 
 
-def make_model_copy(source: Path, blobs: BlobStore, limits: PhotoLimits) -> tuple[str, int]:
-    """The upright, downscaled JPEG the model sees, stored as a blob: (sha256, size)."""
+def model_picture(source: Path, limits: PhotoLimits) -> bytes:
+    """The upright, downscaled JPEG the model sees of a photo (stored by the caller)."""
     prepared = prepare_for_model(
         source, max_side=limits.max_side, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels
     )
-    return blobs.put_bytes(prepared.jpeg)
+    return prepared.jpeg
 
 
 _VIDEO_FORMAT = N_("This video format is not one Gemini reads. Please send MP4, MOV, 3GP or WebM.")

@@ -147,24 +147,37 @@ async def _show(bot: Bot, ack: Acknowledgement) -> int | None:
     """Send or edit the message; the id it has now (unchanged when Telegram refused)."""
     markup = _buttons(ack)
     try:
-        if ack.message_id is not None:
-            try:
-                await bot.edit_message_text(
-                    ack.text,
-                    chat_id=ack.chat_id,
-                    message_id=ack.message_id,
-                    reply_markup=markup,
-                )
-                return ack.message_id
-            except BadRequest as e:
-                if "not modified" in e.message.lower():
-                    return ack.message_id
-                log.info("Acknowledgement could not be edited (%s); sending anew", e.message)
+        if ack.message_id is not None and await _edit(bot, ack, ack.message_id, markup):
+            return ack.message_id
         message = await bot.send_message(ack.chat_id, ack.text, reply_markup=markup)
-        return message.message_id
+        if message.text == ack.text and message.reply_markup == markup:
+            return message.message_id
+        # Not what was asked: the outbox's answer to an earlier attempt of this job, which sent
+        # an older version of the burst and failed before recording it (the database busy a
+        # moment). That message, brought up to date: the burst keeps one message.
+        if await _edit(bot, ack, message.message_id, markup):
+            return message.message_id
+        return (await bot.send_message(ack.chat_id, ack.text, reply_markup=markup)).message_id
     except TelegramError:
         log.exception("Could not acknowledge media in chat %s", ack.chat_id)
         return ack.message_id
+
+
+async def _edit(
+    bot: Bot, ack: Acknowledgement, message_id: int, markup: InlineKeyboardMarkup
+) -> bool:
+    """Make the message say what `ack` says; False when Telegram cannot edit it (deleted, too
+    old): send it anew then."""
+    try:
+        await bot.edit_message_text(
+            ack.text, chat_id=ack.chat_id, message_id=message_id, reply_markup=markup
+        )
+    except BadRequest as e:
+        if "not modified" in e.message.lower():
+            return True
+        log.info("Acknowledgement could not be edited (%s); sending anew", e.message)
+        return False
+    return True
 
 
 def _buttons(ack: Acknowledgement) -> InlineKeyboardMarkup:

@@ -7,24 +7,38 @@ intent, a fenced write: an attempt that lost its job raises TakenOver there, bef
 after it, Telegram's answer. A later attempt of the job making the same call gets that answer
 back without calling Telegram. A job's sends must therefore come in the same order each time it
 runs (they do: its work is the same, and its answers from the model are read back from the
-conversation). Calls that change what was posted (edits, deletes, drafts, callback answers) are
-only fenced, and only where another worker could have taken the job over.
+conversation). A job whose messages follow what changed since its last try (the acknowledgement
+of a burst that grew) gets the earlier message back, and brings it up to date (acks.py). Calls
+that change what was posted (edits, deletes, drafts, callback answers) are only fenced, and only
+where another worker could have taken the job over.
 
 At least once in one window: an attempt that crashed after Telegram took a message and before
 its answer was recorded leaves an intent without an answer, and the next attempt sends again.
 So does a stale attempt stalled between its intent and its call (it finds out at its next write,
-the answer's record, and stops there).
+the answer's record, and stops there). A database failing only a moment as the answer is
+recorded is tried again for a minute: that is not the window.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.service.reexports import Attempt, SentStore
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_not_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from bot.service.reexports import Attempt, SentStore, TakenOver
+
+log = logging.getLogger(__name__)
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -41,6 +55,16 @@ SENDS = frozenset(
 # Calls that change nothing anyone keeps: neither recorded nor fenced. Reads start with "get".
 HARMLESS = frozenset({"sendChatAction"})
 IDLE_SECONDS = 3600.0  # an attempt's call counts are forgotten this long after its last call
+# Recording Telegram's answer: tried again from a tenth of a second, doubling up to 2 s, for a
+# minute (a SQLite writer waits out its busy timeout of 5 s in each try).
+RECORD_FIRST_WAIT = 0.1
+RECORD_MAX_WAIT = 2.0
+RECORD_TRYING = 60.0
+
+
+def _say_retrying(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning("Could not record a message sent (%r); trying again", error)
 
 
 def harmless(endpoint: str) -> bool:
@@ -76,8 +100,23 @@ class Outbox:
             result: Result = earlier.result
             return result
         result = await call()
-        await self.store.record(attempt.job_id, key, result)
+        await self._record(attempt.job_id, key, result)
         return result
+
+    async def _record(self, job_id: int, key: str, result: Result) -> None:
+        """Keep Telegram's answer, trying again for a while when the database fails a moment
+        (busy, a connection dropped): the message is out, and a record lost here would have
+        the job's next try post it again. An attempt that lost its job stops at once."""
+        retrying = AsyncRetrying(
+            retry=retry_if_not_exception_type(TakenOver),
+            wait=wait_exponential(multiplier=RECORD_FIRST_WAIT, max=RECORD_MAX_WAIT),
+            stop=stop_after_delay(RECORD_TRYING),
+            before_sleep=_say_retrying,
+            reraise=True,
+        )
+        async for trying in retrying:
+            with trying:
+                await self.store.record(job_id, key, result)
 
     async def fence(self, attempt: Attempt) -> None:
         """Before a call that changes what was posted: TakenOver if this attempt lost its job

@@ -399,8 +399,26 @@ def _recover(conn: Connection, limits: Mapping[str, int]) -> Sequence[RowMapping
 
 
 def _retry(conn: Connection, job_id: int, wait: float) -> None:
-    todo = {"status": "todo", "run_after": db_now() + wait}
-    conn.execute(update(jobs).where(jobs.c.id == job_id).values(**todo))
+    """The job waits again, `wait` seconds. When a job waits under its queueing lock already
+    (deferred while it ran; one waits per key), it takes that one's place: that one's arguments
+    and time, its own id, so what it sent before is known to its next try (the outbox)."""
+    mine = jobs.c.id == job_id
+    todo: dict[str, Any] = {"status": "todo", "run_after": db_now() + wait}
+    lock = conn.execute(select(jobs.c.queueing_lock).where(mine)).scalar()
+    if lock is not None:
+        waiting = conn.execute(
+            select(jobs.c.id, jobs.c.args, jobs.c.run_after, jobs.c.turn).where(
+                jobs.c.queueing_lock == lock, jobs.c.status == "todo"
+            )
+        ).first()
+        if waiting is not None:
+            conn.execute(delete(jobs).where(jobs.c.id == waiting.id))
+            later = func.max(todo["run_after"], waiting.run_after)  # SQLite's max of two
+            todo |= {"args": waiting.args, "run_after": later, "turn": waiting.turn}
+            log.info(
+                "Job %s is retried in place of job %s, which waited beside it", job_id, waiting.id
+            )
+    conn.execute(update(jobs).where(mine).values(**todo))
 
 
 def _fail(conn: Connection, job_id: int) -> None:

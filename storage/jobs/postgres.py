@@ -44,6 +44,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    null,
     select,
     table,
     text,
@@ -62,7 +63,7 @@ from storage.jobs import (
     reset,
     running,
 )
-from storage.sql.database import PostgresDatabase
+from storage.sql.database import PostgresDatabase, Rollback
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,6 @@ _MINE = (
 _FINISH_MINE = _MINE + (
     " SELECT procrastinate_finish_job_v1(id, %(status)s, %(delete_job)s) FROM mine"
 )
-_RETRY_MINE = _MINE + (
-    " SELECT procrastinate_retry_job_v2(id,"
-    " clock_timestamp() + make_interval(secs => %(wait)s::float8), NULL, NULL, NULL) FROM mine"
-)
 # Running jobs whose worker missed its heartbeats (or was pruned), on the database's clock.
 _STALLED = text(
     "SELECT j.id, j.task_name, j.args, j.attempts,"
@@ -181,10 +178,12 @@ _JOBS = table(
 )
 # What m017's photostory_taken_over raises with: the job's row is another attempt's now.
 TAKEN_OVER_STATE = "PH001"
-_RETRY_NOW = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
+_RETRY_IN = text(
+    "SELECT procrastinate_retry_job_v2(:id,"
+    " clock_timestamp() + make_interval(secs => CAST(:wait AS float8)), NULL, NULL, NULL)"
+)
 _GIVE_UP = text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)")
-# A stalled job whose queueing lock already has a job waiting: that one does its work (it could
-# not wait beside it anyway: one waiting job per queueing lock).
+# A stalled job out of attempts whose queueing lock has a job waiting: that one does its work.
 _SUPERSEDED = text("SELECT procrastinate_finish_job_v1(:id, 'succeeded', true)")
 _STALE_TURNS = text(
     "DELETE FROM job_turns WHERE until < CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS float8)"
@@ -315,6 +314,46 @@ def _end_statement(endings: tuple[UpdateBase, ...]) -> Select[Any]:
 _FAIL_MINE = _fail_statement()
 
 
+def _retry_statement() -> Select[Any]:
+    """Retry the job from `_mine` in `wait` seconds (the database's clock); a row back if it
+    was the attempt's."""
+    mine = _mine()
+    at = func.clock_timestamp() + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("wait"))
+    return select(
+        func.procrastinate_retry_job_v2(mine.c.id, at, null(), null(), null())
+    ).select_from(mine)
+
+
+_RETRY_STATEMENT = _retry_statement()
+# The job waiting under the queueing lock of a job (:id) about to wait again, and in how many
+# seconds it is due.
+_WAITING_BESIDE = text(
+    "SELECT w.id,"
+    " GREATEST(EXTRACT(EPOCH FROM w.scheduled_at - clock_timestamp()), 0) AS due_in"
+    " FROM procrastinate_jobs j JOIN procrastinate_jobs w ON w.queueing_lock = j.queueing_lock"
+    " WHERE j.id = :id AND w.status = 'todo' FOR UPDATE OF w"
+)
+_DROP_WAITING = text("SELECT procrastinate_cancel_job_v1(:id, false, true)")
+_TAKE_ARGS = text(
+    "UPDATE procrastinate_jobs SET args = (SELECT args FROM procrastinate_jobs WHERE id = :waiting)"
+    " WHERE id = :id"
+)
+
+
+def _take_place(conn: Connection, job_id: int) -> float:
+    """Before a job waits again: a job waiting under its queueing lock (deferred while it ran;
+    one may wait per key) goes, and the job takes its arguments. It is due when that one was
+    (the seconds to wait at least, returned). Its own id stays, so what it sent before is
+    known to its next try (the outbox)."""
+    waiting = conn.execute(_WAITING_BESIDE, {"id": job_id}).first()
+    if waiting is None:
+        return 0.0
+    conn.execute(_TAKE_ARGS, {"id": job_id, "waiting": waiting.id})
+    conn.execute(_DROP_WAITING, {"id": waiting.id})
+    log.info("Job %s waits again in place of job %s, which waited beside it", job_id, waiting.id)
+    return float(waiting.due_in or 0.0)
+
+
 def _first(conn: Connection, statement: Any, params: dict[str, Any]) -> bool:
     return conn.execute(statement, params).first() is not None
 
@@ -332,9 +371,10 @@ class _Wake(asyncio.Event):
 
 
 class _FencedJobManager(procrastinate_manager.JobManager):
-    """Finishes or retries a job only while its row is still the attempt's; fails a job that
-    failed its last attempt with the job that tells about it (`failed`, one transaction);
-    keeps the wake-ups that came during a fetch."""
+    """Finishes or retries a job only while its row is still the attempt's (a retry in the
+    place of the job waiting under its queueing lock, `retried`); fails a job that failed its
+    last attempt with the job that tells about it (`failed`, one transaction); keeps the
+    wake-ups that came during a fetch."""
 
     def __init__(self, connector: Any) -> None:
         super().__init__(connector)
@@ -342,6 +382,9 @@ class _FencedJobManager(procrastinate_manager.JobManager):
         self.workers: list[worker.Worker] = []  # this process's running workers
         # Fails a job still the attempt's (and defers its telling): whether it was (the queue's).
         self.failed: Callable[[jobs.Job, bool], Awaitable[bool]] | None = None
+        # Retries a job still the attempt's, in the place of one waiting beside it: whether
+        # it was (the queue's; procrastinate's retry would break the queueing lock's index).
+        self.retried: Callable[[jobs.Job, float], Awaitable[bool]] | None = None
 
     async def fetch_job(self, queues: Any, worker_id: int) -> jobs.Job | None:
         # procrastinate's worker clears its event after each fetch. A job that became runnable
@@ -388,13 +431,8 @@ class _FencedJobManager(procrastinate_manager.JobManager):
         self.ended.discard(job.id or 0)  # (not ended: the task raised after all)
         # The strategy said when on this process's clock; the wait goes to the database's.
         wait = 0.0 if retry_at is None else (retry_at - utils.utcnow()).total_seconds()
-        done = await self.connector.execute_query_all_async(
-            _RETRY_MINE,
-            job_id=job.id,
-            attempts=job.attempts,
-            worker_id=job.worker_id,
-            wait=max(wait, 0.0),
-        )
+        assert self.retried is not None, "set by PostgresQueue"
+        done = await self.retried(job, max(wait, 0.0))
         if not done:
             log.info("Job %s attempt %s was taken over: not retried", job.id, job.attempts)
 
@@ -587,6 +625,7 @@ class PostgresQueue:
         if given_up is not None:
             self.register(gave_up_task(given_up))
         self._manager.failed = self._failed
+        self._manager.retried = self._retried
         await self.app.open_async()
         for queue, concurrency in workers.items():
             if concurrency > 0:
@@ -676,6 +715,25 @@ class PostgresQueue:
         self._tell_in(conn, task, args)
         return True
 
+    async def _retried(self, job: jobs.Job, wait: float) -> bool:
+        """Retry a job in `wait` seconds while its row is still the attempt's (False if taken
+        over), in the place of a job waiting under its queueing lock (`_take_place`)."""
+        assert job.id is not None
+        token = running(None)  # fenced by the statement itself
+        try:
+            return await self.db.write(self._retry_mine, job.id, job.attempts, job.worker_id, wait)
+        finally:
+            reset(token)
+
+    def _retry_mine(
+        self, conn: Connection, job_id: int, attempts: int, worker_id: int | None, wait: float
+    ) -> bool:
+        wait = max(wait, _take_place(conn, job_id))
+        params = {"end_job": job_id, "end_attempts": attempts, "end_worker": worker_id}
+        if conn.execute(_RETRY_STATEMENT, {**params, "wait": wait}).first() is None:
+            raise Rollback(False)  # taken over: the job that waited stays
+        return True
+
     def _tell_in(self, conn: Connection, task: str, args: JSON) -> None:
         """Defer, in the caller's transaction, the job that tells about a job given up."""
         telling = gave_up_job(task, args)
@@ -687,16 +745,18 @@ class PostgresQueue:
         for row in conn.execute(_STALLED, {"stalled_after": self.stalled_after}).mappings():
             job_id, task_name, attempts = row["id"], row["task_name"], row["attempts"]
             task = self._tasks.get(task_name)
-            if row["superseded"]:
+            if attempts + 1 < (task.attempts if task else Task.attempts):
+                # In the place of a job waiting beside it, if one does: what it sent before
+                # stays known to its next try.
+                conn.execute(_RETRY_IN, {"id": job_id, "wait": _take_place(conn, job_id)})
+                log.warning("Stalled job %s (%s) retried", job_id, task_name)
+            elif row["superseded"]:
                 conn.execute(_SUPERSEDED, {"id": job_id})
                 log.warning("Stalled job %s (%s) left to the one waiting", job_id, task_name)
-            elif attempts + 1 >= (task.attempts if task else Task.attempts):
+            else:
                 conn.execute(_GIVE_UP, {"id": job_id})
                 log.warning("Stalled job %s (%s) was out of attempts", job_id, task_name)
                 self._tell_in(conn, task_name, row["args"])
-            else:
-                conn.execute(_RETRY_NOW, {"id": job_id})
-                log.warning("Stalled job %s (%s) retried", job_id, task_name)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Take no more jobs; let running ones finish for up to `timeout` seconds (then they
