@@ -225,3 +225,26 @@ async def test_a_model_copy_whose_record_fails_a_moment_is_made_by_the_next_try(
     await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1"), timeout=30)
     assert failed
     assert [row["model_failed"] for row in bot.rows("SELECT model_failed FROM items")] == [None]
+
+
+async def test_a_model_copy_the_storage_refuses_a_moment_is_made_by_the_next_try(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy is made but the disk or the bucket refuses it a moment: tried again, not
+    # "left out" (only the picture's own failures are).
+    blobs = bot.services.storage.blobs
+    put = blobs.put_bytes
+    refused: list[int] = []
+
+    def full_once(data: bytes) -> tuple[str, int]:
+        if not refused:
+            refused.append(len(data))
+            raise OSError(28, "No space left on device")
+        return put(data)
+
+    monkeypatch.setattr(blobs, "put_bytes", full_once)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1"), timeout=30)
+    assert refused
+    assert [row["model_failed"] for row in bot.rows("SELECT model_failed FROM items")] == [None]

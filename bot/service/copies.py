@@ -9,12 +9,13 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from bot.errors import MediaRejected
 from bot.i18n import N_
 from bot.service.intake import PhotoLimits, model_picture
 from storage.pins import delete_unused
-from storage.protocols import Storage
+from storage.protocols import BlobStore, Storage
 from storage.records import Item
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,11 @@ class ModelCopies:
             return  # taken back meanwhile
         loop = asyncio.get_running_loop()
         try:
-            picture = await loop.run_in_executor(self._executor, model_picture, source, self.limits)
+            sha, size = await loop.run_in_executor(
+                self._executor, _make_and_store, source, blobs, self.limits
+            )
+        except NotStored:
+            raise  # no fault of the picture's: the photo's job tries again
         except MediaRejected as e:
             # It passed the checks but will not shrink (very rare: a HEIF libheif rejects):
             # the model leaves it out and the story says so.
@@ -116,13 +121,26 @@ class ModelCopies:
             log.exception("Could not make the model copy of item %s", item.id)
             await media.mark_model_failed(item.id, N_("its copy for the model could not be made"))
             return
-        sha, size = await loop.run_in_executor(self._executor, blobs.put_bytes, picture)
         try:
             recorded = await media.set_model_copy(item.id, sha, size, "image/jpeg")
         finally:
             blobs.release(sha)
         if not recorded:
             await delete_unused(media, blobs, [sha])
+
+
+class NotStored(Exception):
+    """A photo's copy was made but could not be stored (the disk, the bucket)."""
+
+
+def _make_and_store(source: Path, blobs: BlobStore, limits: PhotoLimits) -> tuple[str, int]:
+    """Make the copy and store it as a blob: (sha256, size). One call on the copies' thread:
+    a second would queue behind every other photo's copy under a burst."""
+    picture = model_picture(source, limits)
+    try:
+        return blobs.put_bytes(picture)
+    except Exception as e:
+        raise NotStored(f"the copy could not be stored: {e!r}") from e
 
 
 def _yield_to_others() -> None:
