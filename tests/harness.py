@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -298,6 +299,10 @@ class StillRunning(TimeoutError):
     """A bot process that should have exited by now (with its threads' stacks)."""
 
 
+TROUBLES_SHOWN = 15  # log lines a failed wait shows of each bot process
+_TROUBLE = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) ")
+
+
 class BotProcess:
     """`python -m bot` as a child process, configured only by environment variables."""
 
@@ -317,6 +322,7 @@ class BotProcess:
         self.cwd = data_dir.parent
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
+        tg.witnesses.append(self.troubles)  # a wait on the fake that fails shows them
 
     async def start(self, *python_options: str) -> None:
         """Spawn the bot (`python_options` before `-m bot`, e.g. "-X", "importtime"); its stderr
@@ -363,3 +369,10 @@ class BotProcess:
     def output(self) -> str:
         """Everything the process logged so far."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def troubles(self, most: int = TROUBLES_SHOWN) -> str:
+        """The last warnings and errors the process logged (each record's first line), for a
+        failed test to show what the bot saw go wrong."""
+        lines = [line for line in self.output().splitlines() if _TROUBLE.search(line)]
+        shown = "\n  ".join(line[:300] for line in lines[-most:]) or "(none)"
+        return f"the bot's last warnings and errors ({self.log.name}):\n  {shown}"

@@ -27,8 +27,10 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
+from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_html import TelegramHTMLError, parse_html, parse_markdown_v2
+from tests.harness import BotProcess
 from tests.image_files import jpeg
 
 TOKEN = "123:ABC"
@@ -487,3 +489,27 @@ async def test_markdown_v2_rejects_unescaped_reserved_characters(
     message = await bot.send_message(chat["id"], "*Day 1* _Alps_ done\\.", parse_mode="MarkdownV2")
     assert message.text == "Day 1 Alps done."
     assert parse_markdown_v2("[map](https://example.com)")[1][0]["url"] == "https://example.com/"
+
+
+async def test_a_failed_wait_shows_the_bot_processes_warnings_and_errors(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    # A black-box test that fails in CI shows what the bot logged going wrong, not only the
+    # Bot API calls: the log file itself is gone with the CI machine.
+    log = tmp_path / "bot.log"
+    bot = BotProcess(tg, gemini, tmp_path / "data", log)
+    log.write_text(
+        "2026-12-08 04:07:32,082 DEBUG telegram.ext.ExtBot: Calling Bot API endpoint\n"
+        "2026-12-08 04:07:37,134 ERROR storage.jobs.local: Job 3 (ack) failed; it will be retried\n"
+        "Traceback (most recent call last):\n"
+        "sqlite3.OperationalError: database is locked\n"
+        "2026-12-08 04:07:37,136 WARNING bot.telegram.webhook: Could not take update 2\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(AssertionError) as failed:
+        await tg.wait_for(lambda: False, timeout=0.05)
+    shown = str(failed.value)
+    assert "Job 3 (ack) failed; it will be retried" in shown
+    assert "Could not take update 2" in shown
+    assert "Calling Bot API endpoint" not in shown and "Traceback" not in shown
+    assert bot.troubles(most=1).endswith("Could not take update 2")

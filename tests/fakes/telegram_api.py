@@ -201,6 +201,9 @@ class FakeTelegram:
         self._sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
         self.url = ""
         self.requests: list[Call] = []
+        # What else a wait that failed shows, each a function saying it now (a bot process's
+        # warnings and errors: tests/harness.py's BotProcess adds its own).
+        self.witnesses: list[Callable[[], str]] = []
         self.commands: list[JSON] = []
         self._chats: dict[int, JSON] = {}
         self._messages: dict[tuple[int, int], JSON] = {}
@@ -608,7 +611,8 @@ class FakeTelegram:
                 for c in self.requests[-10:]
             )
             name = getattr(predicate, "__qualname__", repr(predicate))
-            return f"{name} stayed falsy ({value!r}) for {timeout}s; last calls:\n  {recent}"
+            seen = "".join(f"\n{witness()}" for witness in self.witnesses)
+            return f"{name} stayed falsy ({value!r}) for {timeout}s; last calls:\n  {recent}{seen}"
 
         return await wait_for(predicate, timeout, explain)
 
