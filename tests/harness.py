@@ -70,6 +70,11 @@ def bot_env(tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, **extra: str) 
     return env
 
 
+# Seconds a test waits for the bot to say something: far above any machine's need (a loaded
+# 2-core machine took over 10 s to prepare six full-size photos for the model).
+WAIT_TEXT = 60.0
+
+
 class Harness:
     """One bot process-in-a-task plus the fakes it talks to, and helpers to drive and inspect."""
 
@@ -187,7 +192,7 @@ class Harness:
         """The current text (or caption) of every message the bot sent in a chat."""
         return texts(self.tg, chat_id)
 
-    async def wait_text(self, chat_id: int, needle: str, timeout: float = 10.0) -> str:
+    async def wait_text(self, chat_id: int, needle: str, timeout: float = WAIT_TEXT) -> str:
         """Wait until a bot message in the chat contains `needle`; return its text."""
 
         def found() -> str | None:
@@ -209,7 +214,7 @@ class Harness:
                     return sent.text
             return None
 
-        text = str(await self.tg.wait_for(replied))
+        text = str(await self.tg.wait_for(replied, timeout=WAIT_TEXT))
         assert needle.lower() in text.lower()
         return text
 
@@ -223,7 +228,7 @@ class Harness:
                     return sent
             return None
 
-        ask: SentMessage = await self.tg.wait_for(asked)
+        ask: SentMessage = await self.tg.wait_for(asked, timeout=WAIT_TEXT)
         assert ask.reply_markup is not None
         return ask.message_id, str(ask.reply_markup["inline_keyboard"][0][0]["callback_data"])
 

@@ -601,9 +601,10 @@ class FakeTelegram:
     async def wait_for(
         self,
         predicate: Callable[[], Any],
-        timeout: float = 10.0,
+        timeout: float = 30.0,
     ) -> Any:
-        """Poll `predicate` every 10 ms until it returns something truthy, and return that."""
+        """Poll `predicate` every 10 ms until it returns something truthy, and return that
+        (`timeout`: far above what any machine needs; only a failing test waits it out)."""
 
         def explain(value: Any) -> str:
             recent = "\n  ".join(
