@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from bot.telegram.jobs import GAVE_UP
@@ -266,6 +267,55 @@ async def test_an_update_whose_handler_raises_gets_the_apology_once_and_is_not_r
     # Its job finished (not retried, not failed): the apology was all there was to do.
     await tg.wait_for(lambda: _update_jobs(storage_env, bot.data_dir, "todo", "doing") == 0)
     assert _update_jobs(storage_env, bot.data_dir, "failed") == 0
+
+
+def _busy(bot: Harness) -> Exception:
+    """What the bot's database raises when it fails a moment: SQLite's busy writer, or a
+    PostgreSQL connection lost."""
+    if bot.settings.database_url:
+        return psycopg.OperationalError("server closed the connection unexpectedly")
+    return sqlite3.OperationalError("database is locked")
+
+
+async def test_a_photo_whose_intake_meets_a_busy_database_is_taken_by_the_next_try(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The photo's update cannot be written a moment: its job runs it again, and the photo is
+    # kept, rather than an apology ("please try again") and a photo the traveller must resend.
+    arrivals = bot.services.storage.arrivals
+    reserve = arrivals.reserve
+    failed: list[Exception] = []
+
+    async def busy_once(*args: Any, **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(_busy(bot))
+            raise failed[0]
+        return await reserve(*args, **kwargs)
+
+    monkeypatch.setattr(arrivals, "reserve", busy_once)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "1 photo")
+    await bot.wait_stored()
+    assert failed
+    assert len(bot.rows("SELECT 1 FROM items")) == 1
+    assert not any("Nothing was lost" in text for text in bot.texts(bot.chat["id"]))
+
+
+async def test_an_update_the_database_fails_every_try_gets_the_apology_once(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arrivals = bot.services.storage.arrivals
+    tries: list[int] = []
+
+    async def always_busy(*args: Any, **kwargs: Any) -> Any:
+        tries.append(1)
+        raise _busy(bot)
+
+    monkeypatch.setattr(arrivals, "reserve", always_busy)
+    bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
+    await bot.wait_text(bot.chat["id"], "Nothing was lost")
+    assert len(tries) == 3  # the update job's attempts; the last one apologised
+    assert sum("Nothing was lost" in text for text in bot.texts(bot.chat["id"])) == 1
 
 
 async def test_a_webhook_update_not_journaled_is_answered_503_and_handled_once_when_resent(

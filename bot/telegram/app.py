@@ -174,6 +174,13 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             "Update %s: its job was taken over by another worker; this attempt stops", update_id
         )
         return
+    if jobs.tried_again(context.error):
+        log.warning(
+            "Update %s: the database failed a moment (%s); its job runs it again",
+            update_id,
+            type(context.error).__name__,
+        )
+        return
     # The update is marked handled all the same (the apology tells the user): not run again.
     log.error("Unhandled error while handling update %s", update_id, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:

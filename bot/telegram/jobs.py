@@ -29,6 +29,8 @@ from bot.service.reexports import (
     Attempt,
     TakenOver,
     Task,
+    current_attempt,
+    passing,
 )
 from bot.service.words import shown_label
 from bot.telegram.acks import ACK_TASK
@@ -48,9 +50,10 @@ GAVE_UP = N_(
 NOT_ADDED = N_("I could not add %(item)s: %(reason)s.")
 
 # Set while an update runs through the handlers: PTB hands a handler's exception to the error
-# handler rather than raising it, so the error handler says here that the job was taken over.
-_taken: contextvars.ContextVar[list[TakenOver] | None] = contextvars.ContextVar(
-    "taken_over", default=None
+# handler rather than raising it, so the error handler leaves here what the update's job must
+# raise instead (the job was taken over; a failure of the database that passes).
+_raise: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
+    "raise_from_handlers", default=None
 )
 
 
@@ -59,9 +62,21 @@ def taken_over(error: BaseException | None) -> bool:
     nothing: the worker that has it now answers)."""
     if not isinstance(error, TakenOver):
         return False
-    seen = _taken.get()
+    seen = _raise.get()
     if seen is not None:
         seen.append(error)
+    return True
+
+
+def tried_again(error: BaseException | None) -> bool:
+    """For the error handler: whether `error` is a failure of the database that passes (busy a
+    moment, a connection lost) and this is not the last attempt of the update's job: the job
+    raises it and runs the update again, so say nothing now. Its last attempt apologises."""
+    attempt = current_attempt()
+    seen = _raise.get()
+    if error is None or seen is None or attempt is None or attempt.last or not passing(error):
+        return False
+    seen.append(error)
     return True
 
 
@@ -82,8 +97,8 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
         # attempt can find its update handled, by an attempt that stopped before finishing.
         if attempt.number > 0 and await inbox.handled(update.update_id):
             return
-        seen: list[TakenOver] = []
-        token = _taken.set(seen)
+        seen: list[BaseException] = []
+        token = _raise.set(seen)
         # A new media message (an edited one's caption may wait for its file: not counted).
         new_media = update.message is not None and MEDIA.check_update(update)
         taking = intake.taking() if new_media else contextlib.nullcontext()
@@ -92,9 +107,9 @@ def register(app: Application[Any, Any, Any, Any, Any, Any], rt: Runtime) -> Non
             with taking, receiving(float(received) if received is not None else None):
                 await app.process_update(update)
         finally:
-            _taken.reset(token)
+            _raise.reset(token)
         if seen:
-            raise seen[0]
+            raise seen[0]  # taken over (ends the attempt), or tried again
         # Marked handled in the transaction that records the job's end: a job run again after
         # a crash finds it so.
         attempt.at_end(inbox.handled_mark(update.update_id))

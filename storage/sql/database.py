@@ -229,6 +229,27 @@ class SqliteDatabase(Database):
 GROUP_LIMIT = 64  # calls at most in one transaction
 
 
+def passing(error: BaseException) -> bool:
+    """Whether a failure of the database passes: SQLite busy (another connection held the write
+    lock past the busy timeout), a PostgreSQL connection lost, a serialization failure or
+    deadlock, the pool exhausted. The same work tried again later can succeed; a mistake in a
+    statement cannot, and is not one."""
+    if isinstance(error, exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig if error.orig is not None else error
+    if isinstance(error, sqlite3.OperationalError):
+        return any(word in str(error).lower() for word in ("locked", "busy"))
+    if type(error).__module__.startswith("psycopg"):
+        import psycopg  # only PostgreSQL's errors come from it
+
+        # Connections lost, serialization failures and deadlocks (TransactionRollback).
+        return isinstance(error, psycopg.OperationalError)
+    return False
+
+
 def _connect(engine: Any) -> Connection:
     return engine.connect()  # type: ignore[no-any-return]
 
