@@ -31,12 +31,12 @@ from typing import Any
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_not_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
 
-from bot.service.reexports import Attempt, SentStore, TakenOver
+from bot.service.reexports import Attempt, SentStore, passing
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,11 @@ class Outbox:
 
     async def _record(self, job_id: int, key: str, result: Result) -> None:
         """Keep Telegram's answer, trying again for a while when the database fails a moment
-        (busy, a connection dropped): the message is out, and a record lost here would have
-        the job's next try post it again. An attempt that lost its job stops at once."""
+        (busy, a connection dropped: `passing`): the message is out, and a record lost here
+        would have the job's next try post it again. Anything else (an attempt that lost its
+        job) raises at once."""
         retrying = AsyncRetrying(
-            retry=retry_if_not_exception_type(TakenOver),
+            retry=retry_if_exception(passing),
             wait=wait_exponential(multiplier=RECORD_FIRST_WAIT, max=RECORD_MAX_WAIT),
             stop=stop_after_delay(RECORD_TRYING),
             before_sleep=_say_retrying,
