@@ -10,7 +10,7 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -73,6 +73,30 @@ def bot_env(tg: FakeTelegram, gemini: FakeGemini, data_dir: Path, **extra: str) 
 # Seconds a test waits for the bot to say something: far above any machine's need (a loaded
 # 2-core machine took over 10 s to prepare six full-size photos for the model).
 WAIT_TEXT = 60.0
+
+
+class FailingFirst:
+    """A fault a test injects into one of the bot's own async methods: its first `times` calls
+    raise `error` (after awaiting `before`, if given: what happens meanwhile), later ones call
+    the real method. `failed` holds the arguments of the calls it failed."""
+
+    def __init__(
+        self,
+        real: Callable[..., Awaitable[Any]],
+        error: BaseException,
+        times: int = 1,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.real, self.error, self.times, self.before = real, error, times, before
+        self.failed: list[tuple[Any, ...]] = []
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(self.failed) < self.times:
+            self.failed.append(args)
+            if self.before is not None:
+                await self.before()
+            raise self.error
+        return await self.real(*args, **kwargs)
 
 
 class Harness:

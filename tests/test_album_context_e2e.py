@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Any
 
 import pytest
 
 from bot.service import copies as bot_copies
 from tests.fakes.gemini_api import Reply, file_uris, image_parts, texts
-from tests.harness import DATA, Harness
+from tests.harness import DATA, FailingFirst, Harness
 from tests.image_files import jpeg
 
 
@@ -210,20 +209,12 @@ async def test_a_model_copy_whose_record_fails_a_moment_is_made_by_the_next_try(
     # The database is busy a moment as the photo's copy is recorded: that is no fault of the
     # photo's, so its job tries again (and the story sees the photo), not "left out".
     media = bot.services.storage.media
-    record = media.set_model_copy
-    failed: list[int] = []
-
-    async def busy_once(item_id: int, *args: Any) -> bool:
-        if not failed:
-            failed.append(item_id)
-            raise sqlite3.OperationalError("database is locked")
-        return await record(item_id, *args)
-
-    monkeypatch.setattr(media, "set_model_copy", busy_once)
+    busy = FailingFirst(media.set_model_copy, sqlite3.OperationalError("database is locked"))
+    monkeypatch.setattr(media, "set_model_copy", busy)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     await bot.tg.wait_for(lambda: bot.rows("SELECT 1 FROM items WHERE model_ready = 1"), timeout=30)
-    assert failed
+    assert busy.failed
     assert [row["model_failed"] for row in bot.rows("SELECT model_failed FROM items")] == [None]
 
 

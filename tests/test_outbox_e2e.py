@@ -18,7 +18,7 @@ from bot.telegram import commands
 from storage.jobs import TakenOver
 from tests.attempts import HandAttempt, attempt
 from tests.fakes.gemini_api import Reply
-from tests.harness import ANA, Harness, acks
+from tests.harness import ANA, FailingFirst, Harness, acks
 from tests.image_files import jpeg
 
 POSTS = ("sendMessage", "sendPhoto", "sendMediaGroup", "sendDocument")
@@ -187,21 +187,18 @@ async def test_an_acknowledgement_sent_but_not_recorded_is_brought_up_to_date_by
     # message back from the outbox, which says "1 photo": it must edit it, not keep it.
     tg, chat = bot.tg, bot.chat
     bursts = bot.services.storage.bursts
-    record = bursts.shown
-    failed: list[object] = []
 
-    async def busy_once(chat_id: int, burst_id: int, version: int, message_id: int | None) -> None:
-        if not failed:
-            failed.append(message_id)
-            tg.send_photo(chat, bot.ana, jpeg(2))
-            await tg.wait_for(lambda: bot.rows("SELECT 1 FROM bursts WHERE photos = 2"), timeout=30)
-            raise sqlite3.OperationalError("database is locked")
-        await record(chat_id, burst_id, version, message_id)
+    async def second_photo_counted() -> None:
+        tg.send_photo(chat, bot.ana, jpeg(2))
+        await tg.wait_for(lambda: bot.rows("SELECT 1 FROM bursts WHERE photos = 2"))
 
-    monkeypatch.setattr(bursts, "shown", busy_once)
+    busy = FailingFirst(
+        bursts.shown, sqlite3.OperationalError("database is locked"), before=second_photo_counted
+    )
+    monkeypatch.setattr(bursts, "shown", busy)
     tg.send_photo(chat, bot.ana, jpeg(1))
-    await bot.wait_text(chat["id"], "2 photos", timeout=30)
-    assert failed, "the record never failed: the test tests nothing"
+    await bot.wait_text(chat["id"], "2 photos")
+    assert busy.failed, "the record never failed: the test tests nothing"
     assert acks(tg, chat["id"]) == [acks(tg, chat["id"])[0]]  # one message for the burst
     assert len(tg.calls("sendMessage")) == 1
     assert "2 photos" in acks(tg, chat["id"])[0]
@@ -215,19 +212,11 @@ async def test_a_message_whose_record_fails_a_moment_is_recorded_all_the_same(
     # record lost there would have the job's next try post it again.
     tg_bot, chat_id = _app(bot).bot, bot.chat["id"]
     sent = bot.services.storage.sent
-    record = sent.record
-    failures: list[str] = []
-
-    async def busy_twice(job_id: int, key: str, result: object) -> None:
-        if len(failures) < 2:
-            failures.append(key)
-            raise sqlite3.OperationalError("database is locked")
-        await record(job_id, key, result)
-
-    monkeypatch.setattr(sent, "record", busy_twice)
+    busy = FailingFirst(sent.record, sqlite3.OperationalError("database is locked"), times=2)
+    monkeypatch.setattr(sent, "record", busy)
     for number in range(2):
         with attempt(HandAttempt(job_id=46, number=number)):
             await tg_bot.send_message(chat_id, "once")
-    assert failures == ["sendMessage#0", "sendMessage#0"]
+    assert [key for _, key, _ in busy.failed] == ["sendMessage#0", "sendMessage#0"]
     assert bot.texts(chat_id) == ["once"]
     assert len(bot.tg.calls("sendMessage")) == 1

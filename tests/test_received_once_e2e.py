@@ -20,7 +20,7 @@ import pytest
 from bot.telegram.jobs import GAVE_UP
 from tests.fakes.gemini_api import FakeGemini, Reply
 from tests.fakes.telegram_api import Call, FakeTelegram
-from tests.harness import ANA, BotProcess, Harness, free_port, pg_rows, said
+from tests.harness import ANA, BotProcess, FailingFirst, Harness, free_port, pg_rows, said
 from tests.image_files import jpeg
 
 SECRET = "s3cret_Webhook-token"
@@ -283,20 +283,12 @@ async def test_a_photo_whose_intake_meets_a_busy_database_is_taken_by_the_next_t
     # The photo's update cannot be written a moment: its job runs it again, and the photo is
     # kept, rather than an apology ("please try again") and a photo the traveller must resend.
     arrivals = bot.services.storage.arrivals
-    reserve = arrivals.reserve
-    failed: list[Exception] = []
-
-    async def busy_once(*args: Any, **kwargs: Any) -> Any:
-        if not failed:
-            failed.append(_busy(bot))
-            raise failed[0]
-        return await reserve(*args, **kwargs)
-
-    monkeypatch.setattr(arrivals, "reserve", busy_once)
+    busy = FailingFirst(arrivals.reserve, _busy(bot))
+    monkeypatch.setattr(arrivals, "reserve", busy)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "1 photo")
     await bot.wait_stored()
-    assert failed
+    assert busy.failed
     assert len(bot.rows("SELECT 1 FROM items")) == 1
     assert not any("Nothing was lost" in text for text in bot.texts(bot.chat["id"]))
 
@@ -305,16 +297,11 @@ async def test_an_update_the_database_fails_every_try_gets_the_apology_once(
     bot: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     arrivals = bot.services.storage.arrivals
-    tries: list[int] = []
-
-    async def always_busy(*args: Any, **kwargs: Any) -> Any:
-        tries.append(1)
-        raise _busy(bot)
-
-    monkeypatch.setattr(arrivals, "reserve", always_busy)
+    busy = FailingFirst(arrivals.reserve, _busy(bot), times=99)
+    monkeypatch.setattr(arrivals, "reserve", busy)
     bot.tg.send_photo(bot.chat, bot.ana, jpeg(1))
     await bot.wait_text(bot.chat["id"], "Nothing was lost")
-    assert len(tries) == 3  # the update job's attempts; the last one apologised
+    assert len(busy.failed) == 3  # the update job's attempts; the last one apologised
     assert sum("Nothing was lost" in text for text in bot.texts(bot.chat["id"])) == 1
 
 
