@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.fakes.gemini_api import FakeGemini, Reply, image_parts
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.telegram_api import JSON, FakeTelegram
 from tests.harness import ANA, API_KEY, TOKEN, BotProcess, said
 from tests.image_files import jpeg
 
@@ -118,22 +118,32 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_photo(
     assert list((data / "tmp").iterdir()) == []  # no half-written file left behind
 
 
-async def test_sigterm_lets_an_answer_in_flight_finish(
-    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
-) -> None:
+async def _stopping_while_answering(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path, answer: Reply
+) -> tuple[BotProcess, JSON]:
+    """A bot asked a question about a photo, sent SIGTERM while Gemini's `answer` is held by
+    its gate: its graceful shutdown has begun. The bot and the chat."""
     bot = BotProcess(tg, gemini, tmp_path / "data", tmp_path / "bot.log")
     await bot.start()
     user = tg.user(user_id=ANA, first_name="Ana")
     chat = tg.private_chat(user)
     tg.send_photo(chat, user, jpeg(1))
     await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
-    held = asyncio.Event()
-    gemini.enqueue(Reply(text="Finished despite the shutdown.", gate=held))
+    gemini.enqueue(answer)
     tg.send_text(chat, user, "What is this?")
     await gemini.wait_for(lambda: gemini.generate_requests(), timeout=30)
     assert bot.process is not None
     bot.process.send_signal(signal.SIGTERM)
     await tg.wait_for(lambda: "finishing what is in flight" in bot.output())
+    return bot, chat
+
+
+async def test_sigterm_lets_an_answer_in_flight_finish(
+    tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
+) -> None:
+    held = asyncio.Event()
+    answer = Reply(text="Finished despite the shutdown.", gate=held)
+    bot, chat = await _stopping_while_answering(tg, gemini, tmp_path, answer)
     held.set()
     code = await bot.wait(timeout=30)
     assert code == 0, bot.output()
@@ -148,18 +158,8 @@ async def test_sigterm_lets_an_answer_in_flight_finish(
 async def test_second_sigterm_during_shutdown_exits_at_once(
     tg: FakeTelegram, gemini: FakeGemini, tmp_path: Path
 ) -> None:
-    bot = BotProcess(tg, gemini, tmp_path / "data", tmp_path / "bot.log")
-    await bot.start()
-    user = tg.user(user_id=ANA, first_name="Ana")
-    chat = tg.private_chat(user)
-    tg.send_photo(chat, user, jpeg(1))
-    await tg.wait_for(lambda: said(tg, chat["id"], "1 photo"), timeout=30)
-    gemini.enqueue(Reply(text="Never finished.", gate=asyncio.Event()))  # held forever
-    tg.send_text(chat, user, "What is this?")
-    await gemini.wait_for(lambda: gemini.generate_requests(), timeout=30)
-    assert bot.process is not None
-    bot.process.send_signal(signal.SIGTERM)
-    await tg.wait_for(lambda: "finishing what is in flight" in bot.output())
+    never = Reply(text="Never finished.", gate=asyncio.Event())  # held forever
+    bot, _ = await _stopping_while_answering(tg, gemini, tmp_path, never)
     code = await bot.stop(signal.SIGTERM, timeout=10)
     assert code == 128 + signal.SIGTERM
     assert "Second SIGTERM: exiting without waiting" in bot.output()
